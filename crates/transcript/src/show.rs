@@ -1,0 +1,162 @@
+//! How values and errors look in a transcript line.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use socket2::{SockAddr, Socket};
+
+use crate::Ret;
+
+/// A successful result of a system call, as a transcript shows it.
+pub trait Outcome {
+    /// The value the kernel returned.
+    fn ret(&self) -> Ret;
+    /// Words printed after the value (a peer address), or nothing.
+    fn detail(&self) -> String {
+        String::new()
+    }
+}
+
+/// Success with nothing to return: the call returned 0.
+impl Outcome for () {
+    fn ret(&self) -> Ret {
+        Ret::Value(0)
+    }
+}
+
+/// A byte count (`send`, `recv`, `read`, `write`).
+impl Outcome for usize {
+    fn ret(&self) -> Ret {
+        Ret::Value(*self as i64)
+    }
+}
+
+/// A plain number, such as a file offset or an option's value.
+impl Outcome for i64 {
+    fn ret(&self) -> Ret {
+        Ret::Value(*self)
+    }
+}
+
+macro_rules! outcome_is_fd {
+    ($($t:ty),*) => {$(
+        impl Outcome for $t {
+            fn ret(&self) -> Ret {
+                Ret::Fd(self.as_raw_fd())
+            }
+        }
+    )*};
+}
+outcome_is_fd!(Socket, OwnedFd, TcpStream, TcpListener, std::fs::File);
+
+/// `accept` with socket2: the new descriptor and who is on the other end.
+impl Outcome for (Socket, SockAddr) {
+    fn ret(&self) -> Ret {
+        self.0.ret()
+    }
+    fn detail(&self) -> String {
+        match self.1.as_socket() {
+            Some(addr) => format!("peer {addr}"),
+            None => "peer unnamed".to_string(),
+        }
+    }
+}
+
+/// `accept` with std: the new stream and who is on the other end.
+impl Outcome for (TcpStream, SocketAddr) {
+    fn ret(&self) -> Ret {
+        self.0.ret()
+    }
+    fn detail(&self) -> String {
+        format!("peer {}", self.1)
+    }
+}
+
+/// An error a system call returned: std's `io::Error` or nix's `Errno`.
+pub trait OsError {
+    /// The errno's name (`ECONNREFUSED`), or the error kind for errors that
+    /// did not come from the kernel.
+    fn errno_name(&self) -> String;
+    /// What a transcript prints after the name: the kernel's description
+    /// and the `io::ErrorKind` a Rust program matches on.
+    fn detail(&self) -> String;
+}
+
+impl OsError for io::Error {
+    fn errno_name(&self) -> String {
+        match self.raw_os_error() {
+            Some(code) => Errno::from_raw(code).errno_name(),
+            None => format!("{:?}", self.kind()),
+        }
+    }
+    fn detail(&self) -> String {
+        match self.raw_os_error() {
+            Some(code) => Errno::from_raw(code).detail(),
+            None => self.to_string(),
+        }
+    }
+}
+
+impl OsError for Errno {
+    fn errno_name(&self) -> String {
+        format!("{self:?}")
+    }
+    fn detail(&self) -> String {
+        // std's message is the C library's strerror(), as `perror` prints it.
+        let err = io::Error::from_raw_os_error(*self as i32);
+        let message = err.to_string();
+        let message = message.split(" (os error").next().unwrap_or_default();
+        format!("{message}; ErrorKind::{:?}", err.kind())
+    }
+}
+
+/// Bytes shown the way `strace` shows them: printable ASCII as is, the rest
+/// escaped, and long buffers cut with `...` after 32 bytes.
+pub fn bytes(data: &[u8]) -> String {
+    const SHOWN: usize = 32;
+    let mut out = String::from("\"");
+    for &b in data.iter().take(SHOWN) {
+        match b {
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push('"');
+    if data.len() > SHOWN {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_escape_like_strace() {
+        assert_eq!(bytes(b"hi\n"), "\"hi\\n\"");
+        assert_eq!(bytes(&[0, 255]), "\"\\x00\\xff\"");
+        assert_eq!(bytes(&[b'a'; 40]), format!("\"{}\"...", "a".repeat(32)));
+    }
+
+    #[test]
+    fn errno_names_come_from_the_os_error() {
+        let err = io::Error::from_raw_os_error(libc_econnrefused());
+        assert_eq!(err.errno_name(), "ECONNREFUSED");
+        assert!(err.detail().contains("ErrorKind::ConnectionRefused"));
+    }
+
+    fn libc_econnrefused() -> i32 {
+        Errno::ECONNREFUSED as i32
+    }
+}
