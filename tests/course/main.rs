@@ -1,0 +1,13 @@
+//! The course's own tests: every lesson's transcript as a reviewed
+//! snapshot, the interactive programs against each other and against peers
+//! nobody here wrote, and the book checked against the code.
+//!
+//! One test binary for the whole course keeps the build short; each lesson
+//! has a module of its own.
+
+mod support;
+
+mod book;
+mod lesson_01;
+mod lesson_02;
+mod lesson_03;

@@ -1,0 +1,286 @@
+//! Running the real lesson binaries as child processes, and the one place
+//! that says what a transcript may vary in.
+//!
+//! The lesson binaries belong to other packages, so this test crate builds
+//! them itself, once, with a nested `cargo build` into the same target
+//! directory (cargo has released its build lock by the time tests run).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+
+/// The longest any single child process may run before the test fails.
+/// Generous: a demo takes well under a second; this only stops a hang.
+pub const CHILD_LIMIT: Duration = Duration::from_secs(60);
+
+/// How many times a demo is run to prove its transcript never changes.
+pub const RUNS: usize = 20;
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `target/<profile>`, found from this test binary's own path
+/// (`target/<profile>/deps/course-<hash>`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds every lesson binary once per test run and returns the path of
+/// lesson `n`'s.
+pub fn bin(n: u32) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = profile_dir();
+    BUILT.get_or_init(|| {
+        let target_dir = dir.parent().expect("target dir");
+        let profile = if dir.ends_with("release") {
+            "release"
+        } else {
+            "dev"
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "--bins",
+                "--profile",
+                profile,
+                "-p",
+                "lesson-*",
+            ])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(root())
+            .status()
+            .expect("run cargo build for the lessons");
+        assert!(status.success(), "building the lesson binaries failed");
+    });
+    let path = dir.join(format!("lesson-{n:02}"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// Replaces what truly varies between runs, and nothing else: ephemeral
+/// ports and socket inode numbers.
+pub fn normalize(text: &str) -> String {
+    static FILTERS: OnceLock<Vec<(Regex, &str)>> = OnceLock::new();
+    let filters = FILTERS.get_or_init(|| {
+        vec![
+            // Port 0 stays: it is what the lessons ask for, not what they got.
+            (
+                Regex::new(r"(127\.0\.0\.1|\[::1\]|localhost):[1-9][0-9]*").unwrap(),
+                "$1:[PORT]",
+            ),
+            (Regex::new(r"socket:\[[0-9]+\]").unwrap(), "socket:[INODE]"),
+        ]
+    });
+    filters.iter().fold(text.to_string(), |text, (re, with)| {
+        re.replace_all(&text, *with).into_owned()
+    })
+}
+
+/// Snapshots `text` as `tests/snapshots/<name>.snap`, without the source
+/// expression in the header (so the book can include from line 4).
+#[macro_export]
+macro_rules! snapshot {
+    ($name:expr, $text:expr) => {
+        insta::with_settings!({
+            snapshot_path => "../snapshots",
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!($name, $text);
+        })
+    };
+}
+
+/// Runs a lesson binary to completion with `args` and `stdin`, killing it if
+/// it outlives [`CHILD_LIMIT`].
+pub fn run(n: u32, args: &[&str], stdin: &[u8]) -> Output {
+    run_with(Command::new(bin(n)).args(args), stdin)
+}
+
+/// Like [`run`], for any prepared command.
+pub fn run_with(command: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_vec();
+    let writer = thread::spawn(move || {
+        // The child may exit before reading it all; that is its business.
+        let _ = input.write_all(&stdin);
+    });
+    let output = wait_bounded(child);
+    let _ = writer.join();
+    output
+}
+
+/// Waits for a child's output, killing the child after [`CHILD_LIMIT`].
+fn wait_bounded(child: Child) -> Output {
+    let pid = child.id();
+    let (done_tx, done_rx) = channel();
+    let waiter = thread::spawn(move || {
+        let output = child.wait_with_output();
+        let _ = done_tx.send(());
+        output
+    });
+    if let Err(RecvTimeoutError::Timeout) = done_rx.recv_timeout(CHILD_LIMIT) {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        panic!("child {pid} ran longer than {CHILD_LIMIT:?} and was killed");
+    }
+    waiter.join().expect("waiter").expect("wait for child")
+}
+
+/// Stdout of a run that must have succeeded; a failure shows its stderr.
+pub fn stdout_of(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+/// Runs lesson `n`'s demo [`RUNS`] times, asserts every normalized
+/// transcript is the same, and returns it.
+pub fn stable_demo(n: u32) -> String {
+    let first = normalize(&stdout_of(&run(n, &[], b"")));
+    for run_no in 2..=RUNS {
+        let again = normalize(&stdout_of(&run(n, &[], b"")));
+        assert_eq!(
+            first, again,
+            "lesson {n}: run {run_no} printed a different transcript"
+        );
+    }
+    first
+}
+
+/// `--help` of lesson `n`, which clap prints with a fixed program name.
+pub fn help(n: u32) -> String {
+    stdout_of(&run(n, &["--help"], b""))
+}
+
+/// A server child process whose stdout is read line by line as it comes.
+pub struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    /// The address the server printed as the one it listens on.
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts `command` and waits until it prints a line containing
+    /// `Listening on ADDR`; the address is read from that line.
+    pub fn start(command: &mut Command) -> Server {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn server");
+        let lines = read_lines(child.stdout.take().expect("stdout"));
+        let mut server = Server {
+            child,
+            lines,
+            seen: Vec::new(),
+            addr: String::new(),
+        };
+        let line = server.wait_for("Listening on ");
+        let addr = line
+            .split("Listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("address after 'Listening on'");
+        server.addr = addr.to_string();
+        server
+    }
+
+    /// Starts lesson `n`'s `server` on `127.0.0.1:0` with extra `args`.
+    pub fn lesson(n: u32, args: &[&str]) -> Server {
+        Server::start(
+            Command::new(bin(n))
+                .args(["server", "--addr", "127.0.0.1:0"])
+                .args(args),
+        )
+    }
+
+    /// Reads lines until one contains `needle` and returns it; fails the
+    /// test if the server exits or stays silent for [`CHILD_LIMIT`].
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + CHILD_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "server never printed {needle:?}; it printed:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Everything the server has printed so far, one line each.
+    pub fn transcript(&self) -> String {
+        self.seen.join("\n") + "\n"
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_lines(stdout: ChildStdout) -> Receiver<String> {
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Runs `python3 script args...` from `tests/fixtures`, bounded in time.
+pub fn python(script: &str, args: &[&str], stdin: &[u8]) -> Output {
+    run_with(
+        Command::new("python3")
+            .arg(root().join("tests/fixtures").join(script))
+            .args(args),
+        stdin,
+    )
+}
