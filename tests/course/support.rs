@@ -85,7 +85,7 @@ pub fn normalize(text: &str) -> String {
             ),
             // A socket's inode, and the length of the link text that holds it.
             (
-                Regex::new(r"= [0-9]+  \(\"(socket|pipe):\[[0-9]+\]").unwrap(),
+                Regex::new(r#"= [0-9]+  \("(socket|pipe):\[[0-9]+\]"#).unwrap(),
                 "= [LEN]  (\"$1:[INODE]",
             ),
             (Regex::new(r"(socket|pipe):\[[0-9]+\]").unwrap(), "$1:[INODE]"),
