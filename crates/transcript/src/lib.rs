@@ -27,7 +27,7 @@ use std::io::{self, Write as _};
 use std::os::fd::{AsRawFd, RawFd};
 
 pub use fail::{Failure, OrFail, run};
-pub use show::{OsError, Outcome, bytes};
+pub use show::{OptionValue, OsError, Outcome, bytes};
 
 /// Environment variable naming the file that receives the recorded events.
 pub const EVENTS_ENV: &str = "TRANSCRIPT_EVENTS";
@@ -109,6 +109,7 @@ pub struct Call {
     fd: Option<RawFd>,
     args: String,
     ret: Option<Ret>,
+    shown: Option<String>,
     detail: String,
 }
 
@@ -120,6 +121,7 @@ pub fn call(name: &'static str) -> Call {
         fd: None,
         args: String::new(),
         ret: None,
+        shown: None,
         detail: String::new(),
     }
 }
@@ -168,6 +170,15 @@ impl Call {
         self
     }
 
+    /// What the line shows in place of the returned value, for a value that
+    /// differs from machine to machine (a byte count that depends on the
+    /// kernel's buffer sizes): `N` instead of `6144`. The recorded event
+    /// keeps the real value, so the kernel check still compares it.
+    pub fn shown(mut self, text: impl Display) -> Call {
+        self.shown = Some(text.to_string());
+        self
+    }
+
     /// Extra words printed after the result (`peer 127.0.0.1:41000`).
     pub fn detail(mut self, detail: impl Display) -> Call {
         if !self.detail.is_empty() {
@@ -189,7 +200,9 @@ impl Call {
             args.push_str(&self.args);
         }
         let mut text = format!("{}({args})", self.name);
-        if let Some(ret) = &self.ret {
+        if let Some(shown) = &self.shown {
+            let _ = write!(text, " = {shown}");
+        } else if let Some(ret) = &self.ret {
             let _ = write!(text, " = {ret}");
         }
         if !self.detail.is_empty() {
