@@ -18,6 +18,14 @@ lesson-2 *args:
 lesson-3 *args:
     cargo run --quiet -p lesson-03 -- "$@"
 
+# Lesson 4: send is not send_all: short writes, a write-all loop, Nagle's algorithm
+lesson-4 *args:
+    cargo run --quiet -p lesson-04 -- "$@"
+
+# Lesson 5: a byte stream, not messages: framing by newline and by length
+lesson-5 *args:
+    cargo run --quiet -p lesson-05 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 trace n:
     #!/usr/bin/env bash
