@@ -88,7 +88,10 @@ pub fn normalize(text: &str) -> String {
                 Regex::new(r#"= [0-9]+  \("(socket|pipe):\[[0-9]+\]"#).unwrap(),
                 "= [LEN]  (\"$1:[INODE]",
             ),
-            (Regex::new(r"(socket|pipe):\[[0-9]+\]").unwrap(), "$1:[INODE]"),
+            (
+                Regex::new(r"(socket|pipe):\[[0-9]+\]").unwrap(),
+                "$1:[INODE]",
+            ),
         ]
     });
     filters.iter().fold(text.to_string(), |text, (re, with)| {
