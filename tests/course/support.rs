@@ -292,3 +292,19 @@ pub fn python(script: &str, args: &[&str], stdin: &[u8]) -> Output {
         stdin,
     )
 }
+
+/// Whether a tool is installed. In CI (`CI` set) a missing tool fails the
+/// test instead: CI installs every tool the tests use.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{tool} is required in CI");
+        eprintln!("{tool} is not installed: skipping the part of this test that uses it");
+    }
+    found
+}
