@@ -504,6 +504,11 @@ fn same_result(narrated: &Ret, traced: &TracedRet) -> bool {
 ///
 /// Traced calls nobody narrated (stdout writes, the C library's own calls)
 /// are fine; a narrated call nobody traced is a [`Mismatch`].
+///
+/// The trace's tasks are not told apart: a lesson's threads share one
+/// descriptor table, which is what its narration speaks of. A child
+/// process has a table of its own, so a lesson that starts one could see a
+/// child's call stand in for its own; no lesson does so far.
 pub fn compare(narrated: &[Event], traced: &[Traced]) -> Result<Summary, Mismatch> {
     // Per history, the trace index after the last matched call.
     let mut next: HashMap<Lane, usize> = HashMap::new();
@@ -571,7 +576,7 @@ fn mismatch(
         let _ = writeln!(
             r,
             "    wanted: {} {on} returning {}{after}",
-            names.join(" or "),
+            one_of(names),
             event.ret
         );
     }
@@ -616,6 +621,15 @@ fn mismatch(
     Mismatch {
         event: failed,
         report: r,
+    }
+}
+
+/// `recv`, `recv or recvfrom`, `recv, recvfrom or recvmsg`.
+fn one_of(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
@@ -911,6 +925,10 @@ mod tests {
         assert_eq!(err.event, 9);
         let report = err.to_string();
         assert!(report.contains("✗ recv(fd 3) = 14"), "{report}");
+        assert!(
+            report.contains("wanted: recv, recvfrom or recvmsg on fd 3 returning 14"),
+            "{report}"
+        );
         assert!(
             report.contains("same call and result, but on fd 5"),
             "{report}"
