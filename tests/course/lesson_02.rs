@@ -7,7 +7,7 @@ use std::process::Command;
 use socket2::{Domain, Socket, Type};
 
 use crate::snapshot;
-use crate::support::{Server, bin, help, normalize, python, run, stable_demo, stdout_of};
+use crate::support::{Server, bin, help, normalize, python, run, run_with, stable_demo, stdout_of};
 
 #[test]
 fn demo_transcript_is_stable_and_reviewed() {
@@ -62,6 +62,23 @@ fn the_articles_python_client_talks_to_our_server() {
     );
     server.wait_for("closed the connection");
     assert!(server.is_running());
+}
+
+#[test]
+fn openbsd_nc_talks_to_our_server() {
+    if !crate::support::have("nc") {
+        return;
+    }
+    let mut server = Server::lesson(2, &[]);
+    let (host, port) = server.addr.rsplit_once(':').unwrap();
+    // -N: shut down our sending side at the end of stdin, so the server sees
+    // end of stream, closes, and nc exits after printing the echo.
+    let out = run_with(
+        Command::new("nc").args(["-N", host, port]),
+        b"hello from nc\n",
+    );
+    assert_eq!(stdout_of(&out), "hello from nc\n");
+    server.wait_for("closed the connection");
 }
 
 #[test]

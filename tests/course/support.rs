@@ -73,7 +73,7 @@ pub fn bin(n: u32) -> PathBuf {
 }
 
 /// Replaces what truly varies between runs, and nothing else: ephemeral
-/// ports and socket inode numbers.
+/// ports, socket inode numbers (and the length of a link that holds one).
 pub fn normalize(text: &str) -> String {
     static FILTERS: OnceLock<Vec<(Regex, &str)>> = OnceLock::new();
     let filters = FILTERS.get_or_init(|| {
@@ -83,7 +83,15 @@ pub fn normalize(text: &str) -> String {
                 Regex::new(r"(127\.0\.0\.1|\[::1\]|localhost):[1-9][0-9]*").unwrap(),
                 "$1:[PORT]",
             ),
-            (Regex::new(r"socket:\[[0-9]+\]").unwrap(), "socket:[INODE]"),
+            // A socket's inode, and the length of the link text that holds it.
+            (
+                Regex::new(r#"= [0-9]+  \("(socket|pipe):\[[0-9]+\]"#).unwrap(),
+                "= [LEN]  (\"$1:[INODE]",
+            ),
+            (
+                Regex::new(r"(socket|pipe):\[[0-9]+\]").unwrap(),
+                "$1:[INODE]",
+            ),
         ]
     });
     filters.iter().fold(text.to_string(), |text, (re, with)| {
@@ -283,4 +291,20 @@ pub fn python(script: &str, args: &[&str], stdin: &[u8]) -> Output {
             .args(args),
         stdin,
     )
+}
+
+/// Whether a tool is installed. In CI (`CI` set) a missing tool fails the
+/// test instead: CI installs every tool the tests use.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{tool} is required in CI");
+        eprintln!("{tool} is not installed: skipping the part of this test that uses it");
+    }
+    found
 }

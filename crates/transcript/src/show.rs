@@ -34,6 +34,17 @@ impl Outcome for usize {
     }
 }
 
+/// A boolean socket option read with `getsockopt`: the call returns 0 and
+/// fills in the option's value, shown after it.
+impl Outcome for bool {
+    fn ret(&self) -> Ret {
+        Ret::Value(0)
+    }
+    fn detail(&self) -> String {
+        if *self { "value 1: on" } else { "value 0: off" }.to_string()
+    }
+}
+
 /// A plain number, such as a file offset or an option's value.
 impl Outcome for i64 {
     fn ret(&self) -> Ret {

@@ -1,0 +1,57 @@
+# Sockets, step by step: `just --list` is the table of contents.
+
+set positional-arguments
+
+# Show the recipes, in course order
+default:
+    @just --list --unsorted
+
+# Lesson 1: a socket is a file descriptor
+lesson-1 *args:
+    cargo run --quiet -p lesson-01 -- "$@"
+
+# Lesson 2: the article's server and client, one raw socket call at a time
+lesson-2 *args:
+    cargo run --quiet -p lesson-02 -- "$@"
+
+# Lesson 3: the same with std::net, and the system calls behind it
+lesson-3 *args:
+    cargo run --quiet -p lesson-03 -- "$@"
+
+# Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
+trace n:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    nn=$(printf '%02d' "{{n}}")
+    cargo build --quiet -p "lesson-$nn"
+    # strace logs a call as it returns, before the demo prints its line about
+    # it, so one pipe carries both in the order they happened. strace's lines
+    # start with the thread id (-f); the demo's never do. Calls made before
+    # the demo's first line (the loader, Rust's runtime) are left out, and
+    # read/write are not traced: strace would split its line for a write to
+    # stdout around the very line being written.
+    strace -f -qq -e signal=none -o /dev/stderr \
+        -e trace=network,close,openat,readlink,readlinkat,lseek,fstat,newfstatat,statx,poll,ppoll,epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,fcntl,pipe2,dup,dup2 \
+        "target/debug/lesson-$nn" 2>&1 | awk '
+            /^[0-9]+ / { if (started) { $1 = ""; print "      kernel>" $0 } ; next }
+            { started = 1; print; fflush() }'
+
+# Show what lesson M changes compared with lesson N: a unified diff of their sources
+diff n m:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    a=$(ls -d crates/$(printf '%02d' "{{n}}")-*/src) b=$(ls -d crates/$(printf '%02d' "{{m}}")-*/src)
+    # The prefixes put the lesson numbers in every file header.
+    git --no-pager diff --no-index --src-prefix="lesson-{{n}}:" --dst-prefix="lesson-{{m}}:" "$a" "$b" || [ $? -eq 1 ]  # 1 means "they differ"
+
+# Run every test: snapshots, interop, book checks, kernel checks
+test:
+    cargo test
+
+# Build the book into book/book
+book:
+    mdbook build book
+
+# Serve the book on http://127.0.0.1:3000 and rebuild it on change
+serve:
+    mdbook serve book --hostname 127.0.0.1
