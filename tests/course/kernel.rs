@@ -22,10 +22,7 @@ fn every_narrated_call_is_one_the_kernel_made() {
     if let Err(why) = strace_works() {
         // A developer without strace still gets the rest of the course
         // tested; CI must not pass without this check.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the kernel check needs strace, and CI must run it: {why}"
-        );
+        assert!(std::env::var_os("CI").is_none(), "the kernel check needs strace, and CI must run it: {why}");
         eprintln!("kernel check SKIPPED: {why} (apt-get install strace; CI fails without it)");
         return;
     }
@@ -45,9 +42,7 @@ fn every_narrated_call_is_one_the_kernel_made() {
             Err(report) => failures.push(format!("lesson {n:02}: {report}")),
         }
     }
-    eprintln!(
-        "all lessons: {checked} narrated calls checked, {commentary} commentary lines skipped"
-    );
+    eprintln!("all lessons: {checked} narrated calls checked, {commentary} commentary lines skipped");
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
 
@@ -64,31 +59,24 @@ fn lessons() -> Vec<u32> {
         })
         .collect();
     lessons.sort_unstable();
-    assert!(
-        !lessons.is_empty(),
-        "no lesson folders in {}",
-        crates.display()
-    );
+    assert!(!lessons.is_empty(), "no lesson folders in {}", crates.display());
     lessons
 }
 
 /// Whether strace is here and allowed to trace (a container may forbid
 /// ptrace even where strace is installed).
 fn strace_works() -> Result<(), String> {
-    let output = Command::new("strace")
-        .args(["-qq", "-o", "/dev/null", "true"])
-        .output()
-        .map_err(|err| match err.kind() {
+    let output =
+        Command::new("strace").args(["-qq", "-o", "/dev/null", "true"]).output().map_err(|err| match err
+            .kind()
+        {
             std::io::ErrorKind::NotFound => "strace is not installed".to_string(),
             _ => format!("cannot run strace: {err}"),
         })?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "strace cannot trace here: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
+        Err(format!("strace cannot trace here: {}", String::from_utf8_lossy(&output.stderr).trim()))
     }
 }
 
@@ -135,8 +123,8 @@ fn check_lesson(n: u32) -> Result<Counts, String> {
         .collect::<Result<_, _>>()?;
     let trace_text = std::fs::read_to_string(&trace_file.0).map_err(|err| err.to_string())?;
     let traced = parse_strace(&trace_text);
-    let window = narration_window(&traced)
-        .ok_or("the trace shows no transcript header written to stdout (fd 1)")?;
+    let window =
+        narration_window(&traced).ok_or("the trace shows no transcript header written to stdout (fd 1)")?;
 
     let (steps, commentary) = count_lines(&stdout);
     // A step narrated without a result records no event, and would be a
@@ -151,11 +139,7 @@ fn check_lesson(n: u32) -> Result<Counts, String> {
     let summary = compare(&narrated, window).map_err(|mismatch| {
         format!("narration differs from the kernel's trace\n{mismatch}\ntranscript:\n{stdout}")
     })?;
-    Ok(Counts {
-        events: summary.checked,
-        steps,
-        commentary,
-    })
+    Ok(Counts { events: summary.checked, steps, commentary })
 }
 
 /// Numbered steps and commentary lines in a transcript. The header and

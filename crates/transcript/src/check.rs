@@ -47,11 +47,7 @@ struct Kernel {
 }
 
 const fn k(name: &'static str, first: FirstArg, returns_fd: bool) -> Kernel {
-    Kernel {
-        name,
-        first,
-        returns_fd,
-    }
+    Kernel { name, first, returns_fd }
 }
 
 /// Every kernel entry point a narrated name may appear as. Names that do not
@@ -139,10 +135,7 @@ const ALIASES: &[(&str, &[&str])] = &[
 /// The kernel entry points a narrated call may appear as; empty for a name
 /// this module does not know (which then never matches: add it to the table).
 pub fn kernel_names(narrated: &str) -> &'static [&'static str] {
-    ALIASES
-        .iter()
-        .find(|(name, _)| *name == narrated)
-        .map_or(&[], |(_, kernel)| kernel)
+    ALIASES.iter().find(|(name, _)| *name == narrated).map_or(&[], |(_, kernel)| kernel)
 }
 
 /// The value for strace's `-e` option: every entry point the aliases cover,
@@ -294,14 +287,7 @@ fn parse_call(text: &str, line: usize, pid: Option<u32>) -> Option<Traced> {
         Some(FirstArg::Fd | FirstArg::DirFd) => args.first().and_then(|a| parse_fd(a)),
         _ => None,
     };
-    Some(Traced {
-        line,
-        pid,
-        name: name.to_string(),
-        fd,
-        args,
-        ret,
-    })
+    Some(Traced { line, pid, name: name.to_string(), fd, args, ret })
 }
 
 /// Splits the text after a call's `(` into its top-level arguments and what
@@ -387,9 +373,7 @@ pub fn narration_window(traced: &[Traced]) -> Option<&[Traced]> {
     let header = traced.iter().position(|t| {
         matches!(t.name.as_str(), "write" | "writev")
             && t.fd == Some(1)
-            && t.args
-                .get(1)
-                .is_some_and(|buf| buf.starts_with("\"step  ") || buf.contains("\\nstep  "))
+            && t.args.get(1).is_some_and(|buf| buf.starts_with("\"step  ") || buf.contains("\\nstep  "))
     })?;
     Some(&traced[header + 1..])
 }
@@ -515,11 +499,7 @@ pub fn compare(narrated: &[Event], traced: &[Traced]) -> Result<Summary, Mismatc
     let mut matched: Vec<usize> = Vec::with_capacity(narrated.len());
     for (index, event) in narrated.iter().enumerate() {
         let lanes = event_lanes(event);
-        let from = lanes
-            .iter()
-            .map(|lane| next.get(lane).copied().unwrap_or(0))
-            .max()
-            .unwrap_or(0);
+        let from = lanes.iter().map(|lane| next.get(lane).copied().unwrap_or(0)).max().unwrap_or(0);
         let Some(found) = (from..traced.len()).find(|&i| same_call(event, &traced[i])) else {
             return Err(mismatch(narrated, traced, &matched, index, from));
         };
@@ -528,10 +508,7 @@ pub fn compare(narrated: &[Event], traced: &[Traced]) -> Result<Summary, Mismatc
         }
         matched.push(found);
     }
-    Ok(Summary {
-        checked: matched.len(),
-        fds: next.keys().filter(|lane| **lane != Lane::NoFd).count(),
-    })
+    Ok(Summary { checked: matched.len(), fds: next.keys().filter(|lane| **lane != Lane::NoFd).count() })
 }
 
 /// The event as the check reads it: `accept(fd 3) = fd 5`.
@@ -553,11 +530,7 @@ fn mismatch(
     let event = &narrated[failed];
     let names = kernel_names(&event.call);
     let mut r = String::new();
-    let _ = writeln!(
-        r,
-        "narrated call {} has no matching system call in the trace:",
-        failed + 1
-    );
+    let _ = writeln!(r, "narrated call {} has no matching system call in the trace:", failed + 1);
     let _ = writeln!(r, "  ✗ {}", show_event(event));
     if names.is_empty() {
         let _ = writeln!(
@@ -570,23 +543,15 @@ fn mismatch(
             Some(prev) => format!(", after trace line {}", prev.line),
             None => String::new(),
         };
-        let on = event
-            .fd
-            .map_or("with no descriptor".to_string(), |fd| format!("on fd {fd}"));
-        let _ = writeln!(
-            r,
-            "    wanted: {} {on} returning {}{after}",
-            one_of(names),
-            event.ret
-        );
+        let on = event.fd.map_or("with no descriptor".to_string(), |fd| format!("on fd {fd}"));
+        let _ = writeln!(r, "    wanted: {} {on} returning {}{after}", one_of(names), event.ret);
     }
     for hint in near_misses(event, traced, from) {
         let _ = writeln!(r, "    {hint}");
     }
 
     // Where each trace line went: which narrated event it stands for.
-    let by_trace: HashMap<usize, usize> =
-        matched.iter().enumerate().map(|(e, &t)| (t, e)).collect();
+    let by_trace: HashMap<usize, usize> = matched.iter().enumerate().map(|(e, &t)| (t, e)).collect();
     for lane in event_lanes(event) {
         let _ = writeln!(r, "narrated {lane}:");
         for (i, e) in narrated.iter().enumerate() {
@@ -618,10 +583,7 @@ fn mismatch(
             let _ = writeln!(r, "  ... and {} more", on_lane.len() - SHOWN);
         }
     }
-    Mismatch {
-        event: failed,
-        report: r,
-    }
+    Mismatch { event: failed, report: r }
 }
 
 /// `recv`, `recv or recvfrom`, `recv, recvfrom or recvmsg`.
@@ -738,17 +700,11 @@ mod tests {
 "#;
 
     fn events(text: &str) -> Vec<Event> {
-        text.lines()
-            .map(|line| Event::from_line(line.trim()).expect("event line"))
-            .collect()
+        text.lines().map(|line| Event::from_line(line.trim()).expect("event line")).collect()
     }
 
     fn ev(call: &str, fd: Option<RawFd>, ret: Ret) -> Event {
-        Event {
-            call: call.to_string(),
-            fd,
-            ret,
-        }
+        Event { call: call.to_string(), fd, ret }
     }
 
     fn lesson_2() -> Vec<Traced> {
@@ -792,16 +748,10 @@ mod tests {
              write(1, \"   1  close(fd 4) = 0\\n\", 22) = 22\n",
         );
         assert_eq!(calls.len(), 2);
-        assert_eq!(
-            (calls[0].fd, &calls[0].ret),
-            (Some(4), &TracedRet::Value(9))
-        );
+        assert_eq!((calls[0].fd, &calls[0].ret), (Some(4), &TracedRet::Value(9)));
         assert_eq!(calls[0].args.len(), 6);
         assert_eq!(calls[0].args[1], "\"a) = 9, [\\\"x\"");
-        assert_eq!(
-            (calls[1].fd, &calls[1].ret),
-            (Some(1), &TracedRet::Value(22))
-        );
+        assert_eq!((calls[1].fd, &calls[1].ret), (Some(1), &TracedRet::Value(22)));
     }
 
     #[test]
@@ -814,10 +764,7 @@ mod tests {
 13369 fcntl(5, F_GETFD)                 = 0x1 (flags FD_CLOEXEC)
 "#,
         );
-        let got: Vec<_> = calls
-            .iter()
-            .map(|c| (c.name.as_str(), c.fd, c.ret.to_string()))
-            .collect();
+        let got: Vec<_> = calls.iter().map(|c| (c.name.as_str(), c.fd, c.ret.to_string())).collect();
         assert_eq!(
             got,
             [
@@ -834,10 +781,8 @@ mod tests {
     #[test]
     fn joins_calls_that_other_threads_interrupted() {
         let calls = parse_strace(THREADS);
-        let got: Vec<_> = calls
-            .iter()
-            .map(|c| (c.line, c.pid, c.name.as_str(), c.fd, c.ret.to_string()))
-            .collect();
+        let got: Vec<_> =
+            calls.iter().map(|c| (c.line, c.pid, c.name.as_str(), c.fd, c.ret.to_string())).collect();
         assert_eq!(
             got,
             [
@@ -886,13 +831,7 @@ mod tests {
     #[test]
     fn lesson_2s_narration_matches_its_trace() {
         let summary = compare(&events(LESSON_2_EVENTS), &lesson_2()).expect("a match");
-        assert_eq!(
-            summary,
-            Summary {
-                checked: 24,
-                fds: 3
-            }
-        );
+        assert_eq!(summary, Summary { checked: 24, fds: 3 });
     }
 
     #[test]
@@ -925,14 +864,8 @@ mod tests {
         assert_eq!(err.event, 9);
         let report = err.to_string();
         assert!(report.contains("✗ recv(fd 3) = 14"), "{report}");
-        assert!(
-            report.contains("wanted: recv, recvfrom or recvmsg on fd 3 returning 14"),
-            "{report}"
-        );
-        assert!(
-            report.contains("same call and result, but on fd 5"),
-            "{report}"
-        );
+        assert!(report.contains("wanted: recv, recvfrom or recvmsg on fd 3 returning 14"), "{report}");
+        assert!(report.contains("same call and result, but on fd 5"), "{report}");
         assert!(report.contains("narrated on fd 3:"), "{report}");
         assert!(report.contains("traced on fd 3:"), "{report}");
     }
@@ -942,10 +875,7 @@ mod tests {
         let narrated = lesson_2_events_with(9, ev("recv", Some(5), Ret::Value(13)));
         let err = compare(&narrated, &lesson_2()).unwrap_err();
         assert_eq!(err.event, 9);
-        assert!(
-            err.to_string().contains("same call, but it returned 14"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("same call, but it returned 14"), "{err}");
     }
 
     #[test]
@@ -956,8 +886,7 @@ mod tests {
 
     #[test]
     fn fails_on_the_wrong_errno() {
-        let narrated =
-            lesson_2_events_with(19, ev("recv", Some(5), Ret::Errno("ETIMEDOUT".into())));
+        let narrated = lesson_2_events_with(19, ev("recv", Some(5), Ret::Errno("ETIMEDOUT".into())));
         let err = compare(&narrated, &lesson_2()).unwrap_err();
         assert_eq!(err.event, 19);
         assert!(err.to_string().contains("it returned -1 EAGAIN"), "{err}");
@@ -1004,30 +933,22 @@ mod tests {
         narrated.insert(8, ev("shutdown", Some(4), Ret::Value(0)));
         let err = compare(&narrated, &lesson_2()).unwrap_err();
         assert_eq!(err.event, 8);
-        assert!(
-            err.to_string()
-                .contains("wanted: shutdown on fd 4 returning 0"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("wanted: shutdown on fd 4 returning 0"), "{err}");
     }
 
     #[test]
     fn fails_on_a_name_with_no_aliases_rather_than_matching_anything() {
         let narrated = lesson_2_events_with(0, ev("sokcet", None, Ret::Fd(3)));
         let err = compare(&narrated, &lesson_2()).unwrap_err();
-        assert!(
-            err.to_string().contains("not in check.rs's alias table"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("not in check.rs's alias table"), "{err}");
     }
 
     #[test]
     fn fstat_is_not_a_stat_of_a_path_relative_to_the_fd() {
         let traced = parse_strace("newfstatat(3, \"x\", {st_mode=S_IFREG|0644, ...}, 0) = 0\n");
         assert!(compare(&[ev("fstat", Some(3), Ret::Value(0))], &traced).is_err());
-        let traced = parse_strace(
-            "statx(3, \"\", AT_STATX_SYNC_AS_STAT|AT_EMPTY_PATH, STATX_ALL, {...}) = 0\n",
-        );
+        let traced =
+            parse_strace("statx(3, \"\", AT_STATX_SYNC_AS_STAT|AT_EMPTY_PATH, STATX_ALL, {...}) = 0\n");
         assert!(compare(&[ev("fstat", Some(3), Ret::Value(0))], &traced).is_ok());
     }
 
