@@ -8,7 +8,7 @@
 //! strace -f -qq -o TRACE -e trace=<strace_filter()> lesson-NN
 //! ```
 //!
-//! with `TRACE_EVENTS` naming a second file, then calls [`parse_strace`],
+//! with `TRANSCRIPT_EVENTS` naming a second file, then calls [`parse_strace`],
 //! [`narration_window`] and [`compare`]. This module only reads text: it
 //! makes no system call of its own, so it can be tested with lines copied
 //! from real runs.
