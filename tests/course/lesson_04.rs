@@ -35,33 +35,19 @@ fn the_short_count_the_transcript_calls_n_is_real() {
     stdout_of(&out);
     let text = std::fs::read_to_string(&events_file).expect("events file");
     let _ = std::fs::remove_file(&events_file);
-    let sends: Vec<Event> = text
-        .lines()
-        .filter_map(Event::from_line)
-        .filter(|e| e.call == "send")
-        .collect();
+    let sends: Vec<Event> = text.lines().filter_map(Event::from_line).filter(|e| e.call == "send").collect();
     let Ret::Value(n) = sends[0].ret else {
         panic!("the first send failed: {:?}", sends[0]);
     };
     assert!(0 < n && n < TOTAL, "N = {n}");
-    assert_eq!(
-        sends[1].ret,
-        Ret::Value(TOTAL - n),
-        "the loop sent the rest"
-    );
+    assert_eq!(sends[1].ret, Ret::Value(TOTAL - n), "the loop sent the rest");
 }
 
 #[test]
 fn help_is_reviewed() {
     snapshot!("lesson_04__help", help(4));
-    snapshot!(
-        "lesson_04__help_server",
-        stdout_of(&run(4, &["server", "--help"], b""))
-    );
-    snapshot!(
-        "lesson_04__help_client",
-        stdout_of(&run(4, &["client", "--help"], b""))
-    );
+    snapshot!("lesson_04__help_server", stdout_of(&run(4, &["server", "--help"], b"")));
+    snapshot!("lesson_04__help_client", stdout_of(&run(4, &["client", "--help"], b"")));
 }
 
 /// Reads `stream` to EOF and checks the pattern.
@@ -87,25 +73,15 @@ fn sends_go_short_while_the_client_does_not_read_and_nothing_is_lost() {
     server.wait_for("send would block after ");
     assert_eq!(read_pattern(stream), 1 << 20);
     let done = server.wait_for("Sent 1048576 bytes to ");
-    assert!(
-        done.contains("short") && done.contains("waits for room"),
-        "{done}"
-    );
+    assert!(done.contains("short") && done.contains("waits for room"), "{done}");
 }
 
 #[test]
 fn our_client_reads_everything_our_server_sends() {
     let mut server = Server::lesson(4, &["--size", "300000"]);
-    let out = stdout_of(&run(
-        4,
-        &["client", "--addr", &server.addr, "--pause", "0.2"],
-        b"",
-    ));
+    let out = stdout_of(&run(4, &["client", "--addr", &server.addr, "--pause", "0.2"], b""));
     assert!(out.contains("Received 300000 bytes in "), "{out}");
-    assert!(
-        out.ends_with("Every byte arrived in the order sent\n"),
-        "{out}"
-    );
+    assert!(out.ends_with("Every byte arrived in the order sent\n"), "{out}");
     server.wait_for("Sent 300000 bytes to ");
 }
 
@@ -132,10 +108,7 @@ fn a_client_that_stops_reading_is_dropped_and_the_server_goes_on() {
 
 #[test]
 fn a_bad_timeout_is_refused_with_a_message() {
-    let out = Command::new(bin(4))
-        .args(["server", "--timeout", "0"])
-        .output()
-        .unwrap();
+    let out = Command::new(bin(4)).args(["server", "--timeout", "0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),

@@ -98,12 +98,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-04", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server {
-            addr,
-            size,
-            sndbuf,
-            timeout,
-        }) => server(addr, size, sndbuf, seconds("--timeout", timeout)?),
+        Some(Command::Server { addr, size, sndbuf, timeout }) => {
+            server(addr, size, sndbuf, seconds("--timeout", timeout)?)
+        }
         Some(Command::Client { addr, pause }) => client(addr, pause_for(pause)?),
     })
 }
@@ -117,60 +114,35 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: demo_buffers
     t.section("one send, fewer bytes than asked");
     let listener = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&listener),
-    );
+    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&listener));
     let listener = listener.or_fail("socket")?;
     // A small receive buffer, set before listen: accepted sockets inherit
     // it, and the window it allows is announced in the handshake (man 7 tcp).
     let set = listener.set_recv_buffer_size(SMALL_BUFFER);
-    t.server(
-        call("setsockopt")
-            .on(&listener)
-            .args(format!("SO_RCVBUF, {SMALL_BUFFER}"))
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&listener).args(format!("SO_RCVBUF, {SMALL_BUFFER}")).returned(&set));
     set.or_fail("setsockopt SO_RCVBUF")?;
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
     let bound = listener.bind(&wanted.into());
     t.server(call("bind").on(&listener).args(wanted).returned(&bound));
     bound.or_fail(format!("bind {wanted}"))?;
     let addr = listener.local_addr().or_fail("getsockname")?;
-    let addr = addr
-        .as_socket()
-        .ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let addr = addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
     t.server(call("getsockname").on(&listener).gave(&()).detail(addr));
     let listening = listener.listen(5);
     t.server(call("listen").on(&listener).args(5).returned(&listening));
     listening.or_fail("listen")?;
 
     let client = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&client),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&client));
     let client = client.or_fail("socket")?;
     // A small send buffer too, so the two buffers together hold little.
     let set = client.set_send_buffer_size(SMALL_BUFFER);
-    t.client(
-        call("setsockopt")
-            .on(&client)
-            .args(format!("SO_SNDBUF, {SMALL_BUFFER}"))
-            .returned(&set),
-    );
+    t.client(call("setsockopt").on(&client).args(format!("SO_SNDBUF, {SMALL_BUFFER}")).returned(&set));
     set.or_fail("setsockopt SO_SNDBUF")?;
     // Ask what the kernel really set: it doubles the value, to leave room
     // for its own bookkeeping (man 7 socket, SO_SNDBUF).
     let size = client.send_buffer_size().map(OptionValue);
-    t.client(
-        call("getsockopt")
-            .on(&client)
-            .args("SO_SNDBUF")
-            .returned(&size),
-    );
+    t.client(call("getsockopt").on(&client).args("SO_SNDBUF").returned(&size));
     size.or_fail("getsockopt SO_SNDBUF")?;
     t.client_note("the kernel doubled it");
     let connected = client.connect(&addr.into());
@@ -181,12 +153,7 @@ fn demo() -> Result<(), Failure> {
     t.server(call("accept").on(&listener).returned(&accepted));
     let (conn, _peer) = accepted.or_fail("accept")?;
     let size = conn.recv_buffer_size().map(OptionValue);
-    t.server(
-        call("getsockopt")
-            .on(&conn)
-            .args("SO_RCVBUF")
-            .returned(&size),
-    );
+    t.server(call("getsockopt").on(&conn).args("SO_RCVBUF").returned(&size));
     size.or_fail("getsockopt SO_RCVBUF")?;
     t.server_note("inherited from the listener, doubled; the server does not read yet");
     // ANCHOR_END: demo_buffers
@@ -196,10 +163,7 @@ fn demo() -> Result<(), Failure> {
     // kernel copies what fits and returns that count instead of blocking.
     let first = send(client.as_raw_fd(), &data, MsgFlags::MSG_DONTWAIT);
     t.client(short_send(
-        call("send")
-            .on(&client)
-            .args(format!("{TOTAL} bytes, MSG_DONTWAIT"))
-            .returned(&first),
+        call("send").on(&client).args(format!("{TOTAL} bytes, MSG_DONTWAIT")).returned(&first),
         &first,
         TOTAL,
         "N",
@@ -228,16 +192,13 @@ fn demo() -> Result<(), Failure> {
         let result = client.send(&data[sent..]);
         sends += 1;
         let rest = data.len() - sent;
-        let args = if sent == first {
-            format!("the other {TOTAL} - N bytes")
-        } else {
-            format!("{rest} bytes")
-        };
+        let args =
+            if sent == first { format!("the other {TOTAL} - N bytes") } else { format!("{rest} bytes") };
         let narrated = call("send").on(&client).args(args).returned(&result);
         t.client(match &result {
-            Ok(n) if *n == rest && sent == first => narrated
-                .shown(format!("{TOTAL} - N"))
-                .detail("all of the rest"),
+            Ok(n) if *n == rest && sent == first => {
+                narrated.shown(format!("{TOTAL} - N")).detail("all of the rest")
+            }
             _ => narrated,
         });
         match result {
@@ -248,27 +209,16 @@ fn demo() -> Result<(), Failure> {
             // A signal arrived before any byte was taken: just try again.
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => {
-                return Err(Failure::new(
-                    format!("send (after {sent} of {TOTAL} bytes)"),
-                    err,
-                ));
+                return Err(Failure::new(format!("send (after {sent} of {TOTAL} bytes)"), err));
             }
         }
     }
-    t.client_note(format!(
-        "sent {sent} of {TOTAL} bytes in {sends} sends: the loop ends"
-    ));
+    t.client_note(format!("sent {sent} of {TOTAL} bytes in {sends} sends: the loop ends"));
     // ANCHOR_END: demo_loop
 
-    let (conn, received, got) = reader
-        .join()
-        .map_err(|_| Failure::new("recv", "the server's thread panicked"))?;
-    t.server(
-        call("recv")
-            .on(&conn)
-            .args(format!("{TOTAL}, MSG_WAITALL"))
-            .returned(&received),
-    );
+    let (conn, received, got) =
+        reader.join().map_err(|_| Failure::new("recv", "the server's thread panicked"))?;
+    t.server(call("recv").on(&conn).args(format!("{TOTAL}, MSG_WAITALL")).returned(&received));
     received.or_fail("recv")?;
     if got != data {
         return Err(Failure::new("recv", "the bytes differ from those sent"));
@@ -284,11 +234,7 @@ fn demo() -> Result<(), Failure> {
     t.section("std's write_all: the same loop, and what it hides");
     t.client_note(format!("TcpStream::connect(\"{addr}\"):"));
     let stream = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .gave(&stream),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&stream));
     t.client(call("connect").on(&stream).args(addr).gave(&()));
     let accepted = listener.accept();
     t.server(call("accept").on(&listener).returned(&accepted));
@@ -296,47 +242,25 @@ fn demo() -> Result<(), Failure> {
 
     t.client_note("socket2's SockRef::set_send_buffer_size, as above:");
     let set = SockRef::from(&stream).set_send_buffer_size(SMALL_BUFFER);
-    t.client(
-        call("setsockopt")
-            .on(&stream)
-            .args(format!("SO_SNDBUF, {SMALL_BUFFER}"))
-            .returned(&set),
-    );
+    t.client(call("setsockopt").on(&stream).args(format!("SO_SNDBUF, {SMALL_BUFFER}")).returned(&set));
     set.or_fail("setsockopt SO_SNDBUF")?;
     // A blocking send that finds no room waits at most this long (man 7
     // socket, SO_SNDTIMEO), then returns what it took, or EAGAIN if nothing.
     t.client_note(format!("stream.set_write_timeout({WRITE_TIMEOUT:?}):"));
     let set = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    t.client(
-        call("setsockopt")
-            .on(&stream)
-            .args(format!("SO_SNDTIMEO, {WRITE_TIMEOUT:?}"))
-            .returned(&set),
-    );
+    t.client(call("setsockopt").on(&stream).args(format!("SO_SNDTIMEO, {WRITE_TIMEOUT:?}")).returned(&set));
     set.or_fail("setsockopt SO_SNDTIMEO")?;
 
     // write_all is std's loop: send, advance by what was taken, retry on
     // EINTR, stop at the first other error. The server is not reading.
-    t.client_note(format!(
-        "stream.write_all(&data), {TOTAL} bytes, the server not reading:"
-    ));
+    t.client_note(format!("stream.write_all(&data), {TOTAL} bytes, the server not reading:"));
     let result = (&stream).write_all(&data);
     let Err(err) = result else {
-        return Err(Failure::new(
-            "write_all",
-            "succeeded although the server never read",
-        ));
+        return Err(Failure::new("write_all", "succeeded although the server never read"));
     };
     t.client_note("its first sends take what fits, as above, until one");
-    t.client_note(format!(
-        "waits {WRITE_TIMEOUT:?} for room and takes nothing:"
-    ));
-    t.client(
-        call("send")
-            .on(&stream)
-            .args("the rest, MSG_NOSIGNAL")
-            .failed(&err),
-    );
+    t.client_note(format!("waits {WRITE_TIMEOUT:?} for room and takes nothing:"));
+    t.client(call("send").on(&stream).args("the rest, MSG_NOSIGNAL").failed(&err));
     t.client_note("write_all returns this error and no count: how many");
     t.client_note("bytes went before it, the caller cannot know");
     // ANCHOR_END: demo_write_all
@@ -360,23 +284,14 @@ fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), 
     // ANCHOR: demo_nagle
     t.section("write, write, read: Nagle's algorithm meets delayed ACK");
     let stream = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .gave(&stream),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&stream));
     t.client(call("connect").on(&stream).args(addr).gave(&()));
     let accepted = listener.accept();
     t.server(call("accept").on(listener).returned(&accepted));
     let (conn, _peer) = accepted.or_fail("accept")?;
     let conn_fd = conn.as_raw_fd();
     let nodelay = stream.nodelay();
-    t.client(
-        call("getsockopt")
-            .on(&stream)
-            .args("TCP_NODELAY")
-            .returned(&nodelay),
-    );
+    t.client(call("getsockopt").on(&stream).args("TCP_NODELAY").returned(&nodelay));
     nodelay.or_fail("getsockopt TCP_NODELAY")?;
     t.client_note("off by default: Nagle's algorithm is on");
 
@@ -411,12 +326,7 @@ fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), 
         if nodelay {
             // Send each write at once, whatever is still unacknowledged.
             let set = stream.set_nodelay(true);
-            t.client(
-                call("setsockopt")
-                    .on(&stream)
-                    .args("TCP_NODELAY, 1")
-                    .returned(&set),
-            );
+            t.client(call("setsockopt").on(&stream).args("TCP_NODELAY, 1").returned(&set));
             set.or_fail("setsockopt TCP_NODELAY")?;
         }
         let mut times = Vec::new();
@@ -431,16 +341,11 @@ fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), 
             if !nodelay && round == 0 {
                 for (piece, result) in [(b"head", &head), (b"body", &body)] {
                     t.client(
-                        call("send")
-                            .on(&stream)
-                            .args(bytes(piece))
-                            .args("MSG_NOSIGNAL")
-                            .returned(result),
+                        call("send").on(&stream).args(bytes(piece)).args("MSG_NOSIGNAL").returned(result),
                     );
                 }
-                let (received, request, answered) = first_round
-                    .recv()
-                    .map_err(|_| Failure::new("recv", "the server's thread stopped"))?;
+                let (received, request, answered) =
+                    first_round.recv().map_err(|_| Failure::new("recv", "the server's thread stopped"))?;
                 let n = *received.as_ref().unwrap_or(&0);
                 t.server(
                     call("recv")
@@ -450,21 +355,10 @@ fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), 
                         .detail(bytes(&request[..n])),
                 );
                 if let Some(answered) = &answered {
-                    t.server(
-                        call("send")
-                            .on_fd(conn_fd)
-                            .args(bytes(b"ok"))
-                            .returned(answered),
-                    );
+                    t.server(call("send").on_fd(conn_fd).args(bytes(b"ok")).returned(answered));
                 }
                 let n = *got.as_ref().unwrap_or(&0);
-                t.client(
-                    call("recv")
-                        .on(&stream)
-                        .args(16)
-                        .returned(&got)
-                        .detail(bytes(&reply[..n])),
-                );
+                t.client(call("recv").on(&stream).args(16).returned(&got).detail(bytes(&reply[..n])));
             } else {
                 times.push(took);
             }
@@ -490,9 +384,7 @@ fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), 
     ));
     // ANCHOR_END: demo_rounds
 
-    let conn = server
-        .join()
-        .map_err(|_| Failure::new("recv", "the server's thread panicked"))?;
+    let conn = server.join().map_err(|_| Failure::new("recv", "the server's thread panicked"))?;
     let stream_fd = stream.as_raw_fd();
     drop(stream);
     t.client(call("close").on_fd(stream_fd).gave(&()));
@@ -571,10 +463,7 @@ fn send_all(conn: &TcpStream, peer: SocketAddr, data: &[u8], sndbuf: usize, time
                 // No room at all: sleep in poll until the peer's reading
                 // (its ACKs) frees some, or give up after `timeout`.
                 waits += 1;
-                println!(
-                    "send would block after {sent} of {} bytes: poll for room",
-                    data.len()
-                );
+                println!("send would block after {sent} of {} bytes: poll for room", data.len());
                 let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLOUT)];
                 match poll(&mut fds, poll_timeout) {
                     Ok(0) => {
@@ -596,9 +485,7 @@ fn send_all(conn: &TcpStream, peer: SocketAddr, data: &[u8], sndbuf: usize, time
             }
         }
     }
-    println!(
-        "Sent {sent} bytes to {peer} in {sends} sends ({short} short, {waits} waits for room)"
-    );
+    println!("Sent {sent} bytes to {peer} in {sends} sends ({short} short, {waits} waits for room)");
     // ANCHOR_END: send_all
 }
 
@@ -623,10 +510,7 @@ fn client(addr: SocketAddr, pause: Duration) -> Result<(), Failure> {
             Err(err) => return Err(Failure::new(format!("recv {addr}"), err)),
         };
         reads += 1;
-        in_order &= buf[..n]
-            .iter()
-            .enumerate()
-            .all(|(i, &b)| b == ((received + i) % 251) as u8);
+        in_order &= buf[..n].iter().enumerate().all(|(i, &b)| b == ((received + i) % 251) as u8);
         received += n;
     }
     println!("Received {received} bytes in {reads} reads");
@@ -653,9 +537,7 @@ fn short_send<E>(
     name: &str,
 ) -> transcript::Call {
     match result {
-        Ok(n) if *n < asked => narrated
-            .shown(name)
-            .detail(format!("short: {name} < {asked}")),
+        Ok(n) if *n < asked => narrated.shown(name).detail(format!("short: {name} < {asked}")),
         _ => narrated,
     }
 }
@@ -666,17 +548,10 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or(Failure::new(
-            flag,
-            format!("{value} is not a positive number of seconds"),
-        ))
+        .ok_or(Failure::new(flag, format!("{value} is not a positive number of seconds")))
 }
 
 /// `--pause`: zero (the default) or a positive number of seconds.
 fn pause_for(value: f64) -> Result<Duration, Failure> {
-    if value == 0.0 {
-        Ok(Duration::ZERO)
-    } else {
-        seconds("--pause", value)
-    }
+    if value == 0.0 { Ok(Duration::ZERO) } else { seconds("--pause", value) }
 }

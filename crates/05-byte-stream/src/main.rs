@@ -51,13 +51,7 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 
 // SO_RCVLOWAT: the least a blocking recv waits for (man 7 socket). Neither
 // socket2 nor nix names it, so nix's macro defines the option here.
-sockopt_impl!(
-    RcvLowat,
-    SetOnly,
-    libc::SOL_SOCKET,
-    libc::SO_RCVLOWAT,
-    usize
-);
+sockopt_impl!(RcvLowat, SetOnly, libc::SOL_SOCKET, libc::SO_RCVLOWAT, usize);
 
 /// How the end of each message is marked in the byte stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -126,12 +120,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-05", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server {
-            addr,
-            framing,
-            max_frame,
-            timeout,
-        }) => server(addr, framing, max_frame, seconds(timeout)?),
+        Some(Command::Server { addr, framing, max_frame, timeout }) => {
+            server(addr, framing, max_frame, seconds(timeout)?)
+        }
         Some(Command::Client { addr, framing }) => client(addr, framing),
     })
 }
@@ -157,10 +148,7 @@ impl Display for FrameError {
                 write!(f, "frame too long: more than {max} bytes before a newline")
             }
             FrameError::LengthTooLong { announced, max } => {
-                write!(
-                    f,
-                    "frame too long: {announced} bytes announced, at most {max}"
-                )
+                write!(f, "frame too long: {announced} bytes announced, at most {max}")
             }
             FrameError::NotText => f.write_str("frame is not UTF-8 text"),
             FrameError::Truncated => f.write_str("connection closed in the middle of a frame"),
@@ -174,11 +162,7 @@ impl Display for FrameError {
 /// far: `Ok(None)` if the frame is not complete yet (read more), an error if
 /// it never can be. `pending` never needs to hold more than one frame of
 /// `max` bytes plus its header or newline, whatever the peer sends.
-fn next_frame(
-    framing: Framing,
-    pending: &mut Vec<u8>,
-    max: usize,
-) -> Result<Option<String>, FrameError> {
+fn next_frame(framing: Framing, pending: &mut Vec<u8>, max: usize) -> Result<Option<String>, FrameError> {
     let frame: Vec<u8> = match framing {
         Framing::Line => {
             // Look for the newline only as far as a frame may reach.
@@ -210,9 +194,7 @@ fn next_frame(
             pending.drain(..4 + len).skip(4).collect()
         }
     };
-    String::from_utf8(frame)
-        .map(Some)
-        .map_err(|_| FrameError::NotText)
+    String::from_utf8(frame).map(Some).map_err(|_| FrameError::NotText)
 }
 // ANCHOR_END: next_frame
 
@@ -236,20 +218,14 @@ fn demo() -> Result<(), Failure> {
 
     // ANCHOR: demo_setup
     let listener = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&listener),
-    );
+    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&listener));
     let listener = listener.or_fail("socket")?;
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
     let bound = listener.bind(&wanted.into());
     t.server(call("bind").on(&listener).args(wanted).returned(&bound));
     bound.or_fail(format!("bind {wanted}"))?;
     let addr = listener.local_addr().or_fail("getsockname")?;
-    let addr = addr
-        .as_socket()
-        .ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let addr = addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
     t.server(call("getsockname").on(&listener).gave(&()).detail(addr));
     let listening = listener.listen(5);
     t.server(call("listen").on(&listener).args(5).returned(&listening));
@@ -261,12 +237,7 @@ fn demo() -> Result<(), Failure> {
     t.section("one send, three recvs");
     let message = b"one send, many recvs";
     let sent = client.send(message);
-    t.client(
-        call("send")
-            .on(&client)
-            .args(bytes(message))
-            .returned(&sent),
-    );
+    t.client(call("send").on(&client).args(bytes(message)).returned(&sent));
     sent.or_fail("send")?;
     // The 20 bytes arrive together; a reader with an 8-byte buffer takes
     // them 8 at a time.
@@ -274,13 +245,7 @@ fn demo() -> Result<(), Failure> {
     for _ in 0..3 {
         let got = (&conn).read(&mut small);
         let n = *got.as_ref().unwrap_or(&0);
-        t.server(
-            call("recv")
-                .on(&conn)
-                .args(small.len())
-                .returned(&got)
-                .detail(bytes(&small[..n])),
-        );
+        t.server(call("recv").on(&conn).args(small.len()).returned(&got).detail(bytes(&small[..n])));
         got.or_fail("recv")?;
     }
     t.server_note("the reader's buffer cut the pieces, not the sender");
@@ -291,62 +256,33 @@ fn demo() -> Result<(), Failure> {
     // Only so that this demo cannot race: recv waits until 8 bytes are
     // in. A reader that is simply a little late sees the same.
     let set = setsockopt(&conn, RcvLowat, &8);
-    t.server(
-        call("setsockopt")
-            .on(&conn)
-            .args("SO_RCVLOWAT, 8")
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&conn).args("SO_RCVLOWAT, 8").returned(&set));
     set.or_fail("setsockopt SO_RCVLOWAT")?;
     for message in [b"one\n", b"two\n"] {
         let sent = client.send(message);
-        t.client(
-            call("send")
-                .on(&client)
-                .args(bytes(message))
-                .returned(&sent),
-        );
+        t.client(call("send").on(&client).args(bytes(message)).returned(&sent));
         sent.or_fail("send")?;
     }
     let mut buf = [0u8; RECV_SIZE];
     let got = (&conn).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.server(
-        call("recv")
-            .on(&conn)
-            .args(RECV_SIZE)
-            .returned(&got)
-            .detail(bytes(&buf[..n])),
-    );
+    t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
     got.or_fail("recv")?;
     t.server_note("both sends in one recv: nothing says where they met,");
     t.server_note("and the article's recv(4096) takes this for one message");
     let set = setsockopt(&conn, RcvLowat, &1);
-    t.server(
-        call("setsockopt")
-            .on(&conn)
-            .args("SO_RCVLOWAT, 1")
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&conn).args("SO_RCVLOWAT, 1").returned(&set));
     set.or_fail("setsockopt SO_RCVLOWAT")?;
     // ANCHOR_END: demo_merge
 
     // ANCHOR: demo_line_pieces
-    t.section(format!(
-        "framing by newline, at most {DEMO_MAX_FRAME} bytes a frame"
-    ));
-    let pieces: [&[u8]; 3] = [
-        b"hel",
-        b"lo\nwor",
-        b"ld\nthis frame is far longer than thirty-two bytes\n",
-    ];
+    t.section(format!("framing by newline, at most {DEMO_MAX_FRAME} bytes a frame"));
+    let pieces: [&[u8]; 3] = [b"hel", b"lo\nwor", b"ld\nthis frame is far longer than thirty-two bytes\n"];
     // ANCHOR_END: demo_line_pieces
     framed(&mut t, Framing::Line, client, conn, &pieces)?;
 
     // ANCHOR: demo_length_pieces
-    t.section(format!(
-        "framing by length prefix, at most {DEMO_MAX_FRAME} bytes a frame"
-    ));
+    t.section(format!("framing by length prefix, at most {DEMO_MAX_FRAME} bytes a frame"));
     let (client, conn) = connect_pair(&mut t, &listener, addr)?;
     let pieces: [&[u8]; 3] = [
         b"\0\0\0\x05hel",
@@ -372,21 +308,12 @@ fn connect_pair(
     addr: SocketAddr,
 ) -> Result<(Socket, Socket), Failure> {
     let client = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&client),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&client));
     let client = client.or_fail("socket")?;
     // Lesson 4: without this, a small send can wait for the previous one's
     // ACK, and the demo would pause for no reason worth showing.
     let set = client.set_tcp_nodelay(true);
-    t.client(
-        call("setsockopt")
-            .on(&client)
-            .args("TCP_NODELAY, 1")
-            .returned(&set),
-    );
+    t.client(call("setsockopt").on(&client).args("TCP_NODELAY, 1").returned(&set));
     set.or_fail("setsockopt TCP_NODELAY")?;
     let connected = client.connect(&addr.into());
     t.client(call("connect").on(&client).args(addr).returned(&connected));
@@ -421,13 +348,7 @@ fn framed(
         // the server reads each one before the client sends the next.
         let got = (&conn).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        t.server(
-            call("recv")
-                .on(&conn)
-                .args(RECV_SIZE)
-                .returned(&got)
-                .detail(bytes(&buf[..n])),
-        );
+        t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
         got.or_fail("recv")?;
         pending.extend_from_slice(&buf[..n]);
 
@@ -469,17 +390,11 @@ fn framed(
 
         let got = (&client).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        t.client(
-            call("recv")
-                .on(&client)
-                .args(RECV_SIZE)
-                .returned(&got)
-                .detail(bytes(&buf[..n])),
-        );
+        t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
         got.or_fail("recv")?;
         replies_pending.extend_from_slice(&buf[..n]);
-        while let Some(reply) = next_frame(framing, &mut replies_pending, MAX_REPLY)
-            .map_err(|err| Failure::new("reply", err))?
+        while let Some(reply) =
+            next_frame(framing, &mut replies_pending, MAX_REPLY).map_err(|err| Failure::new("reply", err))?
         {
             t.client_note(format!("reply {reply:?}"));
         }
@@ -521,12 +436,7 @@ fn end_of_stream(t: &mut Transcript, client: Socket, conn: Socket) -> Result<(),
 }
 
 /// Serves clients one at a time with the chosen framing.
-fn server(
-    addr: SocketAddr,
-    framing: Framing,
-    max: usize,
-    timeout: Duration,
-) -> Result<(), Failure> {
+fn server(addr: SocketAddr, framing: Framing, max: usize, timeout: Duration) -> Result<(), Failure> {
     // ANCHOR: server
     let listener = TcpListener::bind(addr).or_fail(format!("bind {addr}"))?;
     let local = listener.local_addr().or_fail("getsockname")?;
@@ -611,13 +521,7 @@ fn serve_one(conn: &TcpStream, peer: SocketAddr, framing: Framing, max: usize, t
 
 /// Sends `answer` (the replies owed so far) and the error line for `err`,
 /// then closes the connection without losing them.
-fn refuse(
-    conn: &TcpStream,
-    peer: SocketAddr,
-    framing: Framing,
-    err: &FrameError,
-    mut answer: Vec<u8>,
-) {
+fn refuse(conn: &TcpStream, peer: SocketAddr, framing: Framing, err: &FrameError, mut answer: Vec<u8>) {
     // ANCHOR: refuse
     println!("bad frame from {peer}: {err}; replying and closing");
     answer.extend(encode(framing, format!("error: {err}").as_bytes()));
@@ -671,8 +575,8 @@ fn client(addr: SocketAddr, framing: Framing) -> Result<(), Failure> {
         println!("Send Successfully ({} bytes)", frame.len());
         // Read until one whole reply is in: one recv, or several.
         let reply = loop {
-            if let Some(reply) = next_frame(framing, &mut pending, MAX_REPLY)
-                .map_err(|err| Failure::new("reply", err))?
+            if let Some(reply) =
+                next_frame(framing, &mut pending, MAX_REPLY).map_err(|err| Failure::new("reply", err))?
             {
                 break reply;
             }
@@ -695,19 +599,14 @@ fn client(addr: SocketAddr, framing: Framing) -> Result<(), Failure> {
 /// A read timeout shows up as `WouldBlock` (EAGAIN) on Linux, `TimedOut`
 /// on some other systems; a portable program accepts both.
 fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 /// `--max-frame`: a whole number of bytes from 1 to LARGEST_MAX_FRAME.
 fn max_frame(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if (1..=LARGEST_MAX_FRAME).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "expected a number of bytes from 1 to {LARGEST_MAX_FRAME}"
-        )),
+        _ => Err(format!("expected a number of bytes from 1 to {LARGEST_MAX_FRAME}")),
     }
 }
 
@@ -716,21 +615,14 @@ fn seconds(value: f64) -> Result<Duration, Failure> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or(Failure::new(
-            "--timeout",
-            format!("{value} is not a positive number of seconds"),
-        ))
+        .ok_or(Failure::new("--timeout", format!("{value} is not a positive number of seconds")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn frames(
-        framing: Framing,
-        input: &[u8],
-        max: usize,
-    ) -> (Vec<String>, Option<FrameError>, usize) {
+    fn frames(framing: Framing, input: &[u8], max: usize) -> (Vec<String>, Option<FrameError>, usize) {
         let mut pending = input.to_vec();
         let mut out = Vec::new();
         loop {
@@ -744,22 +636,13 @@ mod tests {
 
     #[test]
     fn lines_split_and_merged() {
-        assert_eq!(
-            frames(Framing::Line, b"a\nbc\nd", 8),
-            (vec!["a".into(), "bc".into()], None, 1)
-        );
+        assert_eq!(frames(Framing::Line, b"a\nbc\nd", 8), (vec!["a".into(), "bc".into()], None, 1));
         // A line of exactly max bytes is fine; one more byte is not.
         assert_eq!(frames(Framing::Line, b"12345678\n", 8).0, vec!["12345678"]);
-        assert_eq!(
-            frames(Framing::Line, b"123456789", 8).1,
-            Some(FrameError::LineTooLong { max: 8 })
-        );
+        assert_eq!(frames(Framing::Line, b"123456789", 8).1, Some(FrameError::LineTooLong { max: 8 }));
         // Not yet too long: wait for more.
         assert_eq!(frames(Framing::Line, b"12345678", 8), (vec![], None, 8));
-        assert_eq!(
-            frames(Framing::Line, b"ok\n\xff\n", 8).1,
-            Some(FrameError::NotText)
-        );
+        assert_eq!(frames(Framing::Line, b"ok\n\xff\n", 8).1, Some(FrameError::NotText));
     }
 
     #[test]
@@ -769,14 +652,8 @@ mod tests {
         assert_eq!(frames(Framing::Length, &two[..5], 8), (vec![], None, 5));
         assert_eq!(
             frames(Framing::Length, b"GET / HTTP/1.1", 8).1,
-            Some(FrameError::LengthTooLong {
-                announced: 0x4745_5420,
-                max: 8
-            })
+            Some(FrameError::LengthTooLong { announced: 0x4745_5420, max: 8 })
         );
-        assert_eq!(
-            frames(Framing::Length, b"\0\0\0\x01\xff", 8).1,
-            Some(FrameError::NotText)
-        );
+        assert_eq!(frames(Framing::Length, b"\0\0\0\x01\xff", 8).1, Some(FrameError::NotText));
     }
 }
