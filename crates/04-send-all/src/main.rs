@@ -283,6 +283,7 @@ fn demo() -> Result<(), Failure> {
 fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
     // ANCHOR: demo_nagle
     t.section("write, write, read: Nagle's algorithm meets delayed ACK");
+    t.client_note(format!("TcpStream::connect(\"{addr}\"), stream.nodelay():"));
     let stream = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&stream));
     t.client(call("connect").on(&stream).args(addr).gave(&()));
@@ -325,6 +326,7 @@ fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), 
     for nodelay in [false, true] {
         if nodelay {
             // Send each write at once, whatever is still unacknowledged.
+            t.client_note("stream.set_nodelay(true):");
             let set = stream.set_nodelay(true);
             t.client(call("setsockopt").on(&stream).args("TCP_NODELAY, 1").returned(&set));
             set.or_fail("setsockopt TCP_NODELAY")?;
@@ -339,6 +341,7 @@ fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), 
             let got = (&stream).read(&mut reply);
             let took = start.elapsed();
             if !nodelay && round == 0 {
+                t.client_note("write(b\"head\"), write(b\"body\"), read(&mut reply):");
                 for (piece, result) in [(b"head", &head), (b"body", &body)] {
                     t.client(
                         call("send").on(&stream).args(bytes(piece)).args("MSG_NOSIGNAL").returned(result),
