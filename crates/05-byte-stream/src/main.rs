@@ -97,8 +97,9 @@ enum Command {
         /// How frames are marked in the byte stream
         #[arg(long, value_enum, default_value_t = Framing::Line)]
         framing: Framing,
-        /// The largest frame accepted, in bytes (not counting the newline or
-        /// the length header); longer ones are refused without buffering them
+        /// The largest frame accepted, in bytes, from 1 to 1048576 (not
+        /// counting the newline or the length header); longer ones are refused
+        /// without buffering them
         #[arg(long, default_value_t = DEFAULT_MAX_FRAME, value_parser = max_frame)]
         max_frame: usize,
         /// Seconds a client may stay silent before the server drops it
