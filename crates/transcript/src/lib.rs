@@ -310,3 +310,21 @@ impl Drop for Transcript {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shown_value_replaces_the_printed_result_but_not_the_recorded_one() {
+        let sent = call("send").on_fd(4).args("1048576 bytes").gave(&6144usize).shown("N");
+        assert_eq!(sent.text(), "send(fd 4, 1048576 bytes) = N");
+        assert_eq!(sent.event(), Some(Event { call: "send".into(), fd: Some(4), ret: Ret::Value(6144) }));
+    }
+
+    #[test]
+    fn an_option_value_is_a_zero_return_and_the_value_after_it() {
+        let got = call("getsockopt").on_fd(4).args("SO_SNDBUF").gave(&OptionValue(8192));
+        assert_eq!(got.text(), "getsockopt(fd 4, SO_SNDBUF) = 0  (value 8192)");
+    }
+}
