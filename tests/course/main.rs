@@ -12,3 +12,4 @@ mod lesson_01;
 mod lesson_02;
 mod lesson_03;
 mod lesson_06;
+mod lesson_07;
