@@ -32,10 +32,7 @@ fn demo_transcript_is_stable_and_reviewed() {
 
     // Half-close: the server reads the request, then end of stream, and
     // still answers; the client, which sent the first FIN, is in TIME_WAIT.
-    let half = section(
-        &transcript,
-        "shutdown(Write): done sending, still listening",
-    );
+    let half = section(&transcript, "shutdown(Write): done sending, still listening");
     let shut = find(&half, "shutdown(fd 4, SHUT_WR) = 0");
     let eof = find(&half, "recv(fd 5, 4096) = 0");
     let reply = find(&half, "send(fd 5, \"got 21 bytes\\n\", MSG_NOSIGNAL) = 13");
@@ -44,35 +41,19 @@ fn demo_transcript_is_stable_and_reviewed() {
 
     // SO_LINGER 0: the client's read is a reset, and nothing is left behind.
     let abort = section(&transcript, "SO_LINGER 0: close sends RST");
-    find(
-        &abort,
-        "recv(fd 4, 4096) = -1 ECONNRESET  (Connection reset by peer; ErrorKind::ConnectionReset)",
-    );
-    assert_eq!(
-        abort.iter().filter(|l| l.ends_with(": no entry")).count(),
-        2
-    );
+    find(&abort, "recv(fd 4, 4096) = -1 ECONNRESET  (Connection reset by peer; ErrorKind::ConnectionReset)");
+    assert_eq!(abort.iter().filter(|l| l.ends_with(": no entry")).count(), 2);
 
     // Unread data: the full reply arrives, then a reset instead of the end.
-    let unread = section(
-        &transcript,
-        "close with unread data sends RST, even after a full reply",
-    );
-    let reply = find(
-        &unread,
-        "recv(fd 4, 4096) = 25  (\"here is your whole reply\\n\")",
-    );
+    let unread = section(&transcript, "close with unread data sends RST, even after a full reply");
+    let reply = find(&unread, "recv(fd 4, 4096) = 25  (\"here is your whole reply\\n\")");
     let reset = find(&unread, "recv(fd 4, 4096) = -1 ECONNRESET");
     assert!(reply < reset);
     assert!(unread[reset].contains("ErrorKind::ConnectionReset"));
     // The fix: the same reply, then a clean end of stream.
     let fixed = section(&transcript, "the fix: shutdown(Write), drain, then close");
     let reply = find(&fixed, "recv(fd 4, 4096) = 25");
-    assert!(
-        fixed[reply + 1]
-            .trim_end()
-            .ends_with("recv(fd 4, 4096) = 0")
-    );
+    assert!(fixed[reply + 1].trim_end().ends_with("recv(fd 4, 4096) = 0"));
     assert!(!fixed.iter().any(|l| l.contains("ECONNRESET")));
     find(&fixed, "recv(fd 5, 4096) = 1536");
 
@@ -85,18 +66,13 @@ fn demo_transcript_is_stable_and_reviewed() {
         &epipe,
         "send(fd 5, \"a late reply\\n\", MSG_NOSIGNAL) = -1 EPIPE  (Broken pipe; ErrorKind::BrokenPipe)",
     );
-    let third = find(
-        &epipe,
-        "send(fd 5, \"a late reply\\n\", 0) = -1 EPIPE  (Broken pipe; ErrorKind::BrokenPipe)",
-    );
+    let third =
+        find(&epipe, "send(fd 5, \"a late reply\\n\", 0) = -1 EPIPE  (Broken pipe; ErrorKind::BrokenPipe)");
     assert!(first < rst && rst < second && second < third);
     find(&epipe, "SIGPIPE ignored by this process: yes");
 
     // A panic halfway: the client reads the part, then a clean end.
-    let panic = section(
-        &transcript,
-        "a handler panics halfway: the peer sees a clean end",
-    );
+    let panic = section(&transcript, "a handler panics halfway: the peer sees a clean end");
     let part = find(&panic, "recv(fd 4, 4096) = 14  (\"numbers: 1 2 3\")");
     assert!(panic[part + 1].trim_end().ends_with("recv(fd 4, 4096) = 0"));
 
@@ -110,14 +86,8 @@ fn demo_transcript_is_stable_and_reviewed() {
 #[test]
 fn help_is_reviewed() {
     snapshot!("lesson_06__help", help(6));
-    snapshot!(
-        "lesson_06__help_server",
-        stdout_of(&run(6, &["server", "--help"], b""))
-    );
-    snapshot!(
-        "lesson_06__help_broken_pipe",
-        stdout_of(&run(6, &["broken-pipe", "--help"], b""))
-    );
+    snapshot!("lesson_06__help_server", stdout_of(&run(6, &["server", "--help"], b"")));
+    snapshot!("lesson_06__help_broken_pipe", stdout_of(&run(6, &["broken-pipe", "--help"], b"")));
 }
 
 #[test]
@@ -147,10 +117,7 @@ fn an_aborting_server_makes_the_clients_read_fail_with_connection_reset() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        format!(
-            "lesson-06: recv {}: Connection reset by peer (os error 104)\n",
-            server.addr
-        )
+        format!("lesson-06: recv {}: Connection reset by peer (os error 104)\n", server.addr)
     );
     server.wait_for("aborted with RST");
     // The same reset as a Rust program sees it: ErrorKind::ConnectionReset.
@@ -194,19 +161,12 @@ fn the_second_write_gets_broken_pipe_or_sigpipe() {
         assert!(text.contains("still alive"), "{args:?}:\n{text}");
     }
 
-    let killed = run(
-        6,
-        &["broken-pipe", "--sigpipe", "default", "--send", "socket2"],
-        b"",
-    );
+    let killed = run(6, &["broken-pipe", "--sigpipe", "default", "--send", "socket2"], b"");
     assert_eq!(killed.status.signal(), Some(13), "killed by SIGPIPE");
     assert_eq!(killed.status.code(), None);
     let text = String::from_utf8_lossy(&killed.stdout);
     assert!(!text.contains("EPIPE"), "{text}");
-    assert!(
-        text.trim_end().ends_with("(revents POLLERR|POLLHUP)"),
-        "{text}"
-    );
+    assert!(text.trim_end().ends_with("(revents POLLERR|POLLHUP)"), "{text}");
     // The first write went through; the process died in the second.
     assert!(text.contains("send(fd 5, \"a late reply\\n\", 0) = 13"));
     snapshot!("lesson_06__broken_pipe_killed", normalize(&text));
@@ -257,8 +217,5 @@ fn std_sends_with_msg_nosignal_and_socket2_raises_sigpipe() {
             "sendto(5, \"a late reply\\n\", 13, 0, NULL, 0) = -1 EPIPE (Broken pipe)",
         ]
     );
-    assert!(
-        socket2[2].starts_with("--- SIGPIPE {si_signo=SIGPIPE, si_code=SI_USER"),
-        "{socket2:#?}"
-    );
+    assert!(socket2[2].starts_with("--- SIGPIPE {si_signo=SIGPIPE, si_code=SI_USER"), "{socket2:#?}");
 }

@@ -113,11 +113,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-06", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server {
-            addr,
-            timeout,
-            abort,
-        }) => server(addr, seconds(timeout)?, abort),
+        Some(Command::Server { addr, timeout, abort }) => server(addr, seconds(timeout)?, abort),
         Some(Command::Client { addr }) => client(addr),
         Some(Command::BrokenPipe { sigpipe, send }) => broken_pipe(sigpipe, send),
     })
@@ -133,17 +129,8 @@ fn demo() -> Result<(), Failure> {
     t.server_note("TcpListener::bind(\"127.0.0.1:0\"), as in lesson 3:");
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
     let listener = TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
-    t.server(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .gave(&listener),
-    );
-    t.server(
-        call("setsockopt")
-            .on(&listener)
-            .args("SO_REUSEADDR, 1")
-            .gave(&()),
-    );
+    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&listener));
+    t.server(call("setsockopt").on(&listener).args("SO_REUSEADDR, 1").gave(&()));
     t.server(call("bind").on(&listener).args(wanted).gave(&()));
     t.server(call("listen").on(&listener).args(STD_BACKLOG).gave(&()));
     let addr = listener.local_addr().or_fail("getsockname")?;
@@ -170,19 +157,10 @@ fn open_connection(
     addr: SocketAddr,
 ) -> Result<(TcpStream, TcpStream, SocketAddr), Failure> {
     let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .gave(&client),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&client));
     t.client(call("connect").on(&client).args(addr).gave(&()));
     let accepted = listener.accept();
-    t.server(
-        call("accept")
-            .on(listener)
-            .args("SOCK_CLOEXEC")
-            .returned(&accepted),
-    );
+    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
     let (conn, peer) = accepted.or_fail("accept")?;
     Ok((client, conn, peer))
 }
@@ -194,23 +172,12 @@ fn half_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> R
     let (client, conn, _peer) = open_connection(t, listener, addr)?;
     // Which end is the client's: the 4-tuple to look for afterwards.
     let client_addr = client.local_addr().or_fail("getsockname")?;
-    t.client(
-        call("getsockname")
-            .on(&client)
-            .gave(&())
-            .detail(client_addr),
-    );
+    t.client(call("getsockname").on(&client).gave(&()).detail(client_addr));
 
     // ANCHOR: half_close
     let request = b"two lines\nof request\n";
     (&client).write_all(request).or_fail("send")?;
-    t.client(
-        call("send")
-            .on(&client)
-            .args(bytes(request))
-            .args("MSG_NOSIGNAL")
-            .gave(&request.len()),
-    );
+    t.client(call("send").on(&client).args(bytes(request)).args("MSG_NOSIGNAL").gave(&request.len()));
     // SHUT_WR queues a FIN after the request: "no more bytes from me". The
     // socket can still receive (man 2 shutdown).
     let shut = client.shutdown(Shutdown::Write);
@@ -224,13 +191,7 @@ fn half_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> R
     loop {
         let got = (&conn).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        t.server(
-            call("recv")
-                .on(&conn)
-                .args(RECV_SIZE)
-                .returned(&got)
-                .detail(shown(&buf[..n])),
-        );
+        t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(shown(&buf[..n])));
         if got.or_fail("recv")? == 0 {
             break;
         }
@@ -241,13 +202,7 @@ fn half_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> R
     // The connection is half open, not closed: the answer goes through.
     let reply = format!("got {total} bytes\n");
     (&conn).write_all(reply.as_bytes()).or_fail("send")?;
-    t.server(
-        call("send")
-            .on(&conn)
-            .args(bytes(reply.as_bytes()))
-            .args("MSG_NOSIGNAL")
-            .gave(&reply.len()),
-    );
+    t.server(call("send").on(&conn).args(bytes(reply.as_bytes())).args("MSG_NOSIGNAL").gave(&reply.len()));
     let conn_fd = conn.as_raw_fd();
     drop(conn);
     t.server(call("close").on_fd(conn_fd).gave(&()));
@@ -255,13 +210,7 @@ fn half_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> R
     loop {
         let got = (&client).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        t.client(
-            call("recv")
-                .on(&client)
-                .args(RECV_SIZE)
-                .returned(&got)
-                .detail(shown(&buf[..n])),
-        );
+        t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(shown(&buf[..n])));
         if got.or_fail("recv")? == 0 {
             break;
         }
@@ -285,11 +234,7 @@ fn half_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> R
 
 /// `SO_LINGER` with a zero timeout: close sends RST and forgets the
 /// connection at once.
-fn abortive_close(
-    t: &mut Transcript,
-    listener: &TcpListener,
-    addr: SocketAddr,
-) -> Result<(), Failure> {
+fn abortive_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
     t.section("SO_LINGER 0: close sends RST");
     let (client, conn, peer) = open_connection(t, listener, addr)?;
 
@@ -297,12 +242,7 @@ fn abortive_close(
     // linger on, 0 seconds: close() discards anything unsent and sends RST
     // instead of FIN (man 7 socket, SO_LINGER). std cannot set it yet.
     let set = SockRef::from(&conn).set_linger(Some(Duration::ZERO));
-    t.server(
-        call("setsockopt")
-            .on(&conn)
-            .args("SO_LINGER, {on, 0 s}")
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&conn).args("SO_LINGER, {on, 0 s}").returned(&set));
     set.or_fail("setsockopt SO_LINGER")?;
     let conn_fd = conn.as_raw_fd();
     drop(conn);
@@ -328,24 +268,14 @@ fn abortive_close(
 
 /// Pitfall: closing with bytes still unread sends RST, which can cost the
 /// client a reply it already has. Then the fix.
-fn unread_data(
-    t: &mut Transcript,
-    listener: &TcpListener,
-    addr: SocketAddr,
-) -> Result<(), Failure> {
+fn unread_data(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
     t.section("close with unread data sends RST, even after a full reply");
     let (client, conn, _peer) = open_connection(t, listener, addr)?;
 
     // ANCHOR: unread
     let request = [b'x'; 2048];
     (&client).write_all(&request).or_fail("send")?;
-    t.client(
-        call("send")
-            .on(&client)
-            .args(bytes(&request))
-            .args("MSG_NOSIGNAL")
-            .gave(&request.len()),
-    );
+    t.client(call("send").on(&client).args(bytes(&request)).args("MSG_NOSIGNAL").gave(&request.len()));
     // The server reads only what it needs (say, the headers)...
     let mut head = [0u8; 512];
     let got = (&conn).read(&mut head);
@@ -354,13 +284,7 @@ fn unread_data(
     // ...answers in full...
     let reply = b"here is your whole reply\n";
     (&conn).write_all(reply).or_fail("send")?;
-    t.server(
-        call("send")
-            .on(&conn)
-            .args(bytes(reply))
-            .args("MSG_NOSIGNAL")
-            .gave(&reply.len()),
-    );
+    t.server(call("send").on(&conn).args(bytes(reply)).args("MSG_NOSIGNAL").gave(&reply.len()));
     // ...and closes with 1536 bytes unread. Data would be lost, so the
     // kernel says so with RST instead of FIN (RFC 2525, section 2.17).
     let conn_fd = conn.as_raw_fd();
@@ -371,13 +295,7 @@ fn unread_data(
     let mut buf = [0u8; RECV_SIZE];
     let got = (&client).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(
-        call("recv")
-            .on(&client)
-            .args(RECV_SIZE)
-            .returned(&got)
-            .detail(shown(&buf[..n])),
-    );
+    t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(shown(&buf[..n])));
     got.or_fail("recv")?;
     // A client that reads until the end (HTTP/1.0 bodies, `curl`) gets an
     // error where the end should be, and may throw the reply away.
@@ -392,24 +310,12 @@ fn unread_data(
     t.section("the fix: shutdown(Write), drain, then close");
     let (client, conn, _peer) = open_connection(t, listener, addr)?;
     (&client).write_all(&request).or_fail("send")?;
-    t.client(
-        call("send")
-            .on(&client)
-            .args(bytes(&request))
-            .args("MSG_NOSIGNAL")
-            .gave(&request.len()),
-    );
+    t.client(call("send").on(&client).args(bytes(&request)).args("MSG_NOSIGNAL").gave(&request.len()));
     let got = (&conn).read(&mut head);
     t.server(call("recv").on(&conn).args(head.len()).returned(&got));
     got.or_fail("recv")?;
     (&conn).write_all(reply).or_fail("send")?;
-    t.server(
-        call("send")
-            .on(&conn)
-            .args(bytes(reply))
-            .args("MSG_NOSIGNAL")
-            .gave(&reply.len()),
-    );
+    t.server(call("send").on(&conn).args(bytes(reply)).args("MSG_NOSIGNAL").gave(&reply.len()));
     // ANCHOR: drain
     // FIN after the reply: the client sees a clean end of stream...
     let shut = conn.shutdown(Shutdown::Write);
@@ -418,13 +324,7 @@ fn unread_data(
 
     let got = (&client).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(
-        call("recv")
-            .on(&client)
-            .args(RECV_SIZE)
-            .returned(&got)
-            .detail(shown(&buf[..n])),
-    );
+    t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(shown(&buf[..n])));
     got.or_fail("recv")?;
     let got = (&client).read(&mut buf);
     t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got));
@@ -454,11 +354,7 @@ fn unread_data(
 
 /// Pitfalls: a write to a closed peer does not fail at once, and a Rust
 /// program does not die of SIGPIPE.
-fn write_after_close(
-    t: &mut Transcript,
-    listener: &TcpListener,
-    addr: SocketAddr,
-) -> Result<(), Failure> {
+fn write_after_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
     t.section("writing to a peer that has closed");
     let (client, conn, _peer) = open_connection(t, listener, addr)?;
 
@@ -477,13 +373,7 @@ fn write_after_close(
     // The client's socket is closed for reading, so its kernel answers RST.
     let late = b"a late reply\n";
     let first = (&conn).write(late);
-    t.server(
-        call("send")
-            .on(&conn)
-            .args(bytes(late))
-            .args("MSG_NOSIGNAL")
-            .returned(&first),
-    );
+    t.server(call("send").on(&conn).args(bytes(late)).args("MSG_NOSIGNAL").returned(&first));
     first.or_fail("send")?;
 
     // Wait for that RST instead of sleeping: with no events asked for, poll
@@ -493,10 +383,7 @@ fn write_after_close(
     let revents = fds[0].revents().unwrap_or(PollFlags::empty());
     t.server(
         call("poll")
-            .args(format!(
-                "[{{fd {}, events 0}}], 1, {WAIT_MS} ms",
-                conn.as_raw_fd()
-            ))
+            .args(format!("[{{fd {}, events 0}}], 1, {WAIT_MS} ms", conn.as_raw_fd()))
             .returned(&ready.map(i64::from))
             .detail(format!("revents {}", poll_flags(revents))),
     );
@@ -504,13 +391,7 @@ fn write_after_close(
 
     // The second write fails: EPIPE, which Rust calls BrokenPipe.
     let second = (&conn).write(late);
-    t.server(
-        call("send")
-            .on(&conn)
-            .args(bytes(late))
-            .args("MSG_NOSIGNAL")
-            .returned(&second),
-    );
+    t.server(call("send").on(&conn).args(bytes(late)).args("MSG_NOSIGNAL").returned(&second));
     // ANCHOR_END: epipe
 
     // ANCHOR: sigpipe
@@ -519,18 +400,9 @@ fn write_after_close(
     // and its process survives only because Rust's runtime set SIGPIPE to
     // "ignore" before main. The kernel's record of that:
     let ignored = sigpipe_ignored(t)?;
-    t.server_note(format!(
-        "SIGPIPE ignored by this process: {}",
-        if ignored { "yes" } else { "no" }
-    ));
+    t.server_note(format!("SIGPIPE ignored by this process: {}", if ignored { "yes" } else { "no" }));
     let third = SockRef::from(&conn).send(late);
-    t.server(
-        call("send")
-            .on(&conn)
-            .args(bytes(late))
-            .args(0)
-            .returned(&third),
-    );
+    t.server(call("send").on(&conn).args(bytes(late)).args(0).returned(&third));
     t.server_note("socket2's send, flags 0: SIGPIPE was raised and ignored");
     // ANCHOR_END: sigpipe
     let conn_fd = conn.as_raw_fd();
@@ -541,11 +413,7 @@ fn write_after_close(
 
 /// Pitfall: a handler that fails halfway tells the peer nothing. Unwinding
 /// drops the stream, and a dropped stream is closed with an ordinary FIN.
-fn panic_mid_reply(
-    t: &mut Transcript,
-    listener: &TcpListener,
-    addr: SocketAddr,
-) -> Result<(), Failure> {
+fn panic_mid_reply(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
     t.section("a handler panics halfway: the peer sees a clean end");
     let (client, conn, _peer) = open_connection(t, listener, addr)?;
 
@@ -559,13 +427,7 @@ fn panic_mid_reply(
         let conn = conn;
         let part = b"numbers: 1 2 3";
         (&conn).write_all(part).or_fail("send")?;
-        t.server(
-            call("send")
-                .on(&conn)
-                .args(bytes(part))
-                .args("MSG_NOSIGNAL")
-                .gave(&part.len()),
-        );
+        t.server(call("send").on(&conn).args(bytes(part)).args("MSG_NOSIGNAL").gave(&part.len()));
         panic!("the database went away");
     }));
     panic::set_hook(hook);
@@ -583,13 +445,7 @@ fn panic_mid_reply(
     loop {
         let got = (&client).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        t.client(
-            call("recv")
-                .on(&client)
-                .args(RECV_SIZE)
-                .returned(&got)
-                .detail(shown(&buf[..n])),
-        );
+        t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(shown(&buf[..n])));
         if got.or_fail("recv")? == 0 {
             break;
         }
@@ -604,11 +460,7 @@ fn panic_mid_reply(
 
 /// Pitfall: dropping a stream closes the connection only when it was the
 /// last descriptor for the socket.
-fn clone_keeps_open(
-    t: &mut Transcript,
-    listener: &TcpListener,
-    addr: SocketAddr,
-) -> Result<(), Failure> {
+fn clone_keeps_open(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
     t.section("a try_clone keeps the connection open");
     let (client, conn, _peer) = open_connection(t, listener, addr)?;
 
@@ -624,10 +476,7 @@ fn clone_keeps_open(
     let conn_fd = conn.as_raw_fd();
     drop(conn);
     t.server(call("close").on_fd(conn_fd).gave(&()));
-    t.server_note(format!(
-        "fd {} still refers to the socket: no FIN",
-        clone.as_raw_fd()
-    ));
+    t.server_note(format!("fd {} still refers to the socket: no FIN", clone.as_raw_fd()));
 
     // Nothing arrives: 100 ms is ample on loopback, and a FIN that was
     // never sent cannot arrive later.
@@ -635,10 +484,7 @@ fn clone_keeps_open(
     let ready = poll(&mut fds, PollTimeout::from(100u16));
     t.client(
         call("poll")
-            .args(format!(
-                "[{{fd {}, POLLIN}}], 1, 100 ms",
-                client.as_raw_fd()
-            ))
+            .args(format!("[{{fd {}, POLLIN}}], 1, 100 ms", client.as_raw_fd()))
             .returned(&ready.map(i64::from)),
     );
     ready.or_fail("poll")?;
@@ -646,13 +492,7 @@ fn clone_keeps_open(
 
     let still = b"still here\n";
     (&clone).write_all(still).or_fail("send")?;
-    t.server(
-        call("send")
-            .on(&clone)
-            .args(bytes(still))
-            .args("MSG_NOSIGNAL")
-            .gave(&still.len()),
-    );
+    t.server(call("send").on(&clone).args(bytes(still)).args("MSG_NOSIGNAL").gave(&still.len()));
     let clone_fd = clone.as_raw_fd();
     drop(clone);
     t.server(call("close").on_fd(clone_fd).gave(&()));
@@ -662,13 +502,7 @@ fn clone_keeps_open(
     loop {
         let got = (&client).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        t.client(
-            call("recv")
-                .on(&client)
-                .args(RECV_SIZE)
-                .returned(&got)
-                .detail(shown(&buf[..n])),
-        );
+        t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(shown(&buf[..n])));
         if got.or_fail("recv")? == 0 {
             break;
         }
@@ -693,24 +527,15 @@ fn tcp_states(
     // ANCHOR: proc_net_tcp
     const TABLE: &str = "/proc/net/tcp";
     let file = File::open(TABLE);
-    t.at(
-        column,
-        call("open")
-            .args(format!("{TABLE:?}, O_RDONLY"))
-            .returned(&file),
-    );
+    t.at(column, call("open").args(format!("{TABLE:?}, O_RDONLY")).returned(&file));
     let mut file = file.or_fail(format!("open {TABLE}"))?;
     let mut text = String::new();
-    file.read_to_string(&mut text)
-        .or_fail(format!("read {TABLE}"))?;
+    file.read_to_string(&mut text).or_fail(format!("read {TABLE}"))?;
     let fd = file.as_raw_fd();
     drop(file);
     t.at(column, call("close").on_fd(fd).gave(&()));
     // ANCHOR_END: proc_net_tcp
-    Ok(pairs
-        .iter()
-        .map(|&(local, peer)| find_state(&text, local, peer).unwrap_or("no entry"))
-        .collect())
+    Ok(pairs.iter().map(|&(local, peer)| find_state(&text, local, peer).unwrap_or("no entry")).collect())
 }
 
 /// Finds the row for `local -> peer` in /proc/net/tcp's text and names its
@@ -718,11 +543,7 @@ fn tcp_states(
 /// 32-bit number, then the port, `0100007F:1F41` for 127.0.0.1:8001 on x86.
 fn find_state(table: &str, local: SocketAddr, peer: SocketAddr) -> Option<&'static str> {
     let hex = |addr: SocketAddr| match addr {
-        SocketAddr::V4(v4) => Some(format!(
-            "{:08X}:{:04X}",
-            u32::from_ne_bytes(v4.ip().octets()),
-            v4.port()
-        )),
+        SocketAddr::V4(v4) => Some(format!("{:08X}:{:04X}", u32::from_ne_bytes(v4.ip().octets()), v4.port())),
         SocketAddr::V6(_) => None,
     };
     let (local, peer) = (hex(local)?, hex(peer)?);
@@ -754,15 +575,10 @@ fn find_state(table: &str, local: SocketAddr, peer: SocketAddr) -> Option<&'stat
 fn sigpipe_ignored(t: &mut Transcript) -> Result<bool, Failure> {
     const STATUS: &str = "/proc/self/status";
     let file = File::open(STATUS);
-    t.server(
-        call("open")
-            .args(format!("{STATUS:?}, O_RDONLY"))
-            .returned(&file),
-    );
+    t.server(call("open").args(format!("{STATUS:?}, O_RDONLY")).returned(&file));
     let mut file = file.or_fail(format!("open {STATUS}"))?;
     let mut text = String::new();
-    file.read_to_string(&mut text)
-        .or_fail(format!("read {STATUS}"))?;
+    file.read_to_string(&mut text).or_fail(format!("read {STATUS}"))?;
     let fd = file.as_raw_fd();
     drop(file);
     t.server(call("close").on_fd(fd).gave(&()));
@@ -776,11 +592,7 @@ fn sigpipe_ignored(t: &mut Transcript) -> Result<bool, Failure> {
 
 /// What a read returned, shown after its byte count; nothing for 0 bytes.
 fn shown(data: &[u8]) -> String {
-    if data.is_empty() {
-        String::new()
-    } else {
-        bytes(data)
-    }
+    if data.is_empty() { String::new() } else { bytes(data) }
 }
 
 /// `POLLERR|POLLHUP`, as strace shows poll's results.
@@ -791,16 +603,9 @@ fn poll_flags(flags: PollFlags) -> String {
         (PollFlags::POLLERR, "POLLERR"),
         (PollFlags::POLLHUP, "POLLHUP"),
     ];
-    let set: Vec<&str> = names
-        .iter()
-        .filter(|(flag, _)| flags.contains(*flag))
-        .map(|(_, name)| *name)
-        .collect();
-    if set.is_empty() {
-        "0".to_string()
-    } else {
-        set.join("|")
-    }
+    let set: Vec<&str> =
+        names.iter().filter(|(flag, _)| flags.contains(*flag)).map(|(_, name)| *name).collect();
+    if set.is_empty() { "0".to_string() } else { set.join("|") }
 }
 
 /// The experiment behind the demo's EPIPE part, with SIGPIPE and the
@@ -839,23 +644,14 @@ fn broken_pipe(sigpipe: Sigpipe, writer: Writer) -> Result<(), Failure> {
         Writer::Socket2 => (SockRef::from(conn).send(late), "0"),
     };
     let (first, flags) = send(&conn);
-    t.server(
-        call("send")
-            .on(&conn)
-            .args(bytes(late))
-            .args(flags)
-            .returned(&first),
-    );
+    t.server(call("send").on(&conn).args(bytes(late)).args(flags).returned(&first));
     first.or_fail("send")?;
     let mut fds = [PollFd::new(conn.as_fd(), PollFlags::empty())];
     let ready = poll(&mut fds, PollTimeout::from(WAIT_MS));
     let revents = fds[0].revents().unwrap_or(PollFlags::empty());
     t.server(
         call("poll")
-            .args(format!(
-                "[{{fd {}, events 0}}], 1, {WAIT_MS} ms",
-                conn.as_raw_fd()
-            ))
+            .args(format!("[{{fd {}, events 0}}], 1, {WAIT_MS} ms", conn.as_raw_fd()))
             .returned(&ready.map(i64::from))
             .detail(format!("revents {}", poll_flags(revents))),
     );
@@ -863,13 +659,7 @@ fn broken_pipe(sigpipe: Sigpipe, writer: Writer) -> Result<(), Failure> {
     // With SIGPIPE at its default and flags 0, the process ends inside
     // this call: nothing after it runs.
     let (second, flags) = send(&conn);
-    t.server(
-        call("send")
-            .on(&conn)
-            .args(bytes(late))
-            .args(flags)
-            .returned(&second),
-    );
+    t.server(call("send").on(&conn).args(bytes(late)).args(flags).returned(&second));
     // ANCHOR_END: two_writes
     match second {
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
@@ -951,21 +741,15 @@ fn serve_one(conn: TcpStream, peer: SocketAddr, timeout: Duration, abort: bool) 
 fn client(addr: SocketAddr) -> Result<(), Failure> {
     // ANCHOR: client
     let mut request = Vec::new();
-    io::stdin()
-        .read_to_end(&mut request)
-        .or_fail("read stdin")?;
+    io::stdin().read_to_end(&mut request).or_fail("read stdin")?;
     let mut stream = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     println!("Connected to {addr}");
     stream.write_all(&request).or_fail(format!("send {addr}"))?;
     // Without this the server, reading to end of stream, would wait forever.
-    stream
-        .shutdown(Shutdown::Write)
-        .or_fail(format!("shutdown {addr}"))?;
+    stream.shutdown(Shutdown::Write).or_fail(format!("shutdown {addr}"))?;
     println!("Sent {} bytes, then shutdown(Write)", request.len());
     let mut reply = Vec::new();
-    stream
-        .read_to_end(&mut reply)
-        .or_fail(format!("recv {addr}"))?;
+    stream.read_to_end(&mut reply).or_fail(format!("recv {addr}"))?;
     print!("Reply: {}", String::from_utf8_lossy(&reply));
     println!("The server closed the connection");
     Ok(())
@@ -975,10 +759,7 @@ fn client(addr: SocketAddr) -> Result<(), Failure> {
 /// A read timeout shows up as `WouldBlock` (EAGAIN) on Linux, `TimedOut`
 /// on some other systems; a portable program accepts both.
 fn is_timeout_error(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 /// `--timeout` in seconds, refused when it is not a positive, finite number.
@@ -986,8 +767,5 @@ fn seconds(value: f64) -> Result<Duration, Failure> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or(Failure::new(
-            "--timeout",
-            format!("{value} is not a positive number of seconds"),
-        ))
+        .ok_or(Failure::new("--timeout", format!("{value} is not a positive number of seconds")))
 }

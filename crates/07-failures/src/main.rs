@@ -94,11 +94,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-07", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server {
-            addr,
-            reuse_address,
-            reuse_port,
-        }) => server(addr, reuse_address, reuse_port),
+        Some(Command::Server { addr, reuse_address, reuse_port }) => server(addr, reuse_address, reuse_port),
         Some(Command::Client { addr }) => client(addr),
         Some(Command::ExhaustPorts { max }) => exhaust_ports(max),
     })
@@ -130,12 +126,7 @@ fn port_zero(t: &mut Transcript) -> Result<(Socket, SocketAddr), Failure> {
     let listener = listener.or_fail("socket")?;
     // As std does (lesson 3); the last part of the demo shows what it is for.
     let set = listener.set_reuse_address(true);
-    t.server(
-        call("setsockopt")
-            .on(&listener)
-            .args("SO_REUSEADDR, 1")
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&listener).args("SO_REUSEADDR, 1").returned(&set));
     set.or_fail("setsockopt SO_REUSEADDR")?;
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
     let bound = listener.bind(&wanted.into());
@@ -149,12 +140,7 @@ fn port_zero(t: &mut Transcript) -> Result<(Socket, SocketAddr), Failure> {
         .ok_or(Failure::new("getsockname", "not an IP address"))?;
     t.server(call("getsockname").on(&listener).gave(&()).detail(addr));
     let listening = listener.listen(BACKLOG);
-    t.server(
-        call("listen")
-            .on(&listener)
-            .args(BACKLOG)
-            .returned(&listening),
-    );
+    t.server(call("listen").on(&listener).args(BACKLOG).returned(&listening));
     listening.or_fail("listen")?;
     // ANCHOR_END: port_zero
     Ok((listener, addr))
@@ -180,12 +166,7 @@ fn address_in_use(t: &mut Transcript, addr: SocketAddr) -> Result<(), Failure> {
     t.server(call("socket").args(STREAM).returned(&second));
     let second = second.or_fail("socket")?;
     let set = second.set_reuse_address(true);
-    t.server(
-        call("setsockopt")
-            .on(&second)
-            .args("SO_REUSEADDR, 1")
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&second).args("SO_REUSEADDR, 1").returned(&set));
     set.or_fail("setsockopt SO_REUSEADDR")?;
     let bound = second.bind(&addr.into());
     t.server(call("bind").on(&second).args(addr).returned(&bound));
@@ -275,26 +256,18 @@ fn four_tuple(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result
             .ok_or(Failure::new("getsockname", "not an IP address"))?;
         t.server(call("getsockname").on(&conn).gave(&()).detail(local));
         let peer = conn.peer_addr().or_fail("getpeername")?;
-        let peer = peer
-            .as_socket()
-            .ok_or(Failure::new("getpeername", "not an IP address"))?;
+        let peer = peer.as_socket().ok_or(Failure::new("getpeername", "not an IP address"))?;
         t.server(call("getpeername").on(&conn).gave(&()).detail(peer));
         tuples.push((local, peer));
         accepted.push(conn);
     }
     // Printed ports vary from run to run, so the comparisons are printed.
     let same_port = tuples.iter().all(|(local, _)| *local == addr);
-    t.server_note(format!(
-        "each accepted socket's local address is the listener's: {}",
-        yes_no(same_port)
-    ));
+    t.server_note(format!("each accepted socket's local address is the listener's: {}", yes_no(same_port)));
     let mut peers: Vec<u16> = tuples.iter().map(|(_, peer)| peer.port()).collect();
     peers.sort_unstable();
     peers.dedup();
-    t.server_note(format!(
-        "their peer ports all differ: {}",
-        yes_no(peers.len() == tuples.len())
-    ));
+    t.server_note(format!("their peer ports all differ: {}", yes_no(peers.len() == tuples.len())));
     t.server_note("(local address, local port, peer address, peer port) names a connection");
     // ANCHOR_END: four_tuple
     for client in clients {
@@ -324,12 +297,7 @@ fn reuse_port(t: &mut Transcript) -> Result<(), Failure> {
         // Every socket sharing the port must set it, before bind, and
         // belong to the same user (man 7 socket).
         let set = listener.set_reuse_port(true);
-        t.server(
-            call("setsockopt")
-                .on(&listener)
-                .args("SO_REUSEPORT, 1")
-                .returned(&set),
-        );
+        t.server(call("setsockopt").on(&listener).args("SO_REUSEPORT, 1").returned(&set));
         set.or_fail("setsockopt SO_REUSEPORT")?;
         let bound = listener.bind(&addr.into());
         t.server(call("bind").on(&listener).args(addr).returned(&bound));
@@ -343,12 +311,7 @@ fn reuse_port(t: &mut Transcript) -> Result<(), Failure> {
             t.server(call("getsockname").on(&listener).gave(&()).detail(addr));
         }
         let listening = listener.listen(BACKLOG);
-        t.server(
-            call("listen")
-                .on(&listener)
-                .args(BACKLOG)
-                .returned(&listening),
-        );
+        t.server(call("listen").on(&listener).args(BACKLOG).returned(&listening));
         listening.or_fail("listen")?;
         listeners.push(listener);
     }
@@ -358,16 +321,12 @@ fn reuse_port(t: &mut Transcript) -> Result<(), Failure> {
     // One client at a time: connect, wait until one of the two listeners
     // has it, accept it there, close both ends. Which listener gets it is a
     // hash of the 4-tuple, so these calls are counted, not printed.
-    t.client_note(format!(
-        "{SPREAD_CLIENTS} clients: socket, connect, then the server polls both listeners"
-    ));
+    t.client_note(format!("{SPREAD_CLIENTS} clients: socket, connect, then the server polls both listeners"));
     t.server_note("and accepts from the one that has the connection (calls not shown)");
     let mut got = [0usize; 2];
     for _ in 0..SPREAD_CLIENTS {
         let client = Socket::new(Domain::IPV4, Type::STREAM, None).or_fail("socket")?;
-        client
-            .connect(&addr.into())
-            .or_fail(format!("connect {addr}"))?;
+        client.connect(&addr.into()).or_fail(format!("connect {addr}"))?;
         let mut fds = [
             PollFd::new(listeners[0].as_fd(), PollFlags::POLLIN),
             PollFd::new(listeners[1].as_fd(), PollFlags::POLLIN),
@@ -425,12 +384,7 @@ fn refused(t: &mut Transcript) -> Result<(), Failure> {
     t.client(call("socket").args(STREAM).returned(&client));
     let client = client.or_fail("socket")?;
     let connected = client.connect(&closed.into());
-    t.client(
-        call("connect")
-            .on(&client)
-            .args(closed)
-            .returned(&connected),
-    );
+    t.client(call("connect").on(&client).args(closed).returned(&connected));
     t.client_note("the kernel answered the SYN with RST: nobody listens there");
     let client_fd = client.as_raw_fd();
     drop(client);
@@ -449,40 +403,20 @@ fn time_wait_rebind(t: &mut Transcript) -> Result<(), Failure> {
     t.section("TIME_WAIT and a restart: std binds, raw socket2 does not");
     // ANCHOR: old_server
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
-    t.server_note(format!(
-        "the old server: TcpListener::bind(\"{wanted}\"), as in lesson 3"
-    ));
+    t.server_note(format!("the old server: TcpListener::bind(\"{wanted}\"), as in lesson 3"));
     let old = TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
-    t.server(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .gave(&old),
-    );
-    t.server(
-        call("setsockopt")
-            .on(&old)
-            .args("SO_REUSEADDR, 1")
-            .gave(&()),
-    );
+    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&old));
+    t.server(call("setsockopt").on(&old).args("SO_REUSEADDR, 1").gave(&()));
     t.server(call("bind").on(&old).args(wanted).gave(&()));
     t.server(call("listen").on(&old).args(BACKLOG).gave(&()));
     let addr = old.local_addr().or_fail("getsockname")?;
     t.server(call("getsockname").on(&old).gave(&()).detail(addr));
 
     let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .gave(&client),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&client));
     t.client(call("connect").on(&client).args(addr).gave(&()));
     let accepted = old.accept();
-    t.server(
-        call("accept")
-            .on(&old)
-            .args("SOCK_CLOEXEC")
-            .returned(&accepted),
-    );
+    t.server(call("accept").on(&old).args("SOCK_CLOEXEC").returned(&accepted));
     let (conn, peer) = accepted.or_fail("accept")?;
 
     // The server ends the conversation first (lesson 6), so its end of the
@@ -527,17 +461,8 @@ fn time_wait_rebind(t: &mut Transcript) -> Result<(), Failure> {
     t.server_note(format!("a new server with TcpListener::bind(\"{addr}\"):"));
     let new = TcpListener::bind(addr);
     let new = new.or_fail(format!("bind {addr}"))?;
-    t.server(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .gave(&new),
-    );
-    t.server(
-        call("setsockopt")
-            .on(&new)
-            .args("SO_REUSEADDR, 1")
-            .gave(&()),
-    );
+    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&new));
+    t.server(call("setsockopt").on(&new).args("SO_REUSEADDR, 1").gave(&()));
     t.server(call("bind").on(&new).args(addr).gave(&()));
     t.server(call("listen").on(&new).args(BACKLOG).gave(&()));
     t.server_note("SO_REUSEADDR on the old socket and the new one: TIME_WAIT no longer blocks");
@@ -563,23 +488,14 @@ fn tcp_states(
 ) -> Result<Vec<&'static str>, Failure> {
     const TABLE: &str = "/proc/net/tcp";
     let file = File::open(TABLE);
-    t.at(
-        column,
-        call("open")
-            .args(format!("{TABLE:?}, O_RDONLY"))
-            .returned(&file),
-    );
+    t.at(column, call("open").args(format!("{TABLE:?}, O_RDONLY")).returned(&file));
     let mut file = file.or_fail(format!("open {TABLE}"))?;
     let mut text = String::new();
-    file.read_to_string(&mut text)
-        .or_fail(format!("read {TABLE}"))?;
+    file.read_to_string(&mut text).or_fail(format!("read {TABLE}"))?;
     let file_fd = file.as_raw_fd();
     drop(file);
     t.at(column, call("close").on_fd(file_fd).gave(&()));
-    Ok(pairs
-        .iter()
-        .map(|&(local, peer)| find_state(&text, local, peer).unwrap_or("no entry"))
-        .collect())
+    Ok(pairs.iter().map(|&(local, peer)| find_state(&text, local, peer).unwrap_or("no entry")).collect())
 }
 
 /// Finds the row for `local -> peer` in /proc/net/tcp's text and names its
@@ -587,11 +503,7 @@ fn tcp_states(
 /// 32-bit number, then the port, `0100007F:1F41` for 127.0.0.1:8001 on x86.
 fn find_state(table: &str, local: SocketAddr, peer: SocketAddr) -> Option<&'static str> {
     let hex = |addr: SocketAddr| match addr {
-        SocketAddr::V4(v4) => Some(format!(
-            "{:08X}:{:04X}",
-            u32::from_ne_bytes(v4.ip().octets()),
-            v4.port()
-        )),
+        SocketAddr::V4(v4) => Some(format!("{:08X}:{:04X}", u32::from_ne_bytes(v4.ip().octets()), v4.port())),
         SocketAddr::V6(_) => None,
     };
     let (local, peer) = (hex(local)?, hex(peer)?);
@@ -626,26 +538,16 @@ fn server(addr: SocketAddr, reuse_address: bool, reuse_port: bool) -> Result<(),
     // ANCHOR: server
     let listener = Socket::new(Domain::for_address(addr), Type::STREAM, None).or_fail("socket")?;
     if reuse_address {
-        listener
-            .set_reuse_address(true)
-            .or_fail("setsockopt SO_REUSEADDR")?;
+        listener.set_reuse_address(true).or_fail("setsockopt SO_REUSEADDR")?;
     }
     if reuse_port {
-        listener
-            .set_reuse_port(true)
-            .or_fail("setsockopt SO_REUSEPORT")?;
+        listener.set_reuse_port(true).or_fail("setsockopt SO_REUSEPORT")?;
     }
     // Any failure here ends the program: one line, exit status 1.
-    listener
-        .bind(&addr.into())
-        .or_fail(format!("bind {addr}"))?;
+    listener.bind(&addr.into()).or_fail(format!("bind {addr}"))?;
     let local = listener.local_addr().or_fail("getsockname")?;
-    let local = local
-        .as_socket()
-        .ok_or(Failure::new("getsockname", "not an IP address"))?;
-    listener
-        .listen(BACKLOG)
-        .or_fail(format!("listen {local}"))?;
+    let local = local.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+    listener.listen(BACKLOG).or_fail(format!("listen {local}"))?;
     let pid = std::process::id();
     println!("Listening on {local} (pid {pid})");
 
@@ -660,11 +562,8 @@ fn server(addr: SocketAddr, reuse_address: bool, reuse_port: bool) -> Result<(),
         };
         let peer = peer.as_socket().map_or("unknown".into(), |p| p.to_string());
         // The accepted socket's own address: the listener's port, always.
-        let here = conn
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket())
-            .map_or("unknown".into(), |a| a.to_string());
+        let here =
+            conn.local_addr().ok().and_then(|a| a.as_socket()).map_or("unknown".into(), |a| a.to_string());
         println!("fd {}: {here} <-> {peer}", conn.as_raw_fd());
         let reply = format!("you are {peer}, I am {here} (pid {pid})\n");
         if let Err(err) = (&conn).write_all(reply.as_bytes()) {
@@ -682,18 +581,12 @@ fn client(addr: SocketAddr) -> Result<(), Failure> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).or_fail("socket")?;
     // ECONNREFUSED (nobody listens), ETIMEDOUT, EADDRNOTAVAIL: one line and
     // exit status 1, naming the call and the address.
-    socket
-        .connect(&addr.into())
-        .or_fail(format!("connect {addr}"))?;
+    socket.connect(&addr.into()).or_fail(format!("connect {addr}"))?;
     let local = socket.local_addr().or_fail("getsockname")?;
-    let local = local
-        .as_socket()
-        .ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let local = local.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
     println!("Connected: {local} -> {addr}");
     let mut reply = Vec::new();
-    (&socket)
-        .read_to_end(&mut reply)
-        .or_fail(format!("recv {addr}"))?;
+    (&socket).read_to_end(&mut reply).or_fail(format!("recv {addr}"))?;
     println!("Reply: {}", String::from_utf8_lossy(&reply).trim_end());
     Ok(())
     // ANCHOR_END: client
