@@ -36,6 +36,9 @@ const DEFAULT_ADDR: &str = "127.0.0.1:8001";
 /// How much one `read` may return.
 const RECV_SIZE: usize = 4096;
 
+/// What every `socket` call here asks for: std adds SOCK_CLOEXEC.
+const STREAM: &str = "AF_INET, SOCK_STREAM|SOCK_CLOEXEC";
+
 /// The backlog std passes to `listen` on Linux (lesson 3).
 const STD_BACKLOG: i32 = 128;
 
@@ -129,7 +132,7 @@ fn demo() -> Result<(), Failure> {
     t.server_note("TcpListener::bind(\"127.0.0.1:0\"), as in lesson 3:");
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
     let listener = TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&listener));
+    t.server(call("socket").args(STREAM).gave(&listener));
     t.server(call("setsockopt").on(&listener).args("SO_REUSEADDR, 1").gave(&()));
     t.server(call("bind").on(&listener).args(wanted).gave(&()));
     t.server(call("listen").on(&listener).args(STD_BACKLOG).gave(&()));
@@ -149,27 +152,17 @@ fn demo() -> Result<(), Failure> {
     Ok(())
 }
 
-/// A client connects and the server accepts it: the calls of lesson 3,
-/// written once because every part of the demo starts this way.
-fn open_connection(
-    t: &mut Transcript,
-    listener: &TcpListener,
-    addr: SocketAddr,
-) -> Result<(TcpStream, TcpStream, SocketAddr), Failure> {
-    let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&client));
-    t.client(call("connect").on(&client).args(addr).gave(&()));
-    let accepted = listener.accept();
-    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
-    let (conn, peer) = accepted.or_fail("accept")?;
-    Ok((client, conn, peer))
-}
-
 /// The client says "that is all" with a FIN and still gets its answer; the
 /// side that sent the first FIN is left in TIME_WAIT.
 fn half_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
     t.section("shutdown(Write): done sending, still listening");
-    let (client, conn, _peer) = open_connection(t, listener, addr)?;
+    // A client connects and the server accepts it, as in lesson 3.
+    let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
+    t.client(call("socket").args(STREAM).gave(&client));
+    t.client(call("connect").on(&client).args(addr).gave(&()));
+    let accepted = listener.accept();
+    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
     // Which end is the client's: the 4-tuple to look for afterwards.
     let client_addr = client.local_addr().or_fail("getsockname")?;
     t.client(call("getsockname").on(&client).gave(&()).detail(client_addr));
@@ -236,7 +229,13 @@ fn half_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> R
 /// connection at once.
 fn abortive_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
     t.section("SO_LINGER 0: close sends RST");
-    let (client, conn, peer) = open_connection(t, listener, addr)?;
+    // A client connects and the server accepts it, as in lesson 3.
+    let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
+    t.client(call("socket").args(STREAM).gave(&client));
+    t.client(call("connect").on(&client).args(addr).gave(&()));
+    let accepted = listener.accept();
+    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    let (conn, peer) = accepted.or_fail("accept")?;
 
     // ANCHOR: abort
     // linger on, 0 seconds: close() discards anything unsent and sends RST
@@ -270,7 +269,13 @@ fn abortive_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) 
 /// client a reply it already has. Then the fix.
 fn unread_data(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
     t.section("close with unread data sends RST, even after a full reply");
-    let (client, conn, _peer) = open_connection(t, listener, addr)?;
+    // A client connects and the server accepts it, as in lesson 3.
+    let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
+    t.client(call("socket").args(STREAM).gave(&client));
+    t.client(call("connect").on(&client).args(addr).gave(&()));
+    let accepted = listener.accept();
+    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
 
     // ANCHOR: unread
     let request = [b'x'; 2048];
@@ -308,7 +313,13 @@ fn unread_data(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> 
     // ANCHOR_END: unread
 
     t.section("the fix: shutdown(Write), drain, then close");
-    let (client, conn, _peer) = open_connection(t, listener, addr)?;
+    // A client connects and the server accepts it, as in lesson 3.
+    let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
+    t.client(call("socket").args(STREAM).gave(&client));
+    t.client(call("connect").on(&client).args(addr).gave(&()));
+    let accepted = listener.accept();
+    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
     (&client).write_all(&request).or_fail("send")?;
     t.client(call("send").on(&client).args(bytes(&request)).args("MSG_NOSIGNAL").gave(&request.len()));
     let got = (&conn).read(&mut head);
@@ -356,7 +367,13 @@ fn unread_data(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> 
 /// program does not die of SIGPIPE.
 fn write_after_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
     t.section("writing to a peer that has closed");
-    let (client, conn, _peer) = open_connection(t, listener, addr)?;
+    // A client connects and the server accepts it, as in lesson 3.
+    let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
+    t.client(call("socket").args(STREAM).gave(&client));
+    t.client(call("connect").on(&client).args(addr).gave(&()));
+    let accepted = listener.accept();
+    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
 
     // ANCHOR: epipe
     let client_fd = client.as_raw_fd();
@@ -415,7 +432,13 @@ fn write_after_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAdd
 /// drops the stream, and a dropped stream is closed with an ordinary FIN.
 fn panic_mid_reply(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
     t.section("a handler panics halfway: the peer sees a clean end");
-    let (client, conn, _peer) = open_connection(t, listener, addr)?;
+    // A client connects and the server accepts it, as in lesson 3.
+    let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
+    t.client(call("socket").args(STREAM).gave(&client));
+    t.client(call("connect").on(&client).args(addr).gave(&()));
+    let accepted = listener.accept();
+    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
 
     // ANCHOR: panic
     let conn_fd = conn.as_raw_fd();
@@ -462,7 +485,13 @@ fn panic_mid_reply(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr)
 /// last descriptor for the socket.
 fn clone_keeps_open(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
     t.section("a try_clone keeps the connection open");
-    let (client, conn, _peer) = open_connection(t, listener, addr)?;
+    // A client connects and the server accepts it, as in lesson 3.
+    let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
+    t.client(call("socket").args(STREAM).gave(&client));
+    t.client(call("connect").on(&client).args(addr).gave(&()));
+    let accepted = listener.accept();
+    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
 
     // ANCHOR: clone
     // try_clone duplicates the descriptor (fcntl F_DUPFD_CLOEXEC): two fds,
@@ -628,7 +657,13 @@ fn broken_pipe(sigpipe: Sigpipe, writer: Writer) -> Result<(), Failure> {
     let listener = TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
     let addr = listener.local_addr().or_fail("getsockname")?;
     t.server_note(format!("listening on {addr}"));
-    let (client, conn, _peer) = open_connection(&mut t, &listener, addr)?;
+    // A client connects and the server accepts it, as in lesson 3.
+    let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
+    t.client(call("socket").args(STREAM).gave(&client));
+    t.client(call("connect").on(&client).args(addr).gave(&()));
+    let accepted = listener.accept();
+    t.server(call("accept").on(&listener).args("SOCK_CLOEXEC").returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
     let client_fd = client.as_raw_fd();
     drop(client);
     t.client(call("close").on_fd(client_fd).gave(&()));
