@@ -216,8 +216,9 @@ fn half_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> R
 
     // ANCHOR: time_wait
     // The client sent the first FIN, so its end of the 4-tuple waits in
-    // TIME_WAIT (man 7 tcp: tcp_fin_timeout; RFC 9293: 2 MSL). It got there
-    // when the server's FIN arrived, before the recv above returned 0.
+    // TIME_WAIT: RFC 9293 asks for twice the maximum segment lifetime, and
+    // Linux waits a fixed 60 s (TCP_TIMEWAIT_LEN). It got there when the
+    // server's FIN arrived, before the recv above returned 0.
     let states = tcp_states(t, 1, &[(client_addr, addr)])?;
     t.client_note(format!("{client_addr} -> {addr}: {}", states[0]));
     t.client_note("the side that closed first holds the 4-tuple for 60 s");

@@ -597,7 +597,7 @@ fn client(addr: SocketAddr) -> Result<(), Failure> {
 /// 28,232 ports it reaches `max` first; in a network namespace with a small
 /// `net.ipv4.ip_local_port_range` it runs out: EADDRNOTAVAIL. (Loopback may
 /// reuse a port in TIME_WAIT, `tcp_tw_reuse` = 2, but only one that has sat
-/// there for a second: a fast loop runs out all the same.)
+/// there for `tcp_tw_reuse_delay`, a second: a fast loop runs out anyway.)
 fn exhaust_ports(max: usize) -> Result<(), Failure> {
     // ANCHOR: exhaust
     let listener = TcpListener::bind("127.0.0.1:0").or_fail("bind 127.0.0.1:0")?;
