@@ -154,6 +154,7 @@ fn address_in_use(t: &mut Transcript, addr: SocketAddr) -> Result<(), Failure> {
     let second = Socket::new(Domain::IPV4, Type::STREAM, None);
     t.server(call("socket").args(STREAM).returned(&second));
     let second = second.or_fail("socket")?;
+    // fd 3 listens on this address: the kernel refuses a second bind.
     let bound = second.bind(&addr.into());
     t.server(call("bind").on(&second).args(addr).returned(&bound));
     let second_fd = second.as_raw_fd();
