@@ -110,6 +110,20 @@ fn a_python_client_that_half_closes_gets_its_answer() {
 }
 
 #[test]
+fn openbsd_nc_with_n_half_closes_and_gets_its_answer() {
+    if !crate::support::have("nc") {
+        return;
+    }
+    let mut server = Server::lesson(6, &[]);
+    let (host, port) = server.addr.rsplit_once(':').unwrap();
+    // -N: shutdown(SHUT_WR) at the end of stdin, then read until the server
+    // closes. Without it, nc would neither end the request nor exit.
+    let out = run_with(Command::new("nc").args(["-N", host, port]), b"hello from nc\n");
+    assert_eq!(stdout_of(&out), "received 14 bytes\n");
+    server.wait_for("Closed");
+}
+
+#[test]
 fn an_aborting_server_makes_the_clients_read_fail_with_connection_reset() {
     let mut server = Server::lesson(6, &["--abort"]);
     // The real lesson client: one line naming the call, address and error.
