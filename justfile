@@ -26,6 +26,14 @@ lesson-4 *args:
 lesson-5 *args:
     cargo run --quiet -p lesson-05 -- "$@"
 
+# Lesson 6: ending a conversation: half-close, RST, EPIPE and TIME_WAIT
+lesson-6 *args:
+    cargo run --quiet -p lesson-06 -- "$@"
+
+# Lesson 7: when things fail: address in use, reuse options, refused, port 0 and the 4-tuple
+lesson-7 *args:
+    cargo run --quiet -p lesson-07 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 trace n:
     #!/usr/bin/env bash

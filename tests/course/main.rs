@@ -15,3 +15,5 @@ mod lesson_02;
 mod lesson_03;
 mod lesson_04;
 mod lesson_05;
+mod lesson_06;
+mod lesson_07;

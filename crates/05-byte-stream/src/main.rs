@@ -532,7 +532,8 @@ fn refuse(conn: &TcpStream, peer: SocketAddr, framing: Framing, err: &FrameError
     }
     // FIN after the reply. Then read and discard what the client still
     // sends, up to a limit: closing with unread bytes would send RST, and
-    // an RST can destroy the reply before the client reads it (lesson 6).
+    // the client would get ECONNRESET instead of the end of the stream, or
+    // on some systems lose the reply (lesson 6).
     if conn.shutdown(Shutdown::Write).is_ok() {
         let mut buf = [0u8; RECV_SIZE];
         let mut drained = 0;
