@@ -11,3 +11,5 @@ mod book;
 mod lesson_01;
 mod lesson_02;
 mod lesson_03;
+mod lesson_08;
+mod lesson_09;

@@ -55,7 +55,9 @@ fn main() -> ExitCode {
 
 fn demo() -> Result<(), Failure> {
     let mut t = Transcript::new(&["this process"]);
-    t.server_note("fds 0, 1 and 2 are stdin, stdout and stderr; a new one gets the lowest free number");
+    t.server_note(
+        "fds 0, 1 and 2 are stdin, stdout and stderr; a new one gets the lowest free number",
+    );
 
     // ANCHOR: create
     // An ordinary file first, for comparison: open() returns a descriptor.
