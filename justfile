@@ -44,6 +44,14 @@ trace n:
             /^[0-9]+ / { if (started) { $1 = ""; print "      kernel>" $0 } ; next }
             { started = 1; print; fflush() }'
 
+# Show what lesson M changes compared with lesson N: a unified diff of their sources
+diff n m:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    a=$(ls -d crates/$(printf '%02d' "{{n}}")-*/src) b=$(ls -d crates/$(printf '%02d' "{{m}}")-*/src)
+    # The prefixes put the lesson numbers in every file header.
+    git --no-pager diff --no-index --src-prefix="lesson-{{n}}:" --dst-prefix="lesson-{{m}}:" "$a" "$b" || [ $? -eq 1 ]  # 1 means "they differ"
+
 # Run every test: snapshots, interop, book checks, kernel checks
 test:
     cargo test

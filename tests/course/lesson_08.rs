@@ -35,10 +35,7 @@ fn without_somaxconn(transcript: &str) -> String {
 
 /// How many clients' polls timed out in the first round (the SYNs dropped).
 fn stalled(transcript: &str) -> usize {
-    transcript
-        .lines()
-        .filter(|l| l.contains("POLLOUT], 100 ms) = 0  (timed out)"))
-        .count()
+    transcript.lines().filter(|l| l.contains("POLLOUT], 100 ms) = 0  (timed out)")).count()
 }
 
 #[test]
@@ -53,10 +50,7 @@ fn demo_transcript_is_stable_and_reviewed() {
         "{transcript}"
     );
     // Backlog 1: two handshakes complete, two clients stall.
-    assert!(
-        transcript.contains("(accept queue 2, limit 1)"),
-        "{transcript}"
-    );
+    assert!(transcript.contains("(accept queue 2, limit 1)"), "{transcript}");
     assert!(transcript.contains("# 2 of 4 clients finished the handshake: backlog 1 + 1"));
     assert_eq!(stalled(&transcript), 2, "{transcript}");
     // Once the server accepted, the stalled clients got in at the SYN resend.
@@ -71,13 +65,7 @@ fn demo_transcript_is_stable_and_reviewed() {
 #[test]
 fn the_queue_holds_backlog_plus_one() {
     for (backlog, clients) in [(0, 3), (5, 8)] {
-        let args = [
-            "demo",
-            "--backlog",
-            &backlog.to_string(),
-            "--clients",
-            &clients.to_string(),
-        ];
+        let args = ["demo", "--backlog", &backlog.to_string(), "--clients", &clients.to_string()];
         let transcript = normalize(&stdout_of(&run(8, &args, b"")));
         let done = backlog + 1;
         assert!(
@@ -99,18 +87,9 @@ fn the_queue_holds_backlog_plus_one() {
 #[test]
 fn help_is_reviewed() {
     snapshot!("lesson_08__help", help(8));
-    snapshot!(
-        "lesson_08__help_demo",
-        stdout_of(&run(8, &["demo", "--help"], b""))
-    );
-    snapshot!(
-        "lesson_08__help_server",
-        stdout_of(&run(8, &["server", "--help"], b""))
-    );
-    snapshot!(
-        "lesson_08__help_client",
-        stdout_of(&run(8, &["client", "--help"], b""))
-    );
+    snapshot!("lesson_08__help_demo", stdout_of(&run(8, &["demo", "--help"], b"")));
+    snapshot!("lesson_08__help_server", stdout_of(&run(8, &["server", "--help"], b"")));
+    snapshot!("lesson_08__help_client", stdout_of(&run(8, &["client", "--help"], b"")));
 }
 
 /// Ten connections on a server with backlog 1: once accepted, they no
@@ -126,13 +105,8 @@ fn the_server_holds_more_connections_than_its_backlog() {
         // Reading the greeting waits for the server to have accepted this
         // one, so every accept finds the queue otherwise empty.
         let mut greeting = String::new();
-        BufReader::new(&stream)
-            .read_line(&mut greeting)
-            .expect("read greeting");
-        assert_eq!(
-            greeting,
-            format!("connection #{number}; 0 waiting in the accept queue (limit 1)\n")
-        );
+        BufReader::new(&stream).read_line(&mut greeting).expect("read greeting");
+        assert_eq!(greeting, format!("connection #{number}; 0 waiting in the accept queue (limit 1)\n"));
         held.push(stream);
     }
     server.wait_for("Accepted #10 ");
@@ -144,15 +118,8 @@ fn the_server_holds_more_connections_than_its_backlog() {
 fn our_client_against_our_server() {
     let mut server = Server::lesson(8, &["--backlog", "2"]);
     server.wait_for("Accepting");
-    let out = stdout_of(&run(
-        8,
-        &["client", "--addr", &server.addr, "--clients", "6"],
-        b"",
-    ));
-    assert!(
-        out.contains("6 of 6 connected, 0 failed, 0 still waiting"),
-        "{out}"
-    );
+    let out = stdout_of(&run(8, &["client", "--addr", &server.addr, "--clients", "6"], b""));
+    assert!(out.contains("6 of 6 connected, 0 failed, 0 still waiting"), "{out}");
     server.wait_for("Accepted #6 ");
 }
 
@@ -174,14 +141,8 @@ fn the_articles_python_client_is_greeted() {
 fn bad_arguments_get_a_message_and_a_non_zero_exit() {
     let out = run(8, &["demo", "--backlog=-1"], b"");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "lesson-08: --backlog: -1 is negative; use 0 or more\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "lesson-08: --backlog: -1 is negative; use 0 or more\n");
     let out = run(8, &["demo", "--clients", "0"], b"");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "lesson-08: --clients: 0 is not between 1 and 200\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "lesson-08: --clients: 0 is not between 1 and 200\n");
 }

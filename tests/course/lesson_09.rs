@@ -20,9 +20,7 @@ const DEMO_RUNS: usize = 8;
 /// timeout. It is checked to be a short count, then replaced.
 fn without_partial_count(transcript: &str) -> String {
     let send = Regex::new(r"(send\(fd \d+, 1048576 bytes\) = )(\d+)").unwrap();
-    let caps = send
-        .captures(transcript)
-        .expect("the demo's first big send");
+    let caps = send.captures(transcript).expect("the demo's first big send");
     let n: usize = caps[2].parse().unwrap();
     assert!(n > 0 && n < 1048576, "a short count, not {n}");
     send.replace(transcript, "${1}[PARTIAL]").into_owned()
@@ -48,12 +46,7 @@ fn demo_transcript_is_stable_and_reviewed() {
     assert!(transcript.contains("# 500 ms since the first byte and no newline"));
     // Keepalive turns a vanished peer into ETIMEDOUT; a heartbeat catches a hung one.
     assert!(transcript.contains("(tcpi_state 1: ESTABLISHED)"));
-    assert_eq!(
-        transcript
-            .matches("= -1 ETIMEDOUT  (Connection timed out; ErrorKind::TimedOut)")
-            .count(),
-        1
-    );
+    assert_eq!(transcript.matches("= -1 ETIMEDOUT  (Connection timed out; ErrorKind::TimedOut)").count(), 1);
     assert!(transcript.contains("# no answer in 300 ms: declare the peer dead and close"));
     snapshot!("lesson_09__demo", without_partial_count(&transcript));
 }
@@ -61,21 +54,13 @@ fn demo_transcript_is_stable_and_reviewed() {
 #[test]
 fn help_is_reviewed() {
     snapshot!("lesson_09__help", help(9));
-    snapshot!(
-        "lesson_09__help_server",
-        stdout_of(&run(9, &["server", "--help"], b""))
-    );
-    snapshot!(
-        "lesson_09__help_client",
-        stdout_of(&run(9, &["client", "--help"], b""))
-    );
+    snapshot!("lesson_09__help_server", stdout_of(&run(9, &["server", "--help"], b"")));
+    snapshot!("lesson_09__help_client", stdout_of(&run(9, &["client", "--help"], b"")));
 }
 
 /// How many descriptors process `pid` has open.
 fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("list /proc/<pid>/fd")
-        .count()
+    std::fs::read_dir(format!("/proc/{pid}/fd")).expect("list /proc/<pid>/fd").count()
 }
 
 /// The article's server dies of the first timeout. This one closes a slow
@@ -97,11 +82,7 @@ fn slow_and_idle_clients_do_not_stop_the_server() {
 
     assert!(server.wait_for("Closed ").ends_with(": idle for 300ms"));
     assert!(server.wait_for("Closed ").ends_with(": idle for 300ms"));
-    assert!(
-        server
-            .wait_for("Closed ")
-            .ends_with(": the client closed the connection")
-    );
+    assert!(server.wait_for("Closed ").ends_with(": the client closed the connection"));
     // Each closed connection gave its descriptor back.
     assert_eq!(open_fds(server.pid()), before, "descriptors leaked");
     // The slow and idle clients see the server hang up: end of stream.
@@ -110,11 +91,7 @@ fn slow_and_idle_clients_do_not_stop_the_server() {
     assert_eq!(idle.read(&mut buf).expect("read"), 0);
 
     // Still alive, still answering.
-    let out = stdout_of(&run(
-        9,
-        &["client", "--addr", &server.addr],
-        b"still there?\n\n",
-    ));
+    let out = stdout_of(&run(9, &["client", "--addr", &server.addr], b"still there?\n\n"));
     assert!(out.contains("Reply: still there?\n"), "{out}");
     server.wait_for("Closed ");
     assert!(server.is_running());
@@ -140,10 +117,7 @@ fn a_slow_drip_is_stopped_by_the_deadline_not_the_idle_timeout() {
         false
     });
     let closed = server.wait_for("Closed ");
-    assert!(
-        closed.ends_with(": request deadline of 1s passed"),
-        "{closed}"
-    );
+    assert!(closed.ends_with(": request deadline of 1s passed"), "{closed}");
     assert!(drip.join().unwrap(), "the server never hung up");
     assert!(server.is_running());
 }
@@ -151,11 +125,7 @@ fn a_slow_drip_is_stopped_by_the_deadline_not_the_idle_timeout() {
 #[test]
 fn our_client_talks_to_our_server() {
     let mut server = Server::lesson(9, &[]);
-    let client = run(
-        9,
-        &["client", "--addr", &server.addr],
-        b"hello\nsecond line\n\n",
-    );
+    let client = run(9, &["client", "--addr", &server.addr], b"hello\nsecond line\n\n");
     snapshot!("lesson_09__client", normalize(&stdout_of(&client)));
     server.wait_for("Closed ");
 }
@@ -178,8 +148,7 @@ fn the_articles_python_client_talks_to_our_server() {
 #[test]
 fn the_client_gives_up_on_a_connect_that_stalls() {
     let full = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    full.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
+    full.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
     full.listen(0).unwrap();
     let addr = full.local_addr().unwrap().as_socket().unwrap().to_string();
     // Backlog 0 holds one connection; nobody accepts it.

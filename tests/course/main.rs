@@ -8,6 +8,8 @@
 mod support;
 
 mod book;
+mod diffs;
+mod kernel;
 mod lesson_01;
 mod lesson_02;
 mod lesson_03;

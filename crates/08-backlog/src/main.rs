@@ -111,16 +111,10 @@ fn main() -> ExitCode {
         Some(Command::Demo { backlog, clients }) => {
             demo(checked_backlog(backlog)?, checked_clients(clients)?)
         }
-        Some(Command::Server {
-            addr,
-            backlog,
-            hold,
-        }) => server(addr, checked_backlog(backlog)?, hold.max(1)),
-        Some(Command::Client {
-            addr,
-            clients,
-            wait,
-        }) => client(addr, checked_clients(clients)?, seconds(wait)?),
+        Some(Command::Server { addr, backlog, hold }) => server(addr, checked_backlog(backlog)?, hold.max(1)),
+        Some(Command::Client { addr, clients, wait }) => {
+            client(addr, checked_clients(clients)?, seconds(wait)?)
+        }
     })
 }
 
@@ -133,22 +127,12 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     // ANCHOR: somaxconn
     // The kernel's ceiling for every backlog, per network namespace.
     let file = File::open(SOMAXCONN);
-    t.server(
-        call("open")
-            .args(format!("{SOMAXCONN:?}, O_RDONLY|O_CLOEXEC"))
-            .returned(&file),
-    );
+    t.server(call("open").args(format!("{SOMAXCONN:?}, O_RDONLY|O_CLOEXEC")).returned(&file));
     let mut file = file.or_fail(format!("open {SOMAXCONN}"))?;
     let mut text = [0u8; 32];
     let got = file.read(&mut text);
     let n = *got.as_ref().unwrap_or(&0);
-    t.server(
-        call("read")
-            .on(&file)
-            .args(text.len())
-            .returned(&got)
-            .detail(bytes(&text[..n])),
-    );
+    t.server(call("read").on(&file).args(text.len()).returned(&got).detail(bytes(&text[..n])));
     got.or_fail(format!("read {SOMAXCONN}"))?;
     let somaxconn: u32 = String::from_utf8_lossy(&text[..n])
         .trim()
@@ -161,33 +145,21 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     // listen() takes any int and quietly lowers it to somaxconn: ask for the
     // most an int can say, then ask the kernel what it kept.
     let greedy = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&greedy),
-    );
+    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&greedy));
     let greedy = greedy.or_fail("socket")?;
     let any_port: SocketAddr = ([127, 0, 0, 1], 0).into();
     let bound = greedy.bind(&any_port.into());
     t.server(call("bind").on(&greedy).args(any_port).returned(&bound));
     bound.or_fail(format!("bind {any_port}"))?;
     let listening = greedy.listen(i32::MAX);
-    t.server(
-        call("listen")
-            .on(&greedy)
-            .args(i32::MAX)
-            .returned(&listening),
-    );
+    t.server(call("listen").on(&greedy).args(i32::MAX).returned(&listening));
     listening.or_fail("listen")?;
     let (_, limit) = narrate_queue(&mut t, &greedy)?;
     t.server_note(
         "for a listener, TCP_INFO reports the accept queue: tcpi_unacked = its length, tcpi_sacked = its limit",
     );
     if limit == somaxconn {
-        t.server_note(format!(
-            "asked for {}, got somaxconn = {somaxconn}: no error, no warning",
-            i32::MAX
-        ));
+        t.server_note(format!("asked for {}, got somaxconn = {somaxconn}: no error, no warning", i32::MAX));
     } else {
         t.server_note(format!("asked for {}, got {limit}", i32::MAX));
     }
@@ -197,31 +169,18 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     // ANCHOR_END: somaxconn
 
     // ANCHOR: listen
-    t.section(format!(
-        "listen({backlog}), {clients} clients, and nobody calls accept yet"
-    ));
+    t.section(format!("listen({backlog}), {clients} clients, and nobody calls accept yet"));
     let listener = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&listener),
-    );
+    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&listener));
     let listener = listener.or_fail("socket")?;
     let bound = listener.bind(&any_port.into());
     t.server(call("bind").on(&listener).args(any_port).returned(&bound));
     bound.or_fail(format!("bind {any_port}"))?;
     let addr = listener.local_addr().or_fail("getsockname")?;
-    let addr = addr
-        .as_socket()
-        .ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let addr = addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
     t.server(call("getsockname").on(&listener).gave(&()).detail(addr));
     let listening = listener.listen(backlog);
-    t.server(
-        call("listen")
-            .on(&listener)
-            .args(backlog)
-            .returned(&listening),
-    );
+    t.server(call("listen").on(&listener).args(backlog).returned(&listening));
     listening.or_fail("listen")?;
     let (_, limit) = narrate_queue(&mut t, &listener)?;
     // ANCHOR_END: listen
@@ -235,11 +194,7 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     for number in 1..=clients {
         // SOCK_NONBLOCK: connect() starts the handshake and returns at once.
         let client = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None);
-        t.client(
-            call("socket")
-                .args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC")
-                .returned(&client),
-        );
+        t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC").returned(&client));
         let client = client.or_fail("socket")?;
         let started = Instant::now();
         // EINPROGRESS is not a failure: the SYN is out, the answer is not in.
@@ -265,9 +220,7 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     }
     let (queued, _) = narrate_queue(&mut t, &listener)?;
     if queued as usize == connected.len() && queued == limit + 1 {
-        t.server_note(format!(
-            "{queued} of {clients} clients finished the handshake: backlog {backlog} + 1"
-        ));
+        t.server_note(format!("{queued} of {clients} clients finished the handshake: backlog {backlog} + 1"));
     } else {
         t.server_note(format!(
             "{} of {clients} clients finished the handshake; {queued} are queued",
@@ -297,10 +250,7 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     for (client, started) in stalled {
         // The kernel resends the SYN on its own; the client only waits.
         if !wait_writable(&mut t, &client, RETRY_WAIT)? {
-            t.client_note(format!(
-                "still waiting after {} s: give up",
-                RETRY_WAIT.as_secs()
-            ));
+            t.client_note(format!("still waiting after {} s: give up", RETRY_WAIT.as_secs()));
             let client_fd = client.as_raw_fd();
             drop(client);
             t.client(call("close").on_fd(client_fd).gave(&()));
@@ -314,24 +264,21 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
             t.server(call("accept").on(&listener).returned(&conn));
             accepted.push(conn.or_fail("accept")?.0);
         } else {
-            t.server_note("nothing to accept: the client believes it is connected, the server has no such connection");
+            t.server_note(
+                "nothing to accept: the client believes it is connected, the server has no such connection",
+            );
         }
         connected.push(client);
     }
     if !resent_after.is_empty() {
         // Print what cannot vary: each wait fell in the window between the
         // first resend (1 s) and the second (3 s after the first SYN).
-        let first_resend = resent_after
-            .iter()
-            .all(|d| (Duration::from_millis(900)..Duration::from_secs(2)).contains(d));
+        let first_resend =
+            resent_after.iter().all(|d| (Duration::from_millis(900)..Duration::from_secs(2)).contains(d));
         if first_resend {
-            t.client_note(
-                "each got in about 1 s after its connect(): when its first SYN was resent",
-            );
+            t.client_note("each got in about 1 s after its connect(): when its first SYN was resent");
         } else {
-            t.client_note(
-                "they got in when their SYNs were resent (1 s, then 3 s, 7 s... after connect)",
-            );
+            t.client_note("they got in when their SYNs were resent (1 s, then 3 s, 7 s... after connect)");
         }
     }
     // ANCHOR_END: accept
@@ -341,11 +288,7 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     for _ in 0..EXTRA_CLIENTS {
         // A blocking connect: with room in the queue it returns at once.
         let client = Socket::new(Domain::IPV4, Type::STREAM, None);
-        t.client(
-            call("socket")
-                .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-                .returned(&client),
-        );
+        t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&client));
         let client = client.or_fail("socket")?;
         let connecting = client.connect(&addr.into());
         t.client(call("connect").on(&client).args(addr).returned(&connecting));
@@ -364,9 +307,7 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     // ANCHOR_END: more
 
     let open = accepted.len() + connected.len() + 1;
-    t.server_note(format!(
-        "returning drops the sockets: {open} close() calls, not shown"
-    ));
+    t.server_note(format!("returning drops the sockets: {open} close() calls, not shown"));
     Ok(())
 }
 
@@ -404,10 +345,9 @@ fn narrate_queue(t: &mut Transcript, listener: &Socket) -> Result<(u32, u32), Fa
     let queue = accept_queue(listener);
     let line = call("getsockopt").on(listener).args("TCP_INFO");
     match &queue {
-        Ok((queued, limit)) => t.server(
-            line.gave(&())
-                .detail(format!("accept queue {queued}, limit {limit}")),
-        ),
+        Ok((queued, limit)) => {
+            t.server(line.gave(&()).detail(format!("accept queue {queued}, limit {limit}")))
+        }
         Err(err) => t.server(line.failed(err)),
     }
     queue.or_fail("getsockopt TCP_INFO")
@@ -434,11 +374,7 @@ fn wait_for(
     let timeout = PollTimeout::try_from(wait).map_err(|err| Failure::new("poll", err))?;
     let mut fds = [PollFd::new(socket.as_fd(), events)];
     let ready = poll(&mut fds, timeout);
-    let line = call("poll").args(format!(
-        "[fd {} {name}], {} ms",
-        socket.as_raw_fd(),
-        wait.as_millis()
-    ));
+    let line = call("poll").args(format!("[fd {} {name}], {} ms", socket.as_raw_fd(), wait.as_millis()));
     let line = match ready {
         Ok(0) => line.gave(&0i64).detail("timed out"),
         Ok(n) => line.gave(&i64::from(n)).detail(revents(&fds[0])),
@@ -459,11 +395,8 @@ fn revents(fd: &PollFd) -> String {
         (PollFlags::POLLERR, "POLLERR"),
         (PollFlags::POLLHUP, "POLLHUP"),
     ];
-    let set: Vec<&str> = names
-        .iter()
-        .filter(|(flag, _)| events.contains(*flag))
-        .map(|(_, name)| *name)
-        .collect();
+    let set: Vec<&str> =
+        names.iter().filter(|(flag, _)| events.contains(*flag)).map(|(_, name)| *name).collect();
     set.join("|")
 }
 
@@ -474,11 +407,9 @@ fn narrate_so_error(t: &mut Transcript, client: &Socket) -> Result<(), Failure> 
     let line: Call = call("getsockopt").on(client).args("SO_ERROR");
     match &status {
         Ok(None) => t.client(line.gave(&()).detail("value 0: connected")),
-        Ok(Some(err)) => t.client(line.gave(&()).detail(format!(
-            "value {}: {}",
-            err.errno_name(),
-            err.detail()
-        ))),
+        Ok(Some(err)) => {
+            t.client(line.gave(&()).detail(format!("value {}: {}", err.errno_name(), err.detail())))
+        }
         Err(err) => t.client(line.failed(err)),
     }
     match status.or_fail("getsockopt SO_ERROR")? {
@@ -494,29 +425,18 @@ fn server(addr: SocketAddr, backlog: i32, hold: usize) -> Result<(), Failure> {
     let listener = Socket::new(Domain::for_address(addr), Type::STREAM, None).or_fail("socket")?;
     // This server closes connections first, leaving them in TIME_WAIT:
     // without SO_REUSEADDR a restart could not bind the port (lesson 7).
-    listener
-        .set_reuse_address(true)
-        .or_fail("setsockopt SO_REUSEADDR")?;
-    listener
-        .bind(&addr.into())
-        .or_fail(format!("bind {addr}"))?;
+    listener.set_reuse_address(true).or_fail("setsockopt SO_REUSEADDR")?;
+    listener.bind(&addr.into()).or_fail(format!("bind {addr}"))?;
     let local = listener.local_addr().or_fail("getsockname")?;
-    let local = local
-        .as_socket()
-        .ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let local = local.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
     listener.listen(backlog).or_fail("listen")?;
     let (_, limit) = accept_queue(&listener).or_fail("getsockopt TCP_INFO")?;
     println!("Listening on {local} (backlog {backlog}: the accept queue holds {limit} + 1)");
-    println!(
-        "Not accepting yet. Connect clients, watch `ss -ltn` and `ss -tan`, then press Enter."
-    );
+    println!("Not accepting yet. Connect clients, watch `ss -ltn` and `ss -tan`, then press Enter.");
 
     // Until Enter (or the end of input), the kernel alone answers clients.
     let mut line = String::new();
-    io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .or_fail("read stdin")?;
+    io::stdin().lock().read_line(&mut line).or_fail("read stdin")?;
     println!("Accepting");
 
     let mut held = VecDeque::new();
@@ -536,12 +456,9 @@ fn server(addr: SocketAddr, backlog: i32, hold: usize) -> Result<(), Failure> {
             }
         };
         count += 1;
-        let peer = peer
-            .as_socket()
-            .map_or("unknown".to_string(), |p| p.to_string());
+        let peer = peer.as_socket().map_or("unknown".to_string(), |p| p.to_string());
         let (queued, limit) = accept_queue(&listener).or_fail("getsockopt TCP_INFO")?;
-        let greeting =
-            format!("connection #{count}; {queued} waiting in the accept queue (limit {limit})\n");
+        let greeting = format!("connection #{count}; {queued} waiting in the accept queue (limit {limit})\n");
         // A greeting that does not fit or a client already gone is that
         // client's problem; MSG_NOSIGNAL (socket2 sets it) turns the latter
         // into an error instead of a fatal SIGPIPE.
@@ -569,8 +486,8 @@ fn client(addr: SocketAddr, clients: usize, wait: Duration) -> Result<(), Failur
     let start = Instant::now();
     let mut pending = Vec::new();
     for number in 1..=clients {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)
-            .or_fail("socket")?;
+        let socket =
+            Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None).or_fail("socket")?;
         match socket.connect(&addr.into()) {
             Ok(()) => println!("connection {number}: connected at once"),
             Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -588,18 +505,13 @@ fn client(addr: SocketAddr, clients: usize, wait: Duration) -> Result<(), Failur
             break;
         }
         let timeout = PollTimeout::try_from(left).map_err(|err| Failure::new("poll", err))?;
-        let mut fds: Vec<PollFd> = pending
-            .iter()
-            .map(|(_, s)| PollFd::new(s.as_fd(), PollFlags::POLLOUT))
-            .collect();
+        let mut fds: Vec<PollFd> =
+            pending.iter().map(|(_, s)| PollFd::new(s.as_fd(), PollFlags::POLLOUT)).collect();
         let ready = poll(&mut fds, timeout).or_fail("poll")?;
         if ready == 0 {
             break;
         }
-        let finished: Vec<bool> = fds
-            .iter()
-            .map(|fd| fd.revents().is_some_and(|e| !e.is_empty()))
-            .collect();
+        let finished: Vec<bool> = fds.iter().map(|fd| fd.revents().is_some_and(|e| !e.is_empty())).collect();
         drop(fds);
         let mut still = Vec::new();
         for ((number, socket), finished) in pending.into_iter().zip(finished) {
@@ -625,16 +537,11 @@ fn client(addr: SocketAddr, clients: usize, wait: Duration) -> Result<(), Failur
         pending.len()
     );
     if !pending.is_empty() {
-        println!(
-            "still waiting means the server's accept queue was full: see `ss -tan` (SYN-SENT)"
-        );
+        println!("still waiting means the server's accept queue was full: see `ss -tan` (SYN-SENT)");
     }
     println!("Holding the connections open; press Enter to close them");
     let mut line = String::new();
-    io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .or_fail("read stdin")?;
+    io::stdin().lock().read_line(&mut line).or_fail("read stdin")?;
     Ok(())
     // ANCHOR_END: client
 }
@@ -643,10 +550,7 @@ fn client(addr: SocketAddr, clients: usize, wait: Duration) -> Result<(), Failur
 /// but mean "as large as allowed", which is not what anyone types on purpose.
 fn checked_backlog(backlog: i32) -> Result<i32, Failure> {
     if backlog < 0 {
-        return Err(Failure::new(
-            "--backlog",
-            format!("{backlog} is negative; use 0 or more"),
-        ));
+        return Err(Failure::new("--backlog", format!("{backlog} is negative; use 0 or more")));
     }
     Ok(backlog)
 }
@@ -655,10 +559,7 @@ fn checked_backlog(backlog: i32) -> Result<i32, Failure> {
 fn checked_clients(clients: usize) -> Result<usize, Failure> {
     const MOST: usize = 200;
     if !(1..=MOST).contains(&clients) {
-        return Err(Failure::new(
-            "--clients",
-            format!("{clients} is not between 1 and {MOST}"),
-        ));
+        return Err(Failure::new("--clients", format!("{clients} is not between 1 and {MOST}")));
     }
     Ok(clients)
 }
@@ -668,8 +569,5 @@ fn seconds(value: f64) -> Result<Duration, Failure> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or(Failure::new(
-            "--wait",
-            format!("{value} is not a positive number of seconds"),
-        ))
+        .ok_or(Failure::new("--wait", format!("{value} is not a positive number of seconds")))
 }

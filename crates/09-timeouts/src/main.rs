@@ -104,15 +104,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-09", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server {
-            addr,
-            idle,
-            deadline,
-        }) => server(
-            addr,
-            seconds("--idle", idle)?,
-            seconds("--deadline", deadline)?,
-        ),
+        Some(Command::Server { addr, idle, deadline }) => {
+            server(addr, seconds("--idle", idle)?, seconds("--deadline", deadline)?)
+        }
         Some(Command::Client { addr, timeout }) => client(addr, seconds("--timeout", timeout)?),
     })
 }
@@ -125,20 +119,14 @@ fn demo() -> Result<(), Failure> {
     let mut t = Transcript::new(&["server", "client"]);
 
     let listener = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&listener),
-    );
+    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&listener));
     let listener = listener.or_fail("socket")?;
     let any_port: SocketAddr = ([127, 0, 0, 1], 0).into();
     let bound = listener.bind(&any_port.into());
     t.server(call("bind").on(&listener).args(any_port).returned(&bound));
     bound.or_fail(format!("bind {any_port}"))?;
     let addr = listener.local_addr().or_fail("getsockname")?;
-    let addr = addr
-        .as_socket()
-        .ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let addr = addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
     t.server(call("getsockname").on(&listener).gave(&()).detail(addr));
     let listening = listener.listen(8);
     t.server(call("listen").on(&listener).args(8).returned(&listening));
@@ -149,12 +137,7 @@ fn demo() -> Result<(), Failure> {
     let quiet = connect(&mut t, addr)?;
     let conn = accept(&mut t, &listener)?;
     let set = conn.set_read_timeout(Some(SHORT));
-    t.server(
-        call("setsockopt")
-            .on(&conn)
-            .args(format!("SO_RCVTIMEO, {}", ms(SHORT)))
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", ms(SHORT))).returned(&set));
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let mut buf = [0u8; RECV_SIZE];
     let started = Instant::now();
@@ -189,40 +172,18 @@ fn demo() -> Result<(), Failure> {
     sent.or_fail("send")?;
     let conn = accept(&mut t, &listener)?;
     let set = conn.set_read_timeout(Some(SHORT));
-    t.server(
-        call("setsockopt")
-            .on(&conn)
-            .args(format!("SO_RCVTIMEO, {}", ms(SHORT)))
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", ms(SHORT))).returned(&set));
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let got = (&conn).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.server(
-        call("recv")
-            .on(&conn)
-            .args(RECV_SIZE)
-            .returned(&got)
-            .detail(bytes(&buf[..n])),
-    );
+    t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
     got.or_fail("recv")?;
     let echoed = conn.send(&buf[..n]);
-    t.server(
-        call("send")
-            .on(&conn)
-            .args(bytes(&buf[..n]))
-            .returned(&echoed),
-    );
+    t.server(call("send").on(&conn).args(bytes(&buf[..n])).returned(&echoed));
     echoed.or_fail("send")?;
     let got = (&next).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(
-        call("recv")
-            .on(&next)
-            .args(RECV_SIZE)
-            .returned(&got)
-            .detail(bytes(&buf[..n])),
-    );
+    t.client(call("recv").on(&next).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
     got.or_fail("recv")?;
     t.client_note("served: the timeout cost one connection, not the server");
     close(&mut t, 1, next);
@@ -234,49 +195,25 @@ fn demo() -> Result<(), Failure> {
     // Fixed buffer sizes turn off the kernel's automatic resizing, so how
     // much fits is the same on every run.
     let writer = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&writer),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&writer));
     let writer = writer.or_fail("socket")?;
     let set = writer.set_send_buffer_size(BUFFER);
-    t.client(
-        call("setsockopt")
-            .on(&writer)
-            .args(format!("SO_SNDBUF, {BUFFER}"))
-            .returned(&set),
-    );
+    t.client(call("setsockopt").on(&writer).args(format!("SO_SNDBUF, {BUFFER}")).returned(&set));
     set.or_fail("setsockopt SO_SNDBUF")?;
     let connected = writer.connect(&addr.into());
     t.client(call("connect").on(&writer).args(addr).returned(&connected));
     connected.or_fail(format!("connect {addr}"))?;
     let conn = accept(&mut t, &listener)?;
     let set = conn.set_recv_buffer_size(BUFFER);
-    t.server(
-        call("setsockopt")
-            .on(&conn)
-            .args(format!("SO_RCVBUF, {BUFFER}"))
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&conn).args(format!("SO_RCVBUF, {BUFFER}")).returned(&set));
     set.or_fail("setsockopt SO_RCVBUF")?;
     t.server_note("and never reads: the buffers on both sides fill up");
     let set = writer.set_write_timeout(Some(SHORT));
-    t.client(
-        call("setsockopt")
-            .on(&writer)
-            .args(format!("SO_SNDTIMEO, {}", ms(SHORT)))
-            .returned(&set),
-    );
+    t.client(call("setsockopt").on(&writer).args(format!("SO_SNDTIMEO, {}", ms(SHORT))).returned(&set));
     set.or_fail("setsockopt SO_SNDTIMEO")?;
     let big = vec![b'x'; BIG];
     let sent = writer.send(&big);
-    t.client(
-        call("send")
-            .on(&writer)
-            .args(format!("{BIG} bytes"))
-            .returned(&sent),
-    );
+    t.client(call("send").on(&writer).args(format!("{BIG} bytes")).returned(&sent));
     // A timeout after some bytes went in is not an error: send returns how
     // many it took (man 7 socket). Code that ignores the count loses data.
     if sent.as_ref().is_ok_and(|n| *n < BIG) {
@@ -284,17 +221,9 @@ fn demo() -> Result<(), Failure> {
     }
     sent.or_fail("send")?;
     let again = writer.send(&big);
-    t.client(
-        call("send")
-            .on(&writer)
-            .args(format!("{BIG} bytes"))
-            .returned(&again),
-    );
+    t.client(call("send").on(&writer).args(format!("{BIG} bytes")).returned(&again));
     if is_timeout(&again) {
-        t.client_note(format!(
-            "no room for a single byte in {}: EAGAIN, WouldBlock again",
-            ms(SHORT)
-        ));
+        t.client_note(format!("no room for a single byte in {}: EAGAIN, WouldBlock again", ms(SHORT)));
     } else {
         again.or_fail("send")?;
     }
@@ -306,20 +235,12 @@ fn demo() -> Result<(), Failure> {
     t.section("an accept timeout");
     // SO_RCVTIMEO on a listening socket bounds accept (man 7 socket).
     let set = listener.set_read_timeout(Some(SHORT));
-    t.server(
-        call("setsockopt")
-            .on(&listener)
-            .args(format!("SO_RCVTIMEO, {}", ms(SHORT)))
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&listener).args(format!("SO_RCVTIMEO, {}", ms(SHORT))).returned(&set));
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let nobody = listener.accept();
     t.server(call("accept").on(&listener).returned(&nobody));
     if is_timeout(&nobody) {
-        t.server_note(format!(
-            "no client in {}: EAGAIN, the same as recv",
-            ms(SHORT)
-        ));
+        t.server_note(format!("no client in {}: EAGAIN, the same as recv", ms(SHORT)));
     } else {
         nobody.or_fail("accept")?;
     }
@@ -328,19 +249,13 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: connect_timeout
     t.section("a connect timeout, against a full accept queue (lesson 8)");
     let full = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&full),
-    );
+    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&full));
     let full = full.or_fail("socket")?;
     let bound = full.bind(&any_port.into());
     t.server(call("bind").on(&full).args(any_port).returned(&bound));
     bound.or_fail(format!("bind {any_port}"))?;
     let full_addr = full.local_addr().or_fail("getsockname")?;
-    let full_addr = full_addr
-        .as_socket()
-        .ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let full_addr = full_addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
     t.server(call("getsockname").on(&full).gave(&()).detail(full_addr));
     // Backlog 0: the queue holds one connection, and nobody accepts it.
     let listening = full.listen(0);
@@ -351,19 +266,10 @@ fn demo() -> Result<(), Failure> {
 
     // A nonblocking connect bounded by poll: what a connect timeout is.
     let late = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None);
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC")
-            .returned(&late),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC").returned(&late));
     let late = late.or_fail("socket")?;
     let connecting = late.connect(&full_addr.into());
-    t.client(
-        call("connect")
-            .on(&late)
-            .args(full_addr)
-            .returned(&connecting),
-    );
+    t.client(call("connect").on(&late).args(full_addr).returned(&connecting));
     match connecting {
         Err(err) if err.raw_os_error() != Some(libc::EINPROGRESS) => {
             return Err(Failure::new(format!("connect {full_addr}"), err));
@@ -389,32 +295,14 @@ fn demo() -> Result<(), Failure> {
 
     // SO_SNDTIMEO bounds a blocking connect too, with a surprising errno.
     let blocking = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&blocking),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&blocking));
     let blocking = blocking.or_fail("socket")?;
     let set = blocking.set_write_timeout(Some(SHORT));
-    t.client(
-        call("setsockopt")
-            .on(&blocking)
-            .args(format!("SO_SNDTIMEO, {}", ms(SHORT)))
-            .returned(&set),
-    );
+    t.client(call("setsockopt").on(&blocking).args(format!("SO_SNDTIMEO, {}", ms(SHORT))).returned(&set));
     set.or_fail("setsockopt SO_SNDTIMEO")?;
     let connecting = blocking.connect(&full_addr.into());
-    t.client(
-        call("connect")
-            .on(&blocking)
-            .args(full_addr)
-            .returned(&connecting),
-    );
-    if connecting
-        .as_ref()
-        .err()
-        .is_some_and(|err| err.raw_os_error() == Some(libc::EINPROGRESS))
-    {
+    t.client(call("connect").on(&blocking).args(full_addr).returned(&connecting));
+    if connecting.as_ref().err().is_some_and(|err| err.raw_os_error() == Some(libc::EINPROGRESS)) {
         t.client_note("a blocking connect that timed out says EINPROGRESS: the handshake goes on");
     } else {
         connecting.or_fail(format!("connect {full_addr}"))?;
@@ -425,19 +313,11 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR_END: connect_timeout
 
     // ANCHOR: slow_client
-    t.section(format!(
-        "a read timeout does not bound a request: one byte every {}",
-        ms(PACE)
-    ));
+    t.section(format!("a read timeout does not bound a request: one byte every {}", ms(PACE)));
     let slow = connect(&mut t, addr)?;
     let conn = accept(&mut t, &listener)?;
     let set = conn.set_read_timeout(Some(IDLE));
-    t.server(
-        call("setsockopt")
-            .on(&conn)
-            .args(format!("SO_RCVTIMEO, {}", ms(IDLE)))
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", ms(IDLE))).returned(&set));
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let mut first_byte = None;
     thread::scope(|scope| -> Result<(), Failure> {
@@ -448,13 +328,7 @@ fn demo() -> Result<(), Failure> {
             first_byte.get_or_insert_with(Instant::now);
             pacer.narrate(&mut t, &slow);
             let n = *got.as_ref().unwrap_or(&0);
-            t.server(
-                call("recv")
-                    .on(&conn)
-                    .args(RECV_SIZE)
-                    .returned(&got)
-                    .detail(bytes(&buf[..n])),
-            );
+            t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
             got.or_fail("recv")?;
         }
         pacer.stop();
@@ -474,10 +348,7 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR_END: slow_client
 
     // ANCHOR: deadline
-    t.section(format!(
-        "a deadline does: {} from a request's first byte",
-        ms(DEADLINE)
-    ));
+    t.section(format!("a deadline does: {} from a request's first byte", ms(DEADLINE)));
     let slow = connect(&mut t, addr)?;
     let conn = accept(&mut t, &listener)?;
     thread::scope(|scope| -> Result<(), Failure> {
@@ -502,11 +373,7 @@ fn demo() -> Result<(), Failure> {
             t.server(call("setsockopt").on(&conn).args(shown).returned(&set));
             set.or_fail("setsockopt SO_RCVTIMEO")?;
             if let Some(&byte) = next.next() {
-                let pause = if deadline.is_none() {
-                    Duration::ZERO
-                } else {
-                    PACE
-                };
+                let pause = if deadline.is_none() { Duration::ZERO } else { PACE };
                 pacer.send_after(byte, pause);
             }
             let got = (&conn).read(&mut buf);
@@ -520,13 +387,7 @@ fn demo() -> Result<(), Failure> {
             }
             pacer.narrate(&mut t, &slow);
             let n = *got.as_ref().unwrap_or(&0);
-            t.server(
-                call("recv")
-                    .on(&conn)
-                    .args(RECV_SIZE)
-                    .returned(&got)
-                    .detail(bytes(&buf[..n])),
-            );
+            t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
             if got.or_fail("recv")? == 0 {
                 break;
             }
@@ -551,30 +412,15 @@ fn demo() -> Result<(), Failure> {
     // answers nothing, as if its host had lost power. No privileges needed.
     let drop_all = [SockFilter::new(BPF_RET_K, 0, 0, 0)];
     let attached = peer.attach_filter(&drop_all);
-    t.client(
-        call("setsockopt")
-            .on(&peer)
-            .args("SO_ATTACH_FILTER, { ret #0 }")
-            .returned(&attached),
-    );
+    t.client(call("setsockopt").on(&peer).args("SO_ATTACH_FILTER, { ret #0 }").returned(&attached));
     attached.or_fail("setsockopt SO_ATTACH_FILTER")?;
     t.client_note("gone: from now on this side receives nothing and sends nothing");
 
     let keepalive = conn.keepalive();
-    t.server(
-        call("getsockopt")
-            .on(&conn)
-            .args("SO_KEEPALIVE")
-            .returned(&keepalive),
-    );
+    t.server(call("getsockopt").on(&conn).args("SO_KEEPALIVE").returned(&keepalive));
     keepalive.or_fail("getsockopt SO_KEEPALIVE")?;
     let set = conn.set_read_timeout(Some(FOREVER));
-    t.server(
-        call("setsockopt")
-            .on(&conn)
-            .args(format!("SO_RCVTIMEO, {}", ms(FOREVER)))
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", ms(FOREVER))).returned(&set));
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let got = (&conn).read(&mut buf);
     t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got));
@@ -584,10 +430,7 @@ fn demo() -> Result<(), Failure> {
     let state = tcp_state(&conn);
     let line = call("getsockopt").on(&conn).args("TCP_INFO");
     match &state {
-        Ok(state) => t.server(
-            line.gave(&())
-                .detail(format!("tcpi_state {}", state_name(*state))),
-        ),
+        Ok(state) => t.server(line.gave(&()).detail(format!("tcpi_state {}", state_name(*state)))),
         Err(err) => t.server(line.failed(err)),
     }
     state.or_fail("getsockopt TCP_INFO")?;
@@ -600,38 +443,19 @@ fn demo() -> Result<(), Failure> {
     // probe; KEEPCNT probes KEEPINTVL seconds apart without an answer, and
     // the connection is dead (man 7 tcp). The shortest settings: 1, 1, 1.
     let set = conn.set_keepalive(true);
-    t.server(
-        call("setsockopt")
-            .on(&conn)
-            .args("SO_KEEPALIVE, 1")
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&conn).args("SO_KEEPALIVE, 1").returned(&set));
     set.or_fail("setsockopt SO_KEEPALIVE")?;
     let options = [
-        (
-            "TCP_KEEPIDLE, 1 s",
-            setsockopt(&conn, sockopt::TcpKeepIdle, &1),
-        ),
-        (
-            "TCP_KEEPINTVL, 1 s",
-            setsockopt(&conn, sockopt::TcpKeepInterval, &1),
-        ),
-        (
-            "TCP_KEEPCNT, 1",
-            setsockopt(&conn, sockopt::TcpKeepCount, &1),
-        ),
+        ("TCP_KEEPIDLE, 1 s", setsockopt(&conn, sockopt::TcpKeepIdle, &1)),
+        ("TCP_KEEPINTVL, 1 s", setsockopt(&conn, sockopt::TcpKeepInterval, &1)),
+        ("TCP_KEEPCNT, 1", setsockopt(&conn, sockopt::TcpKeepCount, &1)),
     ];
     for (shown, set) in options {
         t.server(call("setsockopt").on(&conn).args(shown).returned(&set));
         set.or_fail(format!("setsockopt {shown}"))?;
     }
     let set = conn.set_read_timeout(Some(GUARD));
-    t.server(
-        call("setsockopt")
-            .on(&conn)
-            .args(format!("SO_RCVTIMEO, {} s", GUARD.as_secs()))
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {} s", GUARD.as_secs())).returned(&set));
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     t.server_note("a guard only: keepalive should end the next recv long before");
     let got = (&conn).read(&mut buf);
@@ -639,9 +463,7 @@ fn demo() -> Result<(), Failure> {
     match &got {
         Err(err) if err.kind() == io::ErrorKind::TimedOut => {
             t.server_note("ETIMEDOUT, TimedOut: a probe went unanswered, the kernel gave up");
-            t.server_note(
-                "with the defaults that takes 7200 s + 9 probes x 75 s = 7875 s: over 2 hours",
-            );
+            t.server_note("with the defaults that takes 7200 s + 9 probes x 75 s = 7875 s: over 2 hours");
         }
         _ => {
             got.or_fail("recv")?;
@@ -651,12 +473,7 @@ fn demo() -> Result<(), Failure> {
     // Let packets in again, so that closing sends a FIN that is answered,
     // instead of leaving a connection that retries alone for minutes.
     let detached = peer.detach_filter();
-    t.client(
-        call("setsockopt")
-            .on(&peer)
-            .args("SO_DETACH_FILTER")
-            .returned(&detached),
-    );
+    t.client(call("setsockopt").on(&peer).args("SO_DETACH_FILTER").returned(&detached));
     detached.or_fail("setsockopt SO_DETACH_FILTER")?;
     close(&mut t, 1, peer);
     // ANCHOR_END: dead_peer
@@ -671,20 +488,12 @@ fn demo() -> Result<(), Failure> {
     t.server(call("send").on(&conn).args(bytes(ping)).returned(&sent));
     sent.or_fail("send")?;
     let set = conn.set_read_timeout(Some(FOREVER));
-    t.server(
-        call("setsockopt")
-            .on(&conn)
-            .args(format!("SO_RCVTIMEO, {}", ms(FOREVER)))
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", ms(FOREVER))).returned(&set));
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let got = (&conn).read(&mut buf);
     t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got));
     if is_timeout(&got) {
-        t.server_note(format!(
-            "no answer in {}: declare the peer dead and close",
-            ms(FOREVER)
-        ));
+        t.server_note(format!("no answer in {}: declare the peer dead and close", ms(FOREVER)));
         t.server_note("keepalive would never fire here: the peer's kernel answers every probe");
     } else {
         got.or_fail("recv")?;
@@ -709,11 +518,7 @@ const BPF_RET_K: u16 = 0x06;
 /// A client socket connected with a plain blocking `connect`.
 fn connect(t: &mut Transcript, addr: SocketAddr) -> Result<Socket, Failure> {
     let client = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&client),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&client));
     let client = client.or_fail("socket")?;
     let connected = client.connect(&addr.into());
     t.client(call("connect").on(&client).args(addr).returned(&connected));
@@ -841,16 +646,10 @@ fn server(addr: SocketAddr, idle: Duration, deadline: Duration) -> Result<(), Fa
     let listener = Socket::new(Domain::for_address(addr), Type::STREAM, None).or_fail("socket")?;
     // This server closes stalled connections first, leaving them in
     // TIME_WAIT: without SO_REUSEADDR a restart could not bind (lesson 7).
-    listener
-        .set_reuse_address(true)
-        .or_fail("setsockopt SO_REUSEADDR")?;
-    listener
-        .bind(&addr.into())
-        .or_fail(format!("bind {addr}"))?;
+    listener.set_reuse_address(true).or_fail("setsockopt SO_REUSEADDR")?;
+    listener.bind(&addr.into()).or_fail(format!("bind {addr}"))?;
     let local = listener.local_addr().or_fail("getsockname")?;
-    let local = local
-        .as_socket()
-        .ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let local = local.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
     listener.listen(16).or_fail("listen")?;
     println!("Listening on {local} (idle timeout {idle:?}, request deadline {deadline:?})");
 
@@ -863,9 +662,7 @@ fn server(addr: SocketAddr, idle: Duration, deadline: Duration) -> Result<(), Fa
                 continue;
             }
         };
-        let peer = peer
-            .as_socket()
-            .map_or("unknown".to_string(), |p| p.to_string());
+        let peer = peer.as_socket().map_or("unknown".to_string(), |p| p.to_string());
         println!("Connected with {peer}");
         let why = serve_one(&conn, &peer, idle, deadline);
         // Dropping the socket closes it; the line comes after, so that a
@@ -945,8 +742,8 @@ fn send_all(conn: &Socket, mut data: &[u8]) -> io::Result<()> {
 fn client(addr: SocketAddr, timeout: Duration) -> Result<(), Failure> {
     // ANCHOR: client
     // Nonblocking for the handshake only, so that poll can bound it.
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)
-        .or_fail("socket")?;
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None).or_fail("socket")?;
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {
@@ -954,10 +751,7 @@ fn client(addr: SocketAddr, timeout: Duration) -> Result<(), Failure> {
                 PollTimeout::try_from(timeout).map_err(|err| Failure::new("--timeout", err))?;
             let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLOUT)];
             if poll(&mut fds, poll_timeout).or_fail("poll")? == 0 {
-                return Err(Failure::new(
-                    format!("connect {addr}"),
-                    format!("no answer within {timeout:?}"),
-                ));
+                return Err(Failure::new(format!("connect {addr}"), format!("no answer within {timeout:?}")));
             }
             if let Some(err) = socket.take_error().or_fail("getsockopt SO_ERROR")? {
                 return Err(Failure::new(format!("connect {addr}"), err));
@@ -966,12 +760,8 @@ fn client(addr: SocketAddr, timeout: Duration) -> Result<(), Failure> {
         Err(err) => return Err(Failure::new(format!("connect {addr}"), err)),
     }
     socket.set_nonblocking(false).or_fail("fcntl O_NONBLOCK")?;
-    socket
-        .set_read_timeout(Some(timeout))
-        .or_fail("setsockopt SO_RCVTIMEO")?;
-    socket
-        .set_write_timeout(Some(timeout))
-        .or_fail("setsockopt SO_SNDTIMEO")?;
+    socket.set_read_timeout(Some(timeout)).or_fail("setsockopt SO_RCVTIMEO")?;
+    socket.set_write_timeout(Some(timeout)).or_fail("setsockopt SO_SNDTIMEO")?;
     println!("Connected to {addr}");
 
     let mut stdin = io::stdin().lock();
@@ -1000,10 +790,7 @@ fn client(addr: SocketAddr, timeout: Duration) -> Result<(), Failure> {
                 }
                 Ok(n) => reply.extend_from_slice(&buf[..n]),
                 Err(err) if is_timeout_error(&err) => {
-                    return Err(Failure::new(
-                        format!("recv {addr}"),
-                        format!("no reply within {timeout:?}"),
-                    ));
+                    return Err(Failure::new(format!("recv {addr}"), format!("no reply within {timeout:?}")));
                 }
                 Err(err) => return Err(Failure::new(format!("recv {addr}"), err)),
             }
@@ -1017,10 +804,7 @@ fn client(addr: SocketAddr, timeout: Duration) -> Result<(), Failure> {
 /// A socket timeout shows up as `WouldBlock` (EAGAIN) on Linux and
 /// `TimedOut` on some other systems; a portable program accepts both.
 fn is_timeout_error(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 fn is_timeout<T>(result: &io::Result<T>) -> bool {
@@ -1040,8 +824,5 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or(Failure::new(
-            flag,
-            format!("{value} is not a positive number of seconds"),
-        ))
+        .ok_or(Failure::new(flag, format!("{value} is not a positive number of seconds")))
 }
