@@ -250,7 +250,10 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     for (client, started) in stalled {
         // The kernel resends the SYN on its own; the client only waits.
         if !wait_writable(&mut t, &client, RETRY_WAIT)? {
-            t.client_note(format!("still waiting after {} s: give up", RETRY_WAIT.as_secs()));
+            t.client_note(format!(
+                "still waiting after {} s: its resends found the queue full again; give up",
+                RETRY_WAIT.as_secs()
+            ));
             let client_fd = client.as_raw_fd();
             drop(client);
             t.client(call("close").on_fd(client_fd).gave(&()));

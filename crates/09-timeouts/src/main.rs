@@ -59,6 +59,12 @@ const FOREVER: Duration = Duration::from_millis(300);
 /// stops the demo from hanging if keepalive did not work.
 const GUARD: Duration = Duration::from_secs(10);
 
+/// The shortest timeout worth setting. SO_RCVTIMEO counts in microseconds
+/// and a zero value means "no timeout": socket2 turns anything under 1 µs
+/// into 0, so a deadline with a few hundred nanoseconds left would block
+/// for ever. Less than this much time left counts as none.
+const SHORTEST: Duration = Duration::from_millis(1);
+
 /// The longest request line the server accepts.
 const MAX_LINE: usize = 64 * 1024;
 
@@ -361,7 +367,7 @@ fn demo() -> Result<(), Failure> {
             // past the deadline: the rest of the request's time.
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let wait = left.map_or(IDLE, |left| left.min(IDLE));
-            if wait.is_zero() {
+            if wait < SHORTEST {
                 break;
             }
             let set = conn.set_read_timeout(Some(wait));
@@ -687,10 +693,12 @@ fn serve_one(conn: &Socket, peer: &str, idle: Duration, deadline: Duration) -> S
     let mut due: Option<Instant> = None;
     let mut buf = [0u8; RECV_SIZE];
     loop {
-        let wait = match due {
-            None => idle,
+        // Wait for the next bytes at most `idle`, and never past the
+        // request's deadline: whichever comes first is the one that fired.
+        let (wait, until_deadline) = match due {
+            None => (idle, false),
             Some(due) => match due.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => left.min(idle),
+                Some(left) if left >= SHORTEST => (left.min(idle), left < idle),
                 _ => return format!("request deadline of {deadline:?} passed"),
             },
         };
@@ -701,14 +709,10 @@ fn serve_one(conn: &Socket, peer: &str, idle: Duration, deadline: Duration) -> S
             Ok(0) if line.is_empty() => return "the client closed the connection".to_string(),
             Ok(0) => return "the client closed the connection mid-request".to_string(),
             Ok(n) => n,
-            Err(err) if is_timeout_error(&err) => {
-                return match due {
-                    Some(due) if Instant::now() >= due => {
-                        format!("request deadline of {deadline:?} passed")
-                    }
-                    _ => format!("idle for {idle:?}"),
-                };
+            Err(err) if is_timeout_error(&err) && until_deadline => {
+                return format!("request deadline of {deadline:?} passed");
             }
+            Err(err) if is_timeout_error(&err) => return format!("idle for {idle:?}"),
             Err(err) => return format!("recv: {err}"),
         };
         for &byte in &buf[..n] {
