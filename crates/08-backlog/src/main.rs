@@ -37,15 +37,15 @@ const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
 /// How long the demo lets a client's handshake take before calling it
 /// stalled. A loopback handshake takes microseconds; a dropped SYN is only
 /// sent again after a second, so anything in between separates the two.
-const HANDSHAKE_WAIT: Duration = Duration::from_millis(100);
+const HANDSHAKE_WAIT_MS: u16 = 100;
 
 /// How long the demo waits for a stalled client once there is room. Its SYN
 /// is resent 1 s after the first one, then 3 s, 7 s... (`man 7 tcp`,
 /// `tcp_syn_retries`); this covers the first resend with room to spare.
-const RETRY_WAIT: Duration = Duration::from_secs(5);
+const RETRY_WAIT_MS: u16 = 5000;
 
 /// How long the server waits for a connection a client says it completed.
-const ACCEPT_WAIT: Duration = Duration::from_secs(1);
+const ACCEPT_WAIT_MS: u16 = 1000;
 
 /// The demo's defaults: the smallest queue that still shows the `+ 1`, and
 /// two clients more than it holds.
@@ -154,7 +154,9 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     let listening = greedy.listen(i32::MAX);
     t.server(call("listen").on(&greedy).args(i32::MAX).returned(&listening));
     listening.or_fail("listen")?;
-    let (_, limit) = narrate_queue(&mut t, &greedy)?;
+    let queue = accept_queue(&greedy);
+    t.server(queue_call(&greedy, &queue));
+    let (_, limit) = queue.or_fail("getsockopt TCP_INFO")?;
     t.server_note(
         "for a listener, TCP_INFO reports the accept queue: tcpi_unacked = its length, tcpi_sacked = its limit",
     );
@@ -182,7 +184,9 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     let listening = listener.listen(backlog);
     t.server(call("listen").on(&listener).args(backlog).returned(&listening));
     listening.or_fail("listen")?;
-    let (_, limit) = narrate_queue(&mut t, &listener)?;
+    let queue = accept_queue(&listener);
+    t.server(queue_call(&listener, &queue));
+    let (_, limit) = queue.or_fail("getsockopt TCP_INFO")?;
     // ANCHOR_END: listen
 
     // ANCHOR: connect
@@ -210,15 +214,24 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
             t.client_note("EINPROGRESS: the SYN is out; poll says when the handshake ends");
         }
         // POLLOUT means the handshake is over, either way; SO_ERROR says how.
-        if wait_writable(&mut t, &client, HANDSHAKE_WAIT)? {
-            narrate_so_error(&mut t, &client)?;
+        let mut fds = [PollFd::new(client.as_fd(), PollFlags::POLLOUT)];
+        let ready = poll(&mut fds, PollTimeout::from(HANDSHAKE_WAIT_MS));
+        t.client(poll_call(&fds, HANDSHAKE_WAIT_MS, &ready));
+        if ready.or_fail("poll")? > 0 {
+            let status = client.take_error();
+            t.client(so_error_call(&client, &status));
+            if let Some(err) = status.or_fail("getsockopt SO_ERROR")? {
+                return Err(Failure::new(format!("connect {addr}"), err));
+            }
             connected.push(client);
         } else {
             t.client_note("no answer: the handshake has not finished");
             stalled.push((client, started));
         }
     }
-    let (queued, _) = narrate_queue(&mut t, &listener)?;
+    let queue = accept_queue(&listener);
+    t.server(queue_call(&listener, &queue));
+    let (queued, _) = queue.or_fail("getsockopt TCP_INFO")?;
     if queued as usize == connected.len() && queued == limit + 1 {
         t.server_note(format!("{queued} of {clients} clients finished the handshake: backlog {backlog} + 1"));
     } else {
@@ -244,15 +257,20 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
         t.server(call("accept").on(&listener).returned(&conn));
         accepted.push(conn.or_fail("accept")?.0);
     }
-    narrate_queue(&mut t, &listener)?;
+    let queue = accept_queue(&listener);
+    t.server(queue_call(&listener, &queue));
+    queue.or_fail("getsockopt TCP_INFO")?;
 
     let mut resent_after = Vec::new();
     for (client, started) in stalled {
         // The kernel resends the SYN on its own; the client only waits.
-        if !wait_writable(&mut t, &client, RETRY_WAIT)? {
+        let mut fds = [PollFd::new(client.as_fd(), PollFlags::POLLOUT)];
+        let ready = poll(&mut fds, PollTimeout::from(RETRY_WAIT_MS));
+        t.client(poll_call(&fds, RETRY_WAIT_MS, &ready));
+        if ready.or_fail("poll")? == 0 {
             t.client_note(format!(
                 "still waiting after {} s: its resends found the queue full again; give up",
-                RETRY_WAIT.as_secs()
+                RETRY_WAIT_MS / 1000
             ));
             let client_fd = client.as_raw_fd();
             drop(client);
@@ -260,9 +278,16 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
             continue;
         }
         resent_after.push(started.elapsed());
-        narrate_so_error(&mut t, &client)?;
+        let status = client.take_error();
+        t.client(so_error_call(&client, &status));
+        if let Some(err) = status.or_fail("getsockopt SO_ERROR")? {
+            return Err(Failure::new(format!("connect {addr}"), err));
+        }
         // The listener is readable when its accept queue is not empty.
-        if wait_readable(&mut t, &listener, ACCEPT_WAIT)? {
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        let ready = poll(&mut fds, PollTimeout::from(ACCEPT_WAIT_MS));
+        t.server(poll_call(&fds, ACCEPT_WAIT_MS, &ready));
+        if ready.or_fail("poll")? > 0 {
             let conn = listener.accept();
             t.server(call("accept").on(&listener).returned(&conn));
             accepted.push(conn.or_fail("accept")?.0);
@@ -301,7 +326,9 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
         t.server(call("accept").on(&listener).returned(&conn));
         accepted.push(conn.or_fail("accept")?.0);
     }
-    let (queued, limit) = narrate_queue(&mut t, &listener)?;
+    let queue = accept_queue(&listener);
+    t.server(queue_call(&listener, &queue));
+    let (queued, limit) = queue.or_fail("getsockopt TCP_INFO")?;
     t.server_note(format!(
         "holding {} connections with listen({backlog}): {queued} queued, limit {limit}",
         accepted.len()
@@ -343,48 +370,26 @@ fn accept_queue(listener: &Socket) -> io::Result<(u32, u32)> {
 }
 // ANCHOR_END: tcp_info
 
-/// Asks the kernel for the listener's accept queue and narrates the answer.
-fn narrate_queue(t: &mut Transcript, listener: &Socket) -> Result<(u32, u32), Failure> {
-    let queue = accept_queue(listener);
+/// The transcript line for `getsockopt(TCP_INFO)` on a listener.
+fn queue_call(listener: &Socket, queue: &io::Result<(u32, u32)>) -> Call {
     let line = call("getsockopt").on(listener).args("TCP_INFO");
-    match &queue {
-        Ok((queued, limit)) => {
-            t.server(line.gave(&()).detail(format!("accept queue {queued}, limit {limit}")))
-        }
-        Err(err) => t.server(line.failed(err)),
+    match queue {
+        Ok((queued, limit)) => line.gave(&()).detail(format!("accept queue {queued}, limit {limit}")),
+        Err(err) => line.failed(err),
     }
-    queue.or_fail("getsockopt TCP_INFO")
 }
 
-/// `poll` on one socket for `POLLOUT`: has the handshake ended?
-fn wait_writable(t: &mut Transcript, socket: &Socket, wait: Duration) -> Result<bool, Failure> {
-    wait_for(t, 1, socket, PollFlags::POLLOUT, "POLLOUT", wait)
-}
-
-/// `poll` on the listener for `POLLIN`: is a connection waiting in the queue?
-fn wait_readable(t: &mut Transcript, listener: &Socket, wait: Duration) -> Result<bool, Failure> {
-    wait_for(t, 0, listener, PollFlags::POLLIN, "POLLIN", wait)
-}
-
-fn wait_for(
-    t: &mut Transcript,
-    column: usize,
-    socket: &Socket,
-    events: PollFlags,
-    name: &str,
-    wait: Duration,
-) -> Result<bool, Failure> {
-    let timeout = PollTimeout::try_from(wait).map_err(|err| Failure::new("poll", err))?;
-    let mut fds = [PollFd::new(socket.as_fd(), events)];
-    let ready = poll(&mut fds, timeout);
-    let line = call("poll").args(format!("[fd {} {name}], {} ms", socket.as_raw_fd(), wait.as_millis()));
-    let line = match ready {
+/// The transcript line for `poll` on one descriptor: what it waited for,
+/// how long, and what came back.
+fn poll_call(fds: &[PollFd; 1], wait_ms: u16, ready: &nix::Result<i32>) -> Call {
+    let fd = &fds[0];
+    let waited_for = if fd.events().contains(PollFlags::POLLIN) { "POLLIN" } else { "POLLOUT" };
+    let line = call("poll").args(format!("[fd {} {waited_for}], {wait_ms} ms", fd.as_fd().as_raw_fd()));
+    match ready {
         Ok(0) => line.gave(&0i64).detail("timed out"),
-        Ok(n) => line.gave(&i64::from(n)).detail(revents(&fds[0])),
-        Err(errno) => line.failed(&errno),
-    };
-    t.at(column, line);
-    Ok(ready.or_fail("poll")? > 0)
+        Ok(n) => line.gave(&i64::from(*n)).detail(revents(fd)),
+        Err(errno) => line.failed(errno),
+    }
 }
 
 /// What `poll` reported for one descriptor.
@@ -403,21 +408,15 @@ fn revents(fd: &PollFd) -> String {
     set.join("|")
 }
 
-/// `getsockopt(SO_ERROR)`: how a nonblocking connect ended. 0 means it
-/// succeeded; otherwise the value is the errno connect would have returned.
-fn narrate_so_error(t: &mut Transcript, client: &Socket) -> Result<(), Failure> {
-    let status = client.take_error();
-    let line: Call = call("getsockopt").on(client).args("SO_ERROR");
-    match &status {
-        Ok(None) => t.client(line.gave(&()).detail("value 0: connected")),
-        Ok(Some(err)) => {
-            t.client(line.gave(&()).detail(format!("value {}: {}", err.errno_name(), err.detail())))
-        }
-        Err(err) => t.client(line.failed(err)),
-    }
-    match status.or_fail("getsockopt SO_ERROR")? {
-        None => Ok(()),
-        Some(err) => Err(Failure::new("connect", err)),
+/// The transcript line for `getsockopt(SO_ERROR)`: how a nonblocking
+/// connect ended. 0 means it succeeded; otherwise the value is the errno
+/// connect would have returned.
+fn so_error_call(client: &Socket, status: &io::Result<Option<io::Error>>) -> Call {
+    let line = call("getsockopt").on(client).args("SO_ERROR");
+    match status {
+        Ok(None) => line.gave(&()).detail("value 0: connected"),
+        Ok(Some(err)) => line.gave(&()).detail(format!("value {}: {}", err.errno_name(), err.detail())),
+        Err(err) => line.failed(err),
     }
 }
 

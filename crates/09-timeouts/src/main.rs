@@ -140,8 +140,15 @@ fn demo() -> Result<(), Failure> {
 
     // ANCHOR: read_timeout
     t.section("a read timeout is EAGAIN, and the server goes on");
-    let quiet = connect(&mut t, addr)?;
-    let conn = accept(&mut t, &listener)?;
+    let quiet = Socket::new(Domain::IPV4, Type::STREAM, None);
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&quiet));
+    let quiet = quiet.or_fail("socket")?;
+    let connected = quiet.connect(&addr.into());
+    t.client(call("connect").on(&quiet).args(addr).returned(&connected));
+    connected.or_fail(format!("connect {addr}"))?;
+    let accepted = listener.accept();
+    t.server(call("accept").on(&listener).returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
     let set = conn.set_read_timeout(Some(SHORT));
     t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", ms(SHORT))).returned(&set));
     set.or_fail("setsockopt SO_RCVTIMEO")?;
@@ -163,20 +170,31 @@ fn demo() -> Result<(), Failure> {
     } else {
         got.or_fail("recv")?;
     }
-    close(&mut t, 0, conn);
+    let conn_fd = conn.as_raw_fd();
+    drop(conn);
+    t.server(call("close").on_fd(conn_fd).gave(&()));
     let got = (&quiet).read(&mut buf);
     t.client(call("recv").on(&quiet).args(RECV_SIZE).returned(&got));
     got.or_fail("recv")?;
     t.client_note("0 bytes: the server hung up on us");
-    close(&mut t, 1, quiet);
+    let quiet_fd = quiet.as_raw_fd();
+    drop(quiet);
+    t.client(call("close").on_fd(quiet_fd).gave(&()));
 
     // The next client is served as if nothing had happened.
-    let next = connect(&mut t, addr)?;
+    let next = Socket::new(Domain::IPV4, Type::STREAM, None);
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&next));
+    let next = next.or_fail("socket")?;
+    let connected = next.connect(&addr.into());
+    t.client(call("connect").on(&next).args(addr).returned(&connected));
+    connected.or_fail(format!("connect {addr}"))?;
     let request = b"hello\n";
     let sent = next.send(request);
     t.client(call("send").on(&next).args(bytes(request)).returned(&sent));
     sent.or_fail("send")?;
-    let conn = accept(&mut t, &listener)?;
+    let accepted = listener.accept();
+    t.server(call("accept").on(&listener).returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
     let set = conn.set_read_timeout(Some(SHORT));
     t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", ms(SHORT))).returned(&set));
     set.or_fail("setsockopt SO_RCVTIMEO")?;
@@ -192,8 +210,12 @@ fn demo() -> Result<(), Failure> {
     t.client(call("recv").on(&next).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
     got.or_fail("recv")?;
     t.client_note("served: the timeout cost one connection, not the server");
-    close(&mut t, 1, next);
-    close(&mut t, 0, conn);
+    let next_fd = next.as_raw_fd();
+    drop(next);
+    t.client(call("close").on_fd(next_fd).gave(&()));
+    let conn_fd = conn.as_raw_fd();
+    drop(conn);
+    t.server(call("close").on_fd(conn_fd).gave(&()));
     // ANCHOR_END: read_timeout
 
     // ANCHOR: write_timeout
@@ -209,7 +231,9 @@ fn demo() -> Result<(), Failure> {
     let connected = writer.connect(&addr.into());
     t.client(call("connect").on(&writer).args(addr).returned(&connected));
     connected.or_fail(format!("connect {addr}"))?;
-    let conn = accept(&mut t, &listener)?;
+    let accepted = listener.accept();
+    t.server(call("accept").on(&listener).returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
     let set = conn.set_recv_buffer_size(BUFFER);
     t.server(call("setsockopt").on(&conn).args(format!("SO_RCVBUF, {BUFFER}")).returned(&set));
     set.or_fail("setsockopt SO_RCVBUF")?;
@@ -233,8 +257,12 @@ fn demo() -> Result<(), Failure> {
     } else {
         again.or_fail("send")?;
     }
-    close(&mut t, 1, writer);
-    close(&mut t, 0, conn);
+    let writer_fd = writer.as_raw_fd();
+    drop(writer);
+    t.client(call("close").on_fd(writer_fd).gave(&()));
+    let conn_fd = conn.as_raw_fd();
+    drop(conn);
+    t.server(call("close").on_fd(conn_fd).gave(&()));
     // ANCHOR_END: write_timeout
 
     // ANCHOR: accept_timeout
@@ -267,7 +295,12 @@ fn demo() -> Result<(), Failure> {
     let listening = full.listen(0);
     t.server(call("listen").on(&full).args(0).returned(&listening));
     listening.or_fail("listen")?;
-    let first = connect(&mut t, full_addr)?;
+    let first = Socket::new(Domain::IPV4, Type::STREAM, None);
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&first));
+    let first = first.or_fail("socket")?;
+    let connected = first.connect(&full_addr.into());
+    t.client(call("connect").on(&first).args(full_addr).returned(&connected));
+    connected.or_fail(format!("connect {full_addr}"))?;
     t.client_note("the queue is now full: the kernel drops further SYNs");
 
     // A nonblocking connect bounded by poll: what a connect timeout is.
@@ -297,7 +330,9 @@ fn demo() -> Result<(), Failure> {
             ms(SHORT)
         ));
     }
-    close(&mut t, 1, late);
+    let late_fd = late.as_raw_fd();
+    drop(late);
+    t.client(call("close").on_fd(late_fd).gave(&()));
 
     // SO_SNDTIMEO bounds a blocking connect too, with a surprising errno.
     let blocking = Socket::new(Domain::IPV4, Type::STREAM, None);
@@ -313,15 +348,28 @@ fn demo() -> Result<(), Failure> {
     } else {
         connecting.or_fail(format!("connect {full_addr}"))?;
     }
-    close(&mut t, 1, blocking);
-    close(&mut t, 1, first);
-    close(&mut t, 0, full);
+    let blocking_fd = blocking.as_raw_fd();
+    drop(blocking);
+    t.client(call("close").on_fd(blocking_fd).gave(&()));
+    let first_fd = first.as_raw_fd();
+    drop(first);
+    t.client(call("close").on_fd(first_fd).gave(&()));
+    let full_fd = full.as_raw_fd();
+    drop(full);
+    t.server(call("close").on_fd(full_fd).gave(&()));
     // ANCHOR_END: connect_timeout
 
     // ANCHOR: slow_client
     t.section(format!("a read timeout does not bound a request: one byte every {}", ms(PACE)));
-    let slow = connect(&mut t, addr)?;
-    let conn = accept(&mut t, &listener)?;
+    let slow = Socket::new(Domain::IPV4, Type::STREAM, None);
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&slow));
+    let slow = slow.or_fail("socket")?;
+    let connected = slow.connect(&addr.into());
+    t.client(call("connect").on(&slow).args(addr).returned(&connected));
+    connected.or_fail(format!("connect {addr}"))?;
+    let accepted = listener.accept();
+    t.server(call("accept").on(&listener).returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
     let set = conn.set_read_timeout(Some(IDLE));
     t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", ms(IDLE))).returned(&set));
     set.or_fail("setsockopt SO_RCVTIMEO")?;
@@ -349,14 +397,25 @@ fn demo() -> Result<(), Failure> {
         yes(took > IDLE)
     ));
     t.server_note("no newline yet: at this pace the client holds the server for ever");
-    close(&mut t, 0, conn);
-    close(&mut t, 1, slow);
+    let conn_fd = conn.as_raw_fd();
+    drop(conn);
+    t.server(call("close").on_fd(conn_fd).gave(&()));
+    let slow_fd = slow.as_raw_fd();
+    drop(slow);
+    t.client(call("close").on_fd(slow_fd).gave(&()));
     // ANCHOR_END: slow_client
 
     // ANCHOR: deadline
     t.section(format!("a deadline does: {} from a request's first byte", ms(DEADLINE)));
-    let slow = connect(&mut t, addr)?;
-    let conn = accept(&mut t, &listener)?;
+    let slow = Socket::new(Domain::IPV4, Type::STREAM, None);
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&slow));
+    let slow = slow.or_fail("socket")?;
+    let connected = slow.connect(&addr.into());
+    t.client(call("connect").on(&slow).args(addr).returned(&connected));
+    connected.or_fail(format!("connect {addr}"))?;
+    let accepted = listener.accept();
+    t.server(call("accept").on(&listener).returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
     thread::scope(|scope| -> Result<(), Failure> {
         let pacer = Pacer::start(scope, &slow);
         let mut deadline: Option<Instant> = None;
@@ -405,14 +464,25 @@ fn demo() -> Result<(), Failure> {
         "{} since the first byte and no newline: close, though the client is still sending",
         ms(DEADLINE)
     ));
-    close(&mut t, 0, conn);
-    close(&mut t, 1, slow);
+    let conn_fd = conn.as_raw_fd();
+    drop(conn);
+    t.server(call("close").on_fd(conn_fd).gave(&()));
+    let slow_fd = slow.as_raw_fd();
+    drop(slow);
+    t.client(call("close").on_fd(slow_fd).gave(&()));
     // ANCHOR_END: deadline
 
     // ANCHOR: dead_peer
     t.section("a peer that vanished without a FIN");
-    let peer = connect(&mut t, addr)?;
-    let conn = accept(&mut t, &listener)?;
+    let peer = Socket::new(Domain::IPV4, Type::STREAM, None);
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&peer));
+    let peer = peer.or_fail("socket")?;
+    let connected = peer.connect(&addr.into());
+    t.client(call("connect").on(&peer).args(addr).returned(&connected));
+    connected.or_fail(format!("connect {addr}"))?;
+    let accepted = listener.accept();
+    t.server(call("accept").on(&listener).returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
     // A classic BPF program of one instruction, "return 0": the kernel drops
     // every packet that reaches this socket before TCP sees it, so the peer
     // answers nothing, as if its host had lost power. No privileges needed.
@@ -475,20 +545,31 @@ fn demo() -> Result<(), Failure> {
             got.or_fail("recv")?;
         }
     }
-    close(&mut t, 0, conn);
+    let conn_fd = conn.as_raw_fd();
+    drop(conn);
+    t.server(call("close").on_fd(conn_fd).gave(&()));
     // Let packets in again, so that closing sends a FIN that is answered,
     // instead of leaving a connection that retries alone for minutes.
     let detached = peer.detach_filter();
     t.client(call("setsockopt").on(&peer).args("SO_DETACH_FILTER").returned(&detached));
     detached.or_fail("setsockopt SO_DETACH_FILTER")?;
-    close(&mut t, 1, peer);
+    let peer_fd = peer.as_raw_fd();
+    drop(peer);
+    t.client(call("close").on_fd(peer_fd).gave(&()));
     // ANCHOR_END: dead_peer
 
     // ANCHOR: heartbeat
     t.section("a heartbeat: the program asks, the peer must answer");
-    let hung = connect(&mut t, addr)?;
+    let hung = Socket::new(Domain::IPV4, Type::STREAM, None);
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&hung));
+    let hung = hung.or_fail("socket")?;
+    let connected = hung.connect(&addr.into());
+    t.client(call("connect").on(&hung).args(addr).returned(&connected));
+    connected.or_fail(format!("connect {addr}"))?;
     t.client_note("alive, but its program is stuck: it never reads or writes again");
-    let conn = accept(&mut t, &listener)?;
+    let accepted = listener.accept();
+    t.server(call("accept").on(&listener).returned(&accepted));
+    let (conn, _peer) = accepted.or_fail("accept")?;
     let ping = b"PING\n";
     let sent = conn.send(ping);
     t.server(call("send").on(&conn).args(bytes(ping)).returned(&sent));
@@ -504,9 +585,15 @@ fn demo() -> Result<(), Failure> {
     } else {
         got.or_fail("recv")?;
     }
-    close(&mut t, 0, conn);
-    close(&mut t, 1, hung);
-    close(&mut t, 0, listener);
+    let conn_fd = conn.as_raw_fd();
+    drop(conn);
+    t.server(call("close").on_fd(conn_fd).gave(&()));
+    let hung_fd = hung.as_raw_fd();
+    drop(hung);
+    t.client(call("close").on_fd(hung_fd).gave(&()));
+    let listener_fd = listener.as_raw_fd();
+    drop(listener);
+    t.server(call("close").on_fd(listener_fd).gave(&()));
     // ANCHOR_END: heartbeat
     Ok(())
 }
@@ -520,31 +607,6 @@ const BIG: usize = 1024 * 1024;
 /// The classic BPF opcode `BPF_RET | BPF_K`: return a constant, here the
 /// number of bytes to keep, 0.
 const BPF_RET_K: u16 = 0x06;
-
-/// A client socket connected with a plain blocking `connect`.
-fn connect(t: &mut Transcript, addr: SocketAddr) -> Result<Socket, Failure> {
-    let client = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&client));
-    let client = client.or_fail("socket")?;
-    let connected = client.connect(&addr.into());
-    t.client(call("connect").on(&client).args(addr).returned(&connected));
-    connected.or_fail(format!("connect {addr}"))?;
-    Ok(client)
-}
-
-/// The next connection from the listener's queue.
-fn accept(t: &mut Transcript, listener: &Socket) -> Result<Socket, Failure> {
-    let accepted = listener.accept();
-    t.server(call("accept").on(listener).returned(&accepted));
-    Ok(accepted.or_fail("accept")?.0)
-}
-
-/// Closes `socket` (by dropping it) and narrates it in `column`.
-fn close(t: &mut Transcript, column: usize, socket: Socket) {
-    let fd = socket.as_raw_fd();
-    drop(socket);
-    t.at(column, call("close").on_fd(fd).gave(&()));
-}
 
 // ANCHOR: pacer
 /// The slow client's thread: it sends one byte when told, after a pause,
