@@ -34,6 +34,14 @@ lesson-6 *args:
 lesson-7 *args:
     cargo run --quiet -p lesson-07 -- "$@"
 
+# Lesson 8: what listen(backlog) really bounds: the accept queue, not the connections
+lesson-8 *args:
+    cargo run --quiet -p lesson-08 -- "$@"
+
+# Lesson 9: timeouts, deadlines, dead peers, and a server that survives them
+lesson-9 *args:
+    cargo run --quiet -p lesson-09 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 trace n:
     #!/usr/bin/env bash

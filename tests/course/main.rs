@@ -17,3 +17,5 @@ mod lesson_04;
 mod lesson_05;
 mod lesson_06;
 mod lesson_07;
+mod lesson_08;
+mod lesson_09;
