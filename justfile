@@ -22,6 +22,10 @@ lesson-3 *args:
 lesson-10 *args:
     cargo run --quiet -p lesson-10 -- "$@"
 
+# Lesson 11: a bounded thread pool, a connection limit and a graceful shutdown
+lesson-11 *args:
+    cargo run --quiet -p lesson-11 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 trace n:
     #!/usr/bin/env bash

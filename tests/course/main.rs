@@ -13,3 +13,4 @@ mod lesson_01;
 mod lesson_02;
 mod lesson_03;
 mod lesson_10;
+mod lesson_11;
