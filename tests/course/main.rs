@@ -5,6 +5,7 @@
 //! One test binary for the whole course keeps the build short; each lesson
 //! has a module of its own.
 
+mod many_clients;
 mod support;
 
 mod book;
@@ -19,3 +20,5 @@ mod lesson_06;
 mod lesson_07;
 mod lesson_08;
 mod lesson_09;
+mod lesson_10;
+mod lesson_11;
