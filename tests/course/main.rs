@@ -10,6 +10,7 @@ mod support;
 
 mod book;
 mod diffs;
+mod hostile;
 mod kernel;
 mod lesson_01;
 mod lesson_02;

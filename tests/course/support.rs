@@ -250,6 +250,14 @@ impl Server {
         self.seen.join("\n") + "\n"
     }
 
+    /// Like [`Server::transcript`], with the lines nobody waited for yet.
+    pub fn printed(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.transcript()
+    }
+
     /// The server's process id, for looking at it from outside
     /// (`/proc/<pid>/fd`).
     pub fn pid(&self) -> u32 {
