@@ -18,6 +18,22 @@ lesson-2 *args:
 lesson-3 *args:
     cargo run --quiet -p lesson-03 -- "$@"
 
+# Lesson 4: send is not send_all: short writes, a write-all loop, Nagle's algorithm
+lesson-4 *args:
+    cargo run --quiet -p lesson-04 -- "$@"
+
+# Lesson 5: a byte stream, not messages: framing by newline and by length
+lesson-5 *args:
+    cargo run --quiet -p lesson-05 -- "$@"
+
+# Lesson 6: ending a conversation: half-close, RST, EPIPE and TIME_WAIT
+lesson-6 *args:
+    cargo run --quiet -p lesson-06 -- "$@"
+
+# Lesson 7: when things fail: address in use, reuse options, refused, port 0 and the 4-tuple
+lesson-7 *args:
+    cargo run --quiet -p lesson-07 -- "$@"
+
 # Lesson 8: what listen(backlog) really bounds: the accept queue, not the connections
 lesson-8 *args:
     cargo run --quiet -p lesson-08 -- "$@"
