@@ -35,7 +35,7 @@ fn without_somaxconn(transcript: &str) -> String {
 
 /// How many clients' polls timed out in the first round (the SYNs dropped).
 fn stalled(transcript: &str) -> usize {
-    transcript.lines().filter(|l| l.contains("POLLOUT], 100 ms) = 0  (timed out)")).count()
+    transcript.lines().filter(|l| l.contains("POLLOUT], 200 ms) = 0  (timed out)")).count()
 }
 
 #[test]

@@ -35,14 +35,15 @@ const DEFAULT_ADDR: &str = "127.0.0.1:8001";
 const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
 
 /// How long the demo lets a client's handshake take before calling it
-/// stalled. A loopback handshake takes microseconds; a dropped SYN is only
-/// sent again after a second, so anything in between separates the two.
-const HANDSHAKE_WAIT_MS: u16 = 100;
+/// stalled. A loopback handshake takes microseconds, even on a busy
+/// machine far less than this; a dropped SYN is only sent again after a
+/// second. This separates the two with room on both sides.
+const HANDSHAKE_WAIT_MS: u16 = 200;
 
-/// How long the demo waits for a stalled client once there is room. Its SYN
-/// is resent 1 s after the first one, then 3 s, 7 s... (`man 7 tcp`,
-/// `tcp_syn_retries`); this covers the first resend with room to spare.
-const RETRY_WAIT_MS: u16 = 5000;
+/// How long the demo waits for the stalled clients once there is room.
+/// Their SYNs are resent 1 s after the first one, then 3 s, 7 s...
+/// (`man 7 tcp`, `tcp_syn_retries`); this covers the third resend.
+const RETRY_WAIT_MS: u16 = 8000;
 
 /// How long the server waits for a connection a client says it completed.
 const ACCEPT_WAIT_MS: u16 = 1000;
@@ -216,7 +217,7 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
         // POLLOUT means the handshake is over, either way; SO_ERROR says how.
         let mut fds = [PollFd::new(client.as_fd(), PollFlags::POLLOUT)];
         let ready = poll(&mut fds, PollTimeout::from(HANDSHAKE_WAIT_MS));
-        t.client(poll_call(&fds, HANDSHAKE_WAIT_MS, &ready));
+        t.client(poll_call(&fds, &format!("{HANDSHAKE_WAIT_MS} ms"), &ready));
         if ready.or_fail("poll")? > 0 {
             let status = client.take_error();
             t.client(so_error_call(&client, &status));
@@ -261,42 +262,57 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     t.server(queue_call(&listener, &queue));
     queue.or_fail("getsockopt TCP_INFO")?;
 
+    // All waiting clients are watched at once, and the server accepts each
+    // one as soon as it is in, so that the queue has room for the next.
     let mut resent_after = Vec::new();
-    for (client, started) in stalled {
-        // The kernel resends the SYN on its own; the client only waits.
-        let mut fds = [PollFd::new(client.as_fd(), PollFlags::POLLOUT)];
-        let ready = poll(&mut fds, PollTimeout::from(RETRY_WAIT_MS));
-        t.client(poll_call(&fds, RETRY_WAIT_MS, &ready));
+    let mut waiting = stalled;
+    let give_up = Instant::now() + Duration::from_millis(RETRY_WAIT_MS.into());
+    while !waiting.is_empty() {
+        let left = give_up.saturating_duration_since(Instant::now());
+        let left_ms = u16::try_from(left.as_millis()).unwrap_or(RETRY_WAIT_MS);
+        // The kernel resends each SYN on its own; the clients only wait.
+        let mut fds: Vec<PollFd> =
+            waiting.iter().map(|(client, _)| PollFd::new(client.as_fd(), PollFlags::POLLOUT)).collect();
+        let ready = poll(&mut fds, PollTimeout::from(left_ms));
+        t.client(poll_call(&fds, &format!("at most {RETRY_WAIT_MS} ms"), &ready));
+        let done: Vec<bool> = fds.iter().map(|fd| fd.revents().is_some_and(|e| !e.is_empty())).collect();
+        drop(fds);
         if ready.or_fail("poll")? == 0 {
             t.client_note(format!(
-                "still waiting after {} s: its resends found the queue full again; give up",
+                "still waiting after {} s: their resends found the queue full; give up",
                 RETRY_WAIT_MS / 1000
             ));
-            let client_fd = client.as_raw_fd();
-            drop(client);
-            t.client(call("close").on_fd(client_fd).gave(&()));
-            continue;
+            for (client, _) in waiting.drain(..) {
+                let client_fd = client.as_raw_fd();
+                drop(client);
+                t.client(call("close").on_fd(client_fd).gave(&()));
+            }
+            break;
         }
-        resent_after.push(started.elapsed());
-        let status = client.take_error();
-        t.client(so_error_call(&client, &status));
-        if let Some(err) = status.or_fail("getsockopt SO_ERROR")? {
-            return Err(Failure::new(format!("connect {addr}"), err));
+        let (now_in, still): (Vec<_>, Vec<_>) = waiting.into_iter().zip(done).partition(|(_, done)| *done);
+        waiting = still.into_iter().map(|(pair, _)| pair).collect();
+        for ((client, started), _) in now_in {
+            resent_after.push(started.elapsed());
+            let status = client.take_error();
+            t.client(so_error_call(&client, &status));
+            if let Some(err) = status.or_fail("getsockopt SO_ERROR")? {
+                return Err(Failure::new(format!("connect {addr}"), err));
+            }
+            // The listener is readable when its accept queue is not empty.
+            let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+            let ready = poll(&mut fds, PollTimeout::from(ACCEPT_WAIT_MS));
+            t.server(poll_call(&fds, &format!("{ACCEPT_WAIT_MS} ms"), &ready));
+            if ready.or_fail("poll")? > 0 {
+                let conn = listener.accept();
+                t.server(call("accept").on(&listener).returned(&conn));
+                accepted.push(conn.or_fail("accept")?.0);
+            } else {
+                t.server_note(
+                    "nothing to accept: the client believes it is connected, the server has no such connection",
+                );
+            }
+            connected.push(client);
         }
-        // The listener is readable when its accept queue is not empty.
-        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-        let ready = poll(&mut fds, PollTimeout::from(ACCEPT_WAIT_MS));
-        t.server(poll_call(&fds, ACCEPT_WAIT_MS, &ready));
-        if ready.or_fail("poll")? > 0 {
-            let conn = listener.accept();
-            t.server(call("accept").on(&listener).returned(&conn));
-            accepted.push(conn.or_fail("accept")?.0);
-        } else {
-            t.server_note(
-                "nothing to accept: the client believes it is connected, the server has no such connection",
-            );
-        }
-        connected.push(client);
     }
     if !resent_after.is_empty() {
         // Print what cannot vary: each wait fell in the window between the
@@ -379,24 +395,34 @@ fn queue_call(listener: &Socket, queue: &io::Result<(u32, u32)>) -> Call {
     }
 }
 
-/// The transcript line for `poll` on one descriptor: what it waited for,
-/// how long, and what came back.
-fn poll_call(fds: &[PollFd; 1], wait_ms: u16, ready: &nix::Result<i32>) -> Call {
-    let fd = &fds[0];
-    let waited_for = if fd.events().contains(PollFlags::POLLIN) { "POLLIN" } else { "POLLOUT" };
-    let line = call("poll").args(format!("[fd {} {waited_for}], {wait_ms} ms", fd.as_fd().as_raw_fd()));
+/// The transcript line for `poll`: the descriptors and what each waited
+/// for, how long, and which came back ready with what.
+fn poll_call(fds: &[PollFd], wait: &str, ready: &nix::Result<i32>) -> Call {
+    let watched: Vec<String> =
+        fds.iter().map(|fd| format!("fd {} {}", fd.as_fd().as_raw_fd(), events(fd.events()))).collect();
+    let line = call("poll").args(format!("[{}], {wait}", watched.join(", ")));
     match ready {
         Ok(0) => line.gave(&0i64).detail("timed out"),
-        Ok(n) => line.gave(&i64::from(*n)).detail(revents(fd)),
+        Ok(n) => {
+            let fired: Vec<String> = fds
+                .iter()
+                .filter_map(|fd| fd.revents().filter(|e| !e.is_empty()).map(|e| (fd, e)))
+                .map(|(fd, e)| {
+                    if fds.len() == 1 {
+                        events(e)
+                    } else {
+                        format!("fd {} {}", fd.as_fd().as_raw_fd(), events(e))
+                    }
+                })
+                .collect();
+            line.gave(&i64::from(*n)).detail(fired.join(", "))
+        }
         Err(errno) => line.failed(errno),
     }
 }
 
-/// What `poll` reported for one descriptor.
-fn revents(fd: &PollFd) -> String {
-    let Some(events) = fd.revents() else {
-        return "?".to_string();
-    };
+/// Poll flags by name, `POLLOUT|POLLERR`.
+fn events(flags: PollFlags) -> String {
     let names = [
         (PollFlags::POLLIN, "POLLIN"),
         (PollFlags::POLLOUT, "POLLOUT"),
@@ -404,7 +430,7 @@ fn revents(fd: &PollFd) -> String {
         (PollFlags::POLLHUP, "POLLHUP"),
     ];
     let set: Vec<&str> =
-        names.iter().filter(|(flag, _)| events.contains(*flag)).map(|(_, name)| *name).collect();
+        names.iter().filter(|(flag, _)| flags.contains(*flag)).map(|(_, name)| *name).collect();
     set.join("|")
 }
 
