@@ -18,6 +18,22 @@ lesson-2 *args:
 lesson-3 *args:
     cargo run --quiet -p lesson-03 -- "$@"
 
+# Lesson 4: send is not send_all: short writes, a write-all loop, Nagle's algorithm
+lesson-4 *args:
+    cargo run --quiet -p lesson-04 -- "$@"
+
+# Lesson 5: a byte stream, not messages: framing by newline and by length
+lesson-5 *args:
+    cargo run --quiet -p lesson-05 -- "$@"
+
+# Lesson 6: ending a conversation: half-close, RST, EPIPE and TIME_WAIT
+lesson-6 *args:
+    cargo run --quiet -p lesson-06 -- "$@"
+
+# Lesson 7: when things fail: address in use, reuse options, refused, port 0 and the 4-tuple
+lesson-7 *args:
+    cargo run --quiet -p lesson-07 -- "$@"
+
 # Lesson 10: many clients, one thread each
 lesson-10 *args:
     cargo run --quiet -p lesson-10 -- "$@"
@@ -43,6 +59,14 @@ trace n:
         "target/debug/lesson-$nn" 2>&1 | awk '
             /^[0-9]+ / { if (started) { $1 = ""; print "      kernel>" $0 } ; next }
             { started = 1; print; fflush() }'
+
+# Show what lesson M changes compared with lesson N: a unified diff of their sources
+diff n m:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    a=$(ls -d crates/$(printf '%02d' "{{n}}")-*/src) b=$(ls -d crates/$(printf '%02d' "{{m}}")-*/src)
+    # The prefixes put the lesson numbers in every file header.
+    git --no-pager diff --no-index --src-prefix="lesson-{{n}}:" --dst-prefix="lesson-{{m}}:" "$a" "$b" || [ $? -eq 1 ]  # 1 means "they differ"
 
 # Run every test: snapshots, interop, book checks, kernel checks
 test:

@@ -9,8 +9,14 @@ mod many_clients;
 mod support;
 
 mod book;
+mod diffs;
+mod kernel;
 mod lesson_01;
 mod lesson_02;
 mod lesson_03;
+mod lesson_04;
+mod lesson_05;
+mod lesson_06;
+mod lesson_07;
 mod lesson_10;
 mod lesson_11;
