@@ -19,10 +19,7 @@ fn demo_transcript_is_stable_and_reviewed() {
     assert!(transcript.contains("recv(fd 7, 4096) = -1 EAGAIN"));
     assert!(transcript.contains("recv() { job() }: 1 job at a time"));
     assert!(transcript.contains("then run it: all 4 jobs at once"));
-    assert_eq!(
-        transcript.matches("later no accept has returned").count(),
-        2
-    );
+    assert_eq!(transcript.matches("later no accept has returned").count(), 2);
     assert!(transcript.contains("recv(fd 7, 4096) = 13  (\"hello from C\\n\")"));
     snapshot!("lesson_11__demo", transcript);
 }
@@ -30,10 +27,7 @@ fn demo_transcript_is_stable_and_reviewed() {
 #[test]
 fn help_is_reviewed() {
     snapshot!("lesson_11__help", help(11));
-    snapshot!(
-        "lesson_11__help_server",
-        stdout_of(&run(11, &["server", "--help"], b""))
-    );
+    snapshot!("lesson_11__help_server", stdout_of(&run(11, &["server", "--help"], b"")));
 }
 
 #[test]
@@ -52,10 +46,7 @@ fn a_shutdown_line_ends_the_server_cleanly() {
 
 #[test]
 fn serves_many_clients_at_once() {
-    let mut server = Server::lesson(
-        11,
-        &["--workers", "8", "--max-conns", "300", "--idle", "60"],
-    );
+    let mut server = Server::lesson(11, &["--workers", "8", "--max-conns", "300", "--idle", "60"]);
     let report = many_clients::serve_them_all(&server.addr);
     eprintln!(
         "lesson 11: {} clients x {} lines in {:?}; the slow client got {} lines answered meanwhile",
@@ -88,10 +79,7 @@ fn python_clients_are_served() {
     let server = Server::lesson(11, &["--workers", "4", "--max-conns", "60"]);
     let port = server.addr.rsplit(':').next().unwrap().to_string();
     let out = stdout_of(&python("line_clients.py", &[&port, "50", "20"], b""));
-    assert_eq!(
-        out,
-        "ok: 50 clients, 20 lines each, and an over-long line refused\n"
-    );
+    assert_eq!(out, "ok: 50 clients, 20 lines each, and an over-long line refused\n");
 }
 
 #[test]
@@ -125,17 +113,11 @@ fn an_idle_client_holds_a_worker_until_the_idle_limit() {
 #[test]
 fn bind_to_a_port_in_use_fails_with_the_call_address_and_error() {
     let server = Server::lesson(11, &[]);
-    let second = Command::new(bin(11))
-        .args(["server", "--addr", &server.addr])
-        .output()
-        .unwrap();
+    let second = Command::new(bin(11)).args(["server", "--addr", &server.addr]).output().unwrap();
     assert_eq!(second.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&second.stderr),
-        format!(
-            "lesson-11: bind {}: Address already in use (os error 98)\n",
-            server.addr
-        )
+        format!("lesson-11: bind {}: Address already in use (os error 98)\n", server.addr)
     );
 }
 
@@ -143,8 +125,5 @@ fn bind_to_a_port_in_use_fails_with_the_call_address_and_error() {
 fn bad_arguments_get_a_message_and_a_non_zero_exit() {
     let out = run(11, &["server", "--workers", "0"], b"");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "lesson-11: --workers: must be at least 1\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "lesson-11: --workers: must be at least 1\n");
 }

@@ -23,3 +23,4 @@ mod lesson_08;
 mod lesson_09;
 mod lesson_10;
 mod lesson_11;
+mod lesson_12;

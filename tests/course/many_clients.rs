@@ -98,21 +98,13 @@ pub fn serve_them_all(addr: &str) -> Report {
     let slow_lines = slow.join().expect("the slow client failed");
     // The idle client was never dropped nor mixed up with anyone: it is
     // answered now, with its own line.
-    assert_eq!(
-        exchange(&idle, b"idle client, still here\n"),
-        b"idle client, still here\n"
-    );
-    Report {
-        elapsed,
-        slow_lines,
-    }
+    assert_eq!(exchange(&idle, b"idle client, still here\n"), b"idle client, still here\n");
+    Report { elapsed, slow_lines }
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect to the server");
-    stream
-        .set_read_timeout(Some(READ_LIMIT))
-        .expect("read timeout");
+    stream.set_read_timeout(Some(READ_LIMIT)).expect("read timeout");
     stream
 }
 
@@ -127,14 +119,10 @@ fn well_behaved_client(id: usize, stream: TcpStream) {
     let mut writer = &stream;
     for batch in 0..LINES / BATCH {
         let lines: Vec<String> = (0..BATCH).map(|i| line(id, batch * BATCH + i)).collect();
-        writer
-            .write_all(lines.concat().as_bytes())
-            .unwrap_or_else(|e| panic!("client {id}: send: {e}"));
+        writer.write_all(lines.concat().as_bytes()).unwrap_or_else(|e| panic!("client {id}: send: {e}"));
         for expected in &lines {
             let mut got = String::new();
-            reader
-                .read_line(&mut got)
-                .unwrap_or_else(|e| panic!("client {id}: recv: {e}"));
+            reader.read_line(&mut got).unwrap_or_else(|e| panic!("client {id}: recv: {e}"));
             assert_eq!(&got, expected, "client {id} got someone else's reply");
         }
     }
@@ -169,9 +157,7 @@ fn slow_client(stream: TcpStream, stop: &AtomicBool) -> usize {
 /// three replies, then the end of the stream.
 fn half_closing_client(addr: SocketAddr) {
     let stream = connect(addr);
-    (&stream)
-        .write_all(b"half 1\nhalf 2\nhalf 3\n")
-        .expect("send");
+    (&stream).write_all(b"half 1\nhalf 2\nhalf 3\n").expect("send");
     stream.shutdown(Shutdown::Write).expect("shutdown(Write)");
     let mut all = Vec::new();
     (&stream).read_to_end(&mut all).expect("read to EOF");
@@ -182,9 +168,7 @@ fn half_closing_client(addr: SocketAddr) {
 fn resetting_client(addr: SocketAddr) {
     let stream = connect(addr);
     (&stream).write_all(b"this line never en").expect("send");
-    SockRef::from(&stream)
-        .set_linger(Some(Duration::ZERO))
-        .expect("SO_LINGER");
+    SockRef::from(&stream).set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
     drop(stream);
 }
 
@@ -234,9 +218,8 @@ pub fn shutdown_with_requests_in_flight(server: &mut Server, clients: usize) {
     let streams: Vec<TcpStream> = (0..clients).map(|_| small_window(addr)).collect();
     let mut expected = Vec::new();
     for (id, stream) in streams.iter().enumerate() {
-        let lines: String = (0..IN_FLIGHT_LINES)
-            .map(|n| format!("in flight {id} {n} {}\n", "z".repeat(80)))
-            .collect();
+        let lines: String =
+            (0..IN_FLIGHT_LINES).map(|n| format!("in flight {id} {n} {}\n", "z".repeat(80))).collect();
         (&*stream).write_all(lines.as_bytes()).expect("send");
         expected.push(lines);
     }
@@ -257,12 +240,7 @@ pub fn shutdown_with_requests_in_flight(server: &mut Server, clients: usize) {
                 server.transcript()
             );
         }
-        assert!(
-            got == expected.as_bytes(),
-            "client {id}: {} of {} reply bytes",
-            got.len(),
-            expected.len()
-        );
+        assert!(got == expected.as_bytes(), "client {id}: {} of {} reply bytes", got.len(), expected.len());
     }
     let mut buf = [0u8; 16];
     assert_eq!((&idle).read(&mut buf).expect("idle client"), 0);
@@ -284,9 +262,7 @@ fn small_window(addr: SocketAddr) -> TcpStream {
     socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
     socket.connect(&addr.into()).expect("connect");
     let stream = TcpStream::from(socket);
-    stream
-        .set_read_timeout(Some(READ_LIMIT))
-        .expect("read timeout");
+    stream.set_read_timeout(Some(READ_LIMIT)).expect("read timeout");
     stream
 }
 
@@ -301,9 +277,7 @@ fn wait_until_acknowledged(stream: &TcpStream) {
         // not yet acknowledged (man 7 tcp).
         // SAFETY: the descriptor is open for the whole call, and the request
         // writes one c_int through the pointer, which points to one.
-        let ret = unsafe {
-            nix::libc::ioctl(stream.as_raw_fd(), nix::libc::TIOCOUTQ, &mut unacknowledged)
-        };
+        let ret = unsafe { nix::libc::ioctl(stream.as_raw_fd(), nix::libc::TIOCOUTQ, &mut unacknowledged) };
         assert_eq!(ret, 0, "ioctl SIOCOUTQ");
         if unacknowledged == 0 {
             return;

@@ -108,12 +108,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-11", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server {
-            addr,
-            workers,
-            max_conns,
-            idle,
-        }) => {
+        Some(Command::Server { addr, workers, max_conns, idle }) => {
             let limits = Limits {
                 workers: at_least_one("--workers", workers)?,
                 max_conns: at_least_one("--max-conns", max_conns)?,
@@ -131,9 +126,7 @@ fn server(addr: SocketAddr, limits: Limits) -> Result<(), Failure> {
     // Block the shutdown signals before any thread exists: every thread
     // inherits the mask, so no thread is interrupted by them, and the signal
     // thread collects them with sigwait (`man 2 sigprocmask`, `man 3 sigwait`).
-    shutdown_signals()
-        .thread_block()
-        .or_fail("pthread_sigmask")?;
+    shutdown_signals().thread_block().or_fail("pthread_sigmask")?;
     let inherited = open_descriptors();
     let listener = TcpListener::bind(addr).or_fail(format!("bind {addr}"))?;
     let local = listener.local_addr().or_fail("getsockname")?;
@@ -144,13 +137,9 @@ fn server(addr: SocketAddr, limits: Limits) -> Result<(), Failure> {
     run(listener, limits, &Say::Log(None), &Pace::Free)?;
     let left = open_descriptors();
     if left == inherited {
-        log(format_args!(
-            "Shut down: every descriptor it opened is closed"
-        ));
+        log(format_args!("Shut down: every descriptor it opened is closed"));
     } else {
-        log(format_args!(
-            "Shut down: open descriptors {left} (at start: {inherited})"
-        ));
+        log(format_args!("Shut down: open descriptors {left} (at start: {inherited})"));
     }
     Ok(())
     // ANCHOR_END: server
@@ -173,11 +162,7 @@ fn run(listener: TcpListener, limits: Limits, say: &Say, pace: &Pace) -> Result<
     // Made now, used at shutdown to wake the accept loop: by then the
     // process may be out of descriptors and unable to make one.
     let waker = Socket::new(Domain::for_address(local), Type::STREAM, None);
-    say.call(|| {
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&waker)
-    });
+    say.call(|| call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&waker));
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         open: Mutex::new(BTreeMap::new()),
@@ -185,10 +170,7 @@ fn run(listener: TcpListener, limits: Limits, say: &Say, pace: &Pace) -> Result<
         wake_addr: reachable(local),
     });
     let pool = Pool::start(limits.workers, worker)?;
-    say.note(format!(
-        "{} worker threads wait for connections on a channel",
-        limits.workers
-    ));
+    say.note(format!("{} worker threads wait for connections on a channel", limits.workers));
     start_signal_thread(&shared, say)?;
 
     accept_loop(&listener, &shared, &pool, limits, say, pace);
@@ -239,16 +221,9 @@ impl Shared {
         let waker = self.waker.lock().unwrap();
         let Some(waker) = waker.as_ref() else { return };
         let woke = waker.connect(&self.wake_addr.into());
-        say.call(|| {
-            call("connect")
-                .on(waker)
-                .args(self.wake_addr)
-                .returned(&woke)
-        });
+        say.call(|| call("connect").on(waker).args(self.wake_addr).returned(&woke));
         if let Err(err) = woke {
-            say.event(format!(
-                "connect to ourselves: {err}: the accept loop stops at the next client"
-            ));
+            say.event(format!("connect to ourselves: {err}: the accept loop stops at the next client"));
         }
         // ANCHOR_END: wake
     }
@@ -376,10 +351,7 @@ fn admit(
     let mut open = shared.open.lock().unwrap();
     if open.len() >= limits.max_conns {
         drop(open);
-        say.event(format!(
-            "{peer}: {} connections open, the limit: refused",
-            limits.max_conns
-        ));
+        say.event(format!("{peer}: {} connections open, the limit: refused", limits.max_conns));
         refuse(conn, say);
         return;
     }
@@ -413,13 +385,7 @@ fn refuse(conn: TcpStream, say: &Say) {
     // A new connection's send buffer is empty, so this short line fits and
     // the send cannot hold up the accept loop.
     let sent = (&conn).write(BUSY);
-    say.call(|| {
-        call("send")
-            .on(&conn)
-            .args(bytes(BUSY))
-            .args("MSG_NOSIGNAL")
-            .returned(&sent)
-    });
+    say.call(|| call("send").on(&conn).args(bytes(BUSY)).args("MSG_NOSIGNAL").returned(&sent));
     close(conn, say);
     // ANCHOR_END: refuse
 }
@@ -430,10 +396,7 @@ fn refuse(conn: TcpStream, say: &Say) {
 fn finish_open_connections(shared: &Shared, say: &Say) {
     // ANCHOR: finish
     let open = shared.open.lock().unwrap();
-    say.event(format!(
-        "stopped accepting; {} connections to finish",
-        open.len()
-    ));
+    say.event(format!("stopped accepting; {} connections to finish", open.len()));
     for conn in open.values() {
         // A recv blocked on this socket returns 0 at once; bytes that had
         // arrived are still returned first (`man 2 shutdown`). A connection
@@ -520,19 +483,9 @@ fn serve(conn: &TcpStream, idle: Duration, shared: &Shared, say: &Say) {
     // A client that goes quiet or stops reading holds a worker, which in a
     // pool is a scarce thing: both directions get a time limit.
     let set = conn.set_read_timeout(Some(idle));
-    say.call(|| {
-        call("setsockopt")
-            .on(conn)
-            .args(format!("SO_RCVTIMEO, {}", duration(idle)))
-            .returned(&set)
-    });
+    say.call(|| call("setsockopt").on(conn).args(format!("SO_RCVTIMEO, {}", duration(idle))).returned(&set));
     let set = set.and_then(|()| conn.set_write_timeout(Some(idle)));
-    say.call(|| {
-        call("setsockopt")
-            .on(conn)
-            .args(format!("SO_SNDTIMEO, {}", duration(idle)))
-            .returned(&set)
-    });
+    say.call(|| call("setsockopt").on(conn).args(format!("SO_SNDTIMEO, {}", duration(idle))).returned(&set));
     let why = match set {
         Ok(()) => answer_lines(conn, idle, shared, say),
         Err(err) => format!("setsockopt: {err}: closed"),
@@ -548,12 +501,7 @@ fn answer_lines(conn: &TcpStream, idle: Duration, shared: &Shared, say: &Say) ->
     loop {
         let got = (&*conn).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        say.call(|| {
-            received(
-                call("recv").on(conn).args(RECV_SIZE).returned(&got),
-                &buf[..n],
-            )
-        });
+        say.call(|| received(call("recv").on(conn).args(RECV_SIZE).returned(&got), &buf[..n]));
         match got {
             Ok(0) if shared.stop.load(Ordering::SeqCst) => {
                 return "input ended for the shutdown: closed".to_string();
@@ -597,13 +545,7 @@ fn answer_lines(conn: &TcpStream, idle: Duration, shared: &Shared, say: &Say) ->
 fn send_all(conn: &TcpStream, mut data: &[u8], say: &Say) -> io::Result<()> {
     while !data.is_empty() {
         let sent = (&*conn).write(data);
-        say.call(|| {
-            call("send")
-                .on(conn)
-                .args(bytes(data))
-                .args("MSG_NOSIGNAL")
-                .returned(&sent)
-        });
+        say.call(|| call("send").on(conn).args(bytes(data)).args("MSG_NOSIGNAL").returned(&sent));
         data = &data[sent?..];
     }
     Ok(())
@@ -624,9 +566,7 @@ fn demo() -> Result<(), Failure> {
     let mut t = Transcript::new(&["server", "clients"]);
     // Before any thread exists, as the real server does, so that the
     // SIGINT the demo sends itself goes to the signal thread.
-    shutdown_signals()
-        .thread_block()
-        .or_fail("pthread_sigmask")?;
+    shutdown_signals().thread_block().or_fail("pthread_sigmask")?;
 
     // ANCHOR: demo_pool
     t.section("two workers, at most three connections");
@@ -637,11 +577,7 @@ fn demo() -> Result<(), Failure> {
         "TcpListener::bind(\"{wanted}\") = fd {}: socket, setsockopt, bind, listen",
         listener.as_raw_fd()
     ));
-    let limits = Limits {
-        workers: 2,
-        max_conns: 3,
-        idle: DEMO_IDLE,
-    };
+    let limits = Limits { workers: 2, max_conns: 3, idle: DEMO_IDLE };
     let (tx, reports) = channel();
     let (go, permits) = channel();
     let server = thread::spawn(move || run(listener, limits, &Say::To(tx), &Pace::Demo(permits)));
@@ -659,10 +595,7 @@ fn demo() -> Result<(), Failure> {
     send(&mut t, &c, b"hello from C\n")?;
     let set = c.set_read_timeout(Some(CLIENT_PATIENCE));
     t.client(
-        call("setsockopt")
-            .on(&c)
-            .args(format!("SO_RCVTIMEO, {}", duration(CLIENT_PATIENCE)))
-            .returned(&set),
+        call("setsockopt").on(&c).args(format!("SO_RCVTIMEO, {}", duration(CLIENT_PATIENCE))).returned(&set),
     );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     if recv(&mut t, &c)?.is_some() {
@@ -679,19 +612,14 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR_END: demo_pool
 
     // ANCHOR: demo_traps
-    t.section(format!(
-        "the worker loop: {OVERLAP_JOBS} workers, {OVERLAP_JOBS} jobs"
-    ));
+    t.section(format!("the worker loop: {OVERLAP_JOBS} workers, {OVERLAP_JOBS} jobs"));
     let together = overlap(worker_holding_the_lock)?;
     t.server_note(format!(
         "while let Ok(job) = queue.lock().unwrap().recv() {{ job() }}: {}",
         at_once(together)
     ));
     let together = overlap(worker)?;
-    t.server_note(format!(
-        "let next = queue.lock().unwrap().recv(); then run it: {}",
-        at_once(together)
-    ));
+    t.server_note(format!("let next = queue.lock().unwrap().recv(); then run it: {}", at_once(together)));
 
     accept_is_not_woken(&mut t)?;
     // ANCHOR_END: demo_traps
@@ -716,9 +644,7 @@ fn demo() -> Result<(), Failure> {
     recv(&mut t, &c)?;
     t.client_note("C's request, sent before the shutdown, was answered");
     show(&mut t, &reports, 1)?; // "every worker has finished"
-    server
-        .join()
-        .map_err(|_| Failure::new("demo", "the server thread panicked"))??;
+    server.join().map_err(|_| Failure::new("demo", "the server thread panicked"))??;
     for client in [a, b, c] {
         close_client(&mut t, client);
     }
@@ -740,9 +666,7 @@ fn overlap(work: fn(&Mutex<Receiver<Job>>)) -> Result<usize, Failure> {
         }));
     }
     for _ in 0..OVERLAP_JOBS {
-        finished
-            .recv_timeout(REPORT_WAIT)
-            .map_err(|_| Failure::new("demo", "a job never finished"))?;
+        finished.recv_timeout(REPORT_WAIT).map_err(|_| Failure::new("demo", "a job never finished"))?;
     }
     pool.finish();
     Ok(meter.state.lock().unwrap().most)
@@ -810,11 +734,7 @@ fn accept_is_not_woken(t: &mut Transcript) -> Result<(), Failure> {
     ));
     // Before the thread takes a descriptor number for its accept.
     let waker = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&waker),
-    );
+    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&waker));
     let waker = waker.or_fail("socket")?;
 
     let listener = Arc::new(listener);
@@ -837,9 +757,7 @@ fn accept_is_not_woken(t: &mut Transcript) -> Result<(), Failure> {
     t.server(call("connect").on(&waker).args(addr).returned(&woke));
     woke.or_fail(format!("connect {addr}"))?;
     show(t, &reports, 4)?; // accept, "stop flag set", close, close listener
-    acceptor
-        .join()
-        .map_err(|_| Failure::new("demo", "the accepting thread panicked"))?;
+    acceptor.join().map_err(|_| Failure::new("demo", "the accepting thread panicked"))?;
     let fd = waker.as_raw_fd();
     drop(waker);
     t.server(call("close").on_fd(fd).gave(&()));
@@ -883,8 +801,7 @@ fn still_blocked(t: &mut Transcript, reports: &Receiver<Said>) -> Result<(), Fai
 
 /// Lets the paced accept loop call `accept` once more.
 fn permit(go: &Sender<()>) -> Result<(), Failure> {
-    go.send(())
-        .map_err(|_| Failure::new("demo", "the accept loop has stopped"))
+    go.send(()).map_err(|_| Failure::new("demo", "the accept loop has stopped"))
 }
 
 /// Lets the demo decide when the accept loop calls `accept` next.
@@ -1003,11 +920,7 @@ fn next_thread(reports: &Receiver<Said>) -> Result<Receiver<Said>, Failure> {
 fn socket(t: &mut Transcript, name: &str) -> Result<TcpStream, Failure> {
     t.client_note(format!("client {name}"));
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&socket),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&socket));
     Ok(TcpStream::from(socket.or_fail("socket")?))
 }
 
@@ -1034,13 +947,7 @@ fn connected(
 
 fn send(t: &mut Transcript, stream: &TcpStream, data: &[u8]) -> Result<(), Failure> {
     let sent = (&*stream).write(data);
-    t.client(
-        call("send")
-            .on(stream)
-            .args(bytes(data))
-            .args("MSG_NOSIGNAL")
-            .returned(&sent),
-    );
+    t.client(call("send").on(stream).args(bytes(data)).args("MSG_NOSIGNAL").returned(&sent));
     match sent.or_fail("send")? {
         n if n == data.len() => Ok(()),
         n => Err(Failure::new("send", format!("only {n} bytes sent"))),
@@ -1052,10 +959,7 @@ fn recv(t: &mut Transcript, stream: &TcpStream) -> Result<Option<Vec<u8>>, Failu
     let mut buf = [0u8; RECV_SIZE];
     let got = (&*stream).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(received(
-        call("recv").on(stream).args(RECV_SIZE).returned(&got),
-        &buf[..n],
-    ));
+    t.client(received(call("recv").on(stream).args(RECV_SIZE).returned(&got), &buf[..n]));
     match got {
         Ok(n) => Ok(Some(buf[..n].to_vec())),
         Err(err) if is_timeout(&err) => Ok(None),
@@ -1078,11 +982,7 @@ fn close(conn: TcpStream, say: &Say) {
 
 /// A `recv` line shows the bytes it returned, when there are any.
 fn received(call: Call, data: &[u8]) -> Call {
-    if data.is_empty() {
-        call
-    } else {
-        call.detail(bytes(data))
-    }
+    if data.is_empty() { call } else { call.detail(bytes(data)) }
 }
 
 /// The descriptors this process still has open, by number.
@@ -1094,9 +994,7 @@ fn open_descriptors() -> String {
         .flatten()
         // The directory being read is itself an open descriptor: skip it.
         .filter(|entry| {
-            std::fs::read_link(entry.path())
-                .map(|target| !target.starts_with("/proc/"))
-                .unwrap_or(false)
+            std::fs::read_link(entry.path()).map(|target| !target.starts_with("/proc/")).unwrap_or(false)
         })
         .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
         .collect();
@@ -1118,10 +1016,7 @@ fn pause_if_out_of_descriptors(err: &io::Error) {
 /// A read or write timeout is `WouldBlock` (EAGAIN) on Linux, `TimedOut`
 /// on some other systems (lesson 9).
 fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 /// A server's log line; a closed stdout does not stop the server.
@@ -1130,11 +1025,7 @@ fn log(line: std::fmt::Arguments) {
 }
 
 fn duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
-    }
+    if d.subsec_nanos() == 0 { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
 }
 
 /// A flag in seconds, refused when it is not a positive, finite number.
@@ -1142,16 +1033,9 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or(Failure::new(
-            flag,
-            format!("{value} is not a positive number of seconds"),
-        ))
+        .ok_or(Failure::new(flag, format!("{value} is not a positive number of seconds")))
 }
 
 fn at_least_one(flag: &str, value: usize) -> Result<usize, Failure> {
-    if value == 0 {
-        Err(Failure::new(flag, "must be at least 1"))
-    } else {
-        Ok(value)
-    }
+    if value == 0 { Err(Failure::new(flag, "must be at least 1")) } else { Ok(value) }
 }
