@@ -162,6 +162,14 @@ fn specs() -> Vec<Spec> {
             one_at_a_time: false,
             crowd: Crowd::Limited(16),
         },
+        Spec {
+            lesson: 12,
+            args: &["--idle", "2"],
+            framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
+            one_at_a_time: false,
+            // Its limit (--max-conns, 1024 by default) is above the crowd.
+            crowd: Crowd::AllAnswered,
+        },
     ]
 }
 
