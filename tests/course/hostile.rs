@@ -445,19 +445,23 @@ fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
         let hostile = hostile.join().map_err(|_| "the hostile client panicked".to_string())?;
         let hostile = hostile.map_err(|e| format!("hostile client: {e}"))?;
         let latencies = good.map_err(|e| format!("good client: {e}"))?;
-        let served = classify(&latencies)?;
-        if !spec.one_at_a_time && served != Served::AtOnce {
-            return Err(format!("the good client waited on a server that serves many: {latencies:?}"));
-        }
-        let good = match (case, served, spec.one_at_a_time) {
-            (Case::Emfile, _, _) => {
-                "served at once while `accept` failed; a client arriving then waited for a free descriptor"
+        // Every reply came within PATIENCE, or the good client failed.
+        // How soon is claimed only where it cannot depend on the machine's
+        // load: "at once" against a server with nothing else to do, "waits"
+        // where the wait is the idle limit or the deadline.
+        let served = classify(&latencies);
+        let good = match (case, spec.one_at_a_time) {
+            (Case::Idle | Case::Slowloris, true) => {
+                (served == Served::AfterIt).then_some("waits until it is gone")
             }
-            (Case::Crowd, _, _) => "served at once: it connected before the crowd",
-            (_, Served::AtOnce, false) => "served at once, alongside it",
-            (_, Served::AtOnce, true) => "served at once, after it",
-            (_, Served::AfterIt, _) => "waits until it is gone",
+            (Case::Crowd, _) => Some("served: it connected before the crowd"),
+            (Case::Emfile, _) => (served == Served::AtOnce).then_some(
+                "served at once while `accept` failed; a client arriving then waited for a free descriptor",
+            ),
+            (_, true) => Some("served after it"),
+            (_, false) => (served == Served::AtOnce).then_some("served at once, alongside it"),
         };
+        let good = good.ok_or(format!("the good client was served {served:?}: {latencies:?}"))?;
         Ok((hostile, good.to_string()))
     });
     let (hostile, good) = found.map_err(|e| format!("{e}\nserver printed:\n{}", tail(&server.printed())))?;
@@ -504,14 +508,16 @@ enum Served {
     /// The first reply came only after a wait (the server was busy with
     /// the hostile client); the rest at once.
     AfterIt,
+    /// Some other reply came late.
+    Late,
 }
 
-fn classify(latencies: &[Duration]) -> Result<Served, String> {
+fn classify(latencies: &[Duration]) -> Served {
     let slow: Vec<usize> = (0..latencies.len()).filter(|&i| latencies[i] >= PROMPT).collect();
     match slow.as_slice() {
-        [] => Ok(Served::AtOnce),
-        [0] => Ok(Served::AfterIt),
-        _ => Err(format!("the good client's replies came late: {latencies:?}")),
+        [] => Served::AtOnce,
+        [0] => Served::AfterIt,
+        _ => Served::Late,
     }
 }
 
