@@ -433,6 +433,7 @@ fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
     if case == Case::Emfile {
         limit_descriptors(&mut command, FD_LIMIT);
     }
+    die_with_this_thread(&mut command);
     let mut server = Server::start(&mut command);
     let addr: SocketAddr = server.addr.parse().map_err(|e| format!("address {:?}: {e}", server.addr))?;
     let pid = server.pid();
@@ -1212,6 +1213,22 @@ fn slow_reader(addr: SocketAddr) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Makes the server child get SIGKILL when the thread that starts it ends,
+/// however it ends: a test run killed halfway (a timeout, Ctrl-C) leaves
+/// no servers behind. [`run_case`] keeps its server only while it runs.
+fn die_with_this_thread(command: &mut Command) {
+    // SAFETY: runs in the child between fork and exec; prctl is one system
+    // call, allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Lowers the server child's `RLIMIT_NOFILE` to `n`, before it runs.
