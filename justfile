@@ -42,6 +42,18 @@ lesson-8 *args:
 lesson-9 *args:
     cargo run --quiet -p lesson-09 -- "$@"
 
+# Lesson 10: many clients, one thread each
+lesson-10 *args:
+    cargo run --quiet -p lesson-10 -- "$@"
+
+# Lesson 11: a bounded thread pool, a connection limit and a graceful shutdown
+lesson-11 *args:
+    cargo run --quiet -p lesson-11 -- "$@"
+
+# Lesson 12: non-blocking sockets and poll: one thread serves every client
+lesson-12 *args:
+    cargo run --quiet -p lesson-12 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 trace n:
     #!/usr/bin/env bash

@@ -5,10 +5,12 @@
 //! One test binary for the whole course keeps the build short; each lesson
 //! has a module of its own.
 
+mod many_clients;
 mod support;
 
 mod book;
 mod diffs;
+mod hostile;
 mod kernel;
 mod lesson_01;
 mod lesson_02;
@@ -19,3 +21,6 @@ mod lesson_06;
 mod lesson_07;
 mod lesson_08;
 mod lesson_09;
+mod lesson_10;
+mod lesson_11;
+mod lesson_12;

@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread;
@@ -250,6 +250,14 @@ impl Server {
         self.seen.join("\n") + "\n"
     }
 
+    /// Like [`Server::transcript`], with the lines nobody waited for yet.
+    pub fn printed(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.transcript()
+    }
+
     /// The server's process id, for looking at it from outside
     /// (`/proc/<pid>/fd`).
     pub fn pid(&self) -> u32 {
@@ -266,6 +274,27 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// For the servers that shut down by themselves (lessons 11 to 13).
+impl Server {
+    /// Reads the rest of the server's output until it exits (bounded by
+    /// [`CHILD_LIMIT`]) and returns its exit status.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + CHILD_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                // The reader thread ends when the server's stdout closes.
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("server did not exit; it printed:\n{}", self.seen.join("\n"))
+                }
+            }
+        }
+        self.child.wait().expect("wait for the server")
     }
 }
 
