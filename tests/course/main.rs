@@ -21,3 +21,4 @@ mod lesson_07;
 mod lesson_10;
 mod lesson_11;
 mod lesson_12;
+mod lesson_13;
