@@ -54,6 +54,10 @@ lesson-11 *args:
 lesson-12 *args:
     cargo run --quiet -p lesson-12 -- "$@"
 
+# Lesson 13: epoll, level- and edge-triggered, with a signalfd shutdown and EMFILE handled
+lesson-13 *args:
+    cargo run --quiet -p lesson-13 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 trace n:
     #!/usr/bin/env bash
