@@ -1,0 +1,477 @@
+//! The load generator: N connections to one server, each doing
+//! request/response ping-pong with 64-byte lines, all driven by one thread
+//! with level-triggered epoll (`man 7 epoll`), so that 1000 or 10,000
+//! connections cost no more threads than one.
+//!
+//! Every reply is checked: it must be one line ending with the request's
+//! content (a server may put a prefix before it).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+
+/// Every request is one line of this many bytes, newline included.
+pub const LINE_LEN: usize = 64;
+
+/// The protocol's longest line is 1024 bytes; a reply may add a prefix.
+/// A reply that grows past this without a newline is an error.
+const MAX_REPLY: usize = 4096;
+
+/// How long the generator waits after the window for replies still due.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// How many errors are kept word for word (the rest are only counted).
+const KEPT_ERRORS: usize = 3;
+
+/// The request a connection sends as its `seq`-th: its id, the sequence
+/// number and a filler that changes with both, so that a reply meant for
+/// another connection or an earlier request does not pass the check.
+pub fn request_line(id: u32, seq: u64) -> [u8; LINE_LEN] {
+    let mut line = [0u8; LINE_LEN];
+    let mut head = &mut line[..LINE_LEN - 1];
+    // 21 bytes for ids below 100,000 and sequence numbers below 10^12; a
+    // longer one would only push out filler (the write stops at the end).
+    let _ = write!(head, "c{id:05} r{seq:012} ");
+    let filled = LINE_LEN - 1 - head.len();
+    for (i, byte) in line[filled..LINE_LEN - 1].iter_mut().enumerate() {
+        *byte = b'a' + ((i as u64 + seq + u64::from(id)) % 26) as u8;
+    }
+    line[LINE_LEN - 1] = b'\n';
+    line
+}
+
+/// Checks one reply line (newline included) against the request it answers.
+pub fn check_reply(reply: &[u8], request: &[u8; LINE_LEN]) -> Result<(), String> {
+    let content = &request[..LINE_LEN - 1];
+    let Some(line) = reply.strip_suffix(b"\n") else {
+        return Err("a reply without its newline".to_string());
+    };
+    if line.ends_with(content) {
+        Ok(())
+    } else {
+        Err(format!(
+            "reply {:?} does not end with the request {:?}",
+            String::from_utf8_lossy(line),
+            String::from_utf8_lossy(content)
+        ))
+    }
+}
+
+/// One client connection and where it stands in its ping-pong.
+pub struct Conn {
+    stream: TcpStream,
+    id: u32,
+    seq: u64,
+    request: [u8; LINE_LEN],
+    /// Bytes of `request` written so far; `LINE_LEN` once it is all out.
+    written: usize,
+    /// Waiting for EPOLLOUT because the kernel took only part of a request.
+    wants_out: bool,
+    outstanding: bool,
+    sent_at: Instant,
+    /// Reply bytes received so far, until a newline completes the line.
+    reply: Vec<u8>,
+    answered: u64,
+    alive: bool,
+}
+
+impl Conn {
+    /// Connects and does one blocking round trip, so that when this returns
+    /// the server has accepted the connection and answered on it.
+    fn open(addr: SocketAddr, id: u32, timeout: Duration) -> Result<Conn, String> {
+        let stream =
+            TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+        // Each request is written once, whole: without TCP_NODELAY a small
+        // write may wait for an ACK (Nagle, `man 7 tcp`).
+        stream
+            .set_nodelay(true)
+            .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+        let mut conn = Conn {
+            stream,
+            id,
+            seq: 0,
+            request: request_line(id, 0),
+            written: LINE_LEN,
+            wants_out: false,
+            outstanding: false,
+            sent_at: Instant::now(),
+            reply: Vec::with_capacity(2 * LINE_LEN),
+            answered: 0,
+            alive: true,
+        };
+        (&conn.stream)
+            .write_all(&conn.request)
+            .map_err(|e| format!("send: {e}"))?;
+        let mut buf = [0u8; 1024];
+        while !conn.reply.contains(&b'\n') {
+            match (&conn.stream).read(&mut buf) {
+                Ok(0) => return Err("the server closed the connection".to_string()),
+                Ok(n) => conn.reply.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(format!("no reply within {timeout:?}"));
+                }
+                Err(e) => return Err(format!("recv: {e}")),
+            }
+            if conn.reply.len() > MAX_REPLY {
+                return Err(format!("a reply longer than {MAX_REPLY} bytes"));
+            }
+        }
+        check_reply(&conn.reply, &conn.request)?;
+        conn.reply.clear();
+        conn.answered = 1;
+        conn.stream
+            .set_nonblocking(true)
+            .map_err(|e| format!("O_NONBLOCK: {e}"))?;
+        Ok(conn)
+    }
+
+    /// Requests answered on this connection, the first round trip included.
+    pub fn answered(&self) -> u64 {
+        self.answered
+    }
+}
+
+/// Opens `count` connections one after the other. Each one is answered
+/// before the next is opened, so the listener's accept queue never
+/// overflows (a dropped SYN would cost a one-second retransmission), and a
+/// server that stops answering new connections is found out at once.
+pub fn connect_all(addr: SocketAddr, count: usize, timeout: Duration) -> Result<Vec<Conn>, String> {
+    let mut conns = Vec::with_capacity(count);
+    for i in 0..count {
+        let conn = Conn::open(addr, i as u32, timeout).map_err(|err| {
+            format!(
+                "connection {} of {count}: {err} ({} connections were open and answered)",
+                i + 1,
+                i
+            )
+        })?;
+        conns.push(conn);
+    }
+    Ok(conns)
+}
+
+/// When a ping-pong run ends.
+#[derive(Clone, Copy, Debug)]
+pub enum Stop {
+    /// Each connection sends this many requests; nothing is timed.
+    Requests {
+        per_connection: u64,
+        limit: Duration,
+    },
+    /// Traffic for `warmup`, then a measured window of `measure`; no new
+    /// request is sent after the window.
+    Window { warmup: Duration, measure: Duration },
+}
+
+/// What one ping-pong run measured.
+#[derive(Debug, Default)]
+pub struct Run {
+    /// Requests answered inside the window.
+    pub requests: u64,
+    pub window: Duration,
+    /// The latency of each request answered in the window, in nanoseconds:
+    /// from just before its write to just after the read that completed it.
+    pub latencies_ns: Vec<u64>,
+    /// The server's CPU time over the window, in clock ticks.
+    pub server_ticks: u64,
+    /// This process's CPU time over the window (the generator's), in ticks.
+    pub own_ticks: u64,
+    /// Every reply checked, in or out of the window.
+    pub verified: u64,
+    pub errors: u64,
+    pub first_errors: Vec<String>,
+    /// Requests sent but never answered before the run ended.
+    pub unanswered: u64,
+}
+
+impl Run {
+    fn fail(&mut self, conn: &mut Conn, epoll: &Epoll, what: String) {
+        self.errors += 1;
+        if self.first_errors.len() < KEPT_ERRORS {
+            self.first_errors
+                .push(format!("connection {}: {what}", conn.id + 1));
+        }
+        if conn.outstanding {
+            self.unanswered += 1;
+        }
+        conn.alive = false;
+        conn.outstanding = false;
+        let _ = epoll.delete(conn.stream.as_fd());
+    }
+}
+
+/// Drives ping-pong on every connection until `stop`. `server_stat` is the
+/// server's /proc/pid/stat, read at both edges of the window.
+pub fn ping_pong(conns: &mut [Conn], stop: Stop, server_stat: &str) -> Result<Run, String> {
+    let epoll =
+        Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll_create1: {e}"))?;
+    for (i, conn) in conns.iter().enumerate() {
+        epoll
+            .add(
+                conn.stream.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, i as u64),
+            )
+            .map_err(|e| format!("epoll_ctl ADD: {e}"))?;
+    }
+    let start = Instant::now();
+    let (window_start, window_end, hard_end, per_connection) = match stop {
+        Stop::Requests {
+            per_connection,
+            limit,
+        } => (start, start + limit, start + limit, Some(per_connection)),
+        Stop::Window { warmup, measure } => {
+            let end = start + warmup + measure;
+            (start + warmup, end, end + DRAIN, None)
+        }
+    };
+    let mut run = Run {
+        latencies_ns: Vec::with_capacity(1 << 16),
+        ..Run::default()
+    };
+    let mut in_flight = 0usize;
+    // Whether a connection sends again once answered.
+    let goes_on = |conn: &Conn, now: Instant| match per_connection {
+        Some(n) => conn.answered < n + 1,
+        None => now < window_end,
+    };
+    for conn in conns.iter_mut() {
+        if goes_on(conn, start) {
+            send_next(conn, &epoll, &mut run, &mut in_flight);
+        }
+    }
+
+    let mut events = vec![EpollEvent::empty(); conns.len().clamp(1, 1024)];
+    let mut scratch = [0u8; 4096];
+    let mut opened: Option<(Instant, u64, u64)> = None;
+    let mut closed: Option<(Instant, u64, u64)> = None;
+    let sample = |now: Instant| -> Result<(Instant, u64, u64), String> {
+        Ok((
+            now,
+            crate::server::cpu_ticks(server_stat)?,
+            crate::server::cpu_ticks("/proc/self/stat")?,
+        ))
+    };
+    loop {
+        let now = Instant::now();
+        if opened.is_none() && now >= window_start {
+            opened = Some(sample(now)?);
+        }
+        let requests_done = per_connection.is_some() && in_flight == 0;
+        if closed.is_none() && (now >= window_end || requests_done) {
+            closed = Some(sample(now)?);
+        }
+        if in_flight == 0 && closed.is_some() {
+            break;
+        }
+        if now >= hard_end {
+            run.unanswered += in_flight as u64;
+            break;
+        }
+        // Wake up in time for the next edge of the window.
+        let next = [window_start, window_end, hard_end]
+            .into_iter()
+            .filter(|t| *t > now)
+            .min()
+            .unwrap_or(hard_end);
+        let wait_ms = (next - now).as_millis().clamp(1, 100) as u16;
+        let ready = match epoll.wait(&mut events, wait_ms) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(format!("epoll_wait: {e}")),
+        };
+        for event in &events[..ready] {
+            let conn = &mut conns[event.data() as usize];
+            if !conn.alive {
+                continue;
+            }
+            if conn.wants_out && event.events().contains(EpollFlags::EPOLLOUT) {
+                write_rest(conn, &epoll, &mut run, &mut in_flight);
+                if !conn.alive {
+                    continue;
+                }
+            }
+            // Read until the kernel's receive queue is empty: a short read
+            // means it was (level-triggered epoll would report it again).
+            let mut got_eof = false;
+            loop {
+                match (&conn.stream).read(&mut scratch) {
+                    Ok(0) => {
+                        got_eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        conn.reply.extend_from_slice(&scratch[..n]);
+                        if n < scratch.len() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        in_flight -= usize::from(conn.outstanding);
+                        run.fail(conn, &epoll, format!("recv: {e}"));
+                        break;
+                    }
+                }
+            }
+            if !conn.alive {
+                continue;
+            }
+            if let Some(newline) = conn.reply.iter().position(|&b| b == b'\n') {
+                let answered_at = Instant::now();
+                let problem = if !conn.outstanding {
+                    Some("a reply to no request".to_string())
+                } else if newline + 1 != conn.reply.len() {
+                    Some("more than one line in reply to one request".to_string())
+                } else {
+                    check_reply(&conn.reply, &conn.request).err()
+                };
+                if let Some(problem) = problem {
+                    in_flight -= usize::from(conn.outstanding);
+                    run.fail(conn, &epoll, problem);
+                    continue;
+                }
+                conn.reply.clear();
+                conn.outstanding = false;
+                in_flight -= 1;
+                conn.answered += 1;
+                run.verified += 1;
+                if opened.is_some() && answered_at < window_end {
+                    run.requests += 1;
+                    run.latencies_ns
+                        .push((answered_at - conn.sent_at).as_nanos() as u64);
+                }
+                if goes_on(conn, answered_at) {
+                    send_next(conn, &epoll, &mut run, &mut in_flight);
+                }
+            } else if conn.reply.len() > MAX_REPLY {
+                in_flight -= usize::from(conn.outstanding);
+                run.fail(
+                    conn,
+                    &epoll,
+                    format!("a reply longer than {MAX_REPLY} bytes"),
+                );
+                continue;
+            }
+            if got_eof {
+                in_flight -= usize::from(conn.outstanding);
+                run.fail(conn, &epoll, "the server closed the connection".to_string());
+            }
+        }
+    }
+    let (t0, server0, own0) = opened.unwrap_or((start, 0, 0));
+    let (t1, server1, own1) = closed.unwrap_or((Instant::now(), server0, own0));
+    run.window = t1.saturating_duration_since(t0);
+    run.server_ticks = server1.saturating_sub(server0);
+    run.own_ticks = own1.saturating_sub(own0);
+    Ok(run)
+}
+
+fn send_next(conn: &mut Conn, epoll: &Epoll, run: &mut Run, in_flight: &mut usize) {
+    conn.seq += 1;
+    conn.request = request_line(conn.id, conn.seq);
+    conn.written = 0;
+    conn.outstanding = true;
+    *in_flight += 1;
+    conn.sent_at = Instant::now();
+    write_rest(conn, epoll, run, in_flight);
+}
+
+/// Writes what is left of the request; if the kernel takes only part of
+/// it, asks epoll to say when the socket is writable again.
+fn write_rest(conn: &mut Conn, epoll: &Epoll, run: &mut Run, in_flight: &mut usize) {
+    while conn.written < LINE_LEN {
+        match (&conn.stream).write(&conn.request[conn.written..]) {
+            Ok(n) => conn.written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                *in_flight -= usize::from(conn.outstanding);
+                run.fail(conn, epoll, format!("send: {e}"));
+                return;
+            }
+        }
+    }
+    let wants_out = conn.written < LINE_LEN;
+    if wants_out != conn.wants_out {
+        let flags = if wants_out {
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT
+        } else {
+            EpollFlags::EPOLLIN
+        };
+        let mut event = EpollEvent::new(flags, u64::from(conn.id));
+        if let Err(e) = epoll.modify(conn.stream.as_fd(), &mut event) {
+            *in_flight -= usize::from(conn.outstanding);
+            run.fail(conn, epoll, format!("epoll_ctl MOD: {e}"));
+            return;
+        }
+        conn.wants_out = wants_out;
+    }
+}
+
+/// The `p`-th percentile (nearest rank) of sorted values.
+pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_one_64_byte_line_that_differs_per_connection_and_request() {
+        let a = request_line(7, 1);
+        assert_eq!(a.len(), 64);
+        assert_eq!(a.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert_eq!(a[63], b'\n');
+        assert!(a.starts_with(b"c00007 r000000000001 "));
+        assert_ne!(a, request_line(7, 2));
+        assert_ne!(a, request_line(8, 1));
+        // Large ids and sequence numbers still give one 64-byte line.
+        let big = request_line(u32::MAX, u64::MAX);
+        assert_eq!(big[63], b'\n');
+        assert_eq!(big.iter().filter(|&&b| b == b'\n').count(), 1);
+    }
+
+    #[test]
+    fn a_reply_passes_when_it_ends_with_the_request() {
+        let request = request_line(1, 5);
+        assert_eq!(check_reply(&request, &request), Ok(()));
+        let mut prefixed = b"echo: ".to_vec();
+        prefixed.extend_from_slice(&request);
+        assert_eq!(check_reply(&prefixed, &request), Ok(()));
+    }
+
+    #[test]
+    fn a_wrong_reply_is_caught() {
+        let request = request_line(1, 5);
+        assert!(check_reply(&request_line(1, 4), &request).is_err());
+        assert!(check_reply(&request[..63], &request).is_err(), "no newline");
+        assert!(check_reply(&request[1..], &request).is_err(), "cut short");
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let values: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&values, 50.0), Some(50));
+        assert_eq!(percentile(&values, 99.0), Some(99));
+        assert_eq!(percentile(&[7], 99.0), Some(7));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}

@@ -1,0 +1,471 @@
+//! # The bench: lessons 10-13 against what a user would pick instead
+//!
+//! Starts each multi-client server of the course (lessons 10-13, whichever
+//! exist, and lesson 2 at one connection) and a tokio `current_thread` echo
+//! server of the same line protocol, drives each with 1, 100 and 1000
+//! ping-pong connections from one epoll thread, and reports requests/s, p50
+//! and p99 latency, the server's CPU time per request and its memory per
+//! idle connection, each also as a ratio to tokio measured in the same run.
+//!
+//! The server runs pinned to CPU 0 and the generator to CPU 1, so that the
+//! two never compete for a core and the generator's own CPU use shows
+//! whether it, rather than the server, set the pace.
+//!
+//! `--smoke` checks instead that every server answers a few hundred requests
+//! correctly, and measures nothing.
+
+mod load;
+mod plot;
+mod report;
+mod server;
+mod sys;
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use load::Stop;
+use report::{IdleRow, LoadRow, Measured, Report};
+use server::{Server, ServerCmd};
+
+/// The server runs here, the generator on the other CPU.
+const SERVER_CPU: usize = 0;
+const GENERATOR_CPU: usize = 1;
+
+/// How long opening one connection and its first round trip may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Parser)]
+#[command(
+    name = "bench",
+    bin_name = "bench",
+    about = "Measure lessons 10-13's servers against a tokio current_thread echo server"
+)]
+struct Cli {
+    /// Only check that every server answers a few hundred requests correctly: no timing, nothing written to the book
+    #[arg(long)]
+    smoke: bool,
+    /// Seconds measured for each server at each connection count
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Seconds of traffic before each measurement starts
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// Measure everything this many times, interleaved; each figure is from the median round
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Connection counts to measure at
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 100, 1000])]
+    connections: Vec<usize>,
+    /// Idle connections for the memory figure; 0 skips it
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// Only these servers (tokio, lesson-02, lesson-10, ...)
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Let the scheduler place the server and the generator
+    #[arg(long)]
+    no_pin: bool,
+    /// Folder for results.md, results.json and results.svg
+    #[arg(long, default_value_os_t = workspace_root().join("book/src/bench"))]
+    out: PathBuf,
+}
+
+/// A server the bench measures.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    /// `tokio` or `lesson-NN`.
+    pub key: String,
+    /// What it is, for the table.
+    pub what: &'static str,
+    pub cmd: ServerCmd,
+    /// Lesson 2 serves one client at a time: more connections would wait.
+    pub one_client_only: bool,
+}
+
+/// The lessons the bench knows, by number: lesson 2 as the single-client
+/// baseline, then the multi-client servers.
+const LESSONS: &[(u32, &str)] = &[
+    (2, "one client at a time"),
+    (10, "thread per connection"),
+    (11, "bounded thread pool"),
+    (12, "poll"),
+    (13, "epoll"),
+];
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<bool, String> {
+    if cfg!(debug_assertions) && !cli.smoke {
+        eprintln!("bench: warning: a debug build; measure with `cargo run -p bench --release`");
+    }
+    let machine = report::Machine::read();
+    let subjects = subjects(cli)?;
+    // Pin only after building: cargo would otherwise get one CPU.
+    let pin = if cli.no_pin {
+        None
+    } else if sys::cpus_allowed() < 2 {
+        println!("only one CPU: the server and the generator are not pinned");
+        None
+    } else {
+        sys::pin_to_cpu(GENERATOR_CPU).map_err(|e| format!("sched_setaffinity: {e}"))?;
+        Some(SERVER_CPU)
+    };
+    let idle = if cli.smoke { 100 } else { cli.idle };
+    // Descriptors for the idle connections, the generator's own and a margin;
+    // the servers inherit the limit.
+    let idle = match idle {
+        0 => None,
+        n => match sys::raise_open_files(n as u64 + 256) {
+            Ok(_) => Some(n),
+            Err(err) => {
+                println!("memory per idle connection skipped: {err}");
+                None
+            }
+        },
+    };
+    if cli.smoke {
+        smoke(&subjects, pin, idle, &machine)
+    } else {
+        measure_all(cli, &subjects, pin, idle, &machine)
+    }
+}
+
+/// The tokio reference and the lessons that exist, built in release mode.
+fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
+    let exe = env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let bin_dir = exe.parent().ok_or("current_exe has no folder")?;
+    let tokio_echo = bin_dir.join("tokio-echo");
+    if !tokio_echo.exists() {
+        return Err(format!(
+            "{} is missing: run the bench with `cargo run -p bench`, which builds it",
+            tokio_echo.display()
+        ));
+    }
+    let server_args = |extra: &[&str]| {
+        let mut args = vec!["server".to_string(), "--addr".into(), "127.0.0.1:0".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let mut subjects = vec![Subject {
+        key: "tokio".into(),
+        what: "tokio current_thread (reference)",
+        cmd: ServerCmd {
+            binary: tokio_echo,
+            args: server_args(&[]),
+        },
+        one_client_only: false,
+    }];
+
+    let root = workspace_root();
+    let crates = fs::read_dir(root.join("crates")).map_err(|e| format!("read crates/: {e}"))?;
+    let mut present: Vec<u32> = crates
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| {
+            name.get(..2)?
+                .parse::<u32>()
+                .ok()
+                .filter(|_| name.get(2..3) == Some("-"))
+        })
+        .filter(|n| LESSONS.iter().any(|(known, _)| known == n))
+        .collect();
+    present.sort_unstable();
+    let wanted = |key: &str| cli.only.is_empty() || cli.only.iter().any(|k| k == key);
+    present.retain(|n| wanted(&format!("lesson-{n:02}")));
+    subjects.retain(|s| wanted(&s.key));
+
+    if !present.is_empty() {
+        // The lessons are measured as a user would run them: optimised.
+        let mut build = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        build
+            .current_dir(&root)
+            .args(["build", "--release", "--quiet"]);
+        for n in &present {
+            build.args(["-p", &format!("lesson-{n:02}")]);
+        }
+        let status = build.status().map_err(|e| format!("cargo build: {e}"))?;
+        if !status.success() {
+            return Err(format!("building the lessons failed ({status})"));
+        }
+    }
+    let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    for n in present {
+        let (_, what) = LESSONS
+            .iter()
+            .find(|(known, _)| *known == n)
+            .expect("known lesson");
+        let key = format!("lesson-{n:02}");
+        subjects.push(Subject {
+            cmd: ServerCmd {
+                binary: target.join("release").join(&key),
+                args: server_args(&[]),
+            },
+            key,
+            what,
+            one_client_only: n == 2,
+        });
+    }
+    let missing: Vec<String> = LESSONS
+        .iter()
+        .filter(|(n, _)| *n >= 10 && !subjects.iter().any(|s| s.key == format!("lesson-{n:02}")))
+        .map(|(n, what)| format!("lesson-{n:02} ({what})"))
+        .collect();
+    if !missing.is_empty() && cli.only.is_empty() {
+        println!("not measured, no crate yet: {}", missing.join(", "));
+    }
+    Ok(subjects)
+}
+
+/// Connection counts a subject is measured at.
+fn counts_for(subject: &Subject, counts: &[usize]) -> Vec<usize> {
+    counts
+        .iter()
+        .copied()
+        .filter(|&n| !subject.one_client_only || n == 1)
+        .collect()
+}
+
+fn measure_all(
+    cli: &Cli,
+    subjects: &[Subject],
+    pin: Option<usize>,
+    idle: Option<usize>,
+    machine: &report::Machine,
+) -> Result<bool, String> {
+    let started = Instant::now();
+    let stop = Stop::Window {
+        warmup: Duration::from_secs_f64(cli.warmup),
+        measure: Duration::from_secs_f64(cli.seconds),
+    };
+    let rounds = cli.rounds.max(1);
+    let mut samples: Vec<(String, usize, Result<LoadRow, String>)> = Vec::new();
+    for round in 1..=rounds {
+        // Interleaved: a slow spell on the machine hits every server, not one.
+        for &conns in &cli.connections {
+            for subject in subjects {
+                if !counts_for(subject, &[conns]).contains(&conns) {
+                    continue;
+                }
+                let row = measure(subject, conns, stop, pin);
+                match &row {
+                    Ok(r) => println!(
+                        "round {round}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, server CPU {:>3.0} %, generator CPU {:>3.0} %",
+                        subject.key, r.requests_per_s, r.server_cpu_pct, r.generator_cpu_pct
+                    ),
+                    Err(err) => println!(
+                        "round {round}/{rounds}  {:<10} {conns:>5} connections: FAILED: {err}",
+                        subject.key
+                    ),
+                }
+                samples.push((subject.key.clone(), conns, row));
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for subject in subjects {
+        for conns in counts_for(subject, &cli.connections) {
+            let of_this: Vec<&Result<LoadRow, String>> = samples
+                .iter()
+                .filter(|(k, c, _)| *k == subject.key && *c == conns)
+                .map(|(_, _, r)| r)
+                .collect();
+            rows.push(report::median_round(subject, conns, &of_this));
+        }
+    }
+    let mut idle_rows = Vec::new();
+    if let Some(count) = idle {
+        for subject in subjects.iter().filter(|s| !s.one_client_only) {
+            let row = idle_memory(subject, count, pin);
+            match &row.result {
+                Ok(_) => println!(
+                    "{:<10} {count} idle connections: {:.0} bytes each",
+                    subject.key,
+                    row.bytes_per_conn().unwrap_or(f64::NAN)
+                ),
+                Err(err) => println!(
+                    "{:<10} {count} idle connections: FAILED: {err}",
+                    subject.key
+                ),
+            }
+            idle_rows.push(row);
+        }
+    }
+    let report = Report {
+        machine: machine.clone(),
+        subjects: subjects.to_vec(),
+        rows,
+        idle_rows,
+        idle_count: idle,
+        seconds: cli.seconds,
+        warmup: cli.warmup,
+        rounds,
+        pinned: pin.is_some(),
+        smoke: false,
+    };
+    println!();
+    print!("{}", report.terminal());
+    report.write(&cli.out)?;
+    println!(
+        "\nwrote {} (results.md, results.json, results.svg) in {:.0} s",
+        cli.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(true)
+}
+
+/// One server at one connection count, on a fresh server process.
+fn measure(
+    subject: &Subject,
+    conns: usize,
+    stop: Stop,
+    pin: Option<usize>,
+) -> Result<LoadRow, String> {
+    let mut server = Server::start(&subject.cmd, pin)?;
+    let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
+        .map_err(|err| format!("{err}{}", server.exit_note()))?;
+    let run = load::ping_pong(&mut clients, stop, &server.stat_path())?;
+    let note = server.exit_note();
+    drop(clients);
+    if !note.is_empty() {
+        return Err(format!("during the run{note}"));
+    }
+    Ok(LoadRow::from_run(&run))
+}
+
+/// The server's resident memory before and after `count` connections that
+/// were each answered once and then left idle.
+fn idle_memory(subject: &Subject, count: usize, pin: Option<usize>) -> IdleRow {
+    let result = (|| {
+        let mut server = Server::start(&subject.cmd, pin)?;
+        let before = server.rss_bytes()?;
+        let clients = load::connect_all(server.addr, count, SETUP_TIMEOUT)
+            .map_err(|err| format!("{err}{}", server.exit_note()))?;
+        let after = server.rss_bytes()?;
+        drop(clients);
+        Ok((before, after))
+    })();
+    IdleRow::new(&subject.key, count, result)
+}
+
+/// Every server answers a few hundred requests correctly, alone and, for
+/// the multi-client servers, on 20 connections at once.
+fn smoke(
+    subjects: &[Subject],
+    pin: Option<usize>,
+    idle: Option<usize>,
+    machine: &report::Machine,
+) -> Result<bool, String> {
+    let started = Instant::now();
+    let mut ok = true;
+    let mut rows = Vec::new();
+    let mut idle_rows = Vec::new();
+    for subject in subjects {
+        for conns in counts_for(subject, &[1, 20]) {
+            let per_connection = 300 / conns as u64;
+            let stop = Stop::Requests {
+                per_connection,
+                limit: Duration::from_secs(20),
+            };
+            let result = (|| {
+                let mut server = Server::start(&subject.cmd, pin)?;
+                let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
+                    .map_err(|err| format!("{err}{}", server.exit_note()))?;
+                let run = load::ping_pong(&mut clients, stop, &server.stat_path())?;
+                let answered: u64 = clients.iter().map(load::Conn::answered).sum();
+                let expected = conns as u64 * (per_connection + 1);
+                let note = server.exit_note();
+                if run.errors > 0 || answered != expected || !note.is_empty() {
+                    return Err(format!(
+                        "{answered} of {expected} requests answered correctly; {} errors: {}{note}",
+                        run.errors,
+                        run.first_errors.join("; ")
+                    ));
+                }
+                Ok((answered, run))
+            })();
+            match result {
+                Ok((answered, run)) => {
+                    println!(
+                        "smoke {:<10} {conns:>2} connections: {answered} requests, every reply correct",
+                        subject.key
+                    );
+                    rows.push(Measured {
+                        key: subject.key.clone(),
+                        conns,
+                        result: Ok(LoadRow::from_run(&run)),
+                    });
+                }
+                Err(err) => {
+                    println!(
+                        "smoke {:<10} {conns:>2} connections: FAILED: {err}",
+                        subject.key
+                    );
+                    ok = false;
+                    rows.push(Measured {
+                        key: subject.key.clone(),
+                        conns,
+                        result: Err(err),
+                    });
+                }
+            }
+        }
+        if let (Some(count), false) = (idle, subject.one_client_only) {
+            let row = idle_memory(subject, count, pin);
+            if let Err(err) = &row.result {
+                println!(
+                    "smoke {:<10} {count} idle connections: FAILED: {err}",
+                    subject.key
+                );
+                ok = false;
+            } else {
+                println!(
+                    "smoke {:<10} {count} idle connections: opened, answered once, memory read",
+                    subject.key
+                );
+            }
+            idle_rows.push(row);
+        }
+    }
+    // The report and the plot are drawn from the smoke figures too (to a
+    // scratch folder, not the book), so CI runs that code.
+    let report = Report {
+        machine: machine.clone(),
+        subjects: subjects.to_vec(),
+        rows,
+        idle_rows,
+        idle_count: idle,
+        seconds: 0.0,
+        warmup: 0.0,
+        rounds: 1,
+        pinned: pin.is_some(),
+        smoke: true,
+    };
+    let scratch = workspace_root().join("target/bench-smoke");
+    report.write(&scratch)?;
+    println!(
+        "smoke: {} servers, {} in {:.1} s; report drawn to {}",
+        subjects.len(),
+        if ok { "every reply correct" } else { "FAILED" },
+        started.elapsed().as_secs_f64(),
+        scratch.display()
+    );
+    Ok(ok)
+}
