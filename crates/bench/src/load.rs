@@ -28,20 +28,35 @@ const DRAIN: Duration = Duration::from_secs(2);
 const KEPT_ERRORS: usize = 3;
 
 /// The request a connection sends as its `seq`-th: its id, the sequence
-/// number and a filler that changes with both, so that a reply meant for
+/// number and a filler that shifts with both, so that a reply meant for
 /// another connection or an earlier request does not pass the check.
+/// Written byte by byte: this runs once per request, and the generator
+/// must cost less per request than the servers it measures.
 pub fn request_line(id: u32, seq: u64) -> [u8; LINE_LEN] {
+    // Three alphabets in a row: any 42-byte window starting in the first.
+    const LETTERS: &[u8; 78] =
+        b"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz";
     let mut line = [0u8; LINE_LEN];
-    let mut head = &mut line[..LINE_LEN - 1];
-    // 21 bytes for ids below 100,000 and sequence numbers below 10^12; a
-    // longer one would only push out filler (the write stops at the end).
-    let _ = write!(head, "c{id:05} r{seq:012} ");
-    let filled = LINE_LEN - 1 - head.len();
-    for (i, byte) in line[filled..LINE_LEN - 1].iter_mut().enumerate() {
-        *byte = b'a' + ((i as u64 + seq + u64::from(id)) % 26) as u8;
-    }
+    // "c00007 r000000000001 " then filler, then the newline. Ids and
+    // sequence numbers too large for their digits keep only the low ones.
+    line[0] = b'c';
+    put_digits(&mut line[1..6], u64::from(id));
+    line[6] = b' ';
+    line[7] = b'r';
+    put_digits(&mut line[8..20], seq);
+    line[20] = b' ';
+    let shift = ((seq % 26 + u64::from(id) % 26) % 26) as usize;
+    line[21..LINE_LEN - 1].copy_from_slice(&LETTERS[shift..shift + LINE_LEN - 22]);
     line[LINE_LEN - 1] = b'\n';
     line
+}
+
+/// Writes the low decimal digits of `value` into `out`, zero-padded.
+fn put_digits(out: &mut [u8], mut value: u64) {
+    for byte in out.iter_mut().rev() {
+        *byte = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 /// Checks one reply line (newline included) against the request it answers.
@@ -188,6 +203,9 @@ pub struct Run {
     pub server_ticks: u64,
     /// This process's CPU time over the window (the generator's), in ticks.
     pub own_ticks: u64,
+    /// Idle time of the server's CPU over the window, in ticks, when the
+    /// server is pinned: a server that never waited for work left none.
+    pub server_core_idle_ticks: Option<u64>,
     /// Every reply checked, in or out of the window.
     pub verified: u64,
     pub errors: u64,
@@ -212,9 +230,16 @@ impl Run {
     }
 }
 
-/// Drives ping-pong on every connection until `stop`. `server_stat` is the
-/// server's /proc/pid/stat, read at both edges of the window.
-pub fn ping_pong(conns: &mut [Conn], stop: Stop, server_stat: &str) -> Result<Run, String> {
+/// Where the CPU figures of a run are read, at both edges of its window.
+pub struct Probe {
+    /// The server's /proc/pid/stat.
+    pub server_stat: String,
+    /// The CPU the server is pinned to, if it is.
+    pub server_cpu: Option<usize>,
+}
+
+/// Drives ping-pong on every connection until `stop`.
+pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe) -> Result<Run, String> {
     let epoll =
         Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll_create1: {e}"))?;
     for (i, conn) in conns.iter().enumerate() {
@@ -254,14 +279,18 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, server_stat: &str) -> Result<Ru
 
     let mut events = vec![EpollEvent::empty(); conns.len().clamp(1, 1024)];
     let mut scratch = [0u8; 4096];
-    let mut opened: Option<(Instant, u64, u64)> = None;
-    let mut closed: Option<(Instant, u64, u64)> = None;
-    let sample = |now: Instant| -> Result<(Instant, u64, u64), String> {
-        Ok((
-            now,
-            crate::server::cpu_ticks(server_stat)?,
-            crate::server::cpu_ticks("/proc/self/stat")?,
-        ))
+    let mut opened: Option<Sample> = None;
+    let mut closed: Option<Sample> = None;
+    let sample = |now: Instant| -> Result<Sample, String> {
+        Ok(Sample {
+            at: now,
+            server: crate::server::cpu_ticks(&probe.server_stat)?,
+            own: crate::server::cpu_ticks("/proc/self/stat")?,
+            server_core_idle: match probe.server_cpu {
+                Some(cpu) => Some(crate::server::cpu_idle_ticks(cpu)?),
+                None => None,
+            },
+        })
     };
     loop {
         let now = Instant::now();
@@ -371,12 +400,25 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, server_stat: &str) -> Result<Ru
             }
         }
     }
-    let (t0, server0, own0) = opened.unwrap_or((start, 0, 0));
-    let (t1, server1, own1) = closed.unwrap_or((Instant::now(), server0, own0));
-    run.window = t1.saturating_duration_since(t0);
-    run.server_ticks = server1.saturating_sub(server0);
-    run.own_ticks = own1.saturating_sub(own0);
+    if let (Some(t0), Some(t1)) = (opened, closed) {
+        run.window = t1.at.saturating_duration_since(t0.at);
+        run.server_ticks = t1.server.saturating_sub(t0.server);
+        run.own_ticks = t1.own.saturating_sub(t0.own);
+        run.server_core_idle_ticks = match (t0.server_core_idle, t1.server_core_idle) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
+    }
     Ok(run)
+}
+
+/// CPU counters at one edge of the window.
+#[derive(Clone, Copy)]
+struct Sample {
+    at: Instant,
+    server: u64,
+    own: u64,
+    server_core_idle: Option<u64>,
 }
 
 fn send_next(conn: &mut Conn, epoll: &Epoll, run: &mut Run, in_flight: &mut usize) {

@@ -70,6 +70,9 @@ struct Cli {
     /// Let the scheduler place the server and the generator
     #[arg(long)]
     no_pin: bool,
+    /// Run the generator and the servers at this nice value (-20..19; below 0 needs root), so that other work on the machine disturbs the figures less
+    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    nice: Option<i32>,
     /// Folder for results.md, results.json and results.svg
     #[arg(long, default_value_os_t = workspace_root().join("book/src/bench"))]
     out: PathBuf,
@@ -119,6 +122,10 @@ fn run(cli: &Cli) -> Result<bool, String> {
     }
     let machine = report::Machine::read();
     let subjects = subjects(cli)?;
+    // After building, like the pinning below: the servers inherit both.
+    if let Some(nice) = cli.nice {
+        sys::set_nice(nice).map_err(|e| format!("setpriority {nice}: {e}"))?;
+    }
     // Pin only after building: cargo would otherwise get one CPU.
     let pin = if cli.no_pin {
         None
@@ -129,10 +136,15 @@ fn run(cli: &Cli) -> Result<bool, String> {
         sys::pin_to_cpu(GENERATOR_CPU).map_err(|e| format!("sched_setaffinity: {e}"))?;
         Some(SERVER_CPU)
     };
-    let idle = if cli.smoke { 100 } else { cli.idle };
-    // Descriptors for the idle connections, the generator's own and a margin;
-    // the servers inherit the limit.
-    let idle = match idle {
+    // Each connection is a descriptor in the generator and one in the
+    // server (which inherits the limit), plus a margin for everything else.
+    let most = if cli.smoke {
+        20
+    } else {
+        cli.connections.iter().copied().max().unwrap_or(1)
+    };
+    sys::raise_open_files(most as u64 + 256)?;
+    let idle = match if cli.smoke { 100 } else { cli.idle } {
         0 => None,
         n => match sys::raise_open_files(n as u64 + 256) {
             Ok(_) => Some(n),
@@ -267,8 +279,13 @@ fn measure_all(
                 let row = measure(subject, conns, stop, pin);
                 match &row {
                     Ok(r) => println!(
-                        "round {round}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, server CPU {:>3.0} %, generator CPU {:>3.0} %",
-                        subject.key, r.requests_per_s, r.server_cpu_pct, r.generator_cpu_pct
+                        "round {round}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, server CPU {:>3.0} % (its core idle {}), generator CPU {:>3.0} %",
+                        subject.key,
+                        r.requests_per_s,
+                        r.server_cpu_pct,
+                        r.server_core_idle_pct
+                            .map_or("–".to_string(), |p| format!("{p:.0} %")),
+                        r.generator_cpu_pct
                     ),
                     Err(err) => println!(
                         "round {round}/{rounds}  {:<10} {conns:>5} connections: FAILED: {err}",
@@ -318,6 +335,7 @@ fn measure_all(
         warmup: cli.warmup,
         rounds,
         pinned: pin.is_some(),
+        nice: cli.nice,
         smoke: false,
     };
     println!();
@@ -331,6 +349,14 @@ fn measure_all(
     Ok(true)
 }
 
+/// Where a run reads the server's CPU time and its core's idle time.
+fn probe(server: &Server, pin: Option<usize>) -> load::Probe {
+    load::Probe {
+        server_stat: server.stat_path(),
+        server_cpu: pin,
+    }
+}
+
 /// One server at one connection count, on a fresh server process.
 fn measure(
     subject: &Subject,
@@ -341,7 +367,7 @@ fn measure(
     let mut server = Server::start(&subject.cmd, pin)?;
     let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
         .map_err(|err| format!("{err}{}", server.exit_note()))?;
-    let run = load::ping_pong(&mut clients, stop, &server.stat_path())?;
+    let run = load::ping_pong(&mut clients, stop, &probe(&server, pin))?;
     let note = server.exit_note();
     drop(clients);
     if !note.is_empty() {
@@ -388,7 +414,7 @@ fn smoke(
                 let mut server = Server::start(&subject.cmd, pin)?;
                 let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
                     .map_err(|err| format!("{err}{}", server.exit_note()))?;
-                let run = load::ping_pong(&mut clients, stop, &server.stat_path())?;
+                let run = load::ping_pong(&mut clients, stop, &probe(&server, pin))?;
                 let answered: u64 = clients.iter().map(load::Conn::answered).sum();
                 let expected = conns as u64 * (per_connection + 1);
                 let note = server.exit_note();
@@ -456,6 +482,7 @@ fn smoke(
         warmup: 0.0,
         rounds: 1,
         pinned: pin.is_some(),
+        nice: None,
         smoke: true,
     };
     let scratch = workspace_root().join("target/bench-smoke");

@@ -25,6 +25,10 @@ pub struct LoadRow {
     pub server_cpu_pct: f64,
     /// Share of one CPU the generator (this process) used.
     pub generator_cpu_pct: f64,
+    /// Share of the window the server's CPU sat idle (pinned runs only):
+    /// near 0 means the server never waited for a request, so nothing
+    /// outside it (the generator included) held it back.
+    pub server_core_idle_pct: Option<f64>,
     pub requests: u64,
     pub errors: u64,
     pub first_errors: Vec<String>,
@@ -49,6 +53,9 @@ impl LoadRow {
             },
             server_cpu_pct: run.server_ticks as f64 * tick_us / 1e6 / seconds * 100.0,
             generator_cpu_pct: run.own_ticks as f64 * tick_us / 1e6 / seconds * 100.0,
+            server_core_idle_pct: run
+                .server_core_idle_ticks
+                .map(|t| t as f64 * tick_us / 1e6 / seconds * 100.0),
             requests: run.requests,
             errors: run.errors,
             first_errors: run.first_errors.clone(),
@@ -146,6 +153,9 @@ pub struct Machine {
     pub cpus: usize,
     pub cpu_model: String,
     pub kernel: String,
+    /// /proc/loadavg's 1-minute figure when the run started: other work on
+    /// the machine lowers and scatters the figures.
+    pub load_average: String,
 }
 
 impl Machine {
@@ -165,11 +175,16 @@ impl Machine {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() / 86_400) as i64;
         let (y, m, d) = civil_date(days);
+        let load_average = fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| Some(l.split_whitespace().next()?.to_string()))
+            .unwrap_or_else(|| "unknown".to_string());
         Machine {
             date: format!("{y:04}-{m:02}-{d:02}"),
             cpus,
             cpu_model,
             kernel,
+            load_average,
         }
     }
 }
@@ -281,6 +296,7 @@ pub struct Report {
     pub warmup: f64,
     pub rounds: usize,
     pub pinned: bool,
+    pub nice: Option<i32>,
     /// Smoke figures: correct replies, meaningless timing.
     pub smoke: bool,
 }
@@ -390,9 +406,20 @@ impl Report {
         } else {
             "server and generator not pinned"
         };
+        let how = if self.smoke {
+            "a smoke run: a few hundred requests per server, checked for correctness; its timing means nothing".to_string()
+        } else {
+            format!(
+                "{} rounds of {} s after {} s of warm-up, interleaved, each figure from the round with the median requests/s",
+                self.rounds, self.seconds, self.warmup
+            )
+        };
+        let nice = self
+            .nice
+            .map_or(String::new(), |n| format!(", at nice {n}"));
         format!(
-            "Measured on {} on Linux {}, {} CPUs ({}); {pinning}; {} round(s) of {} s after {} s of warm-up, interleaved, each figure from the round with the median requests/s; 64-byte request lines, one request in flight per connection.",
-            m.date, m.kernel, m.cpus, m.cpu_model, self.rounds, self.seconds, self.warmup
+            "Measured on {} on Linux {}, {} CPUs ({}), load average {} at the start; {pinning}{nice}; {how}; 64-byte request lines, one request in flight per connection.",
+            m.date, m.kernel, m.cpus, m.cpu_model, m.load_average
         )
     }
 
@@ -418,11 +445,13 @@ impl Report {
                     format!("{:.2}", r.cpu_us_per_request),
                     ratio(|r| r.cpu_us_per_request),
                     format!("{:.0} %", r.server_cpu_pct),
+                    r.server_core_idle_pct
+                        .map_or("–".to_string(), |p| format!("{p:.0} %")),
                     format!("{:.0} %", r.generator_cpu_pct),
                 ]),
                 Err(err) => {
                     line.push(format!("failed: {err}"));
-                    line.extend(std::iter::repeat_n(String::new(), 9));
+                    line.extend(std::iter::repeat_n(String::new(), 10));
                 }
             }
             cells.push(line);
@@ -430,7 +459,7 @@ impl Report {
         cells
     }
 
-    const LOAD_HEAD: [&'static str; 12] = [
+    const LOAD_HEAD: [&'static str; 13] = [
         "server",
         "connections",
         "requests/s",
@@ -442,6 +471,7 @@ impl Report {
         "server CPU µs/request",
         "× tokio",
         "server CPU",
+        "server's core idle",
         "generator CPU",
     ];
 
@@ -519,13 +549,22 @@ impl Report {
         );
         let _ = writeln!(out, "{}\n", self.conditions());
         let _ = writeln!(out, "Servers: {}.\n", self.servers_list());
-        out.push_str(&markdown_table(&Self::LOAD_HEAD, &self.load_cells()));
+        out.push_str(&markdown_table(
+            &Self::LOAD_HEAD,
+            // The server's name to the left, every figure to the right.
+            &[vec![false], vec![true; Self::LOAD_HEAD.len() - 1]].concat(),
+            &self.load_cells(),
+        ));
         if let Some(count) = self.idle_count {
             let _ = writeln!(
                 out,
                 "\nServer memory (user-space RSS) with {count} idle connections, each answered once:\n"
             );
-            out.push_str(&markdown_table(&Self::IDLE_HEAD, &self.idle_cells()));
+            out.push_str(&markdown_table(
+                &Self::IDLE_HEAD,
+                &[false, true, true, true, true],
+                &self.idle_cells(),
+            ));
         }
         let _ = writeln!(
             out,
@@ -545,7 +584,11 @@ impl Report {
                 vec![t.what, value, verdict]
             })
             .collect();
-        out.push_str(&markdown_table(&["target", "measured", "result"], &cells));
+        out.push_str(&markdown_table(
+            &["target", "measured", "result"],
+            &[false, true, false],
+            &cells,
+        ));
         out
     }
 
@@ -571,11 +614,12 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  \"settings\": {{\"seconds\": {}, \"warmup_seconds\": {}, \"rounds\": {}, \"pinned\": {}, \"request_bytes\": {}, \"smoke\": {}}},",
+            "  \"settings\": {{\"seconds\": {}, \"warmup_seconds\": {}, \"rounds\": {}, \"pinned\": {}, \"nice\": {}, \"request_bytes\": {}, \"smoke\": {}}},",
             num(self.seconds),
             num(self.warmup),
             self.rounds,
             self.pinned,
+            self.nice.map_or("null".to_string(), |n| n.to_string()),
             crate::load::LINE_LEN,
             self.smoke
         );
@@ -590,13 +634,14 @@ impl Report {
                 );
                 match &row.result {
                     Ok(r) => format!(
-                        "{head}, \"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}, \"server_cpu_percent\": {}, \"generator_cpu_percent\": {}, \"requests\": {}, \"ratio_to_tokio\": {{\"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}}}}}",
+                        "{head}, \"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}, \"server_cpu_percent\": {}, \"generator_cpu_percent\": {}, \"server_core_idle_percent\": {}, \"requests\": {}, \"ratio_to_tokio\": {{\"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}}}}}",
                         num(r.requests_per_s),
                         num(r.p50_us),
                         num(r.p99_us),
                         num(r.cpu_us_per_request),
                         num(r.server_cpu_pct),
                         num(r.generator_cpu_pct),
+                        opt(r.server_core_idle_pct),
                         r.requests,
                         opt(self.ratio(&row.key, row.conns, |r| r.requests_per_s)),
                         opt(self.ratio(&row.key, row.conns, |r| r.p50_us)),
@@ -692,7 +737,7 @@ fn text_table(head: &[&str], rows: &[Vec<String>]) -> String {
         let mut out = String::new();
         for (i, cell) in cells.enumerate() {
             let pad = widths[i].saturating_sub(cell.chars().count());
-            if i < 2 {
+            if i == 0 {
                 let _ = write!(out, "{cell}{}  ", " ".repeat(pad));
             } else {
                 let _ = write!(out, "{}{cell}  ", " ".repeat(pad));
@@ -707,10 +752,12 @@ fn text_table(head: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn markdown_table(head: &[&str], rows: &[Vec<String>]) -> String {
+/// A Markdown table; `numeric` says which columns are right-aligned.
+fn markdown_table(head: &[&str], numeric: &[bool], rows: &[Vec<String>]) -> String {
+    assert_eq!(head.len(), numeric.len(), "one alignment per column");
     let mut out = format!("| {} |\n|", head.join(" | "));
-    for i in 0..head.len() {
-        out.push_str(if i == 0 { " --- |" } else { " ---: |" });
+    for &right in numeric {
+        out.push_str(if right { " ---: |" } else { " --- |" });
     }
     out.push('\n');
     for row in rows {
@@ -723,6 +770,109 @@ fn markdown_table(head: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(requests_per_s: f64, cpu_us_per_request: f64) -> LoadRow {
+        LoadRow {
+            requests_per_s,
+            p50_us: 10.0,
+            p99_us: 20.0,
+            cpu_us_per_request,
+            server_cpu_pct: 100.0,
+            generator_cpu_pct: 80.0,
+            server_core_idle_pct: Some(0.0),
+            requests: 1000,
+            errors: 0,
+            first_errors: Vec::new(),
+            unanswered: 0,
+        }
+    }
+
+    fn subject(key: &str) -> Subject {
+        Subject {
+            key: key.to_string(),
+            what: "test",
+            cmd: crate::server::ServerCmd {
+                binary: "/bin/true".into(),
+                args: Vec::new(),
+            },
+            one_client_only: false,
+        }
+    }
+
+    fn sample_report() -> Report {
+        let measured = |key: &str, conns, result| Measured {
+            key: key.to_string(),
+            conns,
+            result,
+        };
+        Report {
+            machine: Machine::read(),
+            subjects: vec![subject("tokio"), subject("lesson-13")],
+            rows: vec![
+                measured("tokio", 100, Ok(row(100_000.0, 8.0))),
+                measured("tokio", 1000, Ok(row(90_000.0, 9.0))),
+                measured("lesson-13", 100, Ok(row(110_000.0, 7.0))),
+                measured(
+                    "lesson-13",
+                    1000,
+                    Err("connection 5 of 1000: no reply".into()),
+                ),
+            ],
+            idle_rows: vec![
+                IdleRow::new("tokio", 10, Ok((1000, 91_000))),
+                IdleRow::new("lesson-13", 10, Ok((1000, 2000))),
+            ],
+            idle_count: Some(10),
+            seconds: 2.0,
+            warmup: 0.5,
+            rounds: 3,
+            pinned: true,
+            nice: None,
+            smoke: false,
+        }
+    }
+
+    #[test]
+    fn targets_use_ratios_to_tokio_at_the_same_connection_count() {
+        let report = sample_report();
+        assert_eq!(
+            report.ratio("lesson-13", 100, |r| r.requests_per_s),
+            Some(1.1)
+        );
+        let targets = report.targets();
+        let find = |text: &str| targets.iter().find(|t| t.what.contains(text)).unwrap();
+        let rps_100 = find("lesson-13 (test): requests/s at 100 connections");
+        assert!(rps_100.met);
+        let rps_1000 = find("lesson-13 (test): requests/s at 1000 connections");
+        assert!(!rps_1000.met && rps_1000.measured.is_err(), "failed run");
+        assert!(find("lesson-13 (test): CPU µs/request at 100").met);
+        let idle = find("bytes per idle connection");
+        assert_eq!(idle.measured, Ok(100.0));
+        assert!(idle.met);
+        let missing = find("lesson-10");
+        assert!(!missing.met);
+        assert!(
+            missing
+                .measured
+                .as_ref()
+                .unwrap_err()
+                .contains("does not exist")
+        );
+    }
+
+    #[test]
+    fn every_markdown_table_row_has_as_many_cells_as_its_header() {
+        let markdown = sample_report().markdown();
+        let mut columns = None;
+        for line in markdown.lines() {
+            if !line.starts_with('|') {
+                columns = None;
+                continue;
+            }
+            let cells = line.replace("\\|", "").matches('|').count();
+            assert_eq!(*columns.get_or_insert(cells), cells, "{line}");
+        }
+    }
 
     #[test]
     fn dates_are_counted_from_1970() {
@@ -740,6 +890,7 @@ mod tests {
     fn markdown_tables_right_align_the_numbers() {
         let table = markdown_table(
             &["server", "requests/s"],
+            &[false, true],
             &[vec!["tokio".into(), "10".into()]],
         );
         assert_eq!(

@@ -172,6 +172,26 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Idle plus iowait time of one CPU, in ticks (`man 5 proc`, /proc/stat:
+/// `cpuN user nice system idle iowait ...`).
+pub fn cpu_idle_ticks(cpu: usize) -> Result<u64, String> {
+    let stat = fs::read_to_string("/proc/stat").map_err(|e| format!("read /proc/stat: {e}"))?;
+    parse_cpu_idle(&stat, cpu).ok_or_else(|| format!("/proc/stat: no line for cpu{cpu}"))
+}
+
+fn parse_cpu_idle(stat: &str, cpu: usize) -> Option<u64> {
+    let name = format!("cpu{cpu}");
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    Some(fields.get(3)? + fields.get(4)?)
+}
+
 /// VmRSS from /proc/pid/status: the user-space memory resident in RAM
 /// (socket buffers live in the kernel and are not counted).
 pub fn rss_bytes(pid: u32) -> Result<u64, String> {
@@ -209,6 +229,17 @@ mod tests {
         let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
                     17 5 0 0 20 0 3 0 12345 0 0";
         assert_eq!(parse_cpu_ticks(stat), Some(22));
+    }
+
+    #[test]
+    fn idle_time_is_read_for_the_right_cpu() {
+        let stat = "cpu  10 0 10 500 5 0 0 0 0 0\n\
+                    cpu0 5 0 5 200 2 0 0 0 0 0\n\
+                    cpu1 5 0 5 300 3 0 0 0 0 0\n\
+                    intr 1 2 3\n";
+        assert_eq!(parse_cpu_idle(stat, 0), Some(202));
+        assert_eq!(parse_cpu_idle(stat, 1), Some(303));
+        assert_eq!(parse_cpu_idle(stat, 2), None);
     }
 
     #[test]

@@ -21,6 +21,16 @@ pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets this process's nice value (`man 2 setpriority`); processes it
+/// starts afterwards inherit it.
+pub fn set_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: setpriority has no memory-safety preconditions.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// How many CPUs this process may run on.
 pub fn cpus_allowed() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

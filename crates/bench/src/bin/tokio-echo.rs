@@ -63,6 +63,7 @@ fn main() -> ExitCode {
     }
 }
 
+// ANCHOR: reference
 async fn serve(addr: SocketAddr) -> io::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
@@ -109,3 +110,4 @@ async fn echo_lines(mut stream: TcpStream) -> io::Result<()> {
         writer.write_all(&line).await?;
     }
 }
+// ANCHOR_END: reference
