@@ -284,7 +284,15 @@ pub struct Checked {
     /// The measured value, or why there is none.
     pub measured: Result<f64, String>,
     pub met: bool,
+    /// Set when a server's core sat idle in a run the ratio comes from:
+    /// something outside the server (the generator, other work on the
+    /// machine) set the pace, so the ratio is not the servers' alone.
+    pub caveat: Option<String>,
 }
+
+/// A server whose core idled more than this share of the window waited for
+/// requests: it was not the bottleneck of its run.
+pub const SERVER_BOUND_IDLE_PCT: f64 = 5.0;
 
 pub struct Report {
     pub machine: Machine,
@@ -377,13 +385,35 @@ impl Report {
                         v <= t.bound
                     }
                 });
+                let caveat = match t.metric {
+                    Metric::IdleBytes => None,
+                    _ => self.pace_caveat(t.key, t.conns),
+                };
                 Checked {
                     what,
                     measured,
                     met,
+                    caveat,
                 }
             })
             .collect()
+    }
+
+    /// Which of the two runs behind a ratio left its server's core idle.
+    fn pace_caveat(&self, key: &str, conns: usize) -> Option<String> {
+        let waited: Vec<String> = [key, REFERENCE]
+            .iter()
+            .filter_map(|k| {
+                let idle = self.row(k, conns)?.server_core_idle_pct?;
+                (idle > SERVER_BOUND_IDLE_PCT).then(|| format!("{k}'s core idled {idle:.0} %"))
+            })
+            .collect();
+        (!waited.is_empty()).then(|| {
+            format!(
+                "{}: that server waited for requests, so the generator or other work set the pace",
+                waited.join(", ")
+            )
+        })
     }
 
     fn what_or_lesson(&self, key: &str) -> String {
@@ -528,13 +558,16 @@ impl Report {
             "\nTargets (ratios to tokio current_thread in this run):"
         );
         for t in self.targets() {
-            let verdict = match &t.measured {
+            let mut verdict = match &t.measured {
                 Ok(v) => format!(
                     "{} (measured {v:.2})",
                     if t.met { "met" } else { "NOT met" }
                 ),
                 Err(why) => why.clone(),
             };
+            if let Some(caveat) = &t.caveat {
+                verdict = format!("{verdict}; caveat: {caveat}");
+            }
             let _ = writeln!(out, "  {}: {verdict}", t.what);
         }
         out
@@ -574,13 +607,16 @@ impl Report {
             .targets()
             .into_iter()
             .map(|t| {
-                let (value, verdict) = match &t.measured {
+                let (value, mut verdict) = match &t.measured {
                     Ok(v) => (
                         format!("{v:.2}"),
                         if t.met { "met" } else { "**not met**" }.to_string(),
                     ),
                     Err(why) => ("–".to_string(), why.clone()),
                 };
+                if let Some(caveat) = &t.caveat {
+                    verdict = format!("{verdict} ({caveat})");
+                }
                 vec![t.what, value, verdict]
             })
             .collect();
@@ -678,10 +714,11 @@ impl Report {
             .into_iter()
             .map(|t| {
                 format!(
-                    "{{\"target\": {}, \"measured\": {}, \"met\": {}}}",
+                    "{{\"target\": {}, \"measured\": {}, \"met\": {}, \"caveat\": {}}}",
                     json_str(&t.what),
                     t.measured.map_or("null".to_string(), num),
-                    t.met
+                    t.met,
+                    t.caveat.as_deref().map_or("null".to_string(), json_str)
                 )
             })
             .collect();
