@@ -18,6 +18,10 @@ lesson-2 *args:
 lesson-3 *args:
     cargo run --quiet -p lesson-03 -- "$@"
 
+# Lesson 10: many clients, one thread each
+lesson-10 *args:
+    cargo run --quiet -p lesson-10 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 trace n:
     #!/usr/bin/env bash

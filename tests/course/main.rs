@@ -5,6 +5,7 @@
 //! One test binary for the whole course keeps the build short; each lesson
 //! has a module of its own.
 
+mod many_clients;
 mod support;
 
 mod book;
@@ -12,3 +13,4 @@ mod diffs;
 mod lesson_01;
 mod lesson_02;
 mod lesson_03;
+mod lesson_10;

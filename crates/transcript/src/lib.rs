@@ -1,5 +1,8 @@
 //! Printing plumbing shared by every lesson. It never makes a socket call.
 //!
+//! It also holds [`lines`], the line framing that the multi-client servers of
+//! lessons 10 to 13 share: pure buffer logic, no socket calls either.
+//!
 //! A lesson's demo narrates each system call it makes as one numbered line of
 //! a timeline, in the server's column or the client's:
 //!
@@ -20,6 +23,7 @@
 
 pub mod check;
 mod fail;
+pub mod lines;
 mod show;
 
 use std::fmt::{self, Display, Write as _};

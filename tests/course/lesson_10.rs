@@ -1,0 +1,112 @@
+//! Lesson 10: many clients, one thread each.
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::process::Command;
+
+use crate::many_clients::{self, exchange};
+use crate::snapshot;
+use crate::support::{Server, bin, help, normalize, python, run, stable_demo, stdout_of};
+
+#[test]
+fn demo_transcript_is_stable_and_reviewed() {
+    let transcript = stable_demo(10);
+    // One thread: B's request waits, unanswered, behind A's half line.
+    assert!(transcript.contains("recv(fd 5, 4096) = -1 EAGAIN"));
+    assert!(transcript.contains("only now does the server get back to accept"));
+    // A thread each: B is answered before A finishes its line.
+    let threads = transcript
+        .split("-- one thread per client --")
+        .nth(1)
+        .expect("the threads part");
+    let b_answered = threads
+        .find("recv(fd 5, 4096) = 13  (\"hello from B\\n\")")
+        .expect("B's reply");
+    let a_finishes = threads.find("send(fd 4, \"client\\n\"").expect("A's end");
+    assert!(b_answered < a_finishes, "B waited for A");
+    assert!(transcript.contains("Threads: 101"));
+    snapshot!("lesson_10__demo", transcript);
+}
+
+#[test]
+fn help_is_reviewed() {
+    snapshot!("lesson_10__help", help(10));
+    snapshot!(
+        "lesson_10__help_server",
+        stdout_of(&run(10, &["server", "--help"], b""))
+    );
+}
+
+#[test]
+fn the_server_logs_each_connection() {
+    let mut server = Server::lesson(10, &[]);
+    let client = TcpStream::connect(&server.addr).unwrap();
+    assert_eq!(exchange(&client, b"hello\n"), b"hello\n");
+    drop(client);
+    server.wait_for("closed by the client");
+    snapshot!("lesson_10__server", normalize(&server.transcript()));
+}
+
+#[test]
+fn serves_many_clients_at_once() {
+    let mut server = Server::lesson(10, &["--idle", "60"]);
+    let report = many_clients::serve_them_all(&server.addr);
+    eprintln!(
+        "lesson 10: {} clients x {} lines in {:?}; the slow client got {} lines answered meanwhile",
+        many_clients::CLIENTS,
+        many_clients::LINES,
+        report.elapsed,
+        report.slow_lines
+    );
+    assert!(report.slow_lines > 0);
+    assert!(server.is_running());
+}
+
+#[test]
+fn python_clients_are_served() {
+    let server = Server::lesson(10, &[]);
+    let port = server.addr.rsplit(':').next().unwrap().to_string();
+    let out = stdout_of(&python("line_clients.py", &[&port, "50", "20"], b""));
+    assert_eq!(
+        out,
+        "ok: 50 clients, 20 lines each, and an over-long line refused\n"
+    );
+}
+
+#[test]
+fn an_idle_client_is_dropped_and_the_others_are_not_held_up() {
+    let mut server = Server::lesson(10, &["--idle", "0.2"]);
+    let mut idle = TcpStream::connect(&server.addr).unwrap();
+    let busy = TcpStream::connect(&server.addr).unwrap();
+    assert_eq!(exchange(&busy, b"meanwhile\n"), b"meanwhile\n");
+    server.wait_for("idle for 200 ms: closed");
+    let mut buf = [0u8; 16];
+    assert_eq!(idle.read(&mut buf).unwrap(), 0, "the server hung up");
+}
+
+#[test]
+fn bind_to_a_port_in_use_fails_with_the_call_address_and_error() {
+    let server = Server::lesson(10, &[]);
+    let second = Command::new(bin(10))
+        .args(["server", "--addr", &server.addr])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&second.stderr),
+        format!(
+            "lesson-10: bind {}: Address already in use (os error 98)\n",
+            server.addr
+        )
+    );
+}
+
+#[test]
+fn bad_arguments_get_a_message_and_a_non_zero_exit() {
+    let out = run(10, &["server", "--idle", "0"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "lesson-10: --idle: 0 is not a positive number of seconds\n"
+    );
+}
