@@ -385,8 +385,8 @@ impl Report {
                         v <= t.bound
                     }
                 });
-                let caveat = match t.metric {
-                    Metric::IdleBytes => None,
+                let caveat = match (t.metric, &measured) {
+                    (Metric::IdleBytes, _) | (_, Err(_)) => None,
                     _ => self.pace_caveat(t.key, t.conns),
                 };
                 Checked {
