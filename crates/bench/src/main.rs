@@ -86,22 +86,69 @@ pub struct Subject {
     /// What it is, for the table.
     pub what: &'static str,
     pub cmd: ServerCmd,
+    /// Arguments after `server --addr 127.0.0.1:0`; `{conns}` stands for
+    /// the number of connections of the run.
+    pub extra: &'static [&'static str],
     /// Lesson 2 serves one client at a time: more connections would wait.
     pub one_client_only: bool,
 }
 
-/// The lessons the bench knows, by number: lesson 2 as the single-client
-/// baseline, then the multi-client servers.
-const LESSONS: &[(u32, &str)] = &[
-    (2, "one client at a time"),
-    (10, "thread per connection"),
-    (11, "bounded thread pool"),
-    (12, "poll"),
-    (13, "epoll"),
+impl Subject {
+    /// The command for a run with `conns` connections.
+    pub fn command(&self, conns: usize) -> ServerCmd {
+        let mut cmd = self.cmd.clone();
+        cmd.args.extend(
+            self.extra
+                .iter()
+                .map(|arg| arg.replace("{conns}", &conns.to_string())),
+        );
+        cmd
+    }
+}
+
+/// A lesson the bench knows.
+pub struct Lesson {
+    pub number: u32,
+    pub what: &'static str,
+    /// See [`Subject::extra`].
+    pub extra: &'static [&'static str],
+}
+
+/// Lesson 2 as the single-client baseline, then the multi-client servers.
+pub const LESSONS: &[Lesson] = &[
+    Lesson {
+        number: 2,
+        what: "one client at a time",
+        extra: &[],
+    },
+    Lesson {
+        number: 10,
+        what: "thread per connection",
+        extra: &[],
+    },
+    // A worker serves one connection until the client leaves, and a
+    // ping-pong client stays for the whole run: each needs a worker of its
+    // own, or it waits for one that never comes free.
+    Lesson {
+        number: 11,
+        what: "bounded thread pool",
+        extra: &["--workers", "{conns}", "--max-conns", "{conns}"],
+    },
+    Lesson {
+        number: 12,
+        what: "poll",
+        extra: &[],
+    },
+    Lesson {
+        number: 13,
+        what: "epoll",
+        extra: &[],
+    },
 ];
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 fn main() -> ExitCode {
@@ -172,18 +219,15 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
             tokio_echo.display()
         ));
     }
-    let server_args = |extra: &[&str]| {
-        let mut args = vec!["server".to_string(), "--addr".into(), "127.0.0.1:0".into()];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
-    };
+    let server_args = || vec!["server".to_string(), "--addr".into(), "127.0.0.1:0".into()];
     let mut subjects = vec![Subject {
         key: "tokio".into(),
         what: "tokio current_thread (reference)",
         cmd: ServerCmd {
             binary: tokio_echo,
-            args: server_args(&[]),
+            args: server_args(),
         },
+        extra: &[],
         one_client_only: false,
     }];
 
@@ -197,7 +241,7 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
                 .ok()
                 .filter(|_| name.get(2..3) == Some("-"))
         })
-        .filter(|n| LESSONS.iter().any(|(known, _)| known == n))
+        .filter(|n| LESSONS.iter().any(|lesson| lesson.number == *n))
         .collect();
     present.sort_unstable();
     let wanted = |key: &str| cli.only.is_empty() || cli.only.iter().any(|k| k == key);
@@ -220,25 +264,31 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     }
     let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     for n in present {
-        let (_, what) = LESSONS
+        let lesson = LESSONS
             .iter()
-            .find(|(known, _)| *known == n)
+            .find(|lesson| lesson.number == n)
             .expect("known lesson");
         let key = format!("lesson-{n:02}");
         subjects.push(Subject {
             cmd: ServerCmd {
                 binary: target.join("release").join(&key),
-                args: server_args(&[]),
+                args: server_args(),
             },
             key,
-            what,
+            what: lesson.what,
+            extra: lesson.extra,
             one_client_only: n == 2,
         });
     }
     let missing: Vec<String> = LESSONS
         .iter()
-        .filter(|(n, _)| *n >= 10 && !subjects.iter().any(|s| s.key == format!("lesson-{n:02}")))
-        .map(|(n, what)| format!("lesson-{n:02} ({what})"))
+        .filter(|l| {
+            l.number >= 10
+                && !subjects
+                    .iter()
+                    .any(|s| s.key == format!("lesson-{:02}", l.number))
+        })
+        .map(|l| format!("lesson-{:02} ({})", l.number, l.what))
         .collect();
     if !missing.is_empty() && cli.only.is_empty() {
         println!("not measured, no crate yet: {}", missing.join(", "));
@@ -364,7 +414,7 @@ fn measure(
     stop: Stop,
     pin: Option<usize>,
 ) -> Result<LoadRow, String> {
-    let mut server = Server::start(&subject.cmd, pin)?;
+    let mut server = Server::start(&subject.command(conns), pin)?;
     let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
         .map_err(|err| format!("{err}{}", server.exit_note()))?;
     let run = load::ping_pong(&mut clients, stop, &probe(&server, pin))?;
@@ -380,7 +430,7 @@ fn measure(
 /// were each answered once and then left idle.
 fn idle_memory(subject: &Subject, count: usize, pin: Option<usize>) -> IdleRow {
     let result = (|| {
-        let mut server = Server::start(&subject.cmd, pin)?;
+        let mut server = Server::start(&subject.command(count), pin)?;
         let before = server.rss_bytes()?;
         let clients = load::connect_all(server.addr, count, SETUP_TIMEOUT)
             .map_err(|err| format!("{err}{}", server.exit_note()))?;
@@ -411,7 +461,7 @@ fn smoke(
                 limit: Duration::from_secs(20),
             };
             let result = (|| {
-                let mut server = Server::start(&subject.cmd, pin)?;
+                let mut server = Server::start(&subject.command(conns), pin)?;
                 let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
                     .map_err(|err| format!("{err}{}", server.exit_note()))?;
                 let run = load::ping_pong(&mut clients, stop, &probe(&server, pin))?;
@@ -495,4 +545,28 @@ fn smoke(
         scratch.display()
     );
     Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_run_gets_the_lessons_arguments_for_its_connection_count() {
+        let pool = LESSONS.iter().find(|l| l.number == 11).unwrap();
+        let subject = Subject {
+            key: "lesson-11".into(),
+            what: pool.what,
+            cmd: ServerCmd {
+                binary: "lesson-11".into(),
+                args: vec!["server".into()],
+            },
+            extra: pool.extra,
+            one_client_only: false,
+        };
+        assert_eq!(
+            subject.command(100).args,
+            ["server", "--workers", "100", "--max-conns", "100"]
+        );
+    }
 }

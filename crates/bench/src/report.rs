@@ -421,8 +421,8 @@ impl Report {
         if what.is_empty() {
             crate::LESSONS
                 .iter()
-                .find(|(n, _)| format!("lesson-{n:02}") == key)
-                .map_or(String::new(), |(_, w)| w.to_string())
+                .find(|l| format!("lesson-{:02}", l.number) == key)
+                .map_or(String::new(), |l| l.what.to_string())
         } else {
             what.to_string()
         }
@@ -539,7 +539,17 @@ impl Report {
     fn servers_list(&self) -> String {
         self.subjects
             .iter()
-            .map(|s| format!("`{}`: {}", s.key, s.what))
+            .map(|s| {
+                let args = if s.extra.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (run with `{}`, N = the connection count)",
+                        s.extra.join(" ").replace("{conns}", "N")
+                    )
+                };
+                format!("`{}`: {}{args}", s.key, s.what)
+            })
             .collect::<Vec<_>>()
             .join("; ")
     }
@@ -832,6 +842,7 @@ mod tests {
                 binary: "/bin/true".into(),
                 args: Vec::new(),
             },
+            extra: &[],
             one_client_only: false,
         }
     }
