@@ -40,8 +40,9 @@ fn draw_inner(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Er
             report.machine.date, report.machine.cpus
         )
     };
-    let (top, body) = root.split_vertically(40);
-    top.titled(&title, ("sans-serif", 20))?;
+    let (top, body) = root.split_vertically(64);
+    let top = top.titled(&title, ("sans-serif", 20))?;
+    legend(report, &top)?;
     let panels = body.split_evenly((2, 2));
 
     let mut counts: Vec<usize> = report.rows.iter().map(|r| r.conns).collect();
@@ -136,9 +137,12 @@ fn line_panel(
         .light_line_style(RGBColor(245, 245, 245))
         .x_labels(counts.len().max(2))
         .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => counts
-                .get(*i as usize)
-                .map_or(String::new(), |n| format!("{n} connections")),
+            SegmentValue::CenterOf(i) => {
+                counts.get(*i as usize).map_or(String::new(), |&n| match n {
+                    1 => "1 connection".to_string(),
+                    n => format!("{n} connections"),
+                })
+            }
             _ => String::new(),
         })
         .y_labels(y_labels)
@@ -150,19 +154,51 @@ fn line_panel(
         }
         let c = colour(key);
         let at = |&(i, v): &(i32, f64)| (SegmentValue::CenterOf(i), to_axis(v));
-        chart
-            .draw_series(LineSeries::new(points.iter().map(at), c.stroke_width(2)))?
-            .label(*key)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart.draw_series(LineSeries::new(points.iter().map(at), c.stroke_width(2)))?;
         chart.draw_series(points.iter().map(|p| Circle::new(at(p), 4, c.filled())))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
     Ok(())
+}
+
+/// One legend for all panels, under the title: a line in each server's
+/// colour and its name.
+fn legend(report: &Report, area: &Area) -> Result<(), Box<dyn std::error::Error>> {
+    let names: Vec<(RGBColor, String)> = report
+        .subjects
+        .iter()
+        .map(|s| (colour(&s.key), short_name(&s.key)))
+        .collect();
+    // The naive text measure of plotters' SVG backend: about 7 px a
+    // character at 14 px; each entry is a 24 px line, a gap and its name.
+    let entry = |name: &str| 24 + 8 + 7 * name.len() as i32 + 28;
+    let (width, height) = area.dim_in_pixel();
+    let total: i32 = names.iter().map(|(_, n)| entry(n)).sum();
+    let mut x = (width as i32 - total).max(0) / 2;
+    let y = height as i32 / 2;
+    let style = TextStyle::from(("sans-serif", 14)).pos(Pos::new(HPos::Left, VPos::Center));
+    for (c, name) in names {
+        area.draw(&PathElement::new(
+            vec![(x, y), (x + 24, y)],
+            c.stroke_width(3),
+        ))?;
+        area.draw(&Text::new(name.clone(), (x + 32, y), style.clone()))?;
+        x += entry(&name);
+    }
+    Ok(())
+}
+
+/// A legend entry: the server and its design in a word or two.
+fn short_name(key: &str) -> String {
+    let what = match key {
+        "tokio" => "current_thread, the reference",
+        "lesson-02" => "one client at a time",
+        "lesson-10" => "threads",
+        "lesson-11" => "pool",
+        "lesson-12" => "poll",
+        "lesson-13" => "epoll",
+        _ => return key.to_string(),
+    };
+    format!("{key} {what}")
 }
 
 /// Bytes of user-space memory per idle connection, one bar per server
