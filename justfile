@@ -18,6 +18,14 @@ lesson-2 *args:
 lesson-3 *args:
     cargo run --quiet -p lesson-03 -- "$@"
 
+# Lesson 6: ending a conversation: half-close, RST, EPIPE and TIME_WAIT
+lesson-6 *args:
+    cargo run --quiet -p lesson-06 -- "$@"
+
+# Lesson 7: when things fail: address in use, reuse options, refused, port 0 and the 4-tuple
+lesson-7 *args:
+    cargo run --quiet -p lesson-07 -- "$@"
+
 # Lesson 10: many clients, one thread each
 lesson-10 *args:
     cargo run --quiet -p lesson-10 -- "$@"

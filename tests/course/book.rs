@@ -48,11 +48,7 @@ fn includes() -> Vec<Include> {
                 None => (spec, None),
             };
             let target = chapter.parent().unwrap().join(path);
-            all.push(Include {
-                chapter: chapter.clone(),
-                target,
-                selector,
-            });
+            all.push(Include { chapter: chapter.clone(), target, selector });
         }
     }
     all
@@ -83,12 +79,8 @@ fn problem(include: &Include) -> Option<String> {
         }
         return None;
     }
-    let begins = text
-        .lines()
-        .any(|l| l.trim_end().ends_with(&format!("ANCHOR: {selector}")));
-    let ends = text
-        .lines()
-        .any(|l| l.trim_end().ends_with(&format!("ANCHOR_END: {selector}")));
+    let begins = text.lines().any(|l| l.trim_end().ends_with(&format!("ANCHOR: {selector}")));
+    let ends = text.lines().any(|l| l.trim_end().ends_with(&format!("ANCHOR_END: {selector}")));
     match (begins, ends) {
         (true, true) => None,
         _ => Some(format!("anchor {selector:?} is missing or unclosed")),
@@ -98,10 +90,7 @@ fn problem(include: &Include) -> Option<String> {
 #[test]
 fn every_include_names_an_existing_file_range_or_anchor() {
     let all = includes();
-    assert!(
-        !all.is_empty(),
-        "the book includes nothing: is book/src there?"
-    );
+    assert!(!all.is_empty(), "the book includes nothing: is book/src there?");
     let broken: Vec<String> = all
         .iter()
         .filter_map(|inc| {
@@ -122,27 +111,9 @@ fn the_include_check_catches_what_mdbook_only_logs() {
         selector: selector.map(str::to_string),
     };
     assert!(problem(&case("crates/no-such-lesson/src/main.rs", None)).is_some());
-    assert!(
-        problem(&case(
-            "crates/02-tcp-server-client/src/main.rs",
-            Some("no_such_anchor")
-        ))
-        .is_some()
-    );
-    assert!(
-        problem(&case(
-            "tests/snapshots/lesson_02__demo.snap",
-            Some("4:100000")
-        ))
-        .is_some()
-    );
-    assert!(
-        problem(&case(
-            "crates/02-tcp-server-client/src/main.rs",
-            Some("demo_listen")
-        ))
-        .is_none()
-    );
+    assert!(problem(&case("crates/02-tcp-server-client/src/main.rs", Some("no_such_anchor"))).is_some());
+    assert!(problem(&case("tests/snapshots/lesson_02__demo.snap", Some("4:100000"))).is_some());
+    assert!(problem(&case("crates/02-tcp-server-client/src/main.rs", Some("demo_listen"))).is_none());
 }
 
 #[test]
@@ -156,23 +127,15 @@ fn snapshots_are_included_without_their_header() {
                 .take(3)
                 .map(String::from)
                 .collect();
-            assert_eq!(
-                header.first().map(String::as_str),
-                Some("---"),
-                "{}",
-                rel(&inc.target)
-            );
+            assert_eq!(header.first().map(String::as_str), Some("---"), "{}", rel(&inc.target));
             assert_eq!(
                 header.get(2).map(String::as_str),
                 Some("---"),
                 "{}: header is not 3 lines",
                 rel(&inc.target)
             );
-            let start: Option<usize> = inc
-                .selector
-                .as_deref()
-                .and_then(|s| s.split(':').next())
-                .and_then(|n| n.parse().ok());
+            let start: Option<usize> =
+                inc.selector.as_deref().and_then(|s| s.split(':').next()).and_then(|n| n.parse().ok());
             assert!(
                 start.is_some_and(|line| line >= 4),
                 "{} includes {} with {:?}: start at line 4 (:4:) to skip the header",
@@ -215,21 +178,14 @@ fn every_lesson_has_a_chapter_showing_its_code_and_its_transcript() {
     for entry in lessons {
         let dir = entry.expect("entry").path();
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(number) = name
-            .get(..2)
-            .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
-        else {
+        let Some(number) = name.get(..2).filter(|n| n.chars().all(|c| c.is_ascii_digit())) else {
             continue;
         };
         let main = dir.join("src/main.rs");
         let snap = root().join(format!("tests/snapshots/lesson_{number}__demo.snap"));
         let shows = |target: &Path| all.iter().any(|inc| same_file(&inc.target, target));
         assert!(shows(&main), "no chapter includes code from {}", rel(&main));
-        assert!(
-            shows(&snap),
-            "no chapter includes the transcript {}",
-            rel(&snap)
-        );
+        assert!(shows(&snap), "no chapter includes the transcript {}", rel(&snap));
     }
 }
 
@@ -242,10 +198,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 fn rel(path: &Path) -> String {
     let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    path.strip_prefix(root().canonicalize().unwrap_or_default())
-        .unwrap_or(&path)
-        .display()
-        .to_string()
+    path.strip_prefix(root().canonicalize().unwrap_or_default()).unwrap_or(&path).display().to_string()
 }
 
 /// The id mdBook gives a heading: lower case, spaces to dashes, and only
@@ -270,15 +223,9 @@ fn every_link_between_chapters_reaches_a_chapter_and_heading() {
     let mut broken = Vec::new();
     for (chapter, text) in chapters() {
         for cap in link.captures_iter(&text) {
-            let target = cap
-                .get(1)
-                .map_or(chapter.clone(), |m| book.join(m.as_str()));
+            let target = cap.get(1).map_or(chapter.clone(), |m| book.join(m.as_str()));
             let Ok(target_text) = fs::read_to_string(&target) else {
-                broken.push(format!(
-                    "{}: {} does not exist",
-                    rel(&chapter),
-                    rel(&target)
-                ));
+                broken.push(format!("{}: {} does not exist", rel(&chapter), rel(&target)));
                 continue;
             };
             if let Some(fragment) = cap.get(2) {
@@ -303,12 +250,6 @@ fn every_link_between_chapters_reaches_a_chapter_and_heading() {
 
 #[test]
 fn heading_ids_follow_mdbook() {
-    assert_eq!(
-        heading_id(" listen(5) is not a connection limit"),
-        "listen5-is-not-a-connection-limit"
-    );
-    assert_eq!(
-        heading_id(" The article's programs, corrected"),
-        "the-articles-programs-corrected"
-    );
+    assert_eq!(heading_id(" listen(5) is not a connection limit"), "listen5-is-not-a-connection-limit");
+    assert_eq!(heading_id(" The article's programs, corrected"), "the-articles-programs-corrected");
 }

@@ -10,7 +10,10 @@ mod support;
 
 mod book;
 mod diffs;
+mod kernel;
 mod lesson_01;
 mod lesson_02;
 mod lesson_03;
+mod lesson_06;
+mod lesson_07;
 mod lesson_10;

@@ -31,10 +31,7 @@ pub fn root() -> &'static Path {
 /// (`target/<profile>/deps/course-<hash>`).
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps")
-        .to_path_buf()
+    exe.parent().and_then(Path::parent).expect("test binary lives in target/<profile>/deps").to_path_buf()
 }
 
 /// Builds every lesson binary once per test run and returns the path of
@@ -44,22 +41,10 @@ pub fn bin(n: u32) -> PathBuf {
     let dir = profile_dir();
     BUILT.get_or_init(|| {
         let target_dir = dir.parent().expect("target dir");
-        let profile = if dir.ends_with("release") {
-            "release"
-        } else {
-            "dev"
-        };
+        let profile = if dir.ends_with("release") { "release" } else { "dev" };
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--bins",
-                "--profile",
-                profile,
-                "-p",
-                "lesson-*",
-            ])
+            .args(["build", "--quiet", "--bins", "--profile", profile, "-p", "lesson-*"])
             .arg("--target-dir")
             .arg(target_dir)
             .current_dir(root())
@@ -79,24 +64,13 @@ pub fn normalize(text: &str) -> String {
     let filters = FILTERS.get_or_init(|| {
         vec![
             // Port 0 stays: it is what the lessons ask for, not what they got.
-            (
-                Regex::new(r"(127\.0\.0\.1|\[::1\]|localhost):[1-9][0-9]*").unwrap(),
-                "$1:[PORT]",
-            ),
+            (Regex::new(r"(127\.0\.0\.1|\[::1\]|localhost):[1-9][0-9]*").unwrap(), "$1:[PORT]"),
             // A socket's inode, and the length of the link text that holds it.
-            (
-                Regex::new(r#"= [0-9]+  \("(socket|pipe):\[[0-9]+\]"#).unwrap(),
-                "= [LEN]  (\"$1:[INODE]",
-            ),
-            (
-                Regex::new(r"(socket|pipe):\[[0-9]+\]").unwrap(),
-                "$1:[INODE]",
-            ),
+            (Regex::new(r#"= [0-9]+  \("(socket|pipe):\[[0-9]+\]"#).unwrap(), "= [LEN]  (\"$1:[INODE]"),
+            (Regex::new(r"(socket|pipe):\[[0-9]+\]").unwrap(), "$1:[INODE]"),
         ]
     });
-    filters.iter().fold(text.to_string(), |text, (re, with)| {
-        re.replace_all(&text, *with).into_owned()
-    })
+    filters.iter().fold(text.to_string(), |text, (re, with)| re.replace_all(&text, *with).into_owned())
 }
 
 /// Snapshots `text` as `tests/snapshots/<name>.snap`, without the source
@@ -173,10 +147,7 @@ pub fn stable_demo(n: u32) -> String {
     let first = normalize(&stdout_of(&run(n, &[], b"")));
     for run_no in 2..=RUNS {
         let again = normalize(&stdout_of(&run(n, &[], b"")));
-        assert_eq!(
-            first, again,
-            "lesson {n}: run {run_no} printed a different transcript"
-        );
+        assert_eq!(first, again, "lesson {n}: run {run_no} printed a different transcript");
     }
     first
 }
@@ -206,12 +177,7 @@ impl Server {
             .spawn()
             .expect("spawn server");
         let lines = read_lines(child.stdout.take().expect("stdout"));
-        let mut server = Server {
-            child,
-            lines,
-            seen: Vec::new(),
-            addr: String::new(),
-        };
+        let mut server = Server { child, lines, seen: Vec::new(), addr: String::new() };
         let line = server.wait_for("Listening on ");
         let addr = line
             .split("Listening on ")
@@ -224,11 +190,7 @@ impl Server {
 
     /// Starts lesson `n`'s `server` on `127.0.0.1:0` with extra `args`.
     pub fn lesson(n: u32, args: &[&str]) -> Server {
-        Server::start(
-            Command::new(bin(n))
-                .args(["server", "--addr", "127.0.0.1:0"])
-                .args(args),
-        )
+        Server::start(Command::new(bin(n)).args(["server", "--addr", "127.0.0.1:0"]).args(args))
     }
 
     /// Reads lines until one contains `needle` and returns it; fails the
@@ -244,10 +206,7 @@ impl Server {
                         return line;
                     }
                 }
-                Err(_) => panic!(
-                    "server never printed {needle:?}; it printed:\n{}",
-                    self.seen.join("\n")
-                ),
+                Err(_) => panic!("server never printed {needle:?}; it printed:\n{}", self.seen.join("\n")),
             }
         }
     }
@@ -285,23 +244,13 @@ fn read_lines(stdout: ChildStdout) -> Receiver<String> {
 
 /// Runs `python3 script args...` from `tests/fixtures`, bounded in time.
 pub fn python(script: &str, args: &[&str], stdin: &[u8]) -> Output {
-    run_with(
-        Command::new("python3")
-            .arg(root().join("tests/fixtures").join(script))
-            .args(args),
-        stdin,
-    )
+    run_with(Command::new("python3").arg(root().join("tests/fixtures").join(script)).args(args), stdin)
 }
 
 /// Whether a tool is installed. In CI (`CI` set) a missing tool fails the
 /// test instead: CI installs every tool the tests use.
 pub fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
+    let found = Command::new(tool).arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
     if !found {
         assert!(std::env::var_os("CI").is_none(), "{tool} is required in CI");
         eprintln!("{tool} is not installed: skipping the part of this test that uses it");

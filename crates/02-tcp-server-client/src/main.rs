@@ -66,11 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-02", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server {
-            addr,
-            backlog,
-            timeout,
-        }) => server(addr, backlog, seconds(timeout)?),
+        Some(Command::Server { addr, backlog, timeout }) => server(addr, backlog, seconds(timeout)?),
         Some(Command::Client { addr }) => client(addr),
     })
 }
@@ -85,11 +81,7 @@ fn demo() -> Result<(), Failure> {
     // The server's socket: IPv4 (AF_INET), a byte stream (SOCK_STREAM = TCP).
     // socket2 adds SOCK_CLOEXEC on its own (see lesson 1).
     let listener = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&listener),
-    );
+    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&listener));
     let listener = listener.or_fail("socket")?;
 
     // Port 0: the kernel picks a free port, so the demo never collides.
@@ -100,9 +92,7 @@ fn demo() -> Result<(), Failure> {
 
     // getsockname() tells us which port the kernel picked.
     let addr = listener.local_addr().or_fail("getsockname")?;
-    let addr = addr
-        .as_socket()
-        .ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let addr = addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
     t.server(call("getsockname").on(&listener).gave(&()).detail(addr));
 
     // From here on the kernel answers connection requests for this port.
@@ -113,11 +103,7 @@ fn demo() -> Result<(), Failure> {
 
     // ANCHOR: demo_connect
     let client = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&client),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&client));
     let client = client.or_fail("socket")?;
 
     // The three-way handshake happens here, inside the kernel; the server
@@ -138,12 +124,7 @@ fn demo() -> Result<(), Failure> {
     // The article's conn.settimeout(10): a recv that waits longer fails.
     let timeout = Duration::from_secs(10);
     let set = conn.set_read_timeout(Some(timeout));
-    t.server(
-        call("setsockopt")
-            .on(&conn)
-            .args("SO_RCVTIMEO, 10 s")
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&conn).args("SO_RCVTIMEO, 10 s").returned(&set));
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     // ANCHOR_END: demo_timeout
 
@@ -151,47 +132,25 @@ fn demo() -> Result<(), Failure> {
     // Bytes, not text: what goes on the wire is a &[u8].
     let request = b"hello, server\n";
     let sent = client.send(request);
-    t.client(
-        call("send")
-            .on(&client)
-            .args(bytes(request))
-            .returned(&sent),
-    );
+    t.client(call("send").on(&client).args(bytes(request)).returned(&sent));
     sent.or_fail("send")?;
 
     // socket2's Read impl is recv(2) with no flags.
     let mut buf = [0u8; RECV_SIZE];
     let got = (&conn).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.server(
-        call("recv")
-            .on(&conn)
-            .args(RECV_SIZE)
-            .returned(&got)
-            .detail(bytes(&buf[..n])),
-    );
+    t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
     got.or_fail("recv")?;
 
     // The server echoes what it got.
     let echoed = conn.send(&buf[..n]);
-    t.server(
-        call("send")
-            .on(&conn)
-            .args(bytes(&buf[..n]))
-            .returned(&echoed),
-    );
+    t.server(call("send").on(&conn).args(bytes(&buf[..n])).returned(&echoed));
     echoed.or_fail("send")?;
 
     let mut reply = [0u8; RECV_SIZE];
     let got = (&client).read(&mut reply);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(
-        call("recv")
-            .on(&client)
-            .args(RECV_SIZE)
-            .returned(&got)
-            .detail(bytes(&reply[..n])),
-    );
+    t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(bytes(&reply[..n])));
     got.or_fail("recv")?;
     // ANCHOR_END: demo_exchange
 
@@ -214,11 +173,7 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: demo_silent
     t.section("a client that connects and says nothing");
     let quiet = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&quiet),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&quiet));
     let quiet = quiet.or_fail("socket")?;
     let connected = quiet.connect(&addr.into());
     t.client(call("connect").on(&quiet).args(addr).returned(&connected));
@@ -229,12 +184,7 @@ fn demo() -> Result<(), Failure> {
     let (conn, _peer) = accepted.or_fail("accept")?;
     // 100 ms instead of the article's 10 s, so the demo does not keep you.
     let set = conn.set_read_timeout(Some(Duration::from_millis(100)));
-    t.server(
-        call("setsockopt")
-            .on(&conn)
-            .args("SO_RCVTIMEO, 100 ms")
-            .returned(&set),
-    );
+    t.server(call("setsockopt").on(&conn).args("SO_RCVTIMEO, 100 ms").returned(&set));
     set.or_fail("setsockopt SO_RCVTIMEO")?;
 
     // The timeout surfaces as EAGAIN, which Rust calls WouldBlock. The
@@ -274,13 +224,9 @@ fn server(addr: SocketAddr, backlog: i32, timeout: Duration) -> Result<(), Failu
     println!("Socket Created");
     // A failed bind (port in use, address not on this machine) ends the
     // program with a message and a non-zero exit status.
-    listener
-        .bind(&addr.into())
-        .or_fail(format!("bind {addr}"))?;
+    listener.bind(&addr.into()).or_fail(format!("bind {addr}"))?;
     let local = listener.local_addr().or_fail("getsockname")?;
-    let local = local
-        .as_socket()
-        .ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let local = local.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
     println!("Socket Bind Complete");
     listener.listen(backlog).or_fail("listen")?;
     println!("Listening on {local} (backlog {backlog})");
@@ -294,9 +240,7 @@ fn server(addr: SocketAddr, backlog: i32, timeout: Duration) -> Result<(), Failu
                 continue;
             }
         };
-        let peer = peer
-            .as_socket()
-            .map_or("unknown".to_string(), |p| p.to_string());
+        let peer = peer.as_socket().map_or("unknown".to_string(), |p| p.to_string());
         println!("Connected with {peer}");
         serve_one(&conn, &peer, timeout);
         // Dropping the socket closes it.
@@ -328,11 +272,7 @@ fn serve_one(conn: &Socket, peer: &str, timeout: Duration) {
                 return;
             }
         };
-        println!(
-            "Received {} bytes from {peer}: {}",
-            received.len(),
-            bytes(received)
-        );
+        println!("Received {} bytes from {peer}: {}", received.len(), bytes(received));
         // One send may take fewer bytes than offered; lesson 4 shows when.
         match conn.send(received) {
             Ok(n) if n == received.len() => {}
@@ -351,9 +291,7 @@ fn client(addr: SocketAddr) -> Result<(), Failure> {
     // ANCHOR: client
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).or_fail("socket")?;
     println!("Socket Created");
-    socket
-        .connect(&addr.into())
-        .or_fail(format!("connect {addr}"))?;
+    socket.connect(&addr.into()).or_fail(format!("connect {addr}"))?;
     println!("Connected to {addr}");
 
     let mut stdin = io::stdin().lock();
@@ -388,10 +326,7 @@ fn client(addr: SocketAddr) -> Result<(), Failure> {
 /// A read timeout shows up as `WouldBlock` (EAGAIN) on Linux, `TimedOut`
 /// on some other systems; a portable program accepts both.
 fn is_timeout_error(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 fn is_timeout<T>(result: &io::Result<T>) -> bool {
@@ -403,8 +338,5 @@ fn seconds(value: f64) -> Result<Duration, Failure> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or(Failure::new(
-            "--timeout",
-            format!("{value} is not a positive number of seconds"),
-        ))
+        .ok_or(Failure::new("--timeout", format!("{value} is not a positive number of seconds")))
 }

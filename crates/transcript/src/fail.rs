@@ -16,10 +16,7 @@ pub struct Failure {
 impl Failure {
     /// A failure that is not an OS error (bad input, a protocol violation).
     pub fn new(what: impl Display, why: impl Display) -> Failure {
-        Failure {
-            what: what.to_string(),
-            why: why.to_string(),
-        }
+        Failure { what: what.to_string(), why: why.to_string() }
     }
 }
 
@@ -69,9 +66,6 @@ mod tests {
     fn a_failure_names_the_call_the_address_and_the_os_error() {
         let err: io::Result<()> = Err(io::Error::from_raw_os_error(98));
         let failure = err.or_fail("bind 127.0.0.1:8001").unwrap_err();
-        assert_eq!(
-            failure.to_string(),
-            "bind 127.0.0.1:8001: Address already in use (os error 98)"
-        );
+        assert_eq!(failure.to_string(), "bind 127.0.0.1:8001: Address already in use (os error 98)");
     }
 }

@@ -119,13 +119,7 @@ pub struct Call {
 /// Starts narrating the system call `name` (use the POSIX name: `accept`,
 /// `send`, `recv`).
 pub fn call(name: &'static str) -> Call {
-    Call {
-        name,
-        fd: None,
-        args: String::new(),
-        ret: None,
-        detail: String::new(),
-    }
+    Call { name, fd: None, args: String::new(), ret: None, detail: String::new() }
 }
 
 impl Call {
@@ -203,11 +197,7 @@ impl Call {
     }
 
     fn event(&self) -> Option<Event> {
-        Some(Event {
-            call: self.name.to_string(),
-            fd: self.fd,
-            ret: self.ret.clone()?,
-        })
+        Some(Event { call: self.name.to_string(), fd: self.fd, ret: self.ret.clone()? })
     }
 }
 
@@ -222,11 +212,7 @@ pub struct Transcript {
 impl Transcript {
     /// A timeline with one column per actor, e.g. `&["server", "client"]`.
     pub fn new(columns: &[&'static str]) -> Transcript {
-        let t = Transcript {
-            columns: columns.to_vec(),
-            step: 0,
-            events: Vec::new(),
-        };
+        let t = Transcript { columns: columns.to_vec(), step: 0, events: Vec::new() };
         let mut header = String::from("step  ");
         for (i, name) in columns.iter().enumerate() {
             if i + 1 < columns.len() {
