@@ -93,21 +93,13 @@ pub fn serve_them_all(addr: &str) -> Report {
     let slow_lines = slow.join().expect("the slow client failed");
     // The idle client was never dropped nor mixed up with anyone: it is
     // answered now, with its own line.
-    assert_eq!(
-        exchange(&idle, b"idle client, still here\n"),
-        b"idle client, still here\n"
-    );
-    Report {
-        elapsed,
-        slow_lines,
-    }
+    assert_eq!(exchange(&idle, b"idle client, still here\n"), b"idle client, still here\n");
+    Report { elapsed, slow_lines }
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect to the server");
-    stream
-        .set_read_timeout(Some(READ_LIMIT))
-        .expect("read timeout");
+    stream.set_read_timeout(Some(READ_LIMIT)).expect("read timeout");
     stream
 }
 
@@ -122,14 +114,10 @@ fn well_behaved_client(id: usize, stream: TcpStream) {
     let mut writer = &stream;
     for batch in 0..LINES / BATCH {
         let lines: Vec<String> = (0..BATCH).map(|i| line(id, batch * BATCH + i)).collect();
-        writer
-            .write_all(lines.concat().as_bytes())
-            .unwrap_or_else(|e| panic!("client {id}: send: {e}"));
+        writer.write_all(lines.concat().as_bytes()).unwrap_or_else(|e| panic!("client {id}: send: {e}"));
         for expected in &lines {
             let mut got = String::new();
-            reader
-                .read_line(&mut got)
-                .unwrap_or_else(|e| panic!("client {id}: recv: {e}"));
+            reader.read_line(&mut got).unwrap_or_else(|e| panic!("client {id}: recv: {e}"));
             assert_eq!(&got, expected, "client {id} got someone else's reply");
         }
     }
@@ -164,9 +152,7 @@ fn slow_client(stream: TcpStream, stop: &AtomicBool) -> usize {
 /// three replies, then the end of the stream.
 fn half_closing_client(addr: SocketAddr) {
     let stream = connect(addr);
-    (&stream)
-        .write_all(b"half 1\nhalf 2\nhalf 3\n")
-        .expect("send");
+    (&stream).write_all(b"half 1\nhalf 2\nhalf 3\n").expect("send");
     stream.shutdown(Shutdown::Write).expect("shutdown(Write)");
     let mut all = Vec::new();
     (&stream).read_to_end(&mut all).expect("read to EOF");
@@ -177,9 +163,7 @@ fn half_closing_client(addr: SocketAddr) {
 fn resetting_client(addr: SocketAddr) {
     let stream = connect(addr);
     (&stream).write_all(b"this line never en").expect("send");
-    SockRef::from(&stream)
-        .set_linger(Some(Duration::ZERO))
-        .expect("SO_LINGER");
+    SockRef::from(&stream).set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
     drop(stream);
 }
 

@@ -56,11 +56,7 @@ const CLIENT_PATIENCE: Duration = Duration::from_millis(200);
 const MEASURED_THREADS: usize = 100;
 
 #[derive(Parser)]
-#[command(
-    name = "lesson-10",
-    bin_name = "lesson-10",
-    about = "Lesson 10: many clients, one thread each"
-)]
+#[command(name = "lesson-10", bin_name = "lesson-10", about = "Lesson 10: many clients, one thread each")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -156,19 +152,9 @@ fn serve(conn: TcpStream, idle: Duration, say: &Say) {
     // A client that goes quiet, or stops reading its replies, would hold
     // this thread for ever: both directions get a time limit (lesson 9).
     let set = conn.set_read_timeout(Some(idle));
-    say.call(|| {
-        call("setsockopt")
-            .on(&conn)
-            .args(format!("SO_RCVTIMEO, {}", duration(idle)))
-            .returned(&set)
-    });
+    say.call(|| call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", duration(idle))).returned(&set));
     let set = set.and_then(|()| conn.set_write_timeout(Some(idle)));
-    say.call(|| {
-        call("setsockopt")
-            .on(&conn)
-            .args(format!("SO_SNDTIMEO, {}", duration(idle)))
-            .returned(&set)
-    });
+    say.call(|| call("setsockopt").on(&conn).args(format!("SO_SNDTIMEO, {}", duration(idle))).returned(&set));
     let why = match set {
         Ok(()) => answer_lines(&conn, idle, say),
         Err(err) => format!("setsockopt: {err}: closed"),
@@ -189,12 +175,7 @@ fn answer_lines(conn: &TcpStream, idle: Duration, say: &Say) -> String {
         // Blocks this thread only: the other clients have threads of their own.
         let got = (&*conn).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        say.call(|| {
-            received(
-                call("recv").on(conn).args(RECV_SIZE).returned(&got),
-                &buf[..n],
-            )
-        });
+        say.call(|| received(call("recv").on(conn).args(RECV_SIZE).returned(&got), &buf[..n]));
         match got {
             Ok(0) => return "closed by the client".to_string(),
             Ok(_) => {}
@@ -216,10 +197,7 @@ fn answer_lines(conn: &TcpStream, idle: Duration, say: &Say) -> String {
             }
         }
         if replies.is_empty() {
-            say.note(format!(
-                "{} bytes of an unfinished line: recv again",
-                lines.partial()
-            ));
+            say.note(format!("{} bytes of an unfinished line: recv again", lines.partial()));
             continue;
         }
         if let Err(err) = send_all(conn, &replies, say) {
@@ -238,13 +216,7 @@ fn send_all(conn: &TcpStream, mut data: &[u8], say: &Say) -> io::Result<()> {
         // std's write is send(..., MSG_NOSIGNAL): a closed peer is an
         // error, not a SIGPIPE that kills the whole server (lesson 6).
         let sent = (&*conn).write(data);
-        say.call(|| {
-            call("send")
-                .on(conn)
-                .args(bytes(data))
-                .args("MSG_NOSIGNAL")
-                .returned(&sent)
-        });
+        say.call(|| call("send").on(conn).args(bytes(data)).args("MSG_NOSIGNAL").returned(&sent));
         let sent = sent?;
         data = &data[sent..];
     }
@@ -292,10 +264,7 @@ fn demo() -> Result<(), Failure> {
     send(&mut t, &b, b"hello from B\n")?;
     let set = b.set_read_timeout(Some(CLIENT_PATIENCE));
     t.client(
-        call("setsockopt")
-            .on(&b)
-            .args(format!("SO_RCVTIMEO, {}", duration(CLIENT_PATIENCE)))
-            .returned(&set),
+        call("setsockopt").on(&b).args(format!("SO_RCVTIMEO, {}", duration(CLIENT_PATIENCE))).returned(&set),
     );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let got = recv(&mut t, &b)?;
@@ -314,9 +283,7 @@ fn demo() -> Result<(), Failure> {
     recv(&mut t, &b)?;
     close(&mut t, b)?;
     show(&mut t, &reports, 3)?; // recv 0, "closed by the client", close
-    let listener = server
-        .join()
-        .map_err(|_| Failure::new("demo", "the server thread panicked"))?;
+    let listener = server.join().map_err(|_| Failure::new("demo", "the server thread panicked"))?;
     // ANCHOR_END: demo_one_thread
 
     // ANCHOR: demo_threads
@@ -351,13 +318,10 @@ fn demo() -> Result<(), Failure> {
     show(&mut t, &for_a, 3)?; // recv 0, "closed by the client", close
     close(&mut t, b)?;
     show(&mut t, &for_b, 3)?; // recv 0, "closed by the client", close
-    let (listener, threads) = acceptor
-        .join()
-        .map_err(|_| Failure::new("demo", "the accepting thread panicked"))?;
+    let (listener, threads) =
+        acceptor.join().map_err(|_| Failure::new("demo", "the accepting thread panicked"))?;
     for thread in threads {
-        thread
-            .join()
-            .map_err(|_| Failure::new("demo", "a connection's thread panicked"))?;
+        thread.join().map_err(|_| Failure::new("demo", "a connection's thread panicked"))?;
     }
     // ANCHOR_END: demo_threads
 
@@ -415,10 +379,7 @@ fn thread_cost(t: &mut Transcript) -> Result<(), Failure> {
     for thread in threads {
         let _ = thread.join();
     }
-    t.server_note(format!(
-        "{MEASURED_THREADS} threads started and waiting: Threads: {}",
-        after.threads
-    ));
+    t.server_note(format!("{MEASURED_THREADS} threads started and waiting: Threads: {}", after.threads));
     let per_thread = after.rss_kib.saturating_sub(before.rss_kib) / MEASURED_THREADS as u64;
     // A rounded bucket, not the figure: the exact growth varies by a page
     // or two from run to run (about 10 KiB per thread on x86-64 Linux).
@@ -452,18 +413,14 @@ impl Status {
     }
 
     fn read() -> Result<Status, Failure> {
-        let text =
-            std::fs::read_to_string("/proc/self/status").or_fail("read /proc/self/status")?;
+        let text = std::fs::read_to_string("/proc/self/status").or_fail("read /proc/self/status")?;
         let field = |name: &str| {
             text.lines()
                 .find_map(|line| line.strip_prefix(name))
                 .and_then(|rest| rest.trim().trim_end_matches(" kB").parse().ok())
                 .ok_or(Failure::new("/proc/self/status", format!("no {name}")))
         };
-        Ok(Status {
-            threads: field("Threads:")?,
-            rss_kib: field("VmRSS:")?,
-        })
+        Ok(Status { threads: field("Threads:")?, rss_kib: field("VmRSS:")? })
     }
 }
 
@@ -562,11 +519,7 @@ fn next_thread(reports: &Receiver<Said>) -> Result<Receiver<Said>, Failure> {
 fn socket(t: &mut Transcript, name: &str) -> Result<TcpStream, Failure> {
     t.client_note(format!("client {name}"));
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&socket),
-    );
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&socket));
     Ok(TcpStream::from(socket.or_fail("socket")?))
 }
 
@@ -578,13 +531,7 @@ fn connect(t: &mut Transcript, stream: &TcpStream, addr: SocketAddr) -> Result<(
 
 fn send(t: &mut Transcript, stream: &TcpStream, data: &[u8]) -> Result<(), Failure> {
     let sent = (&*stream).write(data);
-    t.client(
-        call("send")
-            .on(stream)
-            .args(bytes(data))
-            .args("MSG_NOSIGNAL")
-            .returned(&sent),
-    );
+    t.client(call("send").on(stream).args(bytes(data)).args("MSG_NOSIGNAL").returned(&sent));
     match sent.or_fail("send")? {
         n if n == data.len() => Ok(()),
         n => Err(Failure::new("send", format!("only {n} bytes sent"))),
@@ -596,10 +543,7 @@ fn recv(t: &mut Transcript, stream: &TcpStream) -> Result<Option<Vec<u8>>, Failu
     let mut buf = [0u8; RECV_SIZE];
     let got = (&*stream).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(received(
-        call("recv").on(stream).args(RECV_SIZE).returned(&got),
-        &buf[..n],
-    ));
+    t.client(received(call("recv").on(stream).args(RECV_SIZE).returned(&got), &buf[..n]));
     match got {
         Ok(n) => Ok(Some(buf[..n].to_vec())),
         Err(err) if is_timeout(&err) => Ok(None),
@@ -609,11 +553,7 @@ fn recv(t: &mut Transcript, stream: &TcpStream) -> Result<Option<Vec<u8>>, Failu
 
 /// A `recv` line shows the bytes it returned, when there are any.
 fn received(call: Call, data: &[u8]) -> Call {
-    if data.is_empty() {
-        call
-    } else {
-        call.detail(bytes(data))
-    }
+    if data.is_empty() { call } else { call.detail(bytes(data)) }
 }
 
 fn close(t: &mut Transcript, stream: TcpStream) -> Result<(), Failure> {
@@ -637,10 +577,7 @@ fn pause_if_out_of_descriptors(err: &io::Error) {
 /// A read or write timeout is `WouldBlock` (EAGAIN) on Linux, `TimedOut`
 /// on some other systems (lesson 9).
 fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 /// A server's log line. Printing fails when stdout is gone (a closed pipe):
@@ -650,11 +587,7 @@ fn log(line: std::fmt::Arguments) {
 }
 
 fn duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
-    }
+    if d.subsec_nanos() == 0 { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
 }
 
 /// A flag in seconds, refused when it is not a positive, finite number.
@@ -662,8 +595,5 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or(Failure::new(
-            flag,
-            format!("{value} is not a positive number of seconds"),
-        ))
+        .ok_or(Failure::new(flag, format!("{value} is not a positive number of seconds")))
 }

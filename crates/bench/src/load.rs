@@ -100,16 +100,11 @@ impl Conn {
     /// Connects and does one blocking round trip, so that when this returns
     /// the server has accepted the connection and answered on it.
     fn open(addr: SocketAddr, id: u32, timeout: Duration) -> Result<Conn, String> {
-        let stream =
-            TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
         // Each request is written once, whole: without TCP_NODELAY a small
         // write may wait for an ACK (Nagle, `man 7 tcp`).
-        stream
-            .set_nodelay(true)
-            .map_err(|e| format!("TCP_NODELAY: {e}"))?;
-        stream
-            .set_read_timeout(Some(timeout))
-            .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
+        stream.set_read_timeout(Some(timeout)).map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
         let mut conn = Conn {
             stream,
             id,
@@ -123,20 +118,13 @@ impl Conn {
             answered: 0,
             alive: true,
         };
-        (&conn.stream)
-            .write_all(&conn.request)
-            .map_err(|e| format!("send: {e}"))?;
+        (&conn.stream).write_all(&conn.request).map_err(|e| format!("send: {e}"))?;
         let mut buf = [0u8; 1024];
         while !conn.reply.contains(&b'\n') {
             match (&conn.stream).read(&mut buf) {
                 Ok(0) => return Err("the server closed the connection".to_string()),
                 Ok(n) => conn.reply.extend_from_slice(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     return Err(format!("no reply within {timeout:?}"));
                 }
                 Err(e) => return Err(format!("recv: {e}")),
@@ -148,9 +136,7 @@ impl Conn {
         check_reply(&conn.reply, &conn.request)?;
         conn.reply.clear();
         conn.answered = 1;
-        conn.stream
-            .set_nonblocking(true)
-            .map_err(|e| format!("O_NONBLOCK: {e}"))?;
+        conn.stream.set_nonblocking(true).map_err(|e| format!("O_NONBLOCK: {e}"))?;
         Ok(conn)
     }
 
@@ -168,11 +154,7 @@ pub fn connect_all(addr: SocketAddr, count: usize, timeout: Duration) -> Result<
     let mut conns = Vec::with_capacity(count);
     for i in 0..count {
         let conn = Conn::open(addr, i as u32, timeout).map_err(|err| {
-            format!(
-                "connection {} of {count}: {err} ({} connections were open and answered)",
-                i + 1,
-                i
-            )
+            format!("connection {} of {count}: {err} ({} connections were open and answered)", i + 1, i)
         })?;
         conns.push(conn);
     }
@@ -183,10 +165,7 @@ pub fn connect_all(addr: SocketAddr, count: usize, timeout: Duration) -> Result<
 #[derive(Clone, Copy, Debug)]
 pub enum Stop {
     /// Each connection sends this many requests; nothing is timed.
-    Requests {
-        per_connection: u64,
-        limit: Duration,
-    },
+    Requests { per_connection: u64, limit: Duration },
     /// Traffic for `warmup`, then a measured window of `measure`; no new
     /// request is sent after the window.
     Window { warmup: Duration, measure: Duration },
@@ -220,8 +199,7 @@ impl Run {
     fn fail(&mut self, conn: &mut Conn, epoll: &Epoll, what: String) {
         self.errors += 1;
         if self.first_errors.len() < KEPT_ERRORS {
-            self.first_errors
-                .push(format!("connection {}: {what}", conn.id + 1));
+            self.first_errors.push(format!("connection {}: {what}", conn.id + 1));
         }
         if conn.outstanding {
             self.unanswered += 1;
@@ -247,31 +225,23 @@ const INTEREST: EpollFlags = EpollFlags::EPOLLIN.union(EpollFlags::EPOLLET);
 
 /// Drives ping-pong on every connection until `stop`.
 pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe) -> Result<Run, String> {
-    let epoll =
-        Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll_create1: {e}"))?;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll_create1: {e}"))?;
     for (i, conn) in conns.iter().enumerate() {
         epoll
-            .add(
-                conn.stream.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, i as u64),
-            )
+            .add(conn.stream.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, i as u64))
             .map_err(|e| format!("epoll_ctl ADD: {e}"))?;
     }
     let start = Instant::now();
     let (window_start, window_end, hard_end, per_connection) = match stop {
-        Stop::Requests {
-            per_connection,
-            limit,
-        } => (start, start + limit, start + limit, Some(per_connection)),
+        Stop::Requests { per_connection, limit } => {
+            (start, start + limit, start + limit, Some(per_connection))
+        }
         Stop::Window { warmup, measure } => {
             let end = start + warmup + measure;
             (start + warmup, end, end + DRAIN, None)
         }
     };
-    let mut run = Run {
-        latencies_ns: Vec::with_capacity(1 << 16),
-        ..Run::default()
-    };
+    let mut run = Run { latencies_ns: Vec::with_capacity(1 << 16), ..Run::default() };
     let mut in_flight = 0usize;
     // Whether a connection sends again once answered.
     let goes_on = |conn: &Conn, now: Instant| match per_connection {
@@ -316,11 +286,8 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe) -> Result<Run, S
             break;
         }
         // Wake up in time for the next edge of the window.
-        let next = [window_start, window_end, hard_end]
-            .into_iter()
-            .filter(|t| *t > now)
-            .min()
-            .unwrap_or(hard_end);
+        let next =
+            [window_start, window_end, hard_end].into_iter().filter(|t| *t > now).min().unwrap_or(hard_end);
         let wait_ms = (next - now).as_millis().clamp(1, 100) as u16;
         let ready = match epoll.wait(&mut events, wait_ms) {
             Ok(n) => n,
@@ -386,19 +353,14 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe) -> Result<Run, S
                 run.verified += 1;
                 if opened.is_some() && answered_at < window_end {
                     run.requests += 1;
-                    run.latencies_ns
-                        .push((answered_at - conn.sent_at).as_nanos() as u64);
+                    run.latencies_ns.push((answered_at - conn.sent_at).as_nanos() as u64);
                 }
                 if goes_on(conn, answered_at) {
                     send_next(conn, &epoll, &mut run, &mut in_flight);
                 }
             } else if conn.reply.len() > MAX_REPLY {
                 in_flight -= usize::from(conn.outstanding);
-                run.fail(
-                    conn,
-                    &epoll,
-                    format!("a reply longer than {MAX_REPLY} bytes"),
-                );
+                run.fail(conn, &epoll, format!("a reply longer than {MAX_REPLY} bytes"));
                 continue;
             }
             if got_eof {
@@ -455,11 +417,7 @@ fn write_rest(conn: &mut Conn, epoll: &Epoll, run: &mut Run, in_flight: &mut usi
     }
     let wants_out = conn.written < LINE_LEN;
     if wants_out != conn.wants_out {
-        let flags = if wants_out {
-            INTEREST | EpollFlags::EPOLLOUT
-        } else {
-            INTEREST
-        };
+        let flags = if wants_out { INTEREST | EpollFlags::EPOLLOUT } else { INTEREST };
         let mut event = EpollEvent::new(flags, u64::from(conn.id));
         if let Err(e) = epoll.modify(conn.stream.as_fd(), &mut event) {
             *in_flight -= usize::from(conn.outstanding);

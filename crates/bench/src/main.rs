@@ -97,11 +97,7 @@ impl Subject {
     /// The command for a run with `conns` connections.
     pub fn command(&self, conns: usize) -> ServerCmd {
         let mut cmd = self.cmd.clone();
-        cmd.args.extend(
-            self.extra
-                .iter()
-                .map(|arg| arg.replace("{conns}", &conns.to_string())),
-        );
+        cmd.args.extend(self.extra.iter().map(|arg| arg.replace("{conns}", &conns.to_string())));
         cmd
     }
 }
@@ -116,16 +112,8 @@ pub struct Lesson {
 
 /// Lesson 2 as the single-client baseline, then the multi-client servers.
 pub const LESSONS: &[Lesson] = &[
-    Lesson {
-        number: 2,
-        what: "one client at a time",
-        extra: &[],
-    },
-    Lesson {
-        number: 10,
-        what: "thread per connection",
-        extra: &[],
-    },
+    Lesson { number: 2, what: "one client at a time", extra: &[] },
+    Lesson { number: 10, what: "thread per connection", extra: &[] },
     // A worker serves one connection until the client leaves, and a
     // ping-pong client stays for the whole run: each needs a worker of its
     // own, or it waits for one that never comes free.
@@ -134,16 +122,8 @@ pub const LESSONS: &[Lesson] = &[
         what: "bounded thread pool",
         extra: &["--workers", "{conns}", "--max-conns", "{conns}"],
     },
-    Lesson {
-        number: 12,
-        what: "poll",
-        extra: &[],
-    },
-    Lesson {
-        number: 13,
-        what: "epoll",
-        extra: &[],
-    },
+    Lesson { number: 12, what: "poll", extra: &[] },
+    Lesson { number: 13, what: "epoll", extra: &[] },
 ];
 
 fn workspace_root() -> PathBuf {
@@ -185,11 +165,7 @@ fn run(cli: &Cli) -> Result<bool, String> {
     };
     // Each connection is a descriptor in the generator and one in the
     // server (which inherits the limit), plus a margin for everything else.
-    let most = if cli.smoke {
-        20
-    } else {
-        cli.connections.iter().copied().max().unwrap_or(1)
-    };
+    let most = if cli.smoke { 20 } else { cli.connections.iter().copied().max().unwrap_or(1) };
     sys::raise_open_files(most as u64 + 256)?;
     let idle = match if cli.smoke { 100 } else { cli.idle } {
         0 => None,
@@ -223,10 +199,7 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     let mut subjects = vec![Subject {
         key: "tokio".into(),
         what: "tokio current_thread (reference)",
-        cmd: ServerCmd {
-            binary: tokio_echo,
-            args: server_args(),
-        },
+        cmd: ServerCmd { binary: tokio_echo, args: server_args() },
         extra: &[],
         one_client_only: false,
     }];
@@ -235,12 +208,7 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     let crates = fs::read_dir(root.join("crates")).map_err(|e| format!("read crates/: {e}"))?;
     let mut present: Vec<u32> = crates
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter_map(|name| {
-            name.get(..2)?
-                .parse::<u32>()
-                .ok()
-                .filter(|_| name.get(2..3) == Some("-"))
-        })
+        .filter_map(|name| name.get(..2)?.parse::<u32>().ok().filter(|_| name.get(2..3) == Some("-")))
         .filter(|n| LESSONS.iter().any(|lesson| lesson.number == *n))
         .collect();
     present.sort_unstable();
@@ -251,9 +219,7 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     if !present.is_empty() {
         // The lessons are measured as a user would run them: optimised.
         let mut build = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        build
-            .current_dir(&root)
-            .args(["build", "--release", "--quiet"]);
+        build.current_dir(&root).args(["build", "--release", "--quiet"]);
         for n in &present {
             build.args(["-p", &format!("lesson-{n:02}")]);
         }
@@ -264,16 +230,10 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     }
     let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     for n in present {
-        let lesson = LESSONS
-            .iter()
-            .find(|lesson| lesson.number == n)
-            .expect("known lesson");
+        let lesson = LESSONS.iter().find(|lesson| lesson.number == n).expect("known lesson");
         let key = format!("lesson-{n:02}");
         subjects.push(Subject {
-            cmd: ServerCmd {
-                binary: target.join("release").join(&key),
-                args: server_args(),
-            },
+            cmd: ServerCmd { binary: target.join("release").join(&key), args: server_args() },
             key,
             what: lesson.what,
             extra: lesson.extra,
@@ -282,12 +242,7 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     }
     let missing: Vec<String> = LESSONS
         .iter()
-        .filter(|l| {
-            l.number >= 10
-                && !subjects
-                    .iter()
-                    .any(|s| s.key == format!("lesson-{:02}", l.number))
-        })
+        .filter(|l| l.number >= 10 && !subjects.iter().any(|s| s.key == format!("lesson-{:02}", l.number)))
         .map(|l| format!("lesson-{:02} ({})", l.number, l.what))
         .collect();
     if !missing.is_empty() && cli.only.is_empty() {
@@ -298,11 +253,7 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
 
 /// Connection counts a subject is measured at.
 fn counts_for(subject: &Subject, counts: &[usize]) -> Vec<usize> {
-    counts
-        .iter()
-        .copied()
-        .filter(|&n| !subject.one_client_only || n == 1)
-        .collect()
+    counts.iter().copied().filter(|&n| !subject.one_client_only || n == 1).collect()
 }
 
 fn measure_all(
@@ -333,8 +284,7 @@ fn measure_all(
                         subject.key,
                         r.requests_per_s,
                         r.server_cpu_pct,
-                        r.server_core_idle_pct
-                            .map_or("–".to_string(), |p| format!("{p:.0} %")),
+                        r.server_core_idle_pct.map_or("–".to_string(), |p| format!("{p:.0} %")),
                         r.generator_cpu_pct
                     ),
                     Err(err) => println!(
@@ -367,10 +317,7 @@ fn measure_all(
                     subject.key,
                     row.bytes_per_conn().unwrap_or(f64::NAN)
                 ),
-                Err(err) => println!(
-                    "{:<10} {count} idle connections: FAILED: {err}",
-                    subject.key
-                ),
+                Err(err) => println!("{:<10} {count} idle connections: FAILED: {err}", subject.key),
             }
             idle_rows.push(row);
         }
@@ -401,19 +348,11 @@ fn measure_all(
 
 /// Where a run reads the server's CPU time and its core's idle time.
 fn probe(server: &Server, pin: Option<usize>) -> load::Probe {
-    load::Probe {
-        server_stat: server.stat_path(),
-        server_cpu: pin,
-    }
+    load::Probe { server_stat: server.stat_path(), server_cpu: pin }
 }
 
 /// One server at one connection count, on a fresh server process.
-fn measure(
-    subject: &Subject,
-    conns: usize,
-    stop: Stop,
-    pin: Option<usize>,
-) -> Result<LoadRow, String> {
+fn measure(subject: &Subject, conns: usize, stop: Stop, pin: Option<usize>) -> Result<LoadRow, String> {
     let mut server = Server::start(&subject.command(conns), pin)?;
     let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
         .map_err(|err| format!("{err}{}", server.exit_note()))?;
@@ -456,10 +395,7 @@ fn smoke(
     for subject in subjects {
         for conns in counts_for(subject, &[1, 20]) {
             let per_connection = 300 / conns as u64;
-            let stop = Stop::Requests {
-                per_connection,
-                limit: Duration::from_secs(20),
-            };
+            let stop = Stop::Requests { per_connection, limit: Duration::from_secs(20) };
             let result = (|| {
                 let mut server = Server::start(&subject.command(conns), pin)?;
                 let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
@@ -490,26 +426,16 @@ fn smoke(
                     });
                 }
                 Err(err) => {
-                    println!(
-                        "smoke {:<10} {conns:>2} connections: FAILED: {err}",
-                        subject.key
-                    );
+                    println!("smoke {:<10} {conns:>2} connections: FAILED: {err}", subject.key);
                     ok = false;
-                    rows.push(Measured {
-                        key: subject.key.clone(),
-                        conns,
-                        result: Err(err),
-                    });
+                    rows.push(Measured { key: subject.key.clone(), conns, result: Err(err) });
                 }
             }
         }
         if let (Some(count), false) = (idle, subject.one_client_only) {
             let row = idle_memory(subject, count, pin);
             if let Err(err) = &row.result {
-                println!(
-                    "smoke {:<10} {count} idle connections: FAILED: {err}",
-                    subject.key
-                );
+                println!("smoke {:<10} {count} idle connections: FAILED: {err}", subject.key);
                 ok = false;
             } else {
                 println!(
@@ -557,16 +483,10 @@ mod tests {
         let subject = Subject {
             key: "lesson-11".into(),
             what: pool.what,
-            cmd: ServerCmd {
-                binary: "lesson-11".into(),
-                args: vec!["server".into()],
-            },
+            cmd: ServerCmd { binary: "lesson-11".into(), args: vec!["server".into()] },
             extra: pool.extra,
             one_client_only: false,
         };
-        assert_eq!(
-            subject.command(100).args,
-            ["server", "--workers", "100", "--max-conns", "100"]
-        );
+        assert_eq!(subject.command(100).args, ["server", "--workers", "100", "--max-conns", "100"]);
     }
 }

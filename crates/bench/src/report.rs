@@ -89,11 +89,7 @@ pub struct Measured {
 }
 
 /// The round with the median requests/s; a failed round fails the figure.
-pub fn median_round(
-    subject: &Subject,
-    conns: usize,
-    rounds: &[&Result<LoadRow, String>],
-) -> Measured {
+pub fn median_round(subject: &Subject, conns: usize, rounds: &[&Result<LoadRow, String>]) -> Measured {
     let mut good = Vec::new();
     let mut failure = None;
     for (i, round) in rounds.iter().enumerate() {
@@ -113,11 +109,7 @@ pub fn median_round(
             Ok(good.swap_remove((good.len() - 1) / 2))
         }
     };
-    Measured {
-        key: subject.key.clone(),
-        conns,
-        result,
-    }
+    Measured { key: subject.key.clone(), conns, result }
 }
 
 /// Memory with many idle connections.
@@ -131,11 +123,7 @@ pub struct IdleRow {
 
 impl IdleRow {
     pub fn new(key: &str, count: usize, result: Result<(u64, u64), String>) -> IdleRow {
-        IdleRow {
-            key: key.to_string(),
-            count,
-            result,
-        }
+        IdleRow { key: key.to_string(), count, result }
     }
 
     /// (RSS after - RSS before) / connections; negative if the server
@@ -161,31 +149,20 @@ pub struct Machine {
 impl Machine {
     pub fn read() -> Machine {
         let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpus = cpuinfo
-            .lines()
-            .filter(|l| l.starts_with("processor"))
-            .count();
+        let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
         let cpu_model = cpuinfo
             .lines()
             .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
             .map_or("unknown".to_string(), |(_, m)| m.trim().to_string());
         let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
             .map_or("unknown".to_string(), |k| k.trim().to_string());
-        let days = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() / 86_400) as i64;
+        let days = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
         let (y, m, d) = civil_date(days);
         let load_average = fs::read_to_string("/proc/loadavg")
             .ok()
             .and_then(|l| Some(l.split_whitespace().next()?.to_string()))
             .unwrap_or_else(|| "unknown".to_string());
-        Machine {
-            date: format!("{y:04}-{m:02}-{d:02}"),
-            cpus,
-            cpu_model,
-            kernel,
-            load_average,
-        }
+        Machine { date: format!("{y:04}-{m:02}-{d:02}"), cpus, cpu_model, kernel, load_average }
     }
 }
 
@@ -220,62 +197,14 @@ enum Metric {
 }
 
 const TARGETS: &[Target] = &[
-    Target {
-        key: "lesson-13",
-        metric: Metric::RequestsRatio,
-        conns: 100,
-        at_least: true,
-        bound: 1.05,
-    },
-    Target {
-        key: "lesson-13",
-        metric: Metric::RequestsRatio,
-        conns: 1000,
-        at_least: true,
-        bound: 1.05,
-    },
-    Target {
-        key: "lesson-13",
-        metric: Metric::CpuRatio,
-        conns: 100,
-        at_least: false,
-        bound: 1.0,
-    },
-    Target {
-        key: "lesson-13",
-        metric: Metric::CpuRatio,
-        conns: 1000,
-        at_least: false,
-        bound: 1.0,
-    },
-    Target {
-        key: "lesson-13",
-        metric: Metric::IdleBytes,
-        conns: 0,
-        at_least: false,
-        bound: 256.0,
-    },
-    Target {
-        key: "lesson-12",
-        metric: Metric::RequestsRatio,
-        conns: 100,
-        at_least: true,
-        bound: 0.8,
-    },
-    Target {
-        key: "lesson-11",
-        metric: Metric::RequestsRatio,
-        conns: 100,
-        at_least: true,
-        bound: 0.75,
-    },
-    Target {
-        key: "lesson-10",
-        metric: Metric::RequestsRatio,
-        conns: 100,
-        at_least: true,
-        bound: 0.7,
-    },
+    Target { key: "lesson-13", metric: Metric::RequestsRatio, conns: 100, at_least: true, bound: 1.05 },
+    Target { key: "lesson-13", metric: Metric::RequestsRatio, conns: 1000, at_least: true, bound: 1.05 },
+    Target { key: "lesson-13", metric: Metric::CpuRatio, conns: 100, at_least: false, bound: 1.0 },
+    Target { key: "lesson-13", metric: Metric::CpuRatio, conns: 1000, at_least: false, bound: 1.0 },
+    Target { key: "lesson-13", metric: Metric::IdleBytes, conns: 0, at_least: false, bound: 256.0 },
+    Target { key: "lesson-12", metric: Metric::RequestsRatio, conns: 100, at_least: true, bound: 0.8 },
+    Target { key: "lesson-11", metric: Metric::RequestsRatio, conns: 100, at_least: true, bound: 0.75 },
+    Target { key: "lesson-10", metric: Metric::RequestsRatio, conns: 100, at_least: true, bound: 0.7 },
 ];
 
 /// One target and how it came out.
@@ -311,19 +240,11 @@ pub struct Report {
 
 impl Report {
     pub fn row(&self, key: &str, conns: usize) -> Option<&LoadRow> {
-        self.rows
-            .iter()
-            .find(|r| r.key == key && r.conns == conns)?
-            .result
-            .as_ref()
-            .ok()
+        self.rows.iter().find(|r| r.key == key && r.conns == conns)?.result.as_ref().ok()
     }
 
     fn idle(&self, key: &str) -> Option<f64> {
-        self.idle_rows
-            .iter()
-            .find(|r| r.key == key)?
-            .bytes_per_conn()
+        self.idle_rows.iter().find(|r| r.key == key)?.bytes_per_conn()
     }
 
     /// `value(row) / value(tokio's row)` at the same connection count.
@@ -340,10 +261,7 @@ impl Report {
     }
 
     pub fn what(&self, key: &str) -> &str {
-        self.subjects
-            .iter()
-            .find(|s| s.key == key)
-            .map_or("", |s| s.what)
+        self.subjects.iter().find(|s| s.key == key).map_or("", |s| s.what)
     }
 
     pub fn targets(&self) -> Vec<Checked> {
@@ -351,13 +269,8 @@ impl Report {
             .iter()
             .map(|t| {
                 let (name, unit) = match t.metric {
-                    Metric::RequestsRatio => {
-                        (format!("requests/s at {} connections", t.conns), "× tokio")
-                    }
-                    Metric::CpuRatio => (
-                        format!("CPU µs/request at {} connections", t.conns),
-                        "× tokio",
-                    ),
+                    Metric::RequestsRatio => (format!("requests/s at {} connections", t.conns), "× tokio"),
+                    Metric::CpuRatio => (format!("CPU µs/request at {} connections", t.conns), "× tokio"),
                     Metric::IdleBytes => ("bytes per idle connection".to_string(), "bytes"),
                 };
                 let what = format!(
@@ -378,23 +291,13 @@ impl Report {
                     };
                     value.ok_or_else(|| "not measured: see the tables".to_string())
                 };
-                let met = measured.as_ref().is_ok_and(|&v| {
-                    if t.at_least {
-                        v >= t.bound
-                    } else {
-                        v <= t.bound
-                    }
-                });
+                let met =
+                    measured.as_ref().is_ok_and(|&v| if t.at_least { v >= t.bound } else { v <= t.bound });
                 let caveat = match (t.metric, &measured) {
                     (Metric::IdleBytes, _) | (_, Err(_)) => None,
                     _ => self.pace_caveat(t.key, t.conns),
                 };
-                Checked {
-                    what,
-                    measured,
-                    met,
-                    caveat,
-                }
+                Checked { what, measured, met, caveat }
             })
             .collect()
     }
@@ -444,9 +347,7 @@ impl Report {
                 self.rounds, self.seconds, self.warmup
             )
         };
-        let nice = self
-            .nice
-            .map_or(String::new(), |n| format!(", at nice {n}"));
+        let nice = self.nice.map_or(String::new(), |n| format!(", at nice {n}"));
         format!(
             "Measured on {} on Linux {}, {} CPUs ({}), load average {} at the start; {pinning}{nice}; {how}; 64-byte request lines, one request in flight per connection.",
             m.date, m.kernel, m.cpus, m.cpu_model, m.load_average
@@ -460,8 +361,7 @@ impl Report {
             let key = &row.key;
             let n = row.conns;
             let ratio = |value: fn(&LoadRow) -> f64| {
-                self.ratio(key, n, value)
-                    .map_or("–".to_string(), |r| format!("{r:.2}"))
+                self.ratio(key, n, value).map_or("–".to_string(), |r| format!("{r:.2}"))
             };
             let mut line = vec![key.clone(), n.to_string()];
             match &row.result {
@@ -475,8 +375,7 @@ impl Report {
                     format!("{:.2}", r.cpu_us_per_request),
                     ratio(|r| r.cpu_us_per_request),
                     format!("{:.0} %", r.server_cpu_pct),
-                    r.server_core_idle_pct
-                        .map_or("–".to_string(), |p| format!("{p:.0} %")),
+                    r.server_core_idle_pct.map_or("–".to_string(), |p| format!("{p:.0} %")),
                     format!("{:.0} %", r.generator_cpu_pct),
                 ]),
                 Err(err) => {
@@ -515,8 +414,7 @@ impl Report {
                         format!("{:.1} MiB", *before as f64 / 1048576.0),
                         format!("{:.1} MiB", *after as f64 / 1048576.0),
                         format!("{:.0}", row.bytes_per_conn().unwrap_or(f64::NAN)),
-                        self.idle_ratio(&row.key)
-                            .map_or("–".to_string(), |r| format!("{r:.2}")),
+                        self.idle_ratio(&row.key).map_or("–".to_string(), |r| format!("{r:.2}")),
                     ]),
                     Err(err) => {
                         line.push(format!("failed: {err}"));
@@ -528,13 +426,8 @@ impl Report {
             .collect()
     }
 
-    const IDLE_HEAD: [&'static str; 5] = [
-        "server",
-        "RSS before",
-        "RSS after",
-        "bytes per idle connection",
-        "× tokio",
-    ];
+    const IDLE_HEAD: [&'static str; 5] =
+        ["server", "RSS before", "RSS after", "bytes per idle connection", "× tokio"];
 
     fn servers_list(&self) -> String {
         self.subjects
@@ -563,16 +456,10 @@ impl Report {
             let _ = writeln!(out, "\nServer memory with {count} idle connections:\n");
             out.push_str(&text_table(&Self::IDLE_HEAD, &self.idle_cells()));
         }
-        let _ = writeln!(
-            out,
-            "\nTargets (ratios to tokio current_thread in this run):"
-        );
+        let _ = writeln!(out, "\nTargets (ratios to tokio current_thread in this run):");
         for t in self.targets() {
             let mut verdict = match &t.measured {
-                Ok(v) => format!(
-                    "{} (measured {v:.2})",
-                    if t.met { "met" } else { "NOT met" }
-                ),
+                Ok(v) => format!("{} (measured {v:.2})", if t.met { "met" } else { "NOT met" }),
                 Err(why) => why.clone(),
             };
             if let Some(caveat) = &t.caveat {
@@ -586,10 +473,7 @@ impl Report {
     /// results.md, which the book's benchmark appendix includes.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "<!-- Written by `just bench` (crates/bench); do not edit by hand. -->\n"
-        );
+        let _ = writeln!(out, "<!-- Written by `just bench` (crates/bench); do not edit by hand. -->\n");
         let _ = writeln!(out, "{}\n", self.conditions());
         let _ = writeln!(out, "Servers: {}.\n", self.servers_list());
         out.push_str(&markdown_table(
@@ -609,19 +493,13 @@ impl Report {
                 &self.idle_cells(),
             ));
         }
-        let _ = writeln!(
-            out,
-            "\nTargets, as ratios to tokio `current_thread` in this run:\n"
-        );
+        let _ = writeln!(out, "\nTargets, as ratios to tokio `current_thread` in this run:\n");
         let cells: Vec<Vec<String>> = self
             .targets()
             .into_iter()
             .map(|t| {
                 let (value, mut verdict) = match &t.measured {
-                    Ok(v) => (
-                        format!("{v:.2}"),
-                        if t.met { "met" } else { "**not met**" }.to_string(),
-                    ),
+                    Ok(v) => (format!("{v:.2}"), if t.met { "met" } else { "**not met**" }.to_string()),
                     Err(why) => ("–".to_string(), why.clone()),
                 };
                 if let Some(caveat) = &t.caveat {
@@ -630,22 +508,14 @@ impl Report {
                 vec![t.what, value, verdict]
             })
             .collect();
-        out.push_str(&markdown_table(
-            &["target", "measured", "result"],
-            &[false, true, false],
-            &cells,
-        ));
+        out.push_str(&markdown_table(&["target", "measured", "result"], &[false, true, false], &cells));
         out
     }
 
     /// results.json: every figure, for other tools.
     pub fn json(&self) -> String {
         let num = |v: f64| {
-            if v.is_finite() {
-                format!("{v:.3}")
-            } else {
-                "null".to_string()
-            }
+            if v.is_finite() { format!("{v:.3}") } else { "null".to_string() }
         };
         let opt = |v: Option<f64>| v.map_or("null".to_string(), num);
         let m = &self.machine;
@@ -732,11 +602,7 @@ impl Report {
                 )
             })
             .collect();
-        let _ = writeln!(
-            out,
-            "  \"targets\": [\n    {}\n  ]",
-            targets.join(",\n    ")
-        );
+        let _ = writeln!(out, "  \"targets\": [\n    {}\n  ]", targets.join(",\n    "));
         out.push_str("}\n");
         out
     }
@@ -838,21 +704,14 @@ mod tests {
         Subject {
             key: key.to_string(),
             what: "test",
-            cmd: crate::server::ServerCmd {
-                binary: "/bin/true".into(),
-                args: Vec::new(),
-            },
+            cmd: crate::server::ServerCmd { binary: "/bin/true".into(), args: Vec::new() },
             extra: &[],
             one_client_only: false,
         }
     }
 
     fn sample_report() -> Report {
-        let measured = |key: &str, conns, result| Measured {
-            key: key.to_string(),
-            conns,
-            result,
-        };
+        let measured = |key: &str, conns, result| Measured { key: key.to_string(), conns, result };
         Report {
             machine: Machine::read(),
             subjects: vec![subject("tokio"), subject("lesson-13")],
@@ -860,11 +719,7 @@ mod tests {
                 measured("tokio", 100, Ok(row(100_000.0, 8.0))),
                 measured("tokio", 1000, Ok(row(90_000.0, 9.0))),
                 measured("lesson-13", 100, Ok(row(110_000.0, 7.0))),
-                measured(
-                    "lesson-13",
-                    1000,
-                    Err("connection 5 of 1000: no reply".into()),
-                ),
+                measured("lesson-13", 1000, Err("connection 5 of 1000: no reply".into())),
             ],
             idle_rows: vec![
                 IdleRow::new("tokio", 10, Ok((1000, 91_000))),
@@ -883,10 +738,7 @@ mod tests {
     #[test]
     fn targets_use_ratios_to_tokio_at_the_same_connection_count() {
         let report = sample_report();
-        assert_eq!(
-            report.ratio("lesson-13", 100, |r| r.requests_per_s),
-            Some(1.1)
-        );
+        assert_eq!(report.ratio("lesson-13", 100, |r| r.requests_per_s), Some(1.1));
         let targets = report.targets();
         let find = |text: &str| targets.iter().find(|t| t.what.contains(text)).unwrap();
         let rps_100 = find("lesson-13 (test): requests/s at 100 connections");
@@ -899,13 +751,7 @@ mod tests {
         assert!(idle.met);
         let missing = find("lesson-10");
         assert!(!missing.met);
-        assert!(
-            missing
-                .measured
-                .as_ref()
-                .unwrap_err()
-                .contains("does not exist")
-        );
+        assert!(missing.measured.as_ref().unwrap_err().contains("does not exist"));
     }
 
     #[test]
@@ -936,14 +782,8 @@ mod tests {
 
     #[test]
     fn markdown_tables_right_align_the_numbers() {
-        let table = markdown_table(
-            &["server", "requests/s"],
-            &[false, true],
-            &[vec!["tokio".into(), "10".into()]],
-        );
-        assert_eq!(
-            table,
-            "| server | requests/s |\n| --- | ---: |\n| tokio | 10 |\n"
-        );
+        let table =
+            markdown_table(&["server", "requests/s"], &[false, true], &[vec!["tokio".into(), "10".into()]]);
+        assert_eq!(table, "| server | requests/s |\n| --- | ---: |\n| tokio | 10 |\n");
     }
 }

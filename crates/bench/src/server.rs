@@ -36,11 +36,7 @@ impl Server {
     /// Starts the server, pinned to `cpu` if given, and waits for its address.
     pub fn start(cmd: &ServerCmd, cpu: Option<usize>) -> Result<Server, String> {
         let mut command = Command::new(&cmd.binary);
-        command
-            .args(&cmd.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        command.args(&cmd.args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         if let Some(cpu) = cpu {
             // SAFETY: between fork and exec only async-signal-safe calls are
             // allowed; sched_setaffinity is a plain system call.
@@ -48,9 +44,7 @@ impl Server {
                 command.pre_exec(move || crate::sys::pin_to_cpu(cpu));
             }
         }
-        let mut child = command
-            .spawn()
-            .map_err(|err| format!("start {}: {err}", cmd.binary.display()))?;
+        let mut child = command.spawn().map_err(|err| format!("start {}: {err}", cmd.binary.display()))?;
         let pid = child.id();
         let stdout = child.stdout.take().expect("stdout was piped");
         let stderr = child.stderr.take().expect("stderr was piped");
@@ -62,12 +56,7 @@ impl Server {
         // A server that writes to a full pipe blocks: always drain stderr.
         thread::spawn(move || keep_tail(stderr, &tail));
 
-        let mut server = Server {
-            child,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            pid,
-            stderr_tail,
-        };
+        let mut server = Server { child, addr: SocketAddr::from(([0, 0, 0, 0], 0)), pid, stderr_tail };
         match addr_rx.recv_timeout(START_TIMEOUT) {
             Ok(addr) => {
                 server.addr = addr;
@@ -181,14 +170,8 @@ pub fn cpu_idle_ticks(cpu: usize) -> Result<u64, String> {
 
 fn parse_cpu_idle(stat: &str, cpu: usize) -> Option<u64> {
     let name = format!("cpu{cpu}");
-    let line = stat
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
-    let fields: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|f| f.parse().ok())
-        .collect::<Option<_>>()?;
+    let line = stat.lines().find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+    let fields: Vec<u64> = line.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
     Some(fields.get(3)? + fields.get(4)?)
 }
 
@@ -213,14 +196,8 @@ mod tests {
     #[test]
     fn finds_the_address_in_each_lessons_listening_line() {
         let addr: SocketAddr = "127.0.0.1:40123".parse().unwrap();
-        assert_eq!(
-            listening_address("Listening on 127.0.0.1:40123\n"),
-            Some(addr)
-        );
-        assert_eq!(
-            listening_address("Listening on 127.0.0.1:40123 (backlog 5)\n"),
-            Some(addr)
-        );
+        assert_eq!(listening_address("Listening on 127.0.0.1:40123\n"), Some(addr));
+        assert_eq!(listening_address("Listening on 127.0.0.1:40123 (backlog 5)\n"), Some(addr));
         assert_eq!(listening_address("Socket Bind Complete\n"), None);
     }
 

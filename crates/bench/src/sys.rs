@@ -53,8 +53,7 @@ pub fn raise_open_files(needed: u64) -> Result<u64, String> {
         return Ok(soft);
     }
     let new_hard = hard.max(needed);
-    setrlimit(Resource::RLIMIT_NOFILE, needed, new_hard).map_err(|err| {
-        format!("setrlimit RLIMIT_NOFILE to {needed} (soft {soft}, hard {hard}): {err}")
-    })?;
+    setrlimit(Resource::RLIMIT_NOFILE, needed, new_hard)
+        .map_err(|err| format!("setrlimit RLIMIT_NOFILE to {needed} (soft {soft}, hard {hard}): {err}"))?;
     Ok(needed)
 }

@@ -50,12 +50,7 @@ pub struct Lines {
 impl Lines {
     /// An empty buffer that accepts lines of up to `max` bytes.
     pub fn new(max: usize) -> Lines {
-        Lines {
-            buf: Vec::new(),
-            scanned: 0,
-            max,
-            too_long: false,
-        }
+        Lines { buf: Vec::new(), scanned: 0, max, too_long: false }
     }
 
     /// Appends bytes just received.
@@ -136,10 +131,7 @@ mod tests {
     fn one_feed_may_hold_several_lines() {
         let mut lines = Lines::new(MAX_LINE);
         lines.feed(b"one\ntwo\nthr");
-        assert_eq!(
-            all(&mut lines),
-            vec![Ok(b"one".to_vec()), Ok(b"two".to_vec())]
-        );
+        assert_eq!(all(&mut lines), vec![Ok(b"one".to_vec()), Ok(b"two".to_vec())]);
         assert_eq!(lines.partial(), 3);
     }
 

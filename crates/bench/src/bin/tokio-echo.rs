@@ -44,10 +44,7 @@ fn main() -> ExitCode {
     let Command::Server { addr } = Cli::parse().command;
     // One thread runs every connection's task: the same single core the
     // lessons' poll and epoll servers get.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_io().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("tokio-echo: runtime: {err}");
@@ -94,10 +91,7 @@ async fn echo_lines(mut stream: TcpStream) -> io::Result<()> {
     loop {
         line.clear();
         // `take` bounds what one line may make us buffer.
-        let n = (&mut reader)
-            .take(MAX_LINE + 1)
-            .read_until(b'\n', &mut line)
-            .await?;
+        let n = (&mut reader).take(MAX_LINE + 1).read_until(b'\n', &mut line).await?;
         if n == 0 {
             return Ok(());
         }
