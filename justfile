@@ -18,6 +18,14 @@ lesson-2 *args:
 lesson-3 *args:
     cargo run --quiet -p lesson-03 -- "$@"
 
+# Lesson 4: send is not send_all: short writes, a write-all loop, Nagle's algorithm
+lesson-4 *args:
+    cargo run --quiet -p lesson-04 -- "$@"
+
+# Lesson 5: a byte stream, not messages: framing by newline and by length
+lesson-5 *args:
+    cargo run --quiet -p lesson-05 -- "$@"
+
 # Lesson 6: ending a conversation: half-close, RST, EPIPE and TIME_WAIT
 lesson-6 *args:
     cargo run --quiet -p lesson-06 -- "$@"
@@ -29,6 +37,10 @@ lesson-7 *args:
 # Lesson 10: many clients, one thread each
 lesson-10 *args:
     cargo run --quiet -p lesson-10 -- "$@"
+
+# Lesson 11: a bounded thread pool, a connection limit and a graceful shutdown
+lesson-11 *args:
+    cargo run --quiet -p lesson-11 -- "$@"
 
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 trace n:

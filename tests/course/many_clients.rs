@@ -11,12 +11,17 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socket2::SockRef;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use socket2::{Domain, SockRef, Socket, Type};
+
+use crate::support::Server;
 
 /// How many well-behaved clients are connected at the same time.
 pub const CLIENTS: usize = 200;
@@ -195,4 +200,89 @@ pub fn exchange(stream: &TcpStream, line: &[u8]) -> Vec<u8> {
     let mut got = Vec::new();
     reader.read_until(b'\n', &mut got).expect("recv");
     got
+}
+
+/// Lines each client of the shutdown test sends before the signal.
+const IN_FLIGHT_LINES: usize = 100;
+
+/// Graceful shutdown with requests in flight. `clients` clients each send
+/// [`IN_FLIGHT_LINES`] lines without reading; an idle client says nothing.
+/// Once the server's kernel has every byte (the requests are in flight: sent,
+/// received, not all answered), the server gets SIGINT. Every client must
+/// then read all of its replies, in order, and a clean end of stream (no
+/// reset); the idle client just the end. The server must exit with status 0
+/// and report that every descriptor it opened is closed.
+pub fn shutdown_with_requests_in_flight(server: &mut Server, clients: usize) {
+    let addr: SocketAddr = server.addr.parse().expect("server address");
+    let idle = connect(addr);
+    let streams: Vec<TcpStream> = (0..clients).map(|_| small_window(addr)).collect();
+    let mut expected = Vec::new();
+    for (id, stream) in streams.iter().enumerate() {
+        let lines: String =
+            (0..IN_FLIGHT_LINES).map(|n| format!("in flight {id} {n} {}\n", "z".repeat(80))).collect();
+        (&*stream).write_all(lines.as_bytes()).expect("send");
+        expected.push(lines);
+    }
+    for stream in &streams {
+        wait_until_acknowledged(stream);
+    }
+
+    kill(Pid::from_raw(server.pid() as i32), Signal::SIGINT).expect("send SIGINT");
+
+    for (id, (stream, expected)) in streams.iter().zip(&expected).enumerate() {
+        let mut got = Vec::new();
+        if let Err(err) = (&*stream).read_to_end(&mut got) {
+            let status = server.wait_exit();
+            panic!(
+                "client {id}: {err} after {} of {} reply bytes; the server ({status:?}) printed:\n{}",
+                got.len(),
+                expected.len(),
+                server.transcript()
+            );
+        }
+        assert!(got == expected.as_bytes(), "client {id}: {} of {} reply bytes", got.len(), expected.len());
+    }
+    let mut buf = [0u8; 16];
+    assert_eq!((&idle).read(&mut buf).expect("idle client"), 0);
+
+    let status = server.wait_exit();
+    assert!(status.success(), "exit status {status:?}");
+    let log = server.transcript();
+    assert!(
+        log.ends_with("Shut down: every descriptor it opened is closed\n"),
+        "the server left something open:\n{log}"
+    );
+}
+
+/// A client whose receive buffer is too small for all of its replies, so
+/// that some are still on their way when the server is told to stop.
+fn small_window(addr: SocketAddr) -> TcpStream {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    // Before connect: the window is agreed in the handshake (man 7 tcp).
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.connect(&addr.into()).expect("connect");
+    let stream = TcpStream::from(socket);
+    stream.set_read_timeout(Some(READ_LIMIT)).expect("read timeout");
+    stream
+}
+
+/// Waits (bounded) until the peer's kernel has acknowledged every byte
+/// this socket sent: then the bytes are in the server's receive queue or
+/// already read, not somewhere on the way.
+fn wait_until_acknowledged(stream: &TcpStream) {
+    let deadline = Instant::now() + READ_LIMIT;
+    loop {
+        let mut unacknowledged: nix::libc::c_int = 0;
+        // SIOCOUTQ (the same number as TIOCOUTQ): bytes in the send queue
+        // not yet acknowledged (man 7 tcp).
+        // SAFETY: the descriptor is open for the whole call, and the request
+        // writes one c_int through the pointer, which points to one.
+        let ret = unsafe { nix::libc::ioctl(stream.as_raw_fd(), nix::libc::TIOCOUTQ, &mut unacknowledged) };
+        assert_eq!(ret, 0, "ioctl SIOCOUTQ");
+        if unacknowledged == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "bytes never acknowledged");
+        thread::sleep(Duration::from_millis(1));
+    }
 }

@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread;
@@ -96,7 +96,7 @@ pub fn run(n: u32, args: &[&str], stdin: &[u8]) -> Output {
 
 /// Like [`run`], for any prepared command.
 pub fn run_with(command: &mut Command, stdin: &[u8]) -> Output {
-    let mut child = command
+    let mut child = only_standard_descriptors(command)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -111,6 +111,24 @@ pub fn run_with(command: &mut Command, stdin: &[u8]) -> Output {
     let output = wait_bounded(child);
     let _ = writer.join();
     output
+}
+
+/// Makes the child start with descriptors 0, 1 and 2 only, as from a fresh
+/// terminal. Without this it inherits every descriptor the test runner
+/// inherited without close-on-exec (shells and CI runners leak some), and
+/// the fd numbers in a transcript would depend on where the tests run.
+fn only_standard_descriptors(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, and
+    // makes one system call, which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            // close_range(2): close 3 and everything above. An old kernel
+            // without it leaves them open; the snapshots would then say so.
+            nix::libc::syscall(nix::libc::SYS_close_range, 3, u32::MAX, 0);
+            Ok(())
+        })
+    }
 }
 
 /// Waits for a child's output, killing the child after [`CHILD_LIMIT`].
@@ -170,7 +188,7 @@ impl Server {
     /// Starts `command` and waits until it prints a line containing
     /// `Listening on ADDR`; the address is read from that line.
     pub fn start(command: &mut Command) -> Server {
-        let mut child = command
+        let mut child = only_standard_descriptors(command)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -226,6 +244,32 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// For the servers that shut down by themselves (lessons 11 to 13).
+impl Server {
+    /// The server's process id, to send it a signal.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads the rest of the server's output until it exits (bounded by
+    /// [`CHILD_LIMIT`]) and returns its exit status.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + CHILD_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                // The reader thread ends when the server's stdout closes.
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("server did not exit; it printed:\n{}", self.seen.join("\n"))
+                }
+            }
+        }
+        self.child.wait().expect("wait for the server")
     }
 }
 

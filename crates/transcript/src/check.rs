@@ -176,6 +176,9 @@ pub struct Traced {
     /// Line of the trace file where the call finished (its `resumed` line
     /// when another thread's calls came in between), counting from 1.
     pub line: usize,
+    /// Line where it began: its `<unfinished ...>` line if it was split,
+    /// else the same as `line`.
+    pub started: usize,
     /// The task (thread or process) that made it, when strace printed one.
     pub pid: Option<u32>,
     /// The kernel entry point: `accept4`, `recvfrom`.
@@ -227,29 +230,31 @@ impl Display for Traced {
 /// was never seen or whose end never came.
 pub fn parse_strace(text: &str) -> Vec<Traced> {
     let mut calls = Vec::new();
-    // An unfinished call's first half, per task: a task has at most one.
-    let mut pending: HashMap<Option<u32>, String> = HashMap::new();
+    // An unfinished call's first half and its line, per task: a task has
+    // at most one.
+    let mut pending: HashMap<Option<u32>, (String, usize)> = HashMap::new();
     for (index, line) in text.lines().enumerate() {
         let (pid, rest) = split_pid(line);
         let rest = rest.trim_end();
         if rest.starts_with("+++") || rest.starts_with("---") || rest.is_empty() {
             continue;
         }
-        let whole = if let Some(resumed) = rest.strip_prefix("<... ") {
+        let (whole, started) = if let Some(resumed) = rest.strip_prefix("<... ") {
             let Some((name, tail)) = resumed.split_once(" resumed>") else {
                 continue;
             };
             match pending.remove(&pid) {
-                Some(head) if head.starts_with(&format!("{name}(")) => head + tail,
+                Some((head, started)) if head.starts_with(&format!("{name}(")) => (head + tail, started),
                 _ => continue,
             }
         } else if let Some(head) = rest.strip_suffix("<unfinished ...>") {
-            pending.insert(pid, head.to_string());
+            pending.insert(pid, (head.to_string(), index + 1));
             continue;
         } else {
-            rest.to_string()
+            (rest.to_string(), index + 1)
         };
-        if let Some(call) = parse_call(&whole, index + 1, pid) {
+        if let Some(mut call) = parse_call(&whole, index + 1, pid) {
+            call.started = started;
             calls.push(call);
         }
     }
@@ -287,7 +292,7 @@ fn parse_call(text: &str, line: usize, pid: Option<u32>) -> Option<Traced> {
         Some(FirstArg::Fd | FirstArg::DirFd) => args.first().and_then(|a| parse_fd(a)),
         _ => None,
     };
-    Some(Traced { line, pid, name: name.to_string(), fd, args, ret })
+    Some(Traced { line, started: line, pid, name: name.to_string(), fd, args, ret })
 }
 
 /// Splits the text after a call's `(` into its top-level arguments and what
@@ -489,26 +494,63 @@ fn same_result(narrated: &Ret, traced: &TracedRet) -> bool {
 /// Traced calls nobody narrated (stdout writes, the C library's own calls)
 /// are fine; a narrated call nobody traced is a [`Mismatch`].
 ///
+/// One exception to the order: a call that one thread was blocked in when
+/// another thread's call on the same descriptor woke it (a `recv` that
+/// returns 0 because another thread called `shutdown(SHUT_RD)`). strace
+/// logs the return of the woken call before or after the call that woke
+/// it, as its threads happen to be scheduled, so the trace cannot say which
+/// came first. A narrated call may therefore match a traced call that
+/// finished before calls already matched on its descriptor, if it was
+/// made by another task and had begun before each of them finished
+/// ([`overtaken_while_blocked`]).
+///
 /// The trace's tasks are not told apart: a lesson's threads share one
 /// descriptor table, which is what its narration speaks of. A child
 /// process has a table of its own, so a lesson that starts one could see a
 /// child's call stand in for its own; no lesson does so far.
 pub fn compare(narrated: &[Event], traced: &[Traced]) -> Result<Summary, Mismatch> {
-    // Per history, the trace index after the last matched call.
+    // Per history, the trace index after the last matched call, and the
+    // trace indexes matched so far.
     let mut next: HashMap<Lane, usize> = HashMap::new();
+    let mut history: HashMap<Lane, Vec<usize>> = HashMap::new();
     let mut matched: Vec<usize> = Vec::with_capacity(narrated.len());
     for (index, event) in narrated.iter().enumerate() {
         let lanes = event_lanes(event);
         let from = lanes.iter().map(|lane| next.get(lane).copied().unwrap_or(0)).max().unwrap_or(0);
-        let Some(found) = (from..traced.len()).find(|&i| same_call(event, &traced[i])) else {
+        let in_order = (from..traced.len()).find(|&i| same_call(event, &traced[i]));
+        let found = in_order.or_else(|| {
+            (0..from).find(|&i| {
+                same_call(event, &traced[i])
+                    && !matched.contains(&i)
+                    && lanes.iter().all(|lane| {
+                        let earlier = history.get(lane).map_or(&[][..], Vec::as_slice);
+                        overtaken_while_blocked(traced, i, earlier)
+                    })
+            })
+        });
+        let Some(found) = found else {
             return Err(mismatch(narrated, traced, &matched, index, from));
         };
         for lane in lanes {
-            next.insert(lane, found + 1);
+            let next = next.entry(lane).or_insert(0);
+            *next = (*next).max(found + 1);
+            history.entry(lane).or_default().push(found);
         }
         matched.push(found);
     }
     Ok(Summary { checked: matched.len(), fds: next.keys().filter(|lane| **lane != Lane::NoFd).count() })
+}
+
+/// Whether traced call `i`, which finished before some of the calls
+/// `earlier` (already matched on its descriptor, narrated before it), may
+/// still be narrated after them: each of those is another task's, and call
+/// `i` had begun, and was blocked, before it finished.
+fn overtaken_while_blocked(traced: &[Traced], i: usize, earlier: &[usize]) -> bool {
+    let call = &traced[i];
+    earlier.iter().filter(|&&m| m > i).all(|&m| {
+        let other = &traced[m];
+        call.started < call.line && call.pid != other.pid && call.started < other.line
+    })
 }
 
 /// The event as the check reads it: `accept(fd 3) = fd 5`.
@@ -854,6 +896,46 @@ mod tests {
         ];
         let summary = compare(&narrated, &parse_strace(THREADS)).expect("a match");
         assert_eq!(summary.checked, 12);
+    }
+
+    /// Lesson 11's shutdown: a worker blocked in recv on fd 9 is woken by
+    /// another thread's shutdown(fd 9, SHUT_RD); strace logged the woken
+    /// call's return first.
+    const WOKEN: &str = "\
+21 accept4(3, {sa_family=AF_INET}, [16], SOCK_CLOEXEC) = 9
+22 recvfrom(9,  <unfinished ...>
+21 accept4(3, {sa_family=AF_INET}, [16], SOCK_CLOEXEC) = 10
+22 <... recvfrom resumed>\"\", 4096, 0, NULL, NULL) = 0
+21 shutdown(9, SHUT_RD) = 0
+22 close(9) = 0
+21 recvfrom(10, \"\", 4096, 0, NULL, NULL) = 0
+21 shutdown(10, SHUT_RD) = 0
+";
+
+    #[test]
+    fn a_call_woken_by_another_threads_call_may_be_narrated_after_it() {
+        let narrated = vec![
+            ev("accept", Some(3), Ret::Fd(9)),
+            ev("accept", Some(3), Ret::Fd(10)),
+            ev("shutdown", Some(9), Ret::Value(0)),
+            ev("recv", Some(9), Ret::Value(0)),
+            ev("close", Some(9), Ret::Value(0)),
+        ];
+        let summary = compare(&narrated, &parse_strace(WOKEN)).expect("a match");
+        assert_eq!(summary.checked, 5);
+    }
+
+    #[test]
+    fn a_call_that_was_not_blocked_keeps_its_order() {
+        // The recv on fd 10 finished, in one line, before the shutdown
+        // began: narrating it after the shutdown is wrong.
+        let narrated = vec![
+            ev("accept", Some(3), Ret::Fd(10)),
+            ev("shutdown", Some(10), Ret::Value(0)),
+            ev("recv", Some(10), Ret::Value(0)),
+        ];
+        let err = compare(&narrated, &parse_strace(WOKEN)).unwrap_err();
+        assert_eq!(err.event, 2);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::io::{self, Write as _};
 use std::os::fd::{AsRawFd, RawFd};
 
 pub use fail::{Failure, OrFail, run};
-pub use show::{OsError, Outcome, bytes};
+pub use show::{OptionValue, OsError, Outcome, bytes};
 
 /// Environment variable naming the file that receives the recorded events.
 pub const EVENTS_ENV: &str = "TRANSCRIPT_EVENTS";
@@ -113,13 +113,14 @@ pub struct Call {
     fd: Option<RawFd>,
     args: String,
     ret: Option<Ret>,
+    shown: Option<String>,
     detail: String,
 }
 
 /// Starts narrating the system call `name` (use the POSIX name: `accept`,
 /// `send`, `recv`).
 pub fn call(name: &'static str) -> Call {
-    Call { name, fd: None, args: String::new(), ret: None, detail: String::new() }
+    Call { name, fd: None, args: String::new(), ret: None, shown: None, detail: String::new() }
 }
 
 impl Call {
@@ -166,6 +167,15 @@ impl Call {
         self
     }
 
+    /// What the line shows in place of the returned value, for a value that
+    /// differs from machine to machine (a byte count that depends on the
+    /// kernel's buffer sizes): `N` instead of `6144`. The recorded event
+    /// keeps the real value, so the kernel check still compares it.
+    pub fn shown(mut self, text: impl Display) -> Call {
+        self.shown = Some(text.to_string());
+        self
+    }
+
     /// Extra words printed after the result (`peer 127.0.0.1:41000`).
     pub fn detail(mut self, detail: impl Display) -> Call {
         if !self.detail.is_empty() {
@@ -187,7 +197,9 @@ impl Call {
             args.push_str(&self.args);
         }
         let mut text = format!("{}({args})", self.name);
-        if let Some(ret) = &self.ret {
+        if let Some(shown) = &self.shown {
+            let _ = write!(text, " = {shown}");
+        } else if let Some(ret) = &self.ret {
             let _ = write!(text, " = {ret}");
         }
         if !self.detail.is_empty() {
@@ -300,5 +312,23 @@ impl Drop for Transcript {
         if let Err(err) = std::fs::write(&path, text) {
             eprintln!("transcript: cannot write events to {path:?}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shown_value_replaces_the_printed_result_but_not_the_recorded_one() {
+        let sent = call("send").on_fd(4).args("1048576 bytes").gave(&6144usize).shown("N");
+        assert_eq!(sent.text(), "send(fd 4, 1048576 bytes) = N");
+        assert_eq!(sent.event(), Some(Event { call: "send".into(), fd: Some(4), ret: Ret::Value(6144) }));
+    }
+
+    #[test]
+    fn an_option_value_is_a_zero_return_and_the_value_after_it() {
+        let got = call("getsockopt").on_fd(4).args("SO_SNDBUF").gave(&OptionValue(8192));
+        assert_eq!(got.text(), "getsockopt(fd 4, SO_SNDBUF) = 0  (value 8192)");
     }
 }

@@ -45,6 +45,20 @@ impl Outcome for bool {
     }
 }
 
+/// An integer socket option read with `getsockopt` (`SO_SNDBUF`): the call
+/// returns 0 and fills in the value, shown after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionValue(pub usize);
+
+impl Outcome for OptionValue {
+    fn ret(&self) -> Ret {
+        Ret::Value(0)
+    }
+    fn detail(&self) -> String {
+        format!("value {}", self.0)
+    }
+}
+
 /// A plain number, such as a file offset or an option's value.
 impl Outcome for i64 {
     fn ret(&self) -> Ret {
