@@ -147,8 +147,9 @@ fn run(cli: &Cli) -> Result<bool, String> {
     if cfg!(debug_assertions) && !cli.smoke {
         eprintln!("bench: warning: a debug build; measure with `cargo run -p bench --release`");
     }
-    let machine = report::Machine::read();
     let subjects = subjects(cli)?;
+    // After building the lessons, so that the build is not what it sees.
+    let machine = report::Machine::read(!cli.smoke);
     // After building, like the pinning below: the servers inherit both.
     if let Some(nice) = cli.nice {
         sys::set_nice(nice).map_err(|e| format!("setpriority {nice}: {e}"))?;

@@ -141,13 +141,15 @@ pub struct Machine {
     pub cpus: usize,
     pub cpu_model: String,
     pub kernel: String,
-    /// /proc/loadavg's 1-minute figure when the run started: other work on
-    /// the machine lowers and scatters the figures.
-    pub load_average: String,
+    /// How busy the machine's CPUs were, in percent, over the second
+    /// before the measurements: other work lowers and scatters the figures.
+    pub busy_before: Option<f64>,
 }
 
 impl Machine {
-    pub fn read() -> Machine {
+    /// Reads the machine's description; with `sample_busy`, also watches
+    /// the CPUs for one second to see how busy other work keeps them.
+    pub fn read(sample_busy: bool) -> Machine {
         let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
         let cpu_model = cpuinfo
@@ -158,12 +160,27 @@ impl Machine {
             .map_or("unknown".to_string(), |k| k.trim().to_string());
         let days = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
         let (y, m, d) = civil_date(days);
-        let load_average = fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|l| Some(l.split_whitespace().next()?.to_string()))
-            .unwrap_or_else(|| "unknown".to_string());
-        Machine { date: format!("{y:04}-{m:02}-{d:02}"), cpus, cpu_model, kernel, load_average }
+        let busy_before = sample_busy.then(busy_share).flatten();
+        Machine { date: format!("{y:04}-{m:02}-{d:02}"), cpus, cpu_model, kernel, busy_before }
     }
+}
+
+/// The share of all CPUs' time that was not idle over the next second
+/// (/proc/stat's `cpu` line, `man 5 proc`). Unlike the load average, which
+/// counts every thread that was runnable, this is time really used.
+fn busy_share() -> Option<f64> {
+    let totals = || -> Option<(u64, u64)> {
+        let stat = fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> =
+            stat.lines().next()?.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+        let idle = fields.get(3)? + fields.get(4)?;
+        Some((idle, fields.iter().sum()))
+    };
+    let (idle0, total0) = totals()?;
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (idle1, total1) = totals()?;
+    let total = total1.checked_sub(total0).filter(|&t| t > 0)?;
+    Some(100.0 * (1.0 - idle1.saturating_sub(idle0) as f64 / total as f64))
 }
 
 /// The calendar date `days` after 1970-01-01 (proleptic Gregorian; the
@@ -348,9 +365,12 @@ impl Report {
             )
         };
         let nice = self.nice.map_or(String::new(), |n| format!(", at nice {n}"));
+        let busy = m
+            .busy_before
+            .map_or(String::new(), |b| format!(", {b:.0} % busy with other work in the second before"));
         format!(
-            "Measured on {} on Linux {}, {} CPUs ({}), load average {} at the start; {pinning}{nice}; {how}; 64-byte request lines, one request in flight per connection.",
-            m.date, m.kernel, m.cpus, m.cpu_model, m.load_average
+            "Measured on {} on Linux {}, {} CPUs ({}){busy}; {pinning}{nice}; {how}; 64-byte request lines, one request in flight per connection.",
+            m.date, m.kernel, m.cpus, m.cpu_model
         )
     }
 
@@ -522,11 +542,12 @@ impl Report {
         let mut out = String::from("{\n");
         let _ = writeln!(
             out,
-            "  \"date\": {},\n  \"machine\": {{\"cpus\": {}, \"cpu_model\": {}, \"kernel\": {}}},",
+            "  \"date\": {},\n  \"machine\": {{\"cpus\": {}, \"cpu_model\": {}, \"kernel\": {}, \"busy_before_percent\": {}}},",
             json_str(&m.date),
             m.cpus,
             json_str(&m.cpu_model),
-            json_str(&m.kernel)
+            json_str(&m.kernel),
+            opt(m.busy_before)
         );
         let _ = writeln!(
             out,
@@ -713,7 +734,7 @@ mod tests {
     fn sample_report() -> Report {
         let measured = |key: &str, conns, result| Measured { key: key.to_string(), conns, result };
         Report {
-            machine: Machine::read(),
+            machine: Machine::read(false),
             subjects: vec![subject("tokio"), subject("lesson-13")],
             rows: vec![
                 measured("tokio", 100, Ok(row(100_000.0, 8.0))),
