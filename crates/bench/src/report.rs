@@ -25,6 +25,9 @@ pub struct LoadRow {
     pub server_cpu_pct: f64,
     /// Share of one CPU the generator (this process) used.
     pub generator_cpu_pct: f64,
+    /// The generator's CPU time per request: when it is not below the
+    /// server's, the generator cannot outpace that server.
+    pub generator_us_per_request: f64,
     /// Share of the window the server's CPU sat idle (pinned runs only):
     /// near 0 means the server never waited for a request, so nothing
     /// outside it (the generator included) held it back.
@@ -53,6 +56,11 @@ impl LoadRow {
             },
             server_cpu_pct: run.server_ticks as f64 * tick_us / 1e6 / seconds * 100.0,
             generator_cpu_pct: run.own_ticks as f64 * tick_us / 1e6 / seconds * 100.0,
+            generator_us_per_request: if run.requests == 0 {
+                f64::NAN
+            } else {
+                run.own_ticks as f64 * tick_us / run.requests as f64
+            },
             server_core_idle_pct: run
                 .server_core_idle_ticks
                 .map(|t| t as f64 * tick_us / 1e6 / seconds * 100.0),
@@ -240,6 +248,10 @@ pub struct Checked {
 /// requests: it was not the bottleneck of its run.
 pub const SERVER_BOUND_IDLE_PCT: f64 = 5.0;
 
+/// A generator using this much of its core is at its limit (the rest goes
+/// to interrupts and other work), and may be what capped the run.
+pub const GENERATOR_LIMIT_PCT: f64 = 90.0;
+
 pub struct Report {
     pub machine: Machine,
     pub subjects: Vec<Subject>,
@@ -321,17 +333,26 @@ impl Report {
 
     /// Which of the two runs behind a ratio left its server's core idle.
     fn pace_caveat(&self, key: &str, conns: usize) -> Option<String> {
-        let waited: Vec<String> = [key, REFERENCE]
+        let limits: Vec<String> = [key, REFERENCE]
             .iter()
             .filter_map(|k| {
-                let idle = self.row(k, conns)?.server_core_idle_pct?;
-                (idle > SERVER_BOUND_IDLE_PCT).then(|| format!("{k}'s core idled {idle:.0} %"))
+                let row = self.row(k, conns)?;
+                match row.server_core_idle_pct {
+                    Some(idle) if idle > SERVER_BOUND_IDLE_PCT => {
+                        Some(format!("{k}'s core idled {idle:.0} %"))
+                    }
+                    _ if row.generator_cpu_pct >= GENERATOR_LIMIT_PCT => Some(format!(
+                        "against {k} the generator used {:.0} % of its core",
+                        row.generator_cpu_pct
+                    )),
+                    _ => None,
+                }
             })
             .collect();
-        (!waited.is_empty()).then(|| {
+        (!limits.is_empty()).then(|| {
             format!(
-                "{}: that server waited for requests, so the generator or other work set the pace",
-                waited.join(", ")
+                "{}: the generator, or other work on the machine, may have set the pace, so the ratio is not the servers' alone",
+                limits.join("; ")
             )
         })
     }
@@ -397,10 +418,11 @@ impl Report {
                     format!("{:.0} %", r.server_cpu_pct),
                     r.server_core_idle_pct.map_or("–".to_string(), |p| format!("{p:.0} %")),
                     format!("{:.0} %", r.generator_cpu_pct),
+                    format!("{:.2}", r.generator_us_per_request),
                 ]),
                 Err(err) => {
                     line.push(format!("failed: {err}"));
-                    line.extend(std::iter::repeat_n(String::new(), 10));
+                    line.extend(std::iter::repeat_n(String::new(), 11));
                 }
             }
             cells.push(line);
@@ -408,7 +430,7 @@ impl Report {
         cells
     }
 
-    const LOAD_HEAD: [&'static str; 13] = [
+    const LOAD_HEAD: [&'static str; 14] = [
         "server",
         "connections",
         "requests/s",
@@ -422,6 +444,7 @@ impl Report {
         "server CPU",
         "server's core idle",
         "generator CPU",
+        "generator CPU µs/request",
     ];
 
     fn idle_cells(&self) -> Vec<Vec<String>> {
@@ -571,7 +594,7 @@ impl Report {
                 );
                 match &row.result {
                     Ok(r) => format!(
-                        "{head}, \"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}, \"server_cpu_percent\": {}, \"generator_cpu_percent\": {}, \"server_core_idle_percent\": {}, \"requests\": {}, \"ratio_to_tokio\": {{\"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}}}}}",
+                        "{head}, \"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}, \"server_cpu_percent\": {}, \"generator_cpu_percent\": {}, \"server_core_idle_percent\": {}, \"generator_cpu_us_per_request\": {}, \"requests\": {}, \"ratio_to_tokio\": {{\"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}}}}}",
                         num(r.requests_per_s),
                         num(r.p50_us),
                         num(r.p99_us),
@@ -579,6 +602,7 @@ impl Report {
                         num(r.server_cpu_pct),
                         num(r.generator_cpu_pct),
                         opt(r.server_core_idle_pct),
+                        num(r.generator_us_per_request),
                         r.requests,
                         opt(self.ratio(&row.key, row.conns, |r| r.requests_per_s)),
                         opt(self.ratio(&row.key, row.conns, |r| r.p50_us)),
@@ -713,6 +737,7 @@ mod tests {
             cpu_us_per_request,
             server_cpu_pct: 100.0,
             generator_cpu_pct: 80.0,
+            generator_us_per_request: 4.0,
             server_core_idle_pct: Some(0.0),
             requests: 1000,
             errors: 0,
@@ -738,7 +763,7 @@ mod tests {
             subjects: vec![subject("tokio"), subject("lesson-13")],
             rows: vec![
                 measured("tokio", 100, Ok(row(100_000.0, 8.0))),
-                measured("tokio", 1000, Ok(row(90_000.0, 9.0))),
+                measured("tokio", 1000, Ok(LoadRow { generator_cpu_pct: 95.0, ..row(90_000.0, 9.0) })),
                 measured("lesson-13", 100, Ok(row(110_000.0, 7.0))),
                 measured("lesson-13", 1000, Err("connection 5 of 1000: no reply".into())),
             ],
@@ -766,7 +791,11 @@ mod tests {
         assert!(rps_100.met);
         let rps_1000 = find("lesson-13 (test): requests/s at 1000 connections");
         assert!(!rps_1000.met && rps_1000.measured.is_err(), "failed run");
-        assert!(find("lesson-13 (test): CPU µs/request at 100").met);
+        let cpu_100 = find("lesson-13 (test): CPU µs/request at 100");
+        assert!(cpu_100.met);
+        assert_eq!(cpu_100.caveat, None, "both servers' runs were server-bound");
+        let caveat = report.pace_caveat("lesson-13", 1000).unwrap();
+        assert!(caveat.contains("against tokio the generator used 95 %"), "{caveat}");
         let idle = find("bytes per idle connection");
         assert_eq!(idle.measured, Ok(100.0));
         assert!(idle.met);
