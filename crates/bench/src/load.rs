@@ -82,6 +82,8 @@ pub fn check_reply(reply: &[u8], request: &[u8; LINE_LEN]) -> Result<(), String>
 pub struct Conn {
     stream: TcpStream,
     id: u32,
+    /// Its index among its generator thread's connections: epoll's tag.
+    slot: u64,
     seq: u64,
     request: [u8; LINE_LEN],
     /// Bytes of `request` written so far; `LINE_LEN` once it is all out.
@@ -108,6 +110,7 @@ impl Conn {
         let mut conn = Conn {
             stream,
             id,
+            slot: 0,
             seq: 0,
             request: request_line(id, 0),
             written: LINE_LEN,
@@ -193,6 +196,8 @@ pub struct Run {
     pub first_errors: Vec<String>,
     /// Requests sent but never answered before the run ended.
     pub unanswered: u64,
+    /// How many generator threads drove the run.
+    pub threads: usize,
 }
 
 impl Run {
@@ -223,44 +228,48 @@ pub struct Probe {
 /// followed by reads until the receive queue is empty.
 const INTEREST: EpollFlags = EpollFlags::EPOLLIN.union(EpollFlags::EPOLLET);
 
-/// Drives ping-pong on every connection until `stop`.
-pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe) -> Result<Run, String> {
-    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll_create1: {e}"))?;
-    for (i, conn) in conns.iter().enumerate() {
-        epoll
-            .add(conn.stream.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, i as u64))
-            .map_err(|e| format!("epoll_ctl ADD: {e}"))?;
-    }
+/// The instants one run is planned around, shared by its threads.
+#[derive(Clone, Copy)]
+struct Plan {
+    start: Instant,
+    /// Requests answered from here to `window_end` are counted.
+    window_start: Instant,
+    /// No request is sent after this in a timed run.
+    window_end: Instant,
+    /// Whatever is still unanswered then is given up.
+    hard_end: Instant,
+    /// For a counted run: requests per connection after the first.
+    per_connection: Option<u64>,
+}
+
+/// Drives ping-pong on every connection until `stop`, with one generator
+/// thread per CPU in `cpus` (pinned there), or one unpinned thread if
+/// `cpus` is empty. The connections are dealt out to the threads; this
+/// thread reads the CPU counters at the edges of the window.
+pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) -> Result<Run, String> {
     let start = Instant::now();
-    let (window_start, window_end, hard_end, per_connection) = match stop {
-        Stop::Requests { per_connection, limit } => {
-            (start, start + limit, start + limit, Some(per_connection))
-        }
+    let plan = match stop {
+        Stop::Requests { per_connection, limit } => Plan {
+            start,
+            window_start: start,
+            window_end: start + limit,
+            hard_end: start + limit,
+            per_connection: Some(per_connection),
+        },
         Stop::Window { warmup, measure } => {
             let end = start + warmup + measure;
-            (start + warmup, end, end + DRAIN, None)
+            Plan {
+                start,
+                window_start: start + warmup,
+                window_end: end,
+                hard_end: end + DRAIN,
+                per_connection: None,
+            }
         }
     };
-    let mut run = Run { latencies_ns: Vec::with_capacity(1 << 16), ..Run::default() };
-    let mut in_flight = 0usize;
-    // Whether a connection sends again once answered.
-    let goes_on = |conn: &Conn, now: Instant| match per_connection {
-        Some(n) => conn.answered < n + 1,
-        None => now < window_end,
-    };
-    for conn in conns.iter_mut() {
-        if goes_on(conn, start) {
-            send_next(conn, &epoll, &mut run, &mut in_flight);
-        }
-    }
-
-    let mut events = vec![EpollEvent::empty(); conns.len().clamp(1, 1024)];
-    let mut scratch = [0u8; 4096];
-    let mut opened: Option<Sample> = None;
-    let mut closed: Option<Sample> = None;
-    let sample = |now: Instant| -> Result<Sample, String> {
+    let sample = || -> Result<Sample, String> {
         Ok(Sample {
-            at: now,
+            at: Instant::now(),
             server: crate::server::cpu_ticks(&probe.server_stat)?,
             own: crate::server::cpu_ticks("/proc/self/stat")?,
             server_core_idle: match probe.server_cpu {
@@ -269,25 +278,109 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe) -> Result<Run, S
             },
         })
     };
+    let threads = cpus.len().max(1);
+    let share = conns.len().div_ceil(threads).max(1);
+    let (opened, closed, runs) = std::thread::scope(|scope| {
+        let workers: Vec<_> = conns
+            .chunks_mut(share)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let cpu = cpus.get(i).copied();
+                scope.spawn(move || {
+                    if let Some(cpu) = cpu {
+                        crate::sys::pin_to_cpu(cpu).map_err(|e| format!("sched_setaffinity {cpu}: {e}"))?;
+                    }
+                    drive(chunk, plan)
+                })
+            })
+            .collect();
+        // A counted run is measured from start to finish; a timed one
+        // over its window, while the workers keep the load on.
+        let (opened, closed) = if plan.per_connection.is_some() {
+            let opened = sample();
+            while workers.iter().any(|w| !w.is_finished()) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            (opened, sample())
+        } else {
+            std::thread::sleep(plan.window_start.saturating_duration_since(Instant::now()));
+            let opened = sample();
+            std::thread::sleep(plan.window_end.saturating_duration_since(Instant::now()));
+            (opened, sample())
+        };
+        let runs: Vec<Result<Run, String>> = workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err("a generator thread panicked".into())))
+            .collect();
+        (opened, closed, runs)
+    });
+    let mut run = Run { threads: runs.len(), ..Run::default() };
+    for part in runs {
+        let part = part?;
+        run.requests += part.requests;
+        run.latencies_ns.extend(part.latencies_ns);
+        run.verified += part.verified;
+        run.errors += part.errors;
+        run.unanswered += part.unanswered;
+        for error in part.first_errors {
+            if run.first_errors.len() < KEPT_ERRORS {
+                run.first_errors.push(error);
+            }
+        }
+    }
+    let (t0, t1) = (opened?, closed?);
+    // A timed run counts the requests answered in its planned window,
+    // which the samples bracket to within a scheduler wake-up.
+    run.window = match plan.per_connection {
+        Some(_) => t1.at.saturating_duration_since(t0.at),
+        None => plan.window_end - plan.window_start,
+    };
+    run.server_ticks = t1.server.saturating_sub(t0.server);
+    run.own_ticks = t1.own.saturating_sub(t0.own);
+    run.server_core_idle_ticks = match (t0.server_core_idle, t1.server_core_idle) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    Ok(run)
+}
+
+/// One generator thread: ping-pong on its share of the connections.
+fn drive(conns: &mut [Conn], plan: Plan) -> Result<Run, String> {
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll_create1: {e}"))?;
+    for (slot, conn) in conns.iter_mut().enumerate() {
+        conn.slot = slot as u64;
+        epoll
+            .add(conn.stream.as_fd(), EpollEvent::new(INTEREST, conn.slot))
+            .map_err(|e| format!("epoll_ctl ADD: {e}"))?;
+    }
+    let mut run = Run { latencies_ns: Vec::with_capacity(1 << 16), ..Run::default() };
+    let mut in_flight = 0usize;
+    // Whether a connection sends again once answered.
+    let goes_on = |conn: &Conn, now: Instant| match plan.per_connection {
+        Some(n) => conn.answered < n + 1,
+        None => now < plan.window_end,
+    };
+    for conn in conns.iter_mut() {
+        if goes_on(conn, plan.start) {
+            send_next(conn, &epoll, &mut run, &mut in_flight);
+        }
+    }
+
+    let mut events = vec![EpollEvent::empty(); conns.len().clamp(1, 1024)];
+    let mut scratch = [0u8; 4096];
     loop {
         let now = Instant::now();
-        if opened.is_none() && now >= window_start {
-            opened = Some(sample(now)?);
-        }
-        let requests_done = per_connection.is_some() && in_flight == 0;
-        if closed.is_none() && (now >= window_end || requests_done) {
-            closed = Some(sample(now)?);
-        }
-        if in_flight == 0 && closed.is_some() {
+        let sending_over = plan.per_connection.is_some() || now >= plan.window_end;
+        if in_flight == 0 && sending_over {
             break;
         }
-        if now >= hard_end {
+        if now >= plan.hard_end {
             run.unanswered += in_flight as u64;
             break;
         }
-        // Wake up in time for the next edge of the window.
+        // Wake up in time to stop sending at the end of the window.
         let next =
-            [window_start, window_end, hard_end].into_iter().filter(|t| *t > now).min().unwrap_or(hard_end);
+            [plan.window_end, plan.hard_end].into_iter().filter(|t| *t > now).min().unwrap_or(plan.hard_end);
         let wait_ms = (next - now).as_millis().clamp(1, 100) as u16;
         let ready = match epoll.wait(&mut events, wait_ms) {
             Ok(n) => n,
@@ -351,7 +444,7 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe) -> Result<Run, S
                 in_flight -= 1;
                 conn.answered += 1;
                 run.verified += 1;
-                if opened.is_some() && answered_at < window_end {
+                if plan.window_start <= answered_at && answered_at < plan.window_end {
                     run.requests += 1;
                     run.latencies_ns.push((answered_at - conn.sent_at).as_nanos() as u64);
                 }
@@ -368,15 +461,6 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe) -> Result<Run, S
                 run.fail(conn, &epoll, "the server closed the connection".to_string());
             }
         }
-    }
-    if let (Some(t0), Some(t1)) = (opened, closed) {
-        run.window = t1.at.saturating_duration_since(t0.at);
-        run.server_ticks = t1.server.saturating_sub(t0.server);
-        run.own_ticks = t1.own.saturating_sub(t0.own);
-        run.server_core_idle_ticks = match (t0.server_core_idle, t1.server_core_idle) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-            _ => None,
-        };
     }
     Ok(run)
 }
@@ -418,7 +502,7 @@ fn write_rest(conn: &mut Conn, epoll: &Epoll, run: &mut Run, in_flight: &mut usi
     let wants_out = conn.written < LINE_LEN;
     if wants_out != conn.wants_out {
         let flags = if wants_out { INTEREST | EpollFlags::EPOLLOUT } else { INTEREST };
-        let mut event = EpollEvent::new(flags, u64::from(conn.id));
+        let mut event = EpollEvent::new(flags, conn.slot);
         if let Err(e) = epoll.modify(conn.stream.as_fd(), &mut event) {
             *in_flight -= usize::from(conn.outstanding);
             run.fail(conn, epoll, format!("epoll_ctl MOD: {e}"));

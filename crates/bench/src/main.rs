@@ -3,13 +3,14 @@
 //! Starts each multi-client server of the course (lessons 10-13, whichever
 //! exist, and lesson 2 at one connection) and a tokio `current_thread` echo
 //! server of the same line protocol, drives each with 1, 100 and 1000
-//! ping-pong connections from one epoll thread, and reports requests/s, p50
+//! ping-pong connections from epoll threads, and reports requests/s, p50
 //! and p99 latency, the server's CPU time per request and its memory per
 //! idle connection, each also as a ratio to tokio measured in the same run.
 //!
-//! The server runs pinned to CPU 0 and the generator to CPU 1, so that the
-//! two never compete for a core and the generator's own CPU use shows
-//! whether it, rather than the server, set the pace.
+//! The server runs pinned to one CPU and the generator on the others (on a
+//! 2-CPU machine: CPU 0 and CPU 1), so that the two never compete for a
+//! core, and the generator's CPU use and the server's core's idle time show
+//! whether the generator, rather than the server, set the pace.
 //!
 //! `--smoke` checks instead that every server answers a few hundred requests
 //! correctly, and measures nothing.
@@ -32,9 +33,15 @@ use load::Stop;
 use report::{IdleRow, LoadRow, Measured, Report};
 use server::{Server, ServerCmd};
 
-/// The server runs here, the generator on the other CPU.
-const SERVER_CPU: usize = 0;
-const GENERATOR_CPU: usize = 1;
+/// Where the server and the generator run.
+#[derive(Clone, Debug, Default)]
+pub struct Placement {
+    /// The CPU every server is pinned to.
+    pub server_cpu: Option<usize>,
+    /// One generator thread on each of these CPUs (at most one per
+    /// connection); none: one thread, wherever the scheduler puts it.
+    pub generator_cpus: Vec<usize>,
+}
 
 /// How long opening one connection and its first round trip may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
@@ -70,6 +77,12 @@ struct Cli {
     /// Let the scheduler place the server and the generator
     #[arg(long)]
     no_pin: bool,
+    /// The CPU to pin the servers to (default: the first this process may use)
+    #[arg(long)]
+    server_cpu: Option<usize>,
+    /// CPUs for the generator, one thread each (default: every other CPU this process may use)
+    #[arg(long, value_delimiter = ',')]
+    generator_cpus: Vec<usize>,
     /// Run the generator and the servers at this nice value (-20..19; below 0 needs root), so that other work on the machine disturbs the figures less
     #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
     nice: Option<i32>,
@@ -155,15 +168,7 @@ fn run(cli: &Cli) -> Result<bool, String> {
         sys::set_nice(nice).map_err(|e| format!("setpriority {nice}: {e}"))?;
     }
     // Pin only after building: cargo would otherwise get one CPU.
-    let pin = if cli.no_pin {
-        None
-    } else if sys::cpus_allowed() < 2 {
-        println!("only one CPU: the server and the generator are not pinned");
-        None
-    } else {
-        sys::pin_to_cpu(GENERATOR_CPU).map_err(|e| format!("sched_setaffinity: {e}"))?;
-        Some(SERVER_CPU)
-    };
+    let placement = place(cli)?;
     // Each connection is a descriptor in the generator and one in the
     // server (which inherits the limit), plus a margin for everything else.
     let most = if cli.smoke { 20 } else { cli.connections.iter().copied().max().unwrap_or(1) };
@@ -179,10 +184,34 @@ fn run(cli: &Cli) -> Result<bool, String> {
         },
     };
     if cli.smoke {
-        smoke(&subjects, pin, idle, &machine)
+        smoke(&subjects, &placement, idle, &machine)
     } else {
-        measure_all(cli, &subjects, pin, idle, &machine)
+        measure_all(cli, &subjects, &placement, idle, &machine)
     }
+}
+
+/// Pins this thread (and so the threads it starts) to the generator's first
+/// CPU and says where servers and generator threads go.
+fn place(cli: &Cli) -> Result<Placement, String> {
+    if cli.no_pin {
+        return Ok(Placement::default());
+    }
+    let allowed = sys::allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
+    let server_cpu = cli.server_cpu.or(allowed.first().copied()).ok_or("no CPU to run on")?;
+    let generator_cpus: Vec<usize> = if cli.generator_cpus.is_empty() {
+        allowed.iter().copied().filter(|&c| c != server_cpu).collect()
+    } else {
+        cli.generator_cpus.clone()
+    };
+    let Some(&first) = generator_cpus.first() else {
+        println!("only one CPU: the server and the generator are not pinned");
+        return Ok(Placement::default());
+    };
+    if generator_cpus.contains(&server_cpu) {
+        println!("warning: the generator shares CPU {server_cpu} with the servers");
+    }
+    sys::pin_to_cpu(first).map_err(|e| format!("sched_setaffinity {first}: {e}"))?;
+    Ok(Placement { server_cpu: Some(server_cpu), generator_cpus })
 }
 
 /// The tokio reference and the lessons that exist, built in release mode.
@@ -260,7 +289,7 @@ fn counts_for(subject: &Subject, counts: &[usize]) -> Vec<usize> {
 fn measure_all(
     cli: &Cli,
     subjects: &[Subject],
-    pin: Option<usize>,
+    placement: &Placement,
     idle: Option<usize>,
     machine: &report::Machine,
 ) -> Result<bool, String> {
@@ -278,7 +307,7 @@ fn measure_all(
                 if !counts_for(subject, &[conns]).contains(&conns) {
                     continue;
                 }
-                let row = measure(subject, conns, stop, pin);
+                let row = measure(subject, conns, stop, placement);
                 match &row {
                     Ok(r) => println!(
                         "round {round}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, server CPU {:>3.0} % (its core idle {}), generator CPU {:>3.0} %",
@@ -311,7 +340,7 @@ fn measure_all(
     let mut idle_rows = Vec::new();
     if let Some(count) = idle {
         for subject in subjects.iter().filter(|s| !s.one_client_only) {
-            let row = idle_memory(subject, count, pin);
+            let row = idle_memory(subject, count, placement);
             match &row.result {
                 Ok(_) => println!(
                     "{:<10} {count} idle connections: {:.0} bytes each",
@@ -332,7 +361,7 @@ fn measure_all(
         seconds: cli.seconds,
         warmup: cli.warmup,
         rounds,
-        pinned: pin.is_some(),
+        placement: placement.clone(),
         nice: cli.nice,
         smoke: false,
     };
@@ -348,16 +377,16 @@ fn measure_all(
 }
 
 /// Where a run reads the server's CPU time and its core's idle time.
-fn probe(server: &Server, pin: Option<usize>) -> load::Probe {
-    load::Probe { server_stat: server.stat_path(), server_cpu: pin }
+fn probe(server: &Server, placement: &Placement) -> load::Probe {
+    load::Probe { server_stat: server.stat_path(), server_cpu: placement.server_cpu }
 }
 
 /// One server at one connection count, on a fresh server process.
-fn measure(subject: &Subject, conns: usize, stop: Stop, pin: Option<usize>) -> Result<LoadRow, String> {
-    let mut server = Server::start(&subject.command(conns), pin)?;
+fn measure(subject: &Subject, conns: usize, stop: Stop, placement: &Placement) -> Result<LoadRow, String> {
+    let mut server = Server::start(&subject.command(conns), placement.server_cpu)?;
     let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
         .map_err(|err| format!("{err}{}", server.exit_note()))?;
-    let run = load::ping_pong(&mut clients, stop, &probe(&server, pin))?;
+    let run = load::ping_pong(&mut clients, stop, &probe(&server, placement), &placement.generator_cpus)?;
     let note = server.exit_note();
     drop(clients);
     if !note.is_empty() {
@@ -368,9 +397,9 @@ fn measure(subject: &Subject, conns: usize, stop: Stop, pin: Option<usize>) -> R
 
 /// The server's resident memory before and after `count` connections that
 /// were each answered once and then left idle.
-fn idle_memory(subject: &Subject, count: usize, pin: Option<usize>) -> IdleRow {
+fn idle_memory(subject: &Subject, count: usize, placement: &Placement) -> IdleRow {
     let result = (|| {
-        let mut server = Server::start(&subject.command(count), pin)?;
+        let mut server = Server::start(&subject.command(count), placement.server_cpu)?;
         let before = server.rss_bytes()?;
         let clients = load::connect_all(server.addr, count, SETUP_TIMEOUT)
             .map_err(|err| format!("{err}{}", server.exit_note()))?;
@@ -385,7 +414,7 @@ fn idle_memory(subject: &Subject, count: usize, pin: Option<usize>) -> IdleRow {
 /// the multi-client servers, on 20 connections at once.
 fn smoke(
     subjects: &[Subject],
-    pin: Option<usize>,
+    placement: &Placement,
     idle: Option<usize>,
     machine: &report::Machine,
 ) -> Result<bool, String> {
@@ -398,10 +427,15 @@ fn smoke(
             let per_connection = 300 / conns as u64;
             let stop = Stop::Requests { per_connection, limit: Duration::from_secs(20) };
             let result = (|| {
-                let mut server = Server::start(&subject.command(conns), pin)?;
+                let mut server = Server::start(&subject.command(conns), placement.server_cpu)?;
                 let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
                     .map_err(|err| format!("{err}{}", server.exit_note()))?;
-                let run = load::ping_pong(&mut clients, stop, &probe(&server, pin))?;
+                let run = load::ping_pong(
+                    &mut clients,
+                    stop,
+                    &probe(&server, placement),
+                    &placement.generator_cpus,
+                )?;
                 let answered: u64 = clients.iter().map(load::Conn::answered).sum();
                 let expected = conns as u64 * (per_connection + 1);
                 let note = server.exit_note();
@@ -434,7 +468,7 @@ fn smoke(
             }
         }
         if let (Some(count), false) = (idle, subject.one_client_only) {
-            let row = idle_memory(subject, count, pin);
+            let row = idle_memory(subject, count, placement);
             if let Err(err) = &row.result {
                 println!("smoke {:<10} {count} idle connections: FAILED: {err}", subject.key);
                 ok = false;
@@ -458,7 +492,7 @@ fn smoke(
         seconds: 0.0,
         warmup: 0.0,
         rounds: 1,
-        pinned: pin.is_some(),
+        placement: placement.clone(),
         nice: None,
         smoke: true,
     };

@@ -23,8 +23,11 @@ pub struct LoadRow {
     pub cpu_us_per_request: f64,
     /// Share of one CPU the server used over the window.
     pub server_cpu_pct: f64,
-    /// Share of one CPU the generator (this process) used.
+    /// Share of one CPU the generator (this process) used, all its threads
+    /// together.
     pub generator_cpu_pct: f64,
+    /// Generator threads, each on a CPU of its own when pinned.
+    pub generator_threads: usize,
     /// The generator's CPU time per request: when it is not below the
     /// server's, the generator cannot outpace that server.
     pub generator_us_per_request: f64,
@@ -56,6 +59,7 @@ impl LoadRow {
             },
             server_cpu_pct: run.server_ticks as f64 * tick_us / 1e6 / seconds * 100.0,
             generator_cpu_pct: run.own_ticks as f64 * tick_us / 1e6 / seconds * 100.0,
+            generator_threads: run.threads.max(1),
             generator_us_per_request: if run.requests == 0 {
                 f64::NAN
             } else {
@@ -261,7 +265,7 @@ pub struct Report {
     pub seconds: f64,
     pub warmup: f64,
     pub rounds: usize,
-    pub pinned: bool,
+    pub placement: crate::Placement,
     pub nice: Option<i32>,
     /// Smoke figures: correct replies, meaningless timing.
     pub smoke: bool,
@@ -341,10 +345,12 @@ impl Report {
                     Some(idle) if idle > SERVER_BOUND_IDLE_PCT => {
                         Some(format!("{k}'s core idled {idle:.0} %"))
                     }
-                    _ if row.generator_cpu_pct >= GENERATOR_LIMIT_PCT => Some(format!(
-                        "against {k} the generator used {:.0} % of its core",
-                        row.generator_cpu_pct
-                    )),
+                    _ if row.generator_cpu_pct / row.generator_threads as f64 >= GENERATOR_LIMIT_PCT => {
+                        Some(format!(
+                            "against {k} the generator used {:.0} % of its core",
+                            row.generator_cpu_pct / row.generator_threads as f64
+                        ))
+                    }
                     _ => None,
                 }
             })
@@ -372,10 +378,18 @@ impl Report {
     /// The conditions, in one paragraph.
     fn conditions(&self) -> String {
         let m = &self.machine;
-        let pinning = if self.pinned {
-            "each server pinned to CPU 0 and the load generator to CPU 1"
-        } else {
-            "server and generator not pinned"
+        let p = &self.placement;
+        let pinning = match p.server_cpu {
+            Some(server) => {
+                let cpus: Vec<String> = p.generator_cpus.iter().map(|c| c.to_string()).collect();
+                let threads = if cpus.len() == 1 {
+                    format!("the load generator (one thread) to CPU {}", cpus[0])
+                } else {
+                    format!("the load generator to CPUs {}, one thread each", cpus.join(", "))
+                };
+                format!("each server pinned to CPU {server} and {threads}")
+            }
+            None => "server and generator not pinned".to_string(),
         };
         let how = if self.smoke {
             "a smoke run: a few hundred requests per server, checked for correctness; its timing means nothing".to_string()
@@ -574,11 +588,12 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  \"settings\": {{\"seconds\": {}, \"warmup_seconds\": {}, \"rounds\": {}, \"pinned\": {}, \"nice\": {}, \"request_bytes\": {}, \"smoke\": {}}},",
+            "  \"settings\": {{\"seconds\": {}, \"warmup_seconds\": {}, \"rounds\": {}, \"server_cpu\": {}, \"generator_cpus\": [{}], \"nice\": {}, \"request_bytes\": {}, \"smoke\": {}}},",
             num(self.seconds),
             num(self.warmup),
             self.rounds,
-            self.pinned,
+            self.placement.server_cpu.map_or("null".to_string(), |c| c.to_string()),
+            self.placement.generator_cpus.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
             self.nice.map_or("null".to_string(), |n| n.to_string()),
             crate::load::LINE_LEN,
             self.smoke
@@ -738,6 +753,7 @@ mod tests {
             server_cpu_pct: 100.0,
             generator_cpu_pct: 80.0,
             generator_us_per_request: 4.0,
+            generator_threads: 1,
             server_core_idle_pct: Some(0.0),
             requests: 1000,
             errors: 0,
@@ -775,7 +791,7 @@ mod tests {
             seconds: 2.0,
             warmup: 0.5,
             rounds: 3,
-            pinned: true,
+            placement: crate::Placement { server_cpu: Some(0), generator_cpus: vec![1] },
             nice: None,
             smoke: false,
         }

@@ -31,9 +31,16 @@ pub fn set_nice(nice: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// How many CPUs this process may run on.
-pub fn cpus_allowed() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// The CPUs this thread may run on (`man 2 sched_getaffinity`).
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: as in pin_to_cpu; CPU_ISSET only reads the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((0..libc::CPU_SETSIZE as usize).filter(|&cpu| libc::CPU_ISSET(cpu, &set)).collect())
+    }
 }
 
 /// The unit of /proc/pid/stat's utime and stime (`man 5 proc`: clock ticks,
