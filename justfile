@@ -42,6 +42,10 @@ lesson-10 *args:
 lesson-11 *args:
     cargo run --quiet -p lesson-11 -- "$@"
 
+# Lesson 12: non-blocking sockets and poll: one thread serves every client
+lesson-12 *args:
+    cargo run --quiet -p lesson-12 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 trace n:
     #!/usr/bin/env bash

@@ -20,3 +20,4 @@ mod lesson_06;
 mod lesson_07;
 mod lesson_10;
 mod lesson_11;
+mod lesson_12;
