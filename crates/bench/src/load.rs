@@ -23,6 +23,9 @@ pub const LINE_LEN: usize = 64;
 /// A reply that grows past this without a newline is an error.
 const MAX_REPLY: usize = 4096;
 
+/// How long opening all the connections of a run may take.
+const SETUP_LIMIT: Duration = Duration::from_secs(120);
+
 /// How long the generator waits after the window for replies still due.
 const DRAIN: Duration = Duration::from_secs(2);
 
@@ -154,8 +157,13 @@ impl Conn {
 /// overflows (a dropped SYN would cost a one-second retransmission), and a
 /// server that stops answering new connections is found out at once.
 pub fn connect_all(addr: SocketAddr, count: usize, timeout: Duration) -> Result<Vec<Conn>, String> {
+    let started = Instant::now();
     let mut conns = Vec::with_capacity(count);
     for i in 0..count {
+        // Each step is bounded by `timeout`; this bounds them all.
+        if started.elapsed() > SETUP_LIMIT {
+            return Err(format!("opening {count} connections took over {SETUP_LIMIT:?} ({i} were open)"));
+        }
         let conn = Conn::open(addr, i as u32, timeout).map_err(|err| {
             format!("connection {} of {count}: {err} ({} connections were open and answered)", i + 1, i)
         })?;
