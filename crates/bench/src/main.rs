@@ -74,6 +74,9 @@ struct Cli {
     /// Only these lessons (lesson-02, lesson-10, ...); the tokio reference always runs, the ratios need it
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Also measure this server: NAME=BINARY [ARG...], run as `BINARY server --addr 127.0.0.1:0 ARG...` ({conns} in an ARG stands for the connection count); any server of the line protocol will do
+    #[arg(long = "server", value_name = "NAME=BINARY [ARG...]")]
+    servers: Vec<String>,
     /// Let the scheduler place the server and the generator
     #[arg(long)]
     no_pin: bool,
@@ -97,11 +100,11 @@ pub struct Subject {
     /// `tokio` or `lesson-NN`.
     pub key: String,
     /// What it is, for the table.
-    pub what: &'static str,
+    pub what: String,
     pub cmd: ServerCmd,
     /// Arguments after `server --addr 127.0.0.1:0`; `{conns}` stands for
     /// the number of connections of the run.
-    pub extra: &'static [&'static str],
+    pub extra: Vec<String>,
     /// Lesson 2 serves one client at a time: more connections would wait.
     pub one_client_only: bool,
 }
@@ -230,9 +233,9 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     let server_args = || vec!["server".to_string(), "--addr".into(), "127.0.0.1:0".into()];
     let mut subjects = vec![Subject {
         key: "tokio".into(),
-        what: "tokio current_thread (reference)",
+        what: "tokio current_thread (reference)".into(),
         cmd: ServerCmd { binary: tokio_echo, args: server_args() },
-        extra: &[],
+        extra: Vec::new(),
         one_client_only: false,
     }];
 
@@ -266,10 +269,13 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
         subjects.push(Subject {
             cmd: ServerCmd { binary: target.join("release").join(&key), args: server_args() },
             key,
-            what: lesson.what,
-            extra: lesson.extra,
+            what: lesson.what.into(),
+            extra: lesson.extra.iter().map(|a| a.to_string()).collect(),
             one_client_only: n == 2,
         });
+    }
+    for spec in &cli.servers {
+        subjects.push(command_line_server(spec)?);
     }
     let missing: Vec<String> = LESSONS
         .iter()
@@ -280,6 +286,24 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
         println!("not measured, no crate yet: {}", missing.join(", "));
     }
     Ok(subjects)
+}
+
+/// A server named on the command line: `NAME=BINARY [ARG...]`.
+fn command_line_server(spec: &str) -> Result<Subject, String> {
+    let (key, rest) =
+        spec.split_once('=').ok_or(format!("--server {spec:?}: expected NAME=BINARY [ARG...]"))?;
+    let mut words = rest.split_whitespace();
+    let binary = words.next().ok_or(format!("--server {spec:?}: no binary"))?;
+    Ok(Subject {
+        key: key.to_string(),
+        what: format!("{binary}, given with --server"),
+        cmd: ServerCmd {
+            binary: binary.into(),
+            args: vec!["server".to_string(), "--addr".into(), "127.0.0.1:0".into()],
+        },
+        extra: words.map(String::from).collect(),
+        one_client_only: false,
+    })
 }
 
 /// Connection counts a subject is measured at.
@@ -518,11 +542,21 @@ mod tests {
         let pool = LESSONS.iter().find(|l| l.number == 11).unwrap();
         let subject = Subject {
             key: "lesson-11".into(),
-            what: pool.what,
+            what: pool.what.into(),
             cmd: ServerCmd { binary: "lesson-11".into(), args: vec!["server".into()] },
-            extra: pool.extra,
+            extra: pool.extra.iter().map(|a| a.to_string()).collect(),
             one_client_only: false,
         };
         assert_eq!(subject.command(100).args, ["server", "--workers", "100", "--max-conns", "100"]);
+    }
+
+    #[test]
+    fn any_line_server_can_be_named_on_the_command_line() {
+        let subject = command_line_server("mine=/usr/local/bin/echo-server --limit {conns}").unwrap();
+        assert_eq!(subject.key, "mine");
+        assert_eq!(subject.cmd.binary, std::path::PathBuf::from("/usr/local/bin/echo-server"));
+        assert_eq!(subject.command(1000).args, ["server", "--addr", "127.0.0.1:0", "--limit", "1000"]);
+        assert!(command_line_server("no-binary=").is_err());
+        assert!(command_line_server("/bin/echo").is_err());
     }
 }

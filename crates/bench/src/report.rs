@@ -291,7 +291,7 @@ impl Report {
     }
 
     pub fn what(&self, key: &str) -> &str {
-        self.subjects.iter().find(|s| s.key == key).map_or("", |s| s.what)
+        self.subjects.iter().find(|s| s.key == key).map_or("", |s| s.what.as_str())
     }
 
     pub fn targets(&self) -> Vec<Checked> {
@@ -757,9 +757,9 @@ mod tests {
     fn subject(key: &str) -> Subject {
         Subject {
             key: key.to_string(),
-            what: "test",
+            what: "test".into(),
             cmd: crate::server::ServerCmd { binary: "/bin/true".into(), args: Vec::new() },
-            extra: &[],
+            extra: Vec::new(),
             one_client_only: false,
         }
     }
