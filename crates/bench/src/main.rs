@@ -306,6 +306,16 @@ fn command_line_server(spec: &str) -> Result<Subject, String> {
     })
 }
 
+/// Whether the crate of lesson `key` (`lesson-NN`) is in the workspace.
+pub fn lesson_crate_exists(key: &str) -> bool {
+    let Some(number) = key.strip_prefix("lesson-") else { return false };
+    fs::read_dir(workspace_root().join("crates")).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .any(|name| name.starts_with(&format!("{number}-")))
+    })
+}
+
 /// Connection counts a subject is measured at.
 fn counts_for(subject: &Subject, counts: &[usize]) -> Vec<usize> {
     counts.iter().copied().filter(|&n| !subject.one_client_only || n == 1).collect()

@@ -312,7 +312,12 @@ impl Report {
                 );
                 let exists = self.subjects.iter().any(|s| s.key == t.key);
                 let measured = if !exists {
-                    Err(format!("not measured: {} does not exist yet", t.key))
+                    let why = if crate::lesson_crate_exists(t.key) {
+                        "left out of this run (--only)"
+                    } else {
+                        "does not exist yet"
+                    };
+                    Err(format!("not measured: {} {why}", t.key))
                 } else {
                     let value = match t.metric {
                         Metric::RequestsRatio => self.ratio(t.key, t.conns, |r| r.requests_per_s),
