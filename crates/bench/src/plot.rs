@@ -21,7 +21,18 @@ fn colour(key: &str) -> RGBColor {
         "lesson-11" => RGBColor(255, 127, 14),
         "lesson-12" => RGBColor(31, 119, 180),
         "lesson-13" => RGBColor(44, 160, 44),
-        _ => RGBColor(148, 103, 189),
+        // Servers given with --server: a colour from the name, so that two
+        // of them differ and each keeps its colour from run to run.
+        other => {
+            const MORE: [RGBColor; 5] = [
+                RGBColor(148, 103, 189),
+                RGBColor(140, 86, 75),
+                RGBColor(227, 119, 194),
+                RGBColor(188, 189, 34),
+                RGBColor(23, 190, 207),
+            ];
+            MORE[other.bytes().map(usize::from).sum::<usize>() % MORE.len()]
+        }
     }
 }
 
