@@ -206,6 +206,9 @@ pub struct Run {
     pub unanswered: u64,
     /// How many generator threads drove the run.
     pub threads: usize,
+    /// Time the server's and the generator's CPUs spent on other work
+    /// (other processes, the hypervisor) over the window, in ticks.
+    pub other_ticks: Option<u64>,
 }
 
 impl Run {
@@ -229,6 +232,8 @@ pub struct Probe {
     pub server_stat: String,
     /// The CPU the server is pinned to, if it is.
     pub server_cpu: Option<usize>,
+    /// The CPUs the generator's threads are pinned to.
+    pub generator_cpus: Vec<usize>,
 }
 
 /// Edge-triggered: an event only when new data arrives, so epoll does not
@@ -281,7 +286,17 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) 
             server: crate::server::cpu_ticks(&probe.server_stat)?,
             own: crate::server::cpu_ticks("/proc/self/stat")?,
             server_core_idle: match probe.server_cpu {
-                Some(cpu) => Some(crate::server::cpu_idle_ticks(cpu)?),
+                Some(cpu) => Some(crate::server::cpu_times(cpu)?.idle),
+                None => None,
+            },
+            bench_cores_busy: match probe.server_cpu {
+                Some(cpu) => {
+                    let mut busy = crate::server::cpu_times(cpu)?.busy;
+                    for &g in probe.generator_cpus.iter().filter(|&&g| g != cpu) {
+                        busy += crate::server::cpu_times(g)?.busy;
+                    }
+                    Some(busy)
+                }
                 None => None,
             },
         })
@@ -347,6 +362,11 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) 
     run.own_ticks = t1.own.saturating_sub(t0.own);
     run.server_core_idle_ticks = match (t0.server_core_idle, t1.server_core_idle) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    // What kept those CPUs busy besides the server and the generator.
+    run.other_ticks = match (t0.bench_cores_busy, t1.bench_cores_busy) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a).saturating_sub(run.server_ticks + run.own_ticks)),
         _ => None,
     };
     Ok(run)
@@ -480,6 +500,8 @@ struct Sample {
     server: u64,
     own: u64,
     server_core_idle: Option<u64>,
+    /// Busy time of the server's and the generator's CPUs together.
+    bench_cores_busy: Option<u64>,
 }
 
 fn send_next(conn: &mut Conn, epoll: &Epoll, run: &mut Run, in_flight: &mut usize) {

@@ -62,7 +62,7 @@ struct Cli {
     /// Seconds of traffic before each measurement starts
     #[arg(long, default_value_t = 0.5)]
     warmup: f64,
-    /// Measure everything this many times, interleaved; each figure is from the median round
+    /// Measure everything this many times, interleaved; each figure is from the round least disturbed by other work
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Connection counts to measure at
@@ -369,7 +369,7 @@ fn measure_all(
                 .filter(|(k, c, _)| *k == subject.key && *c == conns)
                 .map(|(_, _, r)| r)
                 .collect();
-            rows.push(report::median_round(subject, conns, &of_this));
+            rows.push(report::pick_round(subject, conns, &of_this));
         }
     }
     let mut idle_rows = Vec::new();
@@ -413,7 +413,11 @@ fn measure_all(
 
 /// Where a run reads the server's CPU time and its core's idle time.
 fn probe(server: &Server, placement: &Placement) -> load::Probe {
-    load::Probe { server_stat: server.stat_path(), server_cpu: placement.server_cpu }
+    load::Probe {
+        server_stat: server.stat_path(),
+        server_cpu: placement.server_cpu,
+        generator_cpus: placement.generator_cpus.clone(),
+    }
 }
 
 /// One server at one connection count, on a fresh server process.

@@ -161,18 +161,30 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// Idle plus iowait time of one CPU, in ticks (`man 5 proc`, /proc/stat:
-/// `cpuN user nice system idle iowait ...`).
-pub fn cpu_idle_ticks(cpu: usize) -> Result<u64, String> {
+/// Busy and idle time of one CPU, in ticks (`man 5 proc`, /proc/stat:
+/// `cpuN user nice system idle iowait irq softirq steal guest guest_nice`).
+/// Idle counts iowait; busy counts steal, time the hypervisor gave to
+/// another machine; guest time is already inside user time.
+pub fn cpu_times(cpu: usize) -> Result<CpuTimes, String> {
     let stat = fs::read_to_string("/proc/stat").map_err(|e| format!("read /proc/stat: {e}"))?;
-    parse_cpu_idle(&stat, cpu).ok_or_else(|| format!("/proc/stat: no line for cpu{cpu}"))
+    parse_cpu_times(&stat, cpu).ok_or_else(|| format!("/proc/stat: no line for cpu{cpu}"))
 }
 
-fn parse_cpu_idle(stat: &str, cpu: usize) -> Option<u64> {
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTimes {
+    pub busy: u64,
+    pub idle: u64,
+}
+
+fn parse_cpu_times(stat: &str, cpu: usize) -> Option<CpuTimes> {
     let name = format!("cpu{cpu}");
     let line = stat.lines().find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
     let fields: Vec<u64> = line.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
-    Some(fields.get(3)? + fields.get(4)?)
+    let field = |i: usize| fields.get(i).copied().unwrap_or(0);
+    Some(CpuTimes {
+        busy: field(0) + field(1) + field(2) + field(5) + field(6) + field(7),
+        idle: *fields.get(3)? + *fields.get(4)?,
+    })
 }
 
 /// VmRSS from /proc/pid/status: the user-space memory resident in RAM
@@ -214,9 +226,11 @@ mod tests {
                     cpu0 5 0 5 200 2 0 0 0 0 0\n\
                     cpu1 5 0 5 300 3 0 0 0 0 0\n\
                     intr 1 2 3\n";
-        assert_eq!(parse_cpu_idle(stat, 0), Some(202));
-        assert_eq!(parse_cpu_idle(stat, 1), Some(303));
-        assert_eq!(parse_cpu_idle(stat, 2), None);
+        assert_eq!(parse_cpu_times(stat, 0), Some(CpuTimes { busy: 10, idle: 202 }));
+        assert_eq!(parse_cpu_times(stat, 1), Some(CpuTimes { busy: 10, idle: 303 }));
+        assert_eq!(parse_cpu_times(stat, 2), None);
+        let with_steal = "cpu0 5 1 5 200 2 3 4 7 9 0\n";
+        assert_eq!(parse_cpu_times(with_steal, 0), Some(CpuTimes { busy: 25, idle: 202 }));
     }
 
     #[test]
