@@ -34,6 +34,14 @@ lesson-6 *args:
 lesson-7 *args:
     cargo run --quiet -p lesson-07 -- "$@"
 
+# Lesson 8: what listen(backlog) really bounds: the accept queue, not the connections
+lesson-8 *args:
+    cargo run --quiet -p lesson-08 -- "$@"
+
+# Lesson 9: timeouts, deadlines, dead peers, and a server that survives them
+lesson-9 *args:
+    cargo run --quiet -p lesson-09 -- "$@"
+
 # Lesson 10: many clients, one thread each
 lesson-10 *args:
     cargo run --quiet -p lesson-10 -- "$@"
@@ -45,6 +53,10 @@ lesson-11 *args:
 # Lesson 12: non-blocking sockets and poll: one thread serves every client
 lesson-12 *args:
     cargo run --quiet -p lesson-12 -- "$@"
+
+# Lesson 13: epoll, level- and edge-triggered, with a signalfd shutdown and EMFILE handled
+lesson-13 *args:
+    cargo run --quiet -p lesson-13 -- "$@"
 
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 trace n:

@@ -10,6 +10,7 @@ mod support;
 
 mod book;
 mod diffs;
+mod hostile;
 mod kernel;
 mod lesson_01;
 mod lesson_02;
@@ -18,6 +19,9 @@ mod lesson_04;
 mod lesson_05;
 mod lesson_06;
 mod lesson_07;
+mod lesson_08;
+mod lesson_09;
 mod lesson_10;
 mod lesson_11;
 mod lesson_12;
+mod lesson_13;

@@ -96,7 +96,7 @@ pub fn run(n: u32, args: &[&str], stdin: &[u8]) -> Output {
 
 /// Like [`run`], for any prepared command.
 pub fn run_with(command: &mut Command, stdin: &[u8]) -> Output {
-    let mut child = only_standard_descriptors(command)
+    let mut child = only_std_fds(command)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -113,19 +113,23 @@ pub fn run_with(command: &mut Command, stdin: &[u8]) -> Output {
     output
 }
 
-/// Makes the child start with descriptors 0, 1 and 2 only, as from a fresh
-/// terminal. Without this it inherits every descriptor the test runner
-/// inherited without close-on-exec (shells and CI runners leak some), and
-/// the fd numbers in a transcript would depend on where the tests run.
-fn only_standard_descriptors(command: &mut Command) -> &mut Command {
+/// Lets a child inherit only stdin, stdout and stderr. The test runner may
+/// itself have inherited other descriptors from whatever started it (a
+/// shell, an editor, CI) without close-on-exec; a child would inherit them
+/// too, and they would shift the numbers the kernel gives the child's own
+/// sockets, which transcripts print.
+fn only_std_fds(command: &mut Command) -> &mut Command {
     use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the child between fork and exec, and
-    // makes one system call, which is async-signal-safe.
+    // SAFETY: runs in the child between fork and exec and makes one system
+    // call, which allocates nothing and takes no lock.
     unsafe {
         command.pre_exec(|| {
-            // close_range(2): close 3 and everything above. An old kernel
-            // without it leaves them open; the snapshots would then say so.
-            nix::libc::syscall(nix::libc::SYS_close_range, 3, u32::MAX, 0);
+            // Mark them close-on-exec rather than closing them: std's own pipe
+            // that reports a failed exec must stay open until the exec.
+            let marked = libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+            if marked == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         })
     }
@@ -170,6 +174,18 @@ pub fn stable_demo(n: u32) -> String {
     first
 }
 
+/// Like [`stable_demo`], for a demo run with `args`, `runs` times: for
+/// demos that take flags, or whose waits are long enough that twenty runs
+/// would hold up the suite.
+pub fn stable_run(n: u32, args: &[&str], runs: usize) -> String {
+    let first = normalize(&stdout_of(&run(n, args, b"")));
+    for run_no in 2..=runs {
+        let again = normalize(&stdout_of(&run(n, args, b"")));
+        assert_eq!(first, again, "lesson {n} {args:?}: run {run_no} printed a different transcript");
+    }
+    first
+}
+
 /// `--help` of lesson `n`, which clap prints with a fixed program name.
 pub fn help(n: u32) -> String {
     stdout_of(&run(n, &["--help"], b""))
@@ -188,7 +204,7 @@ impl Server {
     /// Starts `command` and waits until it prints a line containing
     /// `Listening on ADDR`; the address is read from that line.
     pub fn start(command: &mut Command) -> Server {
-        let mut child = only_standard_descriptors(command)
+        let mut child = only_std_fds(command)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -234,6 +250,20 @@ impl Server {
         self.seen.join("\n") + "\n"
     }
 
+    /// Like [`Server::transcript`], with the lines nobody waited for yet.
+    pub fn printed(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.transcript()
+    }
+
+    /// The server's process id, for looking at it from outside
+    /// (`/proc/<pid>/fd`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -249,11 +279,6 @@ impl Drop for Server {
 
 /// For the servers that shut down by themselves (lessons 11 to 13).
 impl Server {
-    /// The server's process id, to send it a signal.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Reads the rest of the server's output until it exits (bounded by
     /// [`CHILD_LIMIT`]) and returns its exit status.
     pub fn wait_exit(&mut self) -> ExitStatus {

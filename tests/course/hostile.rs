@@ -1,0 +1,1224 @@
+//! Hostile clients against the servers: what each one does to a client that
+//! idles, trickles, half-closes, resets, sends garbage or a line without
+//! end, arrives in a crowd of a thousand, or finds the server out of file
+//! descriptors.
+//!
+//! Every case runs against a server of its own (a child process on port 0,
+//! loopback only), so that its descriptor count and memory are its own.
+//! While the hostile client does its worst, a well-behaved client sends
+//! lines and checks it gets each one back. Afterwards the server must still
+//! run, answer a new client, and be back to the descriptors it had before
+//! (so nothing leaked); the long line must not have grown its memory.
+//!
+//! What happened in each case becomes one cell of the table in the book's
+//! reliability appendix. The table is computed here and compared with the
+//! committed `book/src/reliability/results.md`; after a server changes on
+//! purpose, `UPDATE_RELIABILITY=1 cargo test hostile` rewrites it.
+//! Servers that serve one client at a time (lessons 2 and 9) cannot serve
+//! the good client while an idle or slow one holds them: the table says
+//! so, and the test checks that this is what happens.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, SockRef, Socket, Type};
+
+use crate::support::{Server, bin, root};
+
+/// The idle limit every server gets (`--idle` or `--timeout`): short, so
+/// the suite is quick, and four times [`PROMPT`], so "served at once" and
+/// "waited for the idle one to be dropped" cannot be confused.
+const IDLE: Duration = Duration::from_secs(2);
+
+/// Lesson 9's per-request deadline (`--deadline`), shorter than the
+/// slowloris client takes to send its line.
+const DEADLINE: Duration = Duration::from_secs(1);
+
+/// A reply within this is "at once". Loopback round trips take
+/// microseconds; this leaves room for a loaded two-core machine.
+const PROMPT: Duration = Duration::from_millis(500);
+
+/// The longest any single wait may take before the case fails: a reply,
+/// a server dropping a client, the descriptors going back to baseline.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// The well-behaved client's round trips per case, and its pace.
+const GOOD_ROUNDS: usize = 5;
+const GOOD_PACE: Duration = Duration::from_millis(20);
+
+/// The slowloris client: a line of this many bytes, one every
+/// [`SLOW_PACE`]: it takes longer than [`IDLE`], though no wait between
+/// two bytes comes near it.
+const SLOW_BYTES: usize = 130;
+const SLOW_PACE: Duration = Duration::from_millis(20);
+
+/// How much garbage, and the line with no end.
+const RANDOM_BYTES: usize = 64 * 1024;
+const LONG_LINE: usize = 1024 * 1024;
+
+/// How much the server's resident memory may grow while it is sent the
+/// 1 MiB line: less than the line, so a server that buffered it whole fails.
+const MEMORY_GROWTH_LIMIT_KB: u64 = 1024;
+
+/// The crowd, and how long it waits on a server whose accept queue is
+/// known to overflow (see [`Crowd::Overflows`]): long enough to see several
+/// of them answered, not to wait out the kernel's retries.
+const CROWD: usize = 1000;
+const CROWD_OVERFLOW_WAIT: Duration = Duration::from_secs(5);
+
+/// The descriptor limit of the server in the EMFILE case: a few more than
+/// it needs to listen, well under lesson 11's connection limit (16).
+const FD_LIMIT: u64 = 16;
+
+/// How long the suite watches the server's CPU time while it is out of
+/// descriptors, and the share above which it counts as spinning.
+const EMFILE_WATCH: Duration = Duration::from_millis(500);
+const SPIN_SHARE: f64 = 0.2;
+
+/// How many cases run at the same time: most of their time is spent
+/// waiting for timers, so more than the two cores.
+const PARALLEL: usize = 8;
+
+/// Where the table lives, relative to the repository root.
+const RESULTS: &str = "book/src/reliability/results.md";
+
+/// How a server frames what it is sent.
+#[derive(Clone, Copy)]
+enum Framing {
+    /// Echoes bytes as they arrive (lesson 2).
+    Bytes,
+    /// Answers each line of at most `max` bytes (without its `\n`) with
+    /// itself; a longer line gets `refusal` (possibly nothing) and a close.
+    Lines { max: usize, refusal: &'static [u8] },
+}
+
+/// A server under test.
+struct Spec {
+    lesson: u32,
+    args: &'static [&'static str],
+    framing: Framing,
+    /// Serves one client at a time: the next waits in the accept queue.
+    one_at_a_time: bool,
+    /// What it does with a crowd.
+    crowd: Crowd,
+}
+
+/// What a server is expected to do with [`CROWD`] clients at once.
+#[derive(Clone, Copy)]
+enum Crowd {
+    /// Answers every one within [`PATIENCE`].
+    AllAnswered,
+    /// Answers some, tells the others `error: server busy`: at most this
+    /// many connections are open at a time.
+    Limited(usize),
+    /// Its accept queue (`listen` backlog this long) overflows: the kernel
+    /// drops handshakes, which the clients retry after 1 s, 3 s, 7 s...,
+    /// so some are still waiting when the case ends (lesson 8).
+    Overflows(usize),
+}
+
+const TOO_LONG: &[u8] = b"error: line too long\n";
+const BUSY: &[u8] = b"error: server busy\n";
+
+fn specs() -> Vec<Spec> {
+    vec![
+        Spec {
+            lesson: 2,
+            // The default backlog (5) would leave most of the crowd retrying
+            // its SYN for seconds (lesson 8); the case is about the server.
+            args: &["--timeout", "2", "--backlog", "1024"],
+            framing: Framing::Bytes,
+            one_at_a_time: true,
+            crowd: Crowd::AllAnswered,
+        },
+        Spec {
+            lesson: 9,
+            args: &["--idle", "2", "--deadline", "1"],
+            framing: Framing::Lines { max: 64 * 1024 - 1, refusal: b"" },
+            one_at_a_time: true,
+            crowd: Crowd::Overflows(16),
+        },
+        Spec {
+            lesson: 10,
+            args: &["--idle", "2"],
+            framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
+            one_at_a_time: false,
+            crowd: Crowd::AllAnswered,
+        },
+        Spec {
+            lesson: 11,
+            args: &["--idle", "2"],
+            framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
+            one_at_a_time: false,
+            crowd: Crowd::Limited(16),
+        },
+        Spec {
+            lesson: 12,
+            args: &["--idle", "2"],
+            framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
+            one_at_a_time: false,
+            // Its limit (--max-conns, 1024 by default) is above the crowd.
+            crowd: Crowd::AllAnswered,
+        },
+    ]
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Case {
+    Idle,
+    Slowloris,
+    HalfClose,
+    Reset,
+    Random,
+    LongLine,
+    Crowd,
+    Emfile,
+}
+
+const CASES: [Case; 8] = [
+    Case::Idle,
+    Case::Slowloris,
+    Case::HalfClose,
+    Case::Reset,
+    Case::Random,
+    Case::LongLine,
+    Case::Crowd,
+    Case::Emfile,
+];
+
+impl Case {
+    /// The table's first column: what the hostile client does.
+    fn describe(self) -> String {
+        match self {
+            Case::Idle => "connects and never sends".to_string(),
+            Case::Slowloris => format!(
+                "slowloris: a {SLOW_BYTES}-byte line, one byte every {} ms ({:.1} s in all)",
+                SLOW_PACE.as_millis(),
+                (SLOW_PACE * SLOW_BYTES as u32).as_secs_f64()
+            ),
+            Case::HalfClose => "sends a line and half of another, then `shutdown(SHUT_WR)`".to_string(),
+            Case::Reset => "sends half a request, then resets (`SO_LINGER` 0, close)".to_string(),
+            Case::Random => format!("sends {} KiB of random bytes", RANDOM_BYTES / 1024),
+            Case::LongLine => format!("sends a {} MiB line with no newline", LONG_LINE / (1024 * 1024)),
+            Case::Crowd => format!("{CROWD} clients connect at once, each sends a line"),
+            Case::Emfile => {
+                format!("holds connections until `accept` fails with EMFILE (limit {FD_LIMIT} fds)")
+            }
+        }
+    }
+}
+
+/// What one case found, for the table.
+struct Cell {
+    /// What the hostile client got.
+    hostile: String,
+    /// What the well-behaved client saw meanwhile.
+    good: String,
+    /// The case could not run here (e.g. too few file descriptors): the
+    /// committed cells are kept.
+    skipped: bool,
+}
+
+/// One column of a [`Cell`].
+type Column = fn(&Cell) -> &str;
+
+/// The two tables: what the hostile client got, what the good one saw.
+const TABLES: [(&str, Column); 2] = [
+    ("What the hostile client got", |cell| &cell.hostile),
+    ("What a well-behaved client saw meanwhile", |cell| &cell.good),
+];
+
+#[test]
+fn hostile_clients_against_every_server() {
+    let specs = Arc::new(specs());
+    let mut jobs: Vec<(usize, Case)> = Vec::new();
+    // The long waits first, so they overlap everything else.
+    let mut by_length = CASES;
+    by_length.sort_by_key(|case| match case {
+        Case::Crowd => 0,
+        Case::Slowloris | Case::Idle => 1,
+        _ => 2,
+    });
+    for case in by_length {
+        for s in 0..specs.len() {
+            jobs.push((s, case));
+        }
+    }
+    let started = Instant::now();
+    let jobs = Arc::new(Mutex::new(jobs.into_iter()));
+    let results = Arc::new(Mutex::new(BTreeMap::new()));
+    let workers: Vec<_> = (0..PARALLEL)
+        .map(|_| {
+            let (jobs, results, specs) = (Arc::clone(&jobs), Arc::clone(&results), Arc::clone(&specs));
+            thread::spawn(move || {
+                loop {
+                    let next = jobs.lock().unwrap().next();
+                    let Some((s, case)) = next else { return };
+                    let spec = &specs[s];
+                    let began = Instant::now();
+                    let outcome = run_case(spec, case);
+                    eprintln!(
+                        "hostile: lesson {:02} {case:?}: {:.1} s: {}",
+                        spec.lesson,
+                        began.elapsed().as_secs_f64(),
+                        match &outcome {
+                            Ok(cell) => format!("{} / {}", cell.hostile, cell.good),
+                            Err(err) => format!("FAILED: {err}"),
+                        }
+                    );
+                    results.lock().unwrap().insert((case, s), outcome);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("a case panicked");
+    }
+    eprintln!("hostile: all cases in {:.1} s", started.elapsed().as_secs_f64());
+
+    let results = Arc::try_unwrap(results).ok().unwrap().into_inner().unwrap();
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|((case, s), outcome)| {
+            outcome.as_ref().err().map(|err| format!("lesson {} / {case:?}: {err}", specs[*s].lesson))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{} hostile cases failed:\n\n{}", failures.len(), failures.join("\n\n"));
+
+    let cells: BTreeMap<(Case, usize), Cell> = results.into_iter().map(|(k, v)| (k, v.unwrap())).collect();
+    compare_with_book(&specs, &cells);
+}
+
+/// Writes or checks the committed tables.
+fn compare_with_book(specs: &[Spec], cells: &BTreeMap<(Case, usize), Cell>) {
+    let path = root().join(RESULTS);
+    let committed = fs::read_to_string(&path).unwrap_or_default();
+    let committed_cells = parse_tables(&committed);
+    let mut text = String::new();
+    text.push_str(
+        "<!-- Computed by tests/course/hostile.rs, which fails when a server no longer does this; \
+         `UPDATE_RELIABILITY=1 cargo test hostile` rewrites it. -->\n",
+    );
+    for (t, (title, column)) in TABLES.iter().enumerate() {
+        let _ = write!(text, "\n### {title}\n\n| hostile client |");
+        for spec in specs {
+            let _ = write!(text, " lesson {} |", spec.lesson);
+        }
+        text.push_str("\n|---|");
+        for _ in specs {
+            text.push_str("---|");
+        }
+        text.push('\n');
+        for case in CASES {
+            let _ = write!(text, "| {} |", case.describe());
+            for (s, spec) in specs.iter().enumerate() {
+                let cell = &cells[&(case, s)];
+                let found = column(cell).to_string();
+                let shown = if cell.skipped {
+                    eprintln!("hostile: lesson {} / {case:?} did not run here: {found}", spec.lesson);
+                    committed_cells.get(&(t, case.describe(), spec.lesson)).cloned().unwrap_or(found)
+                } else {
+                    found
+                };
+                let _ = write!(text, " {shown} |");
+            }
+            text.push('\n');
+        }
+    }
+    text.push_str("\nThe servers were started as:\n\n");
+    for spec in specs {
+        let _ = writeln!(
+            text,
+            "- lesson {}: `lesson-{:02} server {}`",
+            spec.lesson,
+            spec.lesson,
+            spec.args.join(" ")
+        );
+    }
+    if std::env::var_os("UPDATE_RELIABILITY").is_some() {
+        fs::create_dir_all(path.parent().unwrap()).expect("create the results directory");
+        fs::write(&path, &text).expect("write the results tables");
+        return;
+    }
+    assert_eq!(
+        committed, text,
+        "{RESULTS} no longer says what the servers do; if the change is meant, run \
+         UPDATE_RELIABILITY=1 cargo test hostile and review the diff"
+    );
+}
+
+/// (table number, case description, lesson) -> cell, from committed tables.
+fn parse_tables(text: &str) -> BTreeMap<(usize, String, u32), String> {
+    let mut cells = BTreeMap::new();
+    let mut table = None;
+    let mut lessons: Vec<Option<u32>> = Vec::new();
+    for row in text.lines().filter(|l| l.starts_with('|')) {
+        let columns: Vec<&str> = row.split('|').map(str::trim).collect();
+        if columns.get(1) == Some(&"hostile client") {
+            table = Some(table.map_or(0, |t| t + 1));
+            lessons =
+                columns.iter().map(|h| h.strip_prefix("lesson ").and_then(|n| n.parse().ok())).collect();
+            continue;
+        }
+        let (Some(t), Some(case)) = (table, columns.get(1)) else { continue };
+        for (i, lesson) in lessons.iter().enumerate() {
+            if let (Some(lesson), Some(cell)) = (lesson, columns.get(i)) {
+                cells.insert((t, case.to_string(), *lesson), cell.to_string());
+            }
+        }
+    }
+    cells
+}
+
+/// One case against a fresh server: the hostile client and the good one
+/// at the same time, then the checks that the server came through.
+fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
+    if case == Case::Emfile && spec.one_at_a_time {
+        let why = "not run: it holds one client's descriptor at a time, so accept cannot run out";
+        return Ok(Cell { hostile: why.to_string(), good: "not run".to_string(), skipped: false });
+    }
+    if case == Case::Crowd
+        && let Err(why) = enough_descriptors(CROWD as u64 * 2)
+    {
+        return Ok(Cell { hostile: format!("not run: {why}"), good: "not run".to_string(), skipped: true });
+    }
+    let mut command = Command::new(bin(spec.lesson));
+    command.args(["server", "--addr", "127.0.0.1:0"]).args(spec.args);
+    if case == Case::Emfile {
+        limit_descriptors(&mut command, FD_LIMIT);
+    }
+    let mut server = Server::start(&mut command);
+    let addr: SocketAddr = server.addr.parse().map_err(|e| format!("address {:?}: {e}", server.addr))?;
+    let pid = server.pid();
+    // One client served and gone before the baseline is taken: a server
+    // that answered has finished starting up (lesson 11 opens a socket
+    // after it prints its address), and what a first connection allocates
+    // once is not counted as growth.
+    one_client(addr, "warm-up")?;
+    if !wait_until(|| connections(pid).map(|n| n == 0))? {
+        return Err(format!("the warm-up client's connection stayed open: {}", descriptors(pid)));
+    }
+    let baseline = fd_count(pid)?;
+    let rss_before = status_kb(pid, "VmRSS")?;
+
+    let found = std::thread::scope(|scope| -> Result<(String, String), String> {
+        let (hostile, good) = match case {
+            Case::Crowd => {
+                // The good client first: a one-at-a-time server serves it
+                // while the crowd waits, a limited one counts it as open.
+                let (tx, rx) = channel();
+                let good = scope.spawn(move || good_client(addr, "good", Some(tx)));
+                rx.recv_timeout(PATIENCE)
+                    .map_err(|_| "the good client's first reply never came".to_string())?;
+                let hostile = scope.spawn(move || crowd(addr, spec));
+                (hostile, good)
+            }
+            Case::Emfile => {
+                let (tx, rx) = channel();
+                let good = scope.spawn(move || good_client_slowly(addr, "good", tx));
+                rx.recv_timeout(PATIENCE)
+                    .map_err(|_| "the good client's first reply never came".to_string())?;
+                let hostile = scope.spawn(move || emfile(addr, pid));
+                (hostile, good)
+            }
+            _ => {
+                let (tx, rx) = channel();
+                let hostile = scope.spawn(move || hostile(case, addr, spec, tx));
+                // The good client comes once the hostile one is connected
+                // and under way: it is second in any queue.
+                rx.recv_timeout(PATIENCE).map_err(|_| "the hostile client never got going".to_string())?;
+                let good = scope.spawn(move || good_client(addr, "good", None));
+                (hostile, good)
+            }
+        };
+        let good = good.join().map_err(|_| "the good client panicked".to_string())?;
+        let hostile = hostile.join().map_err(|_| "the hostile client panicked".to_string())?;
+        let hostile = hostile.map_err(|e| format!("hostile client: {e}"))?;
+        let latencies = good.map_err(|e| format!("good client: {e}"))?;
+        // Every reply came within PATIENCE, or the good client failed.
+        // How soon is claimed only where it cannot depend on the machine's
+        // load: "at once" against a server with nothing else to do, "waits"
+        // where the wait is the idle limit or the deadline.
+        let served = classify(&latencies);
+        let good = match (case, spec.one_at_a_time) {
+            (Case::Idle | Case::Slowloris, true) => {
+                (served == Served::AfterIt).then_some("waits until it is gone")
+            }
+            (Case::Crowd, _) => Some("served: it connected before the crowd"),
+            (Case::Emfile, _) => (served == Served::AtOnce).then_some(
+                "served at once while `accept` failed; a client arriving then waited for a free descriptor",
+            ),
+            (_, true) => Some("served after it"),
+            (_, false) => (served == Served::AtOnce).then_some("served at once, alongside it"),
+        };
+        let good = good.ok_or(format!("the good client was served {served:?}: {latencies:?}"))?;
+        Ok((hostile, good.to_string()))
+    });
+    let (hostile, good) = found.map_err(|e| format!("{e}\nserver printed:\n{}", tail(&server.printed())))?;
+
+    let mut after = || -> Result<(), String> {
+        if !server.is_running() {
+            return Err("the server is gone".to_string());
+        }
+        one_client(addr, "after")?;
+        wait_for_fds(pid, baseline)?;
+        if case == Case::LongLine {
+            let peak = status_kb(pid, "VmHWM")?;
+            let now = status_kb(pid, "VmRSS")?;
+            eprintln!(
+                "hostile: lesson {:02} long line: VmRSS {rss_before} kB before, {now} kB after, peak {peak} kB",
+                spec.lesson
+            );
+            if peak.saturating_sub(rss_before) >= MEMORY_GROWTH_LIMIT_KB {
+                return Err(format!(
+                    "memory grew from {rss_before} kB to a peak of {peak} kB: it keeps what it is sent"
+                ));
+            }
+        }
+        if !server.is_running() {
+            return Err("the server is gone".to_string());
+        }
+        Ok(())
+    };
+    let checked = after();
+    checked.map_err(|e| format!("afterwards: {e}\nserver printed:\n{}", tail(&server.printed())))?;
+    Ok(Cell { hostile, good, skipped: false })
+}
+
+/// The last lines a server printed, for a failure message.
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Served {
+    /// Every reply came at once.
+    AtOnce,
+    /// The first reply came only after a wait (the server was busy with
+    /// the hostile client); the rest at once.
+    AfterIt,
+    /// Some other reply came late.
+    Late,
+}
+
+fn classify(latencies: &[Duration]) -> Served {
+    let slow: Vec<usize> = (0..latencies.len()).filter(|&i| latencies[i] >= PROMPT).collect();
+    match slow.as_slice() {
+        [] => Served::AtOnce,
+        [0] => Served::AfterIt,
+        _ => Served::Late,
+    }
+}
+
+/// Connects with a bounded wait.
+fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
+    let stream = TcpStream::connect_timeout(&addr, PATIENCE).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(PATIENCE)).map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+    stream.set_write_timeout(Some(PATIENCE)).map_err(|e| format!("SO_SNDTIMEO: {e}"))?;
+    Ok(stream)
+}
+
+/// Sends `line` and reads until its echo is back, bounded by [`PATIENCE`].
+fn round_trip(stream: &mut TcpStream, line: &[u8]) -> Result<(), String> {
+    stream.write_all(line).map_err(|e| format!("send: {e}"))?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while got.len() < line.len() {
+        match stream.read(&mut buf) {
+            Ok(0) => return Err(format!("closed by the server after {:?}", String::from_utf8_lossy(&got))),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("recv: {e} (after {:?})", String::from_utf8_lossy(&got))),
+        }
+    }
+    if got != line {
+        return Err(format!(
+            "sent {:?}, got {:?}",
+            String::from_utf8_lossy(line),
+            String::from_utf8_lossy(&got)
+        ));
+    }
+    Ok(())
+}
+
+/// A client that connects, is answered once, and leaves.
+fn one_client(addr: SocketAddr, name: &str) -> Result<(), String> {
+    let mut stream = connect(addr).map_err(|e| format!("{name}: {e}"))?;
+    round_trip(&mut stream, format!("{name} client\n").as_bytes()).map_err(|e| format!("{name}: {e}"))
+}
+
+/// The well-behaved client: [`GOOD_ROUNDS`] lines, each answered by
+/// itself; returns how long each took (the first from the connect on).
+/// Says so on `first` once its first reply is in.
+fn good_client(addr: SocketAddr, name: &str, first: Option<Sender<()>>) -> Result<Vec<Duration>, String> {
+    let began = Instant::now();
+    let mut stream = connect(addr)?;
+    let mut latencies = Vec::new();
+    for round in 0..GOOD_ROUNDS {
+        let start = if round == 0 { began } else { Instant::now() };
+        round_trip(&mut stream, format!("{name} {round}\n").as_bytes())?;
+        latencies.push(start.elapsed());
+        if round == 0
+            && let Some(first) = &first
+        {
+            let _ = first.send(());
+        }
+        // Pacing only: spreads the rounds over the hostile client's time.
+        thread::sleep(GOOD_PACE);
+    }
+    Ok(latencies)
+}
+
+/// The good client of the EMFILE case: connected before the server runs
+/// out of descriptors, it goes on being served while the server is out.
+fn good_client_slowly(addr: SocketAddr, name: &str, first: Sender<()>) -> Result<Vec<Duration>, String> {
+    let mut stream = connect(addr)?;
+    let mut latencies = Vec::new();
+    let began = Instant::now();
+    let mut round = 0;
+    // Rounds spread over the time the hostile side holds the server at its
+    // limit (it needs about EMFILE_WATCH once the limit is reached).
+    while round < GOOD_ROUNDS || began.elapsed() < EMFILE_WATCH * 2 {
+        let start = Instant::now();
+        round_trip(&mut stream, format!("{name} {round}\n").as_bytes())?;
+        latencies.push(start.elapsed());
+        if round == 0 {
+            let _ = first.send(());
+        }
+        round += 1;
+        thread::sleep(GOOD_PACE * 5);
+    }
+    Ok(latencies)
+}
+
+/// The hostile clients that are one connection each; `going` is told once
+/// the connection is made and the hostile part has begun.
+fn hostile(case: Case, addr: SocketAddr, spec: &Spec, going: Sender<()>) -> Result<String, String> {
+    let mut stream = connect(addr)?;
+    match case {
+        Case::Idle => {
+            let began = Instant::now();
+            let _ = going.send(());
+            stream.set_read_timeout(Some(IDLE + PATIENCE)).map_err(|e| e.to_string())?;
+            let got = read_to_end(&mut stream)?;
+            let waited = began.elapsed();
+            if waited < IDLE.mul_f64(0.9) {
+                return Err(format!("closed after {waited:?}, before the idle limit of {IDLE:?}"));
+            }
+            if !got.bytes.is_empty() {
+                return Err(format!(
+                    "sent {:?} to a client that never asked",
+                    String::from_utf8_lossy(&got.bytes)
+                ));
+            }
+            if let Some(err) = got.error {
+                return Err(format!("reset instead of closed: {err}"));
+            }
+            Ok(format!("closed by the server after the idle limit ({} s)", IDLE.as_secs()))
+        }
+        Case::Slowloris => {
+            stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
+            let _ = going.send(());
+            let began = Instant::now();
+            let line = slow_line();
+            let mut sent = 0;
+            for byte in &line {
+                if stream.write_all(std::slice::from_ref(byte)).is_err() {
+                    break;
+                }
+                sent += 1;
+                // Pacing is the point of this client.
+                thread::sleep(SLOW_PACE);
+            }
+            let got = read_until_newline(&mut stream)?;
+            let took = began.elapsed();
+            if got == line {
+                if took < IDLE {
+                    return Err(format!("the line took {took:?}, less than the idle limit: proves nothing"));
+                }
+                return Ok(format!(
+                    "answered in full after {:.1} s, past the idle limit: every byte restarts it",
+                    (SLOW_PACE * SLOW_BYTES as u32).as_secs_f64()
+                ));
+            }
+            // Dropped: only a per-request deadline does that (lesson 9).
+            if !got.is_empty() || took < DEADLINE.mul_f64(0.9) || took > DEADLINE + PROMPT * 2 {
+                return Err(format!(
+                    "after {took:?} and {sent} bytes sent, got {:?} and no full reply",
+                    String::from_utf8_lossy(&got)
+                ));
+            }
+            Ok(format!("dropped at the request deadline ({} s), before its newline", DEADLINE.as_secs()))
+        }
+        Case::HalfClose => {
+            let whole = b"a whole line\n";
+            let part = b"and half of";
+            stream
+                .write_all(whole)
+                .and_then(|()| stream.write_all(part))
+                .map_err(|e| format!("send: {e}"))?;
+            stream.shutdown(Shutdown::Write).map_err(|e| format!("shutdown: {e}"))?;
+            let _ = going.send(());
+            let got = read_to_end(&mut stream)?;
+            if got.error.is_some() {
+                return Err(format!(
+                    "the server reset the connection after {:?}",
+                    String::from_utf8_lossy(&got.bytes)
+                ));
+            }
+            match (spec.framing, got.bytes.as_slice()) {
+                (Framing::Bytes, b) if b == [&whole[..], &part[..]].concat() => {
+                    Ok("echoed every byte, then closed".to_string())
+                }
+                (Framing::Lines { .. }, b) if b == whole => {
+                    Ok("answered the whole line, dropped the half one at EOF, closed".to_string())
+                }
+                (_, b) => Err(format!("got {:?}", String::from_utf8_lossy(b))),
+            }
+        }
+        Case::Reset => {
+            let first = b"first line\n";
+            stream
+                .write_all(first)
+                .and_then(|()| stream.write_all(b"half a req"))
+                .map_err(|e| e.to_string())?;
+            // Its first line answered: the server is serving this connection
+            // and has the half request in its buffer or socket.
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            while !got.starts_with(first) {
+                match stream.read(&mut buf) {
+                    Ok(0) => return Err("closed before answering".to_string()),
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) => return Err(format!("recv: {e}")),
+                }
+            }
+            let _ = going.send(());
+            SockRef::from(&stream).set_linger(Some(Duration::ZERO)).map_err(|e| format!("SO_LINGER: {e}"))?;
+            drop(stream);
+            Ok("the server closed its end (descriptors back to baseline)".to_string())
+        }
+        Case::Random => {
+            let data = random_bytes(RANDOM_BYTES);
+            let _ = going.send(());
+            let got = send_while_reading(stream, data.clone())?;
+            let expected = expected_replies(spec.framing, &data);
+            if got.bytes != expected.bytes {
+                return Err(mismatch(&got.bytes, &expected.bytes));
+            }
+            Ok(expected.describe)
+        }
+        Case::LongLine => {
+            let data = vec![b'x'; LONG_LINE];
+            let _ = going.send(());
+            let got = send_while_reading(stream, data.clone())?;
+            let expected = expected_replies(spec.framing, &data);
+            if got.bytes != expected.bytes {
+                return Err(mismatch(&got.bytes, &expected.bytes));
+            }
+            Ok(expected.describe)
+        }
+        Case::Crowd | Case::Emfile => unreachable!("not a one-connection case"),
+    }
+}
+
+fn mismatch(got: &[u8], expected: &[u8]) -> String {
+    let same = got.iter().zip(expected).take_while(|(a, b)| a == b).count();
+    format!(
+        "got {} bytes back, expected {}; they differ from byte {same}: got {:?}, expected {:?}",
+        got.len(),
+        expected.len(),
+        String::from_utf8_lossy(&got[same..got.len().min(same + 40)]),
+        String::from_utf8_lossy(&expected[same..expected.len().min(same + 40)]),
+    )
+}
+
+/// What a client read until the end of the connection.
+struct Received {
+    bytes: Vec<u8>,
+    /// How it ended, if not with a clean EOF (a reset).
+    error: Option<io::Error>,
+}
+
+/// Reads until EOF or an error other than a timeout; a timeout fails.
+fn read_to_end(stream: &mut TcpStream) -> Result<Received, String> {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(Received { bytes, error: None }),
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(format!("the server neither answered nor closed (got {} bytes)", bytes.len()));
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Ok(Received { bytes, error: Some(e) }),
+        }
+    }
+}
+
+/// Reads until a newline, EOF or a reset; a timeout fails.
+fn read_until_newline(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !got.ends_with(b"\n") {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(format!("no reply and no close (got {:?})", String::from_utf8_lossy(&got)));
+            }
+            Err(_) => break,
+        }
+    }
+    Ok(got)
+}
+
+/// Sends `data` from one thread while this one reads the replies (a
+/// client that did not read would be a different hostile case), then
+/// half-closes; returns everything read until the server closed.
+fn send_while_reading(mut stream: TcpStream, data: Vec<u8>) -> Result<Received, String> {
+    let mut writer = stream.try_clone().map_err(|e| format!("dup: {e}"))?;
+    let sender = thread::spawn(move || {
+        for chunk in data.chunks(16 * 1024) {
+            // The server may close halfway: then the rest has nowhere to go.
+            if writer.write_all(chunk).is_err() {
+                return;
+            }
+        }
+        let _ = writer.shutdown(Shutdown::Write);
+    });
+    let got = read_to_end(&mut stream);
+    // The reader saw the end; if the sender is still blocked, close it out.
+    let _ = stream.shutdown(Shutdown::Both);
+    sender.join().map_err(|_| "the sending thread panicked".to_string())?;
+    got
+}
+
+/// What a server should send back for `data`, and the table's words for it.
+struct Expected {
+    bytes: Vec<u8>,
+    describe: String,
+}
+
+fn expected_replies(framing: Framing, data: &[u8]) -> Expected {
+    let (max, refusal) = match framing {
+        Framing::Bytes => {
+            return Expected {
+                bytes: data.to_vec(),
+                describe: format!("echoed all {} bytes back", data.len()),
+            };
+        }
+        Framing::Lines { max, refusal } => (max, refusal),
+    };
+    let mut bytes = Vec::new();
+    let mut answered = 0;
+    let mut rest = data;
+    loop {
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(end) if end <= max => {
+                bytes.extend_from_slice(&rest[..=end]);
+                answered += 1;
+                rest = &rest[end + 1..];
+            }
+            None if rest.len() <= max => {
+                let describe = format!("answered its {answered} lines, dropped the unfinished one at EOF");
+                return Expected { bytes, describe };
+            }
+            _ => {
+                bytes.extend_from_slice(refusal);
+                let limit = format!("once a line passed {max} bytes");
+                let describe = match (answered, refusal.is_empty()) {
+                    (0, true) => format!("closed {limit}, no reply"),
+                    (0, false) => {
+                        format!("`{}` {limit}, closed", String::from_utf8_lossy(refusal).trim_end())
+                    }
+                    (n, true) => format!("answered {n} lines, closed {limit}"),
+                    (n, false) => format!(
+                        "answered {n} lines, then `{}` {limit}, closed",
+                        String::from_utf8_lossy(refusal).trim_end()
+                    ),
+                };
+                return Expected { bytes, describe };
+            }
+        }
+    }
+}
+
+/// The slowloris line: [`SLOW_BYTES`] long with its newline.
+fn slow_line() -> Vec<u8> {
+    let mut line = b"slowloris ".to_vec();
+    line.resize(SLOW_BYTES - 1, b'.');
+    line.push(b'\n');
+    line
+}
+
+/// The same bytes on every run: splitmix64 from a fixed seed. None of its
+/// lines is `shutdown`, which would ask lessons 11 to 13 to stop.
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x5EED_0FC0_FFEE;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        out.extend_from_slice(&z.to_le_bytes());
+    }
+    out.truncate(len);
+    assert!(!out.split(|&b| b == b'\n').any(|line| line.strip_suffix(b"\r").unwrap_or(line) == b"shutdown"));
+    out
+}
+
+/// The crowd: [`CROWD`] nonblocking connects at once, then each sends one
+/// line and waits for its reply, all driven by one `poll` loop (a client
+/// per thread would measure the test's threads, not the server).
+fn crowd(addr: SocketAddr, spec: &Spec) -> Result<String, String> {
+    enum State {
+        Connecting,
+        Waiting(Vec<u8>),
+        Answered,
+        Busy,
+        Failed(String),
+    }
+    let overflows_before = listen_overflows()?;
+    let mut clients: Vec<(Option<Socket>, State)> = Vec::with_capacity(CROWD);
+    for _ in 0..CROWD {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None)
+            .map_err(|e| format!("socket: {e}"))?;
+        let state = match socket.connect(&addr.into()) {
+            Ok(()) => State::Connecting,
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => State::Connecting,
+            Err(e) => State::Failed(format!("connect: {e}")),
+        };
+        clients.push((Some(socket), state));
+    }
+    let patience = match spec.crowd {
+        Crowd::Overflows(_) => CROWD_OVERFLOW_WAIT,
+        _ => PATIENCE,
+    };
+    let deadline = Instant::now() + patience;
+    loop {
+        let active: Vec<usize> = (0..clients.len())
+            .filter(|&i| matches!(clients[i].1, State::Connecting | State::Waiting(_)))
+            .collect();
+        if active.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        let mut fds: Vec<libc::pollfd> = active
+            .iter()
+            .map(|&i| libc::pollfd {
+                fd: clients[i].0.as_ref().map_or(-1, |s| s.as_raw_fd()),
+                events: if matches!(clients[i].1, State::Connecting) { libc::POLLOUT } else { libc::POLLIN },
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
+        if ready < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("poll: {err}"));
+        }
+        for (fd, &i) in fds.iter().zip(&active) {
+            if fd.revents == 0 {
+                continue;
+            }
+            let (slot, state) = &mut clients[i];
+            let Some(socket) = slot.as_ref() else { continue };
+            let line = format!("crowd {i}\n").into_bytes();
+            match state {
+                State::Connecting => {
+                    *state = match socket.take_error() {
+                        Ok(None) => match socket.send(&line) {
+                            Ok(n) if n == line.len() => State::Waiting(Vec::new()),
+                            Ok(n) => State::Failed(format!("short send of {n}")),
+                            Err(e) => State::Failed(format!("send: {e}")),
+                        },
+                        Ok(Some(e)) | Err(e) => State::Failed(format!("connect: {e}")),
+                    };
+                }
+                State::Waiting(got) => {
+                    let mut buf = [0u8; 256];
+                    match (&*socket).read(&mut buf) {
+                        Ok(0) => {
+                            *state =
+                                State::Failed(format!("closed after {:?}", String::from_utf8_lossy(got)));
+                        }
+                        Ok(n) => {
+                            got.extend_from_slice(&buf[..n]);
+                            if got.ends_with(b"\n") {
+                                *state = if *got == line {
+                                    State::Answered
+                                } else if got == BUSY {
+                                    State::Busy
+                                } else {
+                                    State::Failed(format!("got {:?}", String::from_utf8_lossy(got)))
+                                };
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                        Err(e) => *state = State::Failed(format!("recv: {e}")),
+                    }
+                }
+                _ => {}
+            }
+            if matches!(state, State::Answered | State::Busy | State::Failed(_)) {
+                // Done: close it now, so that a limited server gets its slot back.
+                *slot = None;
+            }
+        }
+    }
+    let (mut answered, mut busy, mut waiting, mut failed) = (0, 0, 0, Vec::new());
+    for (i, (_, state)) in clients.iter().enumerate() {
+        match state {
+            State::Answered => answered += 1,
+            State::Busy => busy += 1,
+            State::Failed(why) => failed.push(format!("client {i}: {why}")),
+            State::Connecting | State::Waiting(_) => waiting += 1,
+        }
+    }
+    drop(clients);
+    let overflowed = listen_overflows()? > overflows_before;
+    let counts = format!(
+        "{answered} answered, {busy} told busy, {waiting} still waiting after {patience:?}, {} failed",
+        failed.len()
+    );
+    if !failed.is_empty() {
+        return Err(format!("{counts}, e.g.:\n{}", failed[..failed.len().min(5)].join("\n")));
+    }
+    match spec.crowd {
+        Crowd::AllAnswered if answered == CROWD => Ok(format!("all {CROWD} answered")),
+        // How many are told busy depends on how fast the others leave.
+        Crowd::Limited(limit) if answered >= 1 && answered + busy == CROWD => {
+            Ok(format!("each answered or told `error: server busy` (at most {limit} open)"))
+        }
+        // The kernel's count of overflows is for the whole network
+        // namespace: other tests can only add to it, and one that did not
+        // grow means this queue did not overflow.
+        Crowd::Overflows(backlog) if answered >= 1 && overflowed => Ok(format!(
+            "answered in turn; its accept queue (backlog {backlog}) overflowed and the rest \
+             wait for the kernel to retry their handshakes (lesson 8)"
+        )),
+        _ => Err(format!("{counts}; the accept queue overflowed: {overflowed}")),
+    }
+}
+
+/// The EMFILE case: idle connections until the server holds [`FD_LIMIT`]
+/// descriptors, a few more waiting in its accept queue, and one more
+/// client, the late one; the server must neither spin nor stop, and must
+/// serve the late client once the idle ones leave.
+fn emfile(addr: SocketAddr, pid: u32) -> Result<String, String> {
+    let limit = FD_LIMIT as usize;
+    // The good client holds one descriptor already; these take the rest,
+    // and `baseline` more wait in the queue (accept has nowhere to put them).
+    let mut idle = Vec::new();
+    for _ in 0..limit {
+        idle.push(connect(addr)?);
+    }
+    let at_limit = wait_until(|| fd_count(pid).map(|n| n >= limit))?;
+    if !at_limit {
+        return Err(format!("the server never reached its {limit} descriptors: {:?}", fd_count(pid)));
+    }
+    let late_began = Instant::now();
+    let late = thread::spawn(move || -> Result<Duration, String> {
+        let mut stream = connect(addr)?;
+        round_trip(&mut stream, b"late client\n")?;
+        Ok(late_began.elapsed())
+    });
+    let cpu_before = cpu_ticks(pid)?;
+    let watch_began = Instant::now();
+    thread::sleep(EMFILE_WATCH);
+    let cpu =
+        (cpu_ticks(pid)? - cpu_before) as f64 / ticks_per_second() / watch_began.elapsed().as_secs_f64();
+    let still_full = fd_count(pid)?;
+    drop(idle);
+    let late = late.join().map_err(|_| "the late client panicked".to_string())?;
+    let late = late.map_err(|e| format!("late client: {e}"))?;
+    eprintln!(
+        "hostile: EMFILE: server at {still_full} fds used {:.0}% CPU; late client served after {late:?}",
+        cpu * 100.0
+    );
+    if still_full < limit {
+        return Err(format!("the server dropped below its limit ({still_full} fds) while clients waited"));
+    }
+    if cpu > SPIN_SHARE {
+        return Err(format!(
+            "the server used {:.0}% of a CPU while out of descriptors: it spins",
+            cpu * 100.0
+        ));
+    }
+    if late < EMFILE_WATCH {
+        return Err(format!(
+            "the late client was served after {late:?}, while the server had no descriptor for it"
+        ));
+    }
+    Ok(format!(
+        "`accept` fails; the server retries without spinning (under {:.0}% of a CPU) and keeps every \
+         connection it has",
+        SPIN_SHARE * 100.0
+    ))
+}
+
+/// The kernel's count of connections dropped because an accept queue was
+/// full (`ListenOverflows` in /proc/net/netstat; `nstat`, `netstat -s`).
+fn listen_overflows() -> Result<u64, String> {
+    let netstat = fs::read_to_string("/proc/net/netstat").map_err(|e| format!("/proc/net/netstat: {e}"))?;
+    let mut tcp_ext = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (tcp_ext.next(), tcp_ext.next()) else {
+        return Err("no TcpExt in /proc/net/netstat".to_string());
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "ListenOverflows")
+        .and_then(|(_, value)| value.parse().ok())
+        .ok_or_else(|| "no ListenOverflows in /proc/net/netstat".to_string())
+}
+
+/// Lowers the server child's `RLIMIT_NOFILE` to `n`, before it runs.
+fn limit_descriptors(command: &mut Command, n: u64) {
+    // SAFETY: runs in the child between fork and exec; setrlimit is one
+    // system call, allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Makes sure this process may hold `needed` descriptors, raising its soft
+/// limit up to the hard one if it must.
+fn enough_descriptors(needed: u64) -> Result<(), String> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == -1 {
+        return Err(format!("getrlimit: {}", io::Error::last_os_error()));
+    }
+    if limit.rlim_cur >= needed {
+        return Ok(());
+    }
+    if limit.rlim_max < needed {
+        return Err(format!("RLIMIT_NOFILE's hard limit is {}, the crowd needs {needed}", limit.rlim_max));
+    }
+    let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+    // SAFETY: setrlimit reads one rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == -1 {
+        return Err(format!("setrlimit: {}", io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// The number of descriptors process `pid` has open.
+fn fd_count(pid: u32) -> Result<usize, String> {
+    fs::read_dir(format!("/proc/{pid}/fd")).map(Iterator::count).map_err(|e| format!("/proc/{pid}/fd: {e}"))
+}
+
+/// Waits (bounded by [`PATIENCE`]) until the server is back to `baseline`
+/// descriptors: whatever it opened for the hostile clients is closed.
+fn wait_for_fds(pid: u32, baseline: usize) -> Result<(), String> {
+    if wait_until(|| fd_count(pid).map(|n| n == baseline))? {
+        return Ok(());
+    }
+    Err(format!("{} descriptors open, {baseline} before: {}", fd_count(pid)?, descriptors(pid)))
+}
+
+/// What process `pid`'s descriptors are, for a failure message.
+fn descriptors(pid: u32) -> String {
+    let links: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.filter_map(|e| fs::read_link(e.ok()?.path()).ok()).map(|l| l.display().to_string()).collect()
+        })
+        .unwrap_or_default();
+    format!("{links:?}")
+}
+
+/// How many TCP connections process `pid` holds: its sockets that
+/// /proc/net/tcp lists in a state other than LISTEN (0A). A socket that
+/// was never bound or connected is not listed there, so not counted.
+fn connections(pid: u32) -> Result<usize, String> {
+    let inodes: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .map_err(|e| format!("/proc/{pid}/fd: {e}"))?
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|link| link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+        .collect();
+    let mut count = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+            if let (Some(state), Some(inode)) = (fields.get(3), fields.get(9))
+                && *state != "0A"
+                && inodes.iter().any(|i| i == inode)
+            {
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// Re-reads a condition every few milliseconds until it holds or
+/// [`PATIENCE`] is up; says which.
+fn wait_until(mut condition: impl FnMut() -> Result<bool, String>) -> Result<bool, String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if condition()? {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A `kB` field of `/proc/<pid>/status` (VmRSS, VmHWM).
+fn status_kb(pid: u32, field: &str) -> Result<u64, String> {
+    let status =
+        fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().strip_suffix("kB")?.trim().parse().ok())
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))
+}
+
+/// User plus system CPU time of process `pid`, every thread, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64, String> {
+    let stat =
+        fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // The name in parentheses may hold spaces; the fields after it are
+    // state (3), ..., utime (14), stime (15).
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    match (field(14 - 3), field(15 - 3)) {
+        (Some(user), Some(system)) => Ok(user + system),
+        _ => Err(format!("cannot read the CPU times in /proc/{pid}/stat")),
+    }
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
