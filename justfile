@@ -88,6 +88,15 @@ diff n m:
 test:
     cargo test
 
+# Measure lessons 10-13 against a tokio echo server; writes the benchmark appendix's table and plot (book/src/bench/)
+bench *args:
+    cargo run --quiet --release -p bench -- "$@"
+
+# Check that every server the bench measures answers correctly (no timing)
+bench-smoke:
+    cargo test --quiet --release -p bench
+    cargo run --quiet --release -p bench -- --smoke
+
 # Build the book into book/book
 book:
     mdbook build book

@@ -573,6 +573,8 @@ fn answer_lines(conn: &TcpStream, idle: Duration, shared: &Shared, say: &Say) ->
             return format!("send: {err}: closed");
         }
         if too_long {
+            // The client may still be sending the rest of that line.
+            linger(conn, idle, say);
             return format!("a line longer than {MAX_LINE} bytes: closed");
         }
         if shutdown {
@@ -582,6 +584,27 @@ fn answer_lines(conn: &TcpStream, idle: Duration, shared: &Shared, say: &Say) ->
         }
     }
     // ANCHOR_END: answer_lines
+}
+
+/// A lingering close, for a connection the server ends while the client
+/// may still be sending. Closing a socket with unread bytes makes the
+/// kernel send RST and throw away the replies it has not sent yet (lesson
+/// 6): a client slow to read would lose them, and the refusal with them.
+/// So: FIN after the replies, then read and drop whatever still comes until
+/// the client closes its side, or `limit` has passed; only then close.
+fn linger(conn: &TcpStream, limit: Duration, say: &Say) {
+    let done = conn.shutdown(Shutdown::Write);
+    say.call(|| call("shutdown").on(conn).args("SHUT_WR").returned(&done));
+    let until = Instant::now() + limit;
+    let mut buf = [0u8; RECV_SIZE];
+    // Each recv also ends at SO_RCVTIMEO (the idle limit).
+    while done.is_ok() && Instant::now() < until {
+        let got = (&*conn).read(&mut buf);
+        say.call(|| call("recv").on(conn).args(RECV_SIZE).returned(&got));
+        if !matches!(got, Ok(n) if n > 0) {
+            break;
+        }
+    }
 }
 
 /// `send` until every byte is taken: one call may take fewer (lesson 4).

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
@@ -149,6 +149,12 @@ struct Conn {
     dead: Option<String>,
     /// Why it will be closed once its replies are out.
     ending: String,
+    /// It ended on a line too long, and the client may still be sending the
+    /// rest of it: close only after a lingering close (see `close_finished`).
+    linger_first: bool,
+    /// FIN sent after the replies; what the client still sends is read and
+    /// dropped until it closes its side or the idle limit passes.
+    lingering: bool,
     /// When it last read or wrote anything.
     last_progress: Instant,
     /// Request bytes received so far.
@@ -160,6 +166,9 @@ impl Conn {
     /// The events `poll` is to watch for: readable while it takes requests
     /// and is not too far behind with replies; writable while replies wait.
     fn interest(&self) -> PollFlags {
+        if self.lingering {
+            return PollFlags::POLLIN;
+        }
         let mut events = PollFlags::empty();
         if !self.reading_done && self.out.len() < HIGH_WATER {
             events |= PollFlags::POLLIN;
@@ -390,6 +399,8 @@ impl Server {
                 reading_done: false,
                 dead: None,
                 ending: String::new(),
+                linger_first: false,
+                lingering: false,
                 last_progress: Instant::now(),
                 bytes_in: 0,
             };
@@ -414,6 +425,10 @@ impl Server {
         // ANCHOR: on_conn
         let Some(conn) = self.conns.get_mut(&fd) else { return };
         if conn.dead.is_some() {
+            return;
+        }
+        if conn.lingering {
+            self.drain(fd);
             return;
         }
         // POLLOUT, or an error the next send will report: try sending again.
@@ -476,6 +491,7 @@ impl Server {
                     conn.out.extend_from_slice(TOO_LONG);
                     conn.reading_done = true;
                     conn.ending = format!("a line longer than {MAX_LINE} bytes: closed");
+                    conn.linger_first = true;
                     break;
                 }
             }
@@ -571,20 +587,64 @@ impl Server {
         let idle = self.limits.idle;
         for conn in self.conns.values_mut() {
             if conn.dead.is_none() && now.duration_since(conn.last_progress) >= idle {
-                conn.dead = Some(format!("idle for {}: closed", duration(idle)));
+                conn.dead = Some(if conn.lingering {
+                    conn.ending.clone()
+                } else {
+                    format!("idle for {}: closed", duration(idle))
+                });
             }
         }
     }
+
+    // ANCHOR: linger
+    /// A lingering close, for a connection that ended on a line too long
+    /// while the client may still be sending. Closing a socket with unread
+    /// bytes makes the kernel send RST and throw away the replies it has not
+    /// sent yet (lesson 6): a client slow to read would lose them, and the
+    /// refusal with them. So: FIN after the replies, then read and drop
+    /// whatever still comes until the client closes its side, or the idle
+    /// limit has passed (the drained bytes are not progress).
+    fn start_lingering(&mut self, fd: RawFd) {
+        let Some(conn) = self.conns.get_mut(&fd) else { return };
+        let done = conn.stream.shutdown(Shutdown::Write);
+        self.say.call(|| call("shutdown").on(&conn.stream).args("SHUT_WR").returned(&done));
+        match done {
+            Ok(()) => {
+                conn.lingering = true;
+                conn.last_progress = Instant::now();
+            }
+            Err(err) => conn.dead = Some(format!("shutdown: {err}: closed")),
+        }
+    }
+
+    /// One `recv` on a lingering connection; what it brings is dropped.
+    fn drain(&mut self, fd: RawFd) {
+        let Some(conn) = self.conns.get_mut(&fd) else { return };
+        let mut buf = [0u8; RECV_SIZE];
+        let got = (&conn.stream).read(&mut buf);
+        self.say.call(|| call("recv").on(&conn.stream).args(RECV_SIZE).returned(&got));
+        match got {
+            Ok(n) if n > 0 => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            // The client closed its side (or reset): nothing is left unread.
+            _ => conn.dead = Some(conn.ending.clone()),
+        }
+    }
+    // ANCHOR_END: linger
 
     /// Closes every connection that is dead, or done with its replies out.
     fn close_finished(&mut self) {
         let done: Vec<RawFd> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.dead.is_some() || (c.reading_done && c.out.is_empty()))
+            .filter(|(_, c)| c.dead.is_some() || (c.reading_done && c.out.is_empty() && !c.lingering))
             .map(|(fd, _)| *fd)
             .collect();
         for fd in done {
+            if self.conns.get(&fd).is_some_and(|c| c.dead.is_none() && c.linger_first) {
+                self.start_lingering(fd);
+                continue;
+            }
             let Some(conn) = self.conns.remove(&fd) else { continue };
             let why = conn.dead.clone().unwrap_or(conn.ending.clone());
             self.say.event(format!("{}: {why}", conn.peer));
