@@ -1,6 +1,6 @@
 //! Lesson 13: epoll, level- and edge-triggered, a signalfd shutdown, EMFILE.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 
@@ -200,4 +200,41 @@ fn cpu_time(pid: u32) -> u64 {
     // SAFETY: sysconf takes no pointers.
     let per_second = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } as u64;
     ticks * 1000 / per_second
+}
+
+/// A line too long ends the connection with a lingering close: a client
+/// that reads slowly still gets every earlier reply and the refusal, then
+/// the end of the stream, not a reset that would discard them.
+#[test]
+fn a_slow_reader_gets_every_reply_and_the_refusal() {
+    for trigger in [&[][..], &["--edge"][..]] {
+        let server = Server::lesson(13, trigger);
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        // Before connect, so the window it advertises is small too.
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&server.addr.parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+        let stream = TcpStream::from(socket);
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        let lines: Vec<u8> =
+            (0..200).flat_map(|i| format!("line {i:03} {}\n", ".".repeat(90)).into_bytes()).collect();
+        (&stream).write_all(&[lines.as_slice(), &[b'x'; 5000]].concat()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = (&stream)
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("{trigger:?}: {e} after {} bytes", got.len()));
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            // Pacing only: this client is slow on purpose.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        assert!(
+            got == [lines.as_slice(), b"error: line too long\n"].concat(),
+            "{trigger:?}: {} bytes",
+            got.len()
+        );
+    }
 }

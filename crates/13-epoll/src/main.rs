@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -174,6 +174,12 @@ struct Conn {
     reading_done: bool,
     dead: Option<String>,
     ending: String,
+    /// It ended on a line too long, and the client may still be sending:
+    /// close only after a lingering close (lessons 10 and 12).
+    linger_first: bool,
+    /// FIN sent after the replies; what still comes is read and dropped
+    /// until the client closes its side or the idle limit passes.
+    lingering: bool,
     last_progress: Instant,
     bytes_in: usize,
     /// The events its `epoll` entry asks for now.
@@ -418,6 +424,8 @@ impl Server {
                 reading_done: false,
                 dead: None,
                 ending: String::new(),
+                linger_first: false,
+                lingering: false,
                 last_progress: Instant::now(),
                 bytes_in: 0,
                 registered: wanted,
@@ -476,6 +484,10 @@ impl Server {
         // ANCHOR: on_conn
         let Some(conn) = self.conns.get_mut(&fd) else { return };
         if conn.dead.is_some() {
+            return;
+        }
+        if conn.lingering {
+            self.drop_what_comes(fd);
             return;
         }
         if flags.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
@@ -553,6 +565,7 @@ impl Server {
                     conn.out.extend_from_slice(TOO_LONG);
                     conn.reading_done = true;
                     conn.ending = format!("a line longer than {MAX_LINE} bytes: closed");
+                    conn.linger_first = true;
                     break;
                 }
             }
@@ -587,7 +600,7 @@ impl Server {
         let epfd = self.epoll.0.as_raw_fd();
         for (fd, conn) in &mut self.conns {
             let mut wanted = EpollFlags::empty();
-            if !conn.reading_done && !conn.paused {
+            if (!conn.reading_done && !conn.paused) || conn.lingering {
                 wanted |= EpollFlags::EPOLLIN;
             }
             if conn.blocked {
@@ -678,20 +691,72 @@ impl Server {
         let idle = self.limits.idle;
         for conn in self.conns.values_mut() {
             if conn.dead.is_none() && now.duration_since(conn.last_progress) >= idle {
-                conn.dead = Some(format!("idle for {}: closed", duration(idle)));
+                conn.dead = Some(if conn.lingering {
+                    conn.ending.clone()
+                } else {
+                    format!("idle for {}: closed", duration(idle))
+                });
             }
         }
     }
+
+    // ANCHOR: linger
+    /// A lingering close (lesson 10), for a connection that ended on a line
+    /// too long while the client may still be sending: FIN after the
+    /// replies, then read and drop what comes until the client closes its
+    /// side, or the idle limit passes. Closing with unread bytes would send
+    /// RST and throw away replies the kernel has not sent yet (lesson 6).
+    fn start_lingering(&mut self, fd: RawFd) {
+        let Some(conn) = self.conns.get_mut(&fd) else { return };
+        let done = conn.stream.shutdown(Shutdown::Write);
+        self.say.call(|| call("shutdown").on(&conn.stream).args("SHUT_WR").returned(&done));
+        match done {
+            Ok(()) => {
+                conn.lingering = true;
+                conn.last_progress = Instant::now();
+                // Edge-triggered, bytes that came before now announce
+                // nothing: read them at once.
+                self.drop_what_comes(fd);
+            }
+            Err(err) => conn.dead = Some(format!("shutdown: {err}: closed")),
+        }
+    }
+
+    /// Reads and drops until `EAGAIN`; the end of the stream (or an error)
+    /// finishes the lingering close.
+    fn drop_what_comes(&mut self, fd: RawFd) {
+        let Some(conn) = self.conns.get_mut(&fd) else { return };
+        loop {
+            let mut buf = [0u8; RECV_SIZE];
+            let got = (&conn.stream).read(&mut buf);
+            self.say.call(|| call("recv").on(&conn.stream).args(RECV_SIZE).returned(&got));
+            match got {
+                Ok(n) if n > 0 => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                _ => {
+                    conn.dead = Some(conn.ending.clone());
+                    return;
+                }
+            }
+        }
+    }
+    // ANCHOR_END: linger
 
     /// Closing a socket also takes it off the interest list.
     fn close_finished(&mut self) {
         let done: Vec<RawFd> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.dead.is_some() || (c.reading_done && c.out.is_empty()))
+            .filter(|(_, c)| c.dead.is_some() || (c.reading_done && c.out.is_empty() && !c.lingering))
             .map(|(fd, _)| *fd)
             .collect();
         for fd in done {
+            if self.conns.get(&fd).is_some_and(|c| c.dead.is_none() && c.linger_first) {
+                self.start_lingering(fd);
+                if self.conns.get(&fd).is_none_or(|c| c.dead.is_none()) {
+                    continue;
+                }
+            }
             let Some(conn) = self.conns.remove(&fd) else { continue };
             let why = conn.dead.clone().unwrap_or(conn.ending.clone());
             self.say.event(format!("{}: {why}", conn.peer));
