@@ -54,6 +54,10 @@ lesson-11 *args:
 lesson-12 *args:
     cargo run --quiet -p lesson-12 -- "$@"
 
+# Lesson 13: epoll, level- and edge-triggered, with a signalfd shutdown and EMFILE handled
+lesson-13 *args:
+    cargo run --quiet -p lesson-13 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 trace n:
     #!/usr/bin/env bash
@@ -83,6 +87,15 @@ diff n m:
 # Run every test: snapshots, interop, book checks, kernel checks
 test:
     cargo test
+
+# Measure lessons 10-13 against a tokio echo server; writes the benchmark appendix's table and plot (book/src/bench/)
+bench *args:
+    cargo run --quiet --release -p bench -- "$@"
+
+# Check that every server the bench measures answers correctly (no timing)
+bench-smoke:
+    cargo test --quiet --release -p bench
+    cargo run --quiet --release -p bench -- --smoke
 
 # Build the book into book/book
 book:

@@ -24,3 +24,4 @@ mod lesson_09;
 mod lesson_10;
 mod lesson_11;
 mod lesson_12;
+mod lesson_13;

@@ -301,13 +301,20 @@ fn demo() -> Result<(), Failure> {
     send(&mut t, &a, b"client\n")?;
     show(&mut t, &reports, 2)?; // recv, send
     recv(&mut t, &a)?;
-    close(&mut t, a)?;
+    // A is done: shutdown(SHUT_WR) ends its stream like close would, but
+    // A keeps its descriptor number until the end of this part, so the
+    // server's next accept cannot be given it (which would make the
+    // kernel's record of who used fd 4 first depend on thread timing).
+    let done = a.shutdown(Shutdown::Write);
+    t.client(call("shutdown").on(&a).args("SHUT_WR").returned(&done));
+    done.or_fail("shutdown")?;
     show(&mut t, &reports, 3)?; // recv 0, "closed by the client", close
     t.server_note("only now does the server get back to accept");
     show(&mut t, &reports, 5)?; // accept, SO_RCVTIMEO, SO_SNDTIMEO, recv, send
     recv(&mut t, &b)?;
     close(&mut t, b)?;
     show(&mut t, &reports, 3)?; // recv 0, "closed by the client", close
+    close(&mut t, a)?;
     let listener = server.join().map_err(|_| Failure::new("demo", "the server thread panicked"))?;
     // ANCHOR_END: demo_one_thread
 

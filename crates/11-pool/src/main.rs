@@ -167,6 +167,8 @@ fn run(listener: TcpListener, limits: Limits, say: &Say, pace: &Pace) -> Result<
         stop: AtomicBool::new(false),
         open: Mutex::new(BTreeMap::new()),
         waker: Mutex::new(Some(waker.or_fail("socket")?)),
+        wake: Mutex::new(Wake::Ready),
+        wake_changed: Condvar::new(),
         wake_addr: reachable(local),
     });
     let pool = Pool::start(limits.workers, worker)?;
@@ -174,17 +176,13 @@ fn run(listener: TcpListener, limits: Limits, say: &Say, pace: &Pace) -> Result<
     start_signal_thread(&shared, say)?;
 
     accept_loop(&listener, &shared, &pool, limits, say, pace);
+    // The thread that began the shutdown closes the waker; wait for it, so
+    // that nothing is left open when this returns.
+    shared.wait_for_wake(|wake| wake != Wake::Closed, Duration::from_secs(2));
 
     let fd = listener.as_raw_fd();
     drop(listener);
     say.call(|| call("close").on_fd(fd).gave(&()));
-    // Closed only now, after the accept it woke: closing it earlier would
-    // free its number while that accept may not have started yet.
-    if let Some(waker) = shared.waker.lock().unwrap().take() {
-        let fd = waker.as_raw_fd();
-        drop(waker);
-        say.call(|| call("close").on_fd(fd).gave(&()));
-    }
     finish_open_connections(&shared, say);
     // Closing the channel ends each worker once the queue is empty.
     pool.finish();
@@ -205,6 +203,20 @@ struct Shared {
     waker: Mutex<Option<Socket>>,
     /// Where it connects: the listener's own address.
     wake_addr: SocketAddr,
+    /// How far the wake-up has got.
+    wake: Mutex<Wake>,
+    wake_changed: Condvar,
+}
+
+/// The wake-up connection's progress.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// Not used yet.
+    Ready,
+    /// The accept loop has taken it.
+    Taken,
+    /// The waker is closed: the shutdown is done with it.
+    Closed,
 }
 
 impl Shared {
@@ -218,14 +230,44 @@ impl Shared {
         // a flag changing does not wake it, and neither does another thread
         // dropping or closing the listener (`man 2 close`). So connect to
         // ourselves: accept returns that connection, and the loop sees the flag.
-        let waker = self.waker.lock().unwrap();
-        let Some(waker) = waker.as_ref() else { return };
-        let woke = waker.connect(&self.wake_addr.into());
-        say.call(|| call("connect").on(waker).args(self.wake_addr).returned(&woke));
-        if let Err(err) = woke {
-            say.event(format!("connect to ourselves: {err}: the accept loop stops at the next client"));
-        }
+        let woke = match self.waker.lock().unwrap().as_ref() {
+            Some(waker) => {
+                let woke = waker.connect(&self.wake_addr.into());
+                say.call(|| call("connect").on(waker).args(self.wake_addr).returned(&woke));
+                woke
+            }
+            None => Ok(()),
+        };
         // ANCHOR_END: wake
+        match woke {
+            // The accept loop recognises the connection by the waker's
+            // address: close the waker once the loop has taken it (a
+            // second at most).
+            Ok(()) => drop(self.wait_for_wake(|wake| wake == Wake::Ready, Duration::from_secs(1))),
+            Err(err) => {
+                say.event(format!("connect to ourselves: {err}: the accept loop stops at the next client"))
+            }
+        }
+        if let Some(waker) = self.waker.lock().unwrap().take() {
+            let fd = waker.as_raw_fd();
+            drop(waker);
+            say.call(|| call("close").on_fd(fd).gave(&()));
+        }
+        self.set_wake(Wake::Closed);
+    }
+
+    fn set_wake(&self, state: Wake) {
+        let mut wake = self.wake.lock().unwrap();
+        if *wake != Wake::Closed {
+            *wake = state;
+        }
+        self.wake_changed.notify_all();
+    }
+
+    /// Waits, at most `limit`, while `waiting` holds for the wake-up state.
+    fn wait_for_wake(&self, waiting: impl Fn(Wake) -> bool, limit: Duration) -> Wake {
+        let wake = self.wake.lock().unwrap();
+        *self.wake_changed.wait_timeout_while(wake, limit, |wake| waiting(*wake)).unwrap().0
     }
 
     /// Whether a connection comes from our own wake-up socket.
@@ -345,6 +387,7 @@ fn admit(
     if shared.is_waker(peer) {
         say.note("our own wake-up connection: closed");
         close(conn, say);
+        shared.set_wake(Wake::Taken);
         return;
     }
     // ANCHOR: limit
@@ -656,8 +699,10 @@ fn demo() -> Result<(), Failure> {
     kill(Pid::this(), Signal::SIGINT).or_fail("kill SIGINT")?;
     t.client_note("the demo sends itself SIGINT, as Ctrl-C does");
     show(&mut t, &signal_thread, 2)?; // "sigwait returned", connect
-    show(&mut t, &reports, 5)?; // accept, "wake-up", close, "stop flag", poll
-    show(&mut t, &reports, 6)?; // close listener, close waker, "to finish", 3 x shutdown
+    show(&mut t, &reports, 3)?; // accept, "wake-up", close
+    show(&mut t, &signal_thread, 1)?; // close the waker
+    show(&mut t, &reports, 2)?; // "stop flag", poll
+    show(&mut t, &reports, 5)?; // close listener, "to finish", 3 x shutdown
     show(&mut t, &for_a, 3)?; // recv 0, "input ended", close
     show(&mut t, &for_b, 3)?;
     recv(&mut t, &a)?;

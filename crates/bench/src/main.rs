@@ -1,0 +1,580 @@
+//! # The bench: lessons 10-13 against what a user would pick instead
+//!
+//! Starts each multi-client server of the course (lessons 10-13, whichever
+//! exist, and lesson 2 at one connection) and a tokio `current_thread` echo
+//! server of the same line protocol, drives each with 1, 100 and 1000
+//! ping-pong connections from epoll threads, and reports requests/s, p50
+//! and p99 latency, the server's CPU time per request and its memory per
+//! idle connection, each also as a ratio to tokio measured in the same run.
+//!
+//! The server runs pinned to one CPU and the generator on the others (on a
+//! 2-CPU machine: CPU 0 and CPU 1), so that the two never compete for a
+//! core, and the generator's CPU use and the server's core's idle time show
+//! whether the generator, rather than the server, set the pace.
+//!
+//! `--smoke` checks instead that every server answers a few hundred requests
+//! correctly, and measures nothing.
+
+mod load;
+mod plot;
+mod report;
+mod server;
+mod sys;
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use load::Stop;
+use report::{IdleRow, LoadRow, Measured, Report};
+use server::{Server, ServerCmd};
+
+/// Where the server and the generator run.
+#[derive(Clone, Debug, Default)]
+pub struct Placement {
+    /// The CPU every server is pinned to.
+    pub server_cpu: Option<usize>,
+    /// One generator thread on each of these CPUs (at most one per
+    /// connection); none: one thread, wherever the scheduler puts it.
+    pub generator_cpus: Vec<usize>,
+}
+
+/// How long opening one connection and its first round trip may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Parser)]
+#[command(
+    name = "bench",
+    bin_name = "bench",
+    about = "Measure lessons 10-13's servers against a tokio current_thread echo server"
+)]
+struct Cli {
+    /// Only check that every server answers a few hundred requests correctly: no timing, nothing written to the book
+    #[arg(long)]
+    smoke: bool,
+    /// Seconds measured for each server at each connection count
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Seconds of traffic before each measurement starts
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// Measure everything this many times, interleaved; each figure is from the round least disturbed by other work
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Connection counts to measure at
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 100, 1000])]
+    connections: Vec<usize>,
+    /// Idle connections for the memory figure; 0 skips it
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// Only these lessons (lesson-02, lesson-10, ...); the tokio reference always runs, the ratios need it
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Also measure this server: NAME=BINARY [ARG...], run as `BINARY server --addr 127.0.0.1:0 ARG...` ({conns} in an ARG stands for the connection count); any server of the line protocol will do
+    #[arg(long = "server", value_name = "NAME=BINARY [ARG...]")]
+    servers: Vec<String>,
+    /// Let the scheduler place the server and the generator
+    #[arg(long)]
+    no_pin: bool,
+    /// The CPU to pin the servers to (default: the first this process may use)
+    #[arg(long)]
+    server_cpu: Option<usize>,
+    /// CPUs for the generator, one thread each (default: every other CPU this process may use)
+    #[arg(long, value_delimiter = ',')]
+    generator_cpus: Vec<usize>,
+    /// Run the generator and the servers at this nice value (-20..19; below 0 needs root), so that other work on the machine disturbs the figures less
+    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    nice: Option<i32>,
+    /// Folder for results.md, results.json and results.svg
+    #[arg(long, default_value_os_t = workspace_root().join("book/src/bench"))]
+    out: PathBuf,
+}
+
+/// A server the bench measures.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    /// `tokio` or `lesson-NN`.
+    pub key: String,
+    /// What it is, for the table.
+    pub what: String,
+    pub cmd: ServerCmd,
+    /// Arguments after `server --addr 127.0.0.1:0`; `{conns}` stands for
+    /// the number of connections of the run.
+    pub extra: Vec<String>,
+    /// Lesson 2 serves one client at a time: more connections would wait.
+    pub one_client_only: bool,
+}
+
+impl Subject {
+    /// The command for a run with `conns` connections.
+    pub fn command(&self, conns: usize) -> ServerCmd {
+        let mut cmd = self.cmd.clone();
+        cmd.args.extend(self.extra.iter().map(|arg| arg.replace("{conns}", &conns.to_string())));
+        cmd
+    }
+}
+
+/// A lesson the bench knows.
+pub struct Lesson {
+    pub number: u32,
+    pub what: &'static str,
+    /// See [`Subject::extra`].
+    pub extra: &'static [&'static str],
+}
+
+/// Lesson 2 as the single-client baseline, then the multi-client servers.
+pub const LESSONS: &[Lesson] = &[
+    Lesson { number: 2, what: "one client at a time", extra: &[] },
+    Lesson { number: 10, what: "thread per connection", extra: &[] },
+    // A worker serves one connection until the client leaves, and a
+    // ping-pong client stays for the whole run: each needs a worker of its
+    // own, or it waits for one that never comes free.
+    Lesson {
+        number: 11,
+        what: "bounded thread pool",
+        extra: &["--workers", "{conns}", "--max-conns", "{conns}"],
+    },
+    // Lessons 12 and 13 limit open connections to 1024 by default, below
+    // the idle test's 10,000; the limit is lesson 11's idea, not measured.
+    Lesson { number: 12, what: "poll", extra: &["--max-conns", "{conns}"] },
+    Lesson { number: 13, what: "epoll", extra: &["--max-conns", "{conns}"] },
+];
+
+fn workspace_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<bool, String> {
+    if cfg!(debug_assertions) && !cli.smoke {
+        eprintln!("bench: warning: a debug build; measure with `cargo run -p bench --release`");
+    }
+    let subjects = subjects(cli)?;
+    // After building the lessons, so that the build is not what it sees.
+    let machine = report::Machine::read(!cli.smoke);
+    // After building, like the pinning below: the servers inherit both.
+    if let Some(nice) = cli.nice {
+        sys::set_nice(nice).map_err(|e| format!("setpriority {nice}: {e}"))?;
+    }
+    // Pin only after building: cargo would otherwise get one CPU.
+    let placement = place(cli)?;
+    // Each connection is a descriptor in the generator and one in the
+    // server (which inherits the limit), plus a margin for everything else.
+    let most = if cli.smoke { 20 } else { cli.connections.iter().copied().max().unwrap_or(1) };
+    sys::raise_open_files(most as u64 + 256)?;
+    let idle = match if cli.smoke { 100 } else { cli.idle } {
+        0 => None,
+        n => match sys::raise_open_files(n as u64 + 256) {
+            Ok(_) => Some(n),
+            Err(err) => {
+                println!("memory per idle connection skipped: {err}");
+                None
+            }
+        },
+    };
+    if cli.smoke {
+        smoke(&subjects, &placement, idle, &machine)
+    } else {
+        measure_all(cli, &subjects, &placement, idle, &machine)
+    }
+}
+
+/// Pins this thread (and so the threads it starts) to the generator's first
+/// CPU and says where servers and generator threads go.
+fn place(cli: &Cli) -> Result<Placement, String> {
+    if cli.no_pin {
+        return Ok(Placement::default());
+    }
+    let allowed = sys::allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
+    let server_cpu = cli.server_cpu.or(allowed.first().copied()).ok_or("no CPU to run on")?;
+    let generator_cpus: Vec<usize> = if cli.generator_cpus.is_empty() {
+        allowed.iter().copied().filter(|&c| c != server_cpu).collect()
+    } else {
+        cli.generator_cpus.clone()
+    };
+    let Some(&first) = generator_cpus.first() else {
+        println!("only one CPU: the server and the generator are not pinned");
+        return Ok(Placement::default());
+    };
+    if generator_cpus.contains(&server_cpu) {
+        println!("warning: the generator shares CPU {server_cpu} with the servers");
+    }
+    sys::pin_to_cpu(first).map_err(|e| format!("sched_setaffinity {first}: {e}"))?;
+    Ok(Placement { server_cpu: Some(server_cpu), generator_cpus })
+}
+
+/// The tokio reference and the lessons that exist, built in release mode.
+fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
+    let exe = env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let bin_dir = exe.parent().ok_or("current_exe has no folder")?;
+    let tokio_echo = bin_dir.join("tokio-echo");
+    // `cargo run -p bench` builds only the binary it runs: build the
+    // reference server beside it (a no-op when it is up to date).
+    let status = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(workspace_root())
+        .args(["build", "--release", "--quiet", "-p", "bench", "--bin", "tokio-echo"])
+        .status()
+        .map_err(|e| format!("cargo build: {e}"))?;
+    if !status.success() || !tokio_echo.exists() {
+        return Err(format!("building {} failed ({status})", tokio_echo.display()));
+    }
+    let server_args = || vec!["server".to_string(), "--addr".into(), "127.0.0.1:0".into()];
+    let mut subjects = vec![Subject {
+        key: "tokio".into(),
+        what: "tokio current_thread (reference)".into(),
+        cmd: ServerCmd { binary: tokio_echo, args: server_args() },
+        extra: Vec::new(),
+        one_client_only: false,
+    }];
+
+    let root = workspace_root();
+    let crates = fs::read_dir(root.join("crates")).map_err(|e| format!("read crates/: {e}"))?;
+    let mut present: Vec<u32> = crates
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| name.get(..2)?.parse::<u32>().ok().filter(|_| name.get(2..3) == Some("-")))
+        .filter(|n| LESSONS.iter().any(|lesson| lesson.number == *n))
+        .collect();
+    present.sort_unstable();
+    let wanted = |key: &str| cli.only.is_empty() || cli.only.iter().any(|k| k == key);
+    present.retain(|n| wanted(&format!("lesson-{n:02}")));
+
+    if !present.is_empty() {
+        // The lessons are measured as a user would run them: optimised.
+        let mut build = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        build.current_dir(&root).args(["build", "--release", "--quiet"]);
+        for n in &present {
+            build.args(["-p", &format!("lesson-{n:02}")]);
+        }
+        let status = build.status().map_err(|e| format!("cargo build: {e}"))?;
+        if !status.success() {
+            return Err(format!("building the lessons failed ({status})"));
+        }
+    }
+    let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    for n in present {
+        let lesson = LESSONS.iter().find(|lesson| lesson.number == n).expect("known lesson");
+        let key = format!("lesson-{n:02}");
+        subjects.push(Subject {
+            cmd: ServerCmd { binary: target.join("release").join(&key), args: server_args() },
+            key,
+            what: lesson.what.into(),
+            extra: lesson.extra.iter().map(|a| a.to_string()).collect(),
+            one_client_only: n == 2,
+        });
+    }
+    for spec in &cli.servers {
+        subjects.push(command_line_server(spec)?);
+    }
+    let missing: Vec<String> = LESSONS
+        .iter()
+        .filter(|l| l.number >= 10 && !subjects.iter().any(|s| s.key == format!("lesson-{:02}", l.number)))
+        .map(|l| format!("lesson-{:02} ({})", l.number, l.what))
+        .collect();
+    if !missing.is_empty() && cli.only.is_empty() {
+        println!("not measured, no crate yet: {}", missing.join(", "));
+    }
+    Ok(subjects)
+}
+
+/// A server named on the command line: `NAME=BINARY [ARG...]`.
+fn command_line_server(spec: &str) -> Result<Subject, String> {
+    let (key, rest) =
+        spec.split_once('=').ok_or(format!("--server {spec:?}: expected NAME=BINARY [ARG...]"))?;
+    let mut words = rest.split_whitespace();
+    let binary = words.next().ok_or(format!("--server {spec:?}: no binary"))?;
+    Ok(Subject {
+        key: key.to_string(),
+        what: format!("{binary}, given with --server"),
+        cmd: ServerCmd {
+            binary: binary.into(),
+            args: vec!["server".to_string(), "--addr".into(), "127.0.0.1:0".into()],
+        },
+        extra: words.map(String::from).collect(),
+        one_client_only: false,
+    })
+}
+
+/// Whether the crate of lesson `key` (`lesson-NN`) is in the workspace.
+pub fn lesson_crate_exists(key: &str) -> bool {
+    let Some(number) = key.strip_prefix("lesson-") else { return false };
+    fs::read_dir(workspace_root().join("crates")).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .any(|name| name.starts_with(&format!("{number}-")))
+    })
+}
+
+/// Connection counts a subject is measured at.
+fn counts_for(subject: &Subject, counts: &[usize]) -> Vec<usize> {
+    counts.iter().copied().filter(|&n| !subject.one_client_only || n == 1).collect()
+}
+
+fn measure_all(
+    cli: &Cli,
+    subjects: &[Subject],
+    placement: &Placement,
+    idle: Option<usize>,
+    machine: &report::Machine,
+) -> Result<bool, String> {
+    let started = Instant::now();
+    let stop = Stop::Window {
+        warmup: Duration::from_secs_f64(cli.warmup),
+        measure: Duration::from_secs_f64(cli.seconds),
+    };
+    let rounds = cli.rounds.max(1);
+    let mut samples: Vec<(String, usize, Result<LoadRow, String>)> = Vec::new();
+    for round in 1..=rounds {
+        // Interleaved: a slow spell on the machine hits every server, not one.
+        for &conns in &cli.connections {
+            for subject in subjects {
+                if !counts_for(subject, &[conns]).contains(&conns) {
+                    continue;
+                }
+                let row = measure(subject, conns, stop, placement);
+                match &row {
+                    Ok(r) => println!(
+                        "round {round}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, server CPU {:>3.0} % (its core idle {}), generator CPU {:>3.0} %",
+                        subject.key,
+                        r.requests_per_s,
+                        r.server_cpu_pct,
+                        r.server_core_idle_pct.map_or("–".to_string(), |p| format!("{p:.0} %")),
+                        r.generator_cpu_pct
+                    ),
+                    Err(err) => println!(
+                        "round {round}/{rounds}  {:<10} {conns:>5} connections: FAILED: {err}",
+                        subject.key
+                    ),
+                }
+                samples.push((subject.key.clone(), conns, row));
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for subject in subjects {
+        for conns in counts_for(subject, &cli.connections) {
+            let of_this: Vec<&Result<LoadRow, String>> = samples
+                .iter()
+                .filter(|(k, c, _)| *k == subject.key && *c == conns)
+                .map(|(_, _, r)| r)
+                .collect();
+            rows.push(report::pick_round(subject, conns, &of_this));
+        }
+    }
+    let mut idle_rows = Vec::new();
+    if let Some(count) = idle {
+        for subject in subjects.iter().filter(|s| !s.one_client_only) {
+            let row = idle_memory(subject, count, placement);
+            match &row.result {
+                Ok(_) => println!(
+                    "{:<10} {count} idle connections: {:.0} bytes each",
+                    subject.key,
+                    row.bytes_per_conn().unwrap_or(f64::NAN)
+                ),
+                Err(err) => println!("{:<10} {count} idle connections: FAILED: {err}", subject.key),
+            }
+            idle_rows.push(row);
+        }
+    }
+    let report = Report {
+        machine: machine.clone(),
+        subjects: subjects.to_vec(),
+        rows,
+        idle_rows,
+        idle_count: idle,
+        seconds: cli.seconds,
+        warmup: cli.warmup,
+        rounds,
+        placement: placement.clone(),
+        nice: cli.nice,
+        smoke: false,
+    };
+    println!();
+    print!("{}", report.terminal());
+    report.write(&cli.out)?;
+    println!(
+        "\nwrote {} (results.md, results.json, results.svg) in {:.0} s",
+        cli.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(true)
+}
+
+/// Where a run reads the server's CPU time and its core's idle time.
+fn probe(server: &Server, placement: &Placement) -> load::Probe {
+    load::Probe {
+        server_stat: server.stat_path(),
+        server_cpu: placement.server_cpu,
+        generator_cpus: placement.generator_cpus.clone(),
+    }
+}
+
+/// One server at one connection count, on a fresh server process.
+fn measure(subject: &Subject, conns: usize, stop: Stop, placement: &Placement) -> Result<LoadRow, String> {
+    let mut server = Server::start(&subject.command(conns), placement.server_cpu)?;
+    let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
+        .map_err(|err| format!("{err}{}", server.exit_note()))?;
+    let run = load::ping_pong(&mut clients, stop, &probe(&server, placement), &placement.generator_cpus)?;
+    let note = server.exit_note();
+    drop(clients);
+    if !note.is_empty() {
+        return Err(format!("during the run{note}"));
+    }
+    Ok(LoadRow::from_run(&run))
+}
+
+/// The server's resident memory before and after `count` connections that
+/// were each answered once and then left idle.
+fn idle_memory(subject: &Subject, count: usize, placement: &Placement) -> IdleRow {
+    let result = (|| {
+        let mut server = Server::start(&subject.command(count), placement.server_cpu)?;
+        let before = server.rss_bytes()?;
+        let clients = load::connect_all(server.addr, count, SETUP_TIMEOUT)
+            .map_err(|err| format!("{err}{}", server.exit_note()))?;
+        let after = server.rss_bytes()?;
+        drop(clients);
+        Ok((before, after))
+    })();
+    IdleRow::new(&subject.key, count, result)
+}
+
+/// Every server answers a few hundred requests correctly, alone and, for
+/// the multi-client servers, on 20 connections at once.
+fn smoke(
+    subjects: &[Subject],
+    placement: &Placement,
+    idle: Option<usize>,
+    machine: &report::Machine,
+) -> Result<bool, String> {
+    let started = Instant::now();
+    let mut ok = true;
+    let mut rows = Vec::new();
+    let mut idle_rows = Vec::new();
+    for subject in subjects {
+        for conns in counts_for(subject, &[1, 20]) {
+            let per_connection = 300 / conns as u64;
+            let stop = Stop::Requests { per_connection, limit: Duration::from_secs(20) };
+            let result = (|| {
+                let mut server = Server::start(&subject.command(conns), placement.server_cpu)?;
+                let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
+                    .map_err(|err| format!("{err}{}", server.exit_note()))?;
+                let run = load::ping_pong(
+                    &mut clients,
+                    stop,
+                    &probe(&server, placement),
+                    &placement.generator_cpus,
+                )?;
+                let answered: u64 = clients.iter().map(load::Conn::answered).sum();
+                let expected = conns as u64 * (per_connection + 1);
+                let note = server.exit_note();
+                if run.errors > 0 || answered != expected || !note.is_empty() {
+                    return Err(format!(
+                        "{answered} of {expected} requests answered correctly; {} errors: {}{note}",
+                        run.errors,
+                        run.first_errors.join("; ")
+                    ));
+                }
+                Ok((answered, run))
+            })();
+            match result {
+                Ok((answered, run)) => {
+                    println!(
+                        "smoke {:<10} {conns:>2} connections: {answered} requests, every reply correct",
+                        subject.key
+                    );
+                    rows.push(Measured {
+                        key: subject.key.clone(),
+                        conns,
+                        result: Ok(LoadRow::from_run(&run)),
+                    });
+                }
+                Err(err) => {
+                    println!("smoke {:<10} {conns:>2} connections: FAILED: {err}", subject.key);
+                    ok = false;
+                    rows.push(Measured { key: subject.key.clone(), conns, result: Err(err) });
+                }
+            }
+        }
+        if let (Some(count), false) = (idle, subject.one_client_only) {
+            let row = idle_memory(subject, count, placement);
+            if let Err(err) = &row.result {
+                println!("smoke {:<10} {count} idle connections: FAILED: {err}", subject.key);
+                ok = false;
+            } else {
+                println!(
+                    "smoke {:<10} {count} idle connections: opened, answered once, memory read",
+                    subject.key
+                );
+            }
+            idle_rows.push(row);
+        }
+    }
+    // The report and the plot are drawn from the smoke figures too (to a
+    // scratch folder, not the book), so CI runs that code.
+    let report = Report {
+        machine: machine.clone(),
+        subjects: subjects.to_vec(),
+        rows,
+        idle_rows,
+        idle_count: idle,
+        seconds: 0.0,
+        warmup: 0.0,
+        rounds: 1,
+        placement: placement.clone(),
+        nice: None,
+        smoke: true,
+    };
+    let scratch = workspace_root().join("target/bench-smoke");
+    report.write(&scratch)?;
+    println!(
+        "smoke: {} servers, {} in {:.1} s; report drawn to {}",
+        subjects.len(),
+        if ok { "every reply correct" } else { "FAILED" },
+        started.elapsed().as_secs_f64(),
+        scratch.display()
+    );
+    Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_run_gets_the_lessons_arguments_for_its_connection_count() {
+        let pool = LESSONS.iter().find(|l| l.number == 11).unwrap();
+        let subject = Subject {
+            key: "lesson-11".into(),
+            what: pool.what.into(),
+            cmd: ServerCmd { binary: "lesson-11".into(), args: vec!["server".into()] },
+            extra: pool.extra.iter().map(|a| a.to_string()).collect(),
+            one_client_only: false,
+        };
+        assert_eq!(subject.command(100).args, ["server", "--workers", "100", "--max-conns", "100"]);
+    }
+
+    #[test]
+    fn any_line_server_can_be_named_on_the_command_line() {
+        let subject = command_line_server("mine=/usr/local/bin/echo-server --limit {conns}").unwrap();
+        assert_eq!(subject.key, "mine");
+        assert_eq!(subject.cmd.binary, std::path::PathBuf::from("/usr/local/bin/echo-server"));
+        assert_eq!(subject.command(1000).args, ["server", "--addr", "127.0.0.1:0", "--limit", "1000"]);
+        assert!(command_line_server("no-binary=").is_err());
+        assert!(command_line_server("/bin/echo").is_err());
+    }
+}
