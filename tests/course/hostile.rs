@@ -30,7 +30,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -106,8 +106,36 @@ const EMFILE_WATCH: Duration = Duration::from_millis(500);
 const SPIN_SHARE: f64 = 0.2;
 
 /// How many cases run at the same time: most of their time is spent
-/// waiting for timers, so more than the two cores.
-const PARALLEL: usize = 8;
+/// waiting for timers, so many more than the two cores.
+const PARALLEL: usize = 16;
+
+/// How many crowds at the same time: each is a thousand connections and,
+/// against lesson 10, a thousand threads, and the machine has two cores.
+const CROWDS_AT_ONCE: usize = 2;
+static CROWDS_RUNNING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// One of the [`CROWDS_AT_ONCE`] places for a crowd, held while it runs.
+struct CrowdPlace;
+
+impl CrowdPlace {
+    fn take() -> CrowdPlace {
+        let (running, freed) = &CROWDS_RUNNING;
+        let mut running = running.lock().unwrap();
+        while *running >= CROWDS_AT_ONCE {
+            running = freed.wait(running).unwrap();
+        }
+        *running += 1;
+        CrowdPlace
+    }
+}
+
+impl Drop for CrowdPlace {
+    fn drop(&mut self) {
+        let (running, freed) = &CROWDS_RUNNING;
+        *running.lock().unwrap() -= 1;
+        freed.notify_one();
+    }
+}
 
 /// Where the table lives, relative to the repository root.
 const RESULTS: &str = "book/src/reliability/results.md";
@@ -124,6 +152,8 @@ enum Framing {
 
 /// A server under test.
 struct Spec {
+    /// Its column in the tables.
+    label: &'static str,
     lesson: u32,
     args: &'static [&'static str],
     framing: Framing,
@@ -131,6 +161,21 @@ struct Spec {
     one_at_a_time: bool,
     /// What it does with a crowd.
     crowd: Crowd,
+    /// What it does when `accept` fails with EMFILE.
+    emfile: Emfile,
+}
+
+/// What a server does when `accept` fails with EMFILE.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Emfile {
+    /// Not run: it holds one client's descriptor at a time.
+    NotRun,
+    /// Retries later; the client waits in the accept queue until a
+    /// descriptor is free.
+    Waits,
+    /// Gives up a spare descriptor it kept for this, accepts the client
+    /// and tells it `error: server busy` (lesson 13).
+    RefusesWithSpare,
 }
 
 impl Spec {
@@ -169,6 +214,7 @@ const BUSY: &[u8] = b"error: server busy\n";
 fn specs() -> Vec<Spec> {
     vec![
         Spec {
+            label: "lesson 2",
             lesson: 2,
             // The default backlog (5) would leave most of the crowd retrying
             // its SYN for seconds (lesson 8); the case is about the server.
@@ -176,35 +222,64 @@ fn specs() -> Vec<Spec> {
             framing: Framing::Bytes,
             one_at_a_time: true,
             crowd: Crowd::AllAnswered,
+            emfile: Emfile::NotRun,
         },
         Spec {
+            label: "lesson 9",
             lesson: 9,
             args: &["--idle", "2", "--deadline", "1"],
             framing: Framing::Lines { max: 64 * 1024 - 1, refusal: b"" },
             one_at_a_time: true,
             crowd: Crowd::Overflows(16),
+            emfile: Emfile::NotRun,
         },
         Spec {
+            label: "lesson 10",
             lesson: 10,
             args: &["--idle", "2"],
             framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
             one_at_a_time: false,
             crowd: Crowd::AllAnswered,
+            emfile: Emfile::Waits,
         },
         Spec {
+            label: "lesson 11",
             lesson: 11,
             args: &["--idle", "2"],
             framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
             one_at_a_time: false,
             crowd: Crowd::Limited(16),
+            emfile: Emfile::Waits,
         },
         Spec {
+            label: "lesson 12",
             lesson: 12,
             args: &["--idle", "2"],
             framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
             one_at_a_time: false,
             // Its limit (--max-conns, 1024 by default) is above the crowd.
             crowd: Crowd::AllAnswered,
+            emfile: Emfile::Waits,
+        },
+        Spec {
+            label: "lesson 13",
+            lesson: 13,
+            args: &["--idle", "2"],
+            framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
+            one_at_a_time: false,
+            crowd: Crowd::AllAnswered,
+            emfile: Emfile::RefusesWithSpare,
+        },
+        Spec {
+            // Edge-triggered: a server that reads or accepts once per event
+            // instead of until EAGAIN stalls (pitfall 22).
+            label: "lesson 13 --edge",
+            lesson: 13,
+            args: &["--idle", "2", "--edge"],
+            framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
+            one_at_a_time: false,
+            crowd: Crowd::AllAnswered,
+            emfile: Emfile::RefusesWithSpare,
         },
     ]
 }
@@ -238,17 +313,17 @@ impl Case {
         match self {
             Case::Idle => "connects and never sends".to_string(),
             Case::Slowloris => format!(
-                "slowloris: a {SLOW_BYTES}-byte line, one byte every {} ms ({:.1} s in all)",
+                "slowloris: a {SLOW_BYTES}-byte line, a byte every {} ms ({:.1} s)",
                 SLOW_PACE.as_millis(),
                 (SLOW_PACE * SLOW_BYTES as u32).as_secs_f64()
             ),
-            Case::HalfClose => "sends a line and half of another, then `shutdown(SHUT_WR)`".to_string(),
-            Case::Reset => "sends half a request, then resets (`SO_LINGER` 0, close)".to_string(),
-            Case::Random => format!("sends {} KiB of random bytes", RANDOM_BYTES / 1024),
-            Case::LongLine => format!("sends a {} MiB line with no newline", LONG_LINE / (1024 * 1024)),
-            Case::Crowd => format!("{CROWD} clients connect at once, each sends a line"),
+            Case::HalfClose => "a line and half of another, then `shutdown(SHUT_WR)`".to_string(),
+            Case::Reset => "half a request, then a reset (`SO_LINGER` 0, close)".to_string(),
+            Case::Random => format!("{} KiB of random bytes", RANDOM_BYTES / 1024),
+            Case::LongLine => format!("a {} MiB line with no newline", LONG_LINE / (1024 * 1024)),
+            Case::Crowd => format!("{CROWD} clients at once, a line each"),
             Case::Emfile => {
-                format!("holds connections until `accept` fails with EMFILE (limit {FD_LIMIT} fds)")
+                format!("connections until `accept` fails with EMFILE (limit: {FD_LIMIT} fds)")
             }
         }
     }
@@ -281,17 +356,17 @@ fn hostile_clients_against_every_server() {
     // The long waits first, so they overlap everything else.
     let mut by_length = CASES;
     by_length.sort_by_key(|case| match case {
-        Case::Crowd => 0,
-        Case::Slowloris | Case::Idle => 1,
+        Case::Slowloris | Case::Idle => 0,
+        Case::Crowd => 1,
         _ => 2,
     });
     let only = std::env::var("HOSTILE_ONLY").ok();
     for case in by_length {
         for s in 0..specs.len() {
-            if only
-                .as_ref()
-                .is_some_and(|o| *o != format!("{}:{case:?}", specs[s].lesson) && *o != format!("{case:?}"))
-            {
+            if only.as_ref().is_some_and(|o| {
+                *o != format!("{}:{case:?}", specs[s].label.trim_start_matches("lesson "))
+                    && *o != format!("{case:?}")
+            }) {
                 continue;
             }
             jobs.push((s, case));
@@ -311,8 +386,8 @@ fn hostile_clients_against_every_server() {
                     let began = Instant::now();
                     let outcome = run_case(spec, case);
                     eprintln!(
-                        "hostile: lesson {:02} {case:?}: {:.1} s: {}",
-                        spec.lesson,
+                        "hostile: {} {case:?}: {:.1} s: {}",
+                        spec.label,
                         began.elapsed().as_secs_f64(),
                         match &outcome {
                             Ok(cell) => format!("{} / {}", cell.hostile, cell.good),
@@ -333,7 +408,7 @@ fn hostile_clients_against_every_server() {
     let failures: Vec<String> = results
         .iter()
         .filter_map(|((case, s), outcome)| {
-            outcome.as_ref().err().map(|err| format!("lesson {} / {case:?}: {err}", specs[*s].lesson))
+            outcome.as_ref().err().map(|err| format!("{} / {case:?}: {err}", specs[*s].label))
         })
         .collect();
     assert!(failures.is_empty(), "{} hostile cases failed:\n\n{}", failures.len(), failures.join("\n\n"));
@@ -357,7 +432,7 @@ fn compare_with_book(specs: &[Spec], cells: &BTreeMap<(Case, usize), Cell>) {
     for (t, (title, column)) in TABLES.iter().enumerate() {
         let _ = write!(text, "\n### {title}\n\n| hostile client |");
         for spec in specs {
-            let _ = write!(text, " lesson {} |", spec.lesson);
+            let _ = write!(text, " {} |", spec.label);
         }
         text.push_str("\n|---|");
         for _ in specs {
@@ -370,8 +445,11 @@ fn compare_with_book(specs: &[Spec], cells: &BTreeMap<(Case, usize), Cell>) {
                 let cell = &cells[&(case, s)];
                 let found = column(cell).to_string();
                 let shown = if cell.skipped {
-                    eprintln!("hostile: lesson {} / {case:?} did not run here: {found}", spec.lesson);
-                    committed_cells.get(&(t, case.describe(), spec.lesson)).cloned().unwrap_or(found)
+                    eprintln!("hostile: {} / {case:?} did not run here: {found}", spec.label);
+                    committed_cells
+                        .get(&(t, case.describe(), spec.label.to_string()))
+                        .cloned()
+                        .unwrap_or(found)
                 } else {
                     found
                 };
@@ -382,13 +460,8 @@ fn compare_with_book(specs: &[Spec], cells: &BTreeMap<(Case, usize), Cell>) {
     }
     text.push_str("\nThe servers were started as:\n\n");
     for spec in specs {
-        let _ = writeln!(
-            text,
-            "- lesson {}: `lesson-{:02} server {}`",
-            spec.lesson,
-            spec.lesson,
-            spec.args.join(" ")
-        );
+        let _ =
+            writeln!(text, "- {}: `lesson-{:02} server {}`", spec.label, spec.lesson, spec.args.join(" "));
     }
     let _ = writeln!(text, "\nIn the crowd case, the idle limit is {CROWD_IDLE} s instead (see above).");
     if std::env::var_os("UPDATE_RELIABILITY").is_some() {
@@ -403,23 +476,23 @@ fn compare_with_book(specs: &[Spec], cells: &BTreeMap<(Case, usize), Cell>) {
     );
 }
 
-/// (table number, case description, lesson) -> cell, from committed tables.
-fn parse_tables(text: &str) -> BTreeMap<(usize, String, u32), String> {
+/// (table number, case description, column label) -> cell, from the
+/// committed tables.
+fn parse_tables(text: &str) -> BTreeMap<(usize, String, String), String> {
     let mut cells = BTreeMap::new();
     let mut table = None;
-    let mut lessons: Vec<Option<u32>> = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
     for row in text.lines().filter(|l| l.starts_with('|')) {
         let columns: Vec<&str> = row.split('|').map(str::trim).collect();
         if columns.get(1) == Some(&"hostile client") {
             table = Some(table.map_or(0, |t| t + 1));
-            lessons =
-                columns.iter().map(|h| h.strip_prefix("lesson ").and_then(|n| n.parse().ok())).collect();
+            labels = columns.iter().map(|c| c.to_string()).collect();
             continue;
         }
         let (Some(t), Some(case)) = (table, columns.get(1)) else { continue };
-        for (i, lesson) in lessons.iter().enumerate() {
-            if let (Some(lesson), Some(cell)) = (lesson, columns.get(i)) {
-                cells.insert((t, case.to_string(), *lesson), cell.to_string());
+        for (i, label) in labels.iter().enumerate().skip(2) {
+            if let Some(cell) = columns.get(i) {
+                cells.insert((t, case.to_string(), label.clone()), cell.to_string());
             }
         }
     }
@@ -429,8 +502,8 @@ fn parse_tables(text: &str) -> BTreeMap<(usize, String, u32), String> {
 /// One case against a fresh server: the hostile client and the good one
 /// at the same time, then the checks that the server came through.
 fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
-    if case == Case::Emfile && spec.one_at_a_time {
-        let why = "not run: it holds one client's descriptor at a time, so accept cannot run out";
+    if case == Case::Emfile && spec.emfile == Emfile::NotRun {
+        let why = "not run: one client at a time, so one descriptor is all it needs";
         return Ok(Cell { hostile: why.to_string(), good: "not run".to_string(), skipped: false });
     }
     if case == Case::Crowd
@@ -438,6 +511,7 @@ fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
     {
         return Ok(Cell { hostile: format!("not run: {why}"), good: "not run".to_string(), skipped: true });
     }
+    let _place = (case == Case::Crowd).then(CrowdPlace::take);
     let mut command = Command::new(bin(spec.lesson));
     command.args(["server", "--addr", "127.0.0.1:0"]).args(spec.args_for(case));
     if case == Case::Emfile {
@@ -451,10 +525,8 @@ fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
     // that answered has finished starting up (lesson 11 opens a socket
     // after it prints its address), and what a first connection allocates
     // once is not counted as growth.
+    // It waits for the server's FIN, so the server has closed its socket.
     one_client(addr, "warm-up")?;
-    if !wait_until(|| connections(pid).map(|n| n == 0))? {
-        return Err(format!("the warm-up client's connection stayed open: {}", descriptors(pid)));
-    }
     let baseline = fd_count(pid)?;
     let rss_before = status_kb(pid, "VmRSS")?;
 
@@ -475,7 +547,7 @@ fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
                 let good = scope.spawn(move || good_client_slowly(addr, "good", tx));
                 rx.recv_timeout(PATIENCE)
                     .map_err(|_| "the good client's first reply never came".to_string())?;
-                let hostile = scope.spawn(move || emfile(addr, pid));
+                let hostile = scope.spawn(move || emfile(addr, pid, spec.emfile));
                 (hostile, good)
             }
             _ => {
@@ -501,12 +573,13 @@ fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
             (Case::Idle | Case::Slowloris, true) => {
                 (served == Served::AfterIt).then_some("waits until it is gone")
             }
-            (Case::Crowd, _) => Some("served: it connected before the crowd"),
-            (Case::Emfile, _) => (served == Served::AtOnce).then_some(
-                "served at once while `accept` failed; a client arriving then waited for a free descriptor",
-            ),
+            (Case::Crowd, _) => Some("served (it came before the crowd)"),
+            (Case::Emfile, _) => (served == Served::AtOnce).then_some(match spec.emfile {
+                Emfile::RefusesWithSpare => "served at once; a newcomer is told `error: server busy`",
+                _ => "served at once; a newcomer waits for a free descriptor",
+            }),
             (_, true) => Some("served after it"),
-            (_, false) => (served == Served::AtOnce).then_some("served at once, alongside it"),
+            (_, false) => (served == Served::AtOnce).then_some("served at once"),
         };
         let good = good.ok_or(format!("the good client was served {served:?}: {latencies:?}"))?;
         Ok((hostile, good.to_string()))
@@ -523,7 +596,9 @@ fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
         // than before.
         let settle = if case == Case::Crowd { CROWD_SETTLE } else { PATIENCE };
         let settled = wait_until_for(settle, || {
-            Ok(connections(pid)? == 0 && queued(pid)? == 0 && fd_count(pid)? == baseline)
+            // Cheapest first: /proc/net/tcp lists every socket on the
+            // machine, TIME_WAIT included, and can take milliseconds to read.
+            Ok(fd_count(pid)? == baseline && queued(pid)? == 0)
         })?;
         if !settled {
             return Err(format!(
@@ -540,8 +615,8 @@ fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
             let peak = status_kb(pid, "VmHWM")?;
             let now = status_kb(pid, "VmRSS")?;
             eprintln!(
-                "hostile: lesson {:02} long line: VmRSS {rss_before} kB before, {now} kB after, peak {peak} kB",
-                spec.lesson
+                "hostile: {} long line: VmRSS {rss_before} kB before, {now} kB after, peak {peak} kB",
+                spec.label
             );
             if peak.saturating_sub(rss_before) >= MEMORY_GROWTH_LIMIT_KB {
                 return Err(format!(
@@ -633,9 +708,17 @@ fn round_trip(stream: &mut TcpStream, line: &[u8]) -> Result<(), String> {
 }
 
 /// A client that connects, is answered once, and leaves.
+/// Then it ends its side and waits for the server's end: once it has
+/// read EOF, the server has closed the connection's descriptor.
 fn one_client(addr: SocketAddr, name: &str) -> Result<(), String> {
     let mut stream = connect(addr).map_err(|e| format!("{name}: {e}"))?;
-    round_trip(&mut stream, format!("{name} client\n").as_bytes()).map_err(|e| format!("{name}: {e}"))
+    round_trip(&mut stream, format!("{name} client\n").as_bytes()).map_err(|e| format!("{name}: {e}"))?;
+    stream.shutdown(Shutdown::Write).map_err(|e| format!("{name}: shutdown: {e}"))?;
+    let rest = read_to_end(&mut stream).map_err(|e| format!("{name}: {e}"))?;
+    match (rest.bytes.is_empty(), rest.error) {
+        (true, None) => Ok(()),
+        (_, error) => Err(format!("{name}: after its reply, got {:?} and {error:?}", rest.bytes)),
+    }
 }
 
 /// The well-behaved client: [`GOOD_ROUNDS`] lines, each answered by
@@ -705,7 +788,7 @@ fn hostile(case: Case, addr: SocketAddr, spec: &Spec, going: Sender<()>) -> Resu
             if let Some(err) = got.error {
                 return Err(format!("reset instead of closed: {err}"));
             }
-            Ok(format!("closed by the server after the idle limit ({} s)", IDLE.as_secs()))
+            Ok(format!("closed after the {} s idle limit", IDLE.as_secs()))
         }
         Case::Slowloris => {
             stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
@@ -728,7 +811,7 @@ fn hostile(case: Case, addr: SocketAddr, spec: &Spec, going: Sender<()>) -> Resu
                     return Err(format!("the line took {took:?}, less than the idle limit: proves nothing"));
                 }
                 return Ok(format!(
-                    "answered in full after {:.1} s, past the idle limit: every byte restarts it",
+                    "answered in full after {:.1} s: each byte restarts the idle limit",
                     (SLOW_PACE * SLOW_BYTES as u32).as_secs_f64()
                 ));
             }
@@ -739,7 +822,7 @@ fn hostile(case: Case, addr: SocketAddr, spec: &Spec, going: Sender<()>) -> Resu
                     String::from_utf8_lossy(&got)
                 ));
             }
-            Ok(format!("dropped at the request deadline ({} s), before its newline", DEADLINE.as_secs()))
+            Ok(format!("dropped at the {} s request deadline", DEADLINE.as_secs()))
         }
         Case::HalfClose => {
             let whole = b"a whole line\n";
@@ -759,10 +842,10 @@ fn hostile(case: Case, addr: SocketAddr, spec: &Spec, going: Sender<()>) -> Resu
             }
             match (spec.framing, got.bytes.as_slice()) {
                 (Framing::Bytes, b) if b == [&whole[..], &part[..]].concat() => {
-                    Ok("echoed every byte, then closed".to_string())
+                    Ok("all bytes echoed, then closed".to_string())
                 }
                 (Framing::Lines { .. }, b) if b == whole => {
-                    Ok("answered the whole line, dropped the half one at EOF, closed".to_string())
+                    Ok("whole line answered, half line dropped, closed".to_string())
                 }
                 (_, b) => Err(format!("got {:?}", String::from_utf8_lossy(b))),
             }
@@ -787,7 +870,7 @@ fn hostile(case: Case, addr: SocketAddr, spec: &Spec, going: Sender<()>) -> Resu
             let _ = going.send(());
             SockRef::from(&stream).set_linger(Some(Duration::ZERO)).map_err(|e| format!("SO_LINGER: {e}"))?;
             drop(stream);
-            Ok("the server closed its end (descriptors back to baseline)".to_string())
+            Ok("the server closed its end".to_string())
         }
         Case::Random => {
             let data = random_bytes(RANDOM_BYTES);
@@ -895,10 +978,7 @@ struct Expected {
 fn expected_replies(framing: Framing, data: &[u8]) -> Expected {
     let (max, refusal) = match framing {
         Framing::Bytes => {
-            return Expected {
-                bytes: data.to_vec(),
-                describe: format!("echoed all {} bytes back", data.len()),
-            };
+            return Expected { bytes: data.to_vec(), describe: format!("all {} bytes echoed", data.len()) };
         }
         Framing::Lines { max, refusal } => (max, refusal),
     };
@@ -913,22 +993,18 @@ fn expected_replies(framing: Framing, data: &[u8]) -> Expected {
                 rest = &rest[end + 1..];
             }
             None if rest.len() <= max => {
-                let describe = format!("answered its {answered} lines, dropped the unfinished one at EOF");
+                let describe = format!("{answered} lines answered, the unfinished one dropped at EOF");
                 return Expected { bytes, describe };
             }
             _ => {
                 bytes.extend_from_slice(refusal);
-                let limit = format!("once a line passed {max} bytes");
+                let limit = format!("past {max} bytes");
+                let refusal = String::from_utf8_lossy(refusal).trim_end().to_string();
                 let describe = match (answered, refusal.is_empty()) {
                     (0, true) => format!("closed {limit}, no reply"),
-                    (0, false) => {
-                        format!("`{}` {limit}, closed", String::from_utf8_lossy(refusal).trim_end())
-                    }
-                    (n, true) => format!("answered {n} lines, closed {limit}"),
-                    (n, false) => format!(
-                        "answered {n} lines, then `{}` {limit}, closed",
-                        String::from_utf8_lossy(refusal).trim_end()
-                    ),
+                    (0, false) => format!("`{refusal}` {limit}, closed"),
+                    (n, true) => format!("{n} lines answered, closed {limit}"),
+                    (n, false) => format!("{n} lines answered, then `{refusal}` {limit}, closed"),
                 };
                 return Expected { bytes, describe };
             }
@@ -1092,14 +1168,13 @@ fn crowd(addr: SocketAddr, spec: &Spec) -> Result<String, String> {
         Crowd::AllAnswered if answered == CROWD => Ok(format!("all {CROWD} answered")),
         // How many are told busy depends on how fast the others leave.
         Crowd::Limited(limit) if answered >= 1 && answered + busy == CROWD => {
-            Ok(format!("each answered or told `error: server busy` (at most {limit} open)"))
+            Ok(format!("each answered or told `error: server busy` (limit {limit})"))
         }
         // The kernel's count of overflows is for the whole network
         // namespace: other tests can only add to it, and one that did not
         // grow means this queue did not overflow.
         Crowd::Overflows(backlog) if answered >= 1 && overflowed => Ok(format!(
-            "answered in turn; its accept queue (backlog {backlog}) overflowed and the rest \
-             wait for the kernel to retry their handshakes (lesson 8)"
+            "answered in turn; its queue (backlog {backlog}) overflowed, the rest retry their handshakes"
         )),
         _ => Err(format!("{counts}; the accept queue overflowed: {overflowed}")),
     }
@@ -1109,10 +1184,10 @@ fn crowd(addr: SocketAddr, spec: &Spec) -> Result<String, String> {
 /// descriptors, a few more waiting in its accept queue, and one more
 /// client, the late one; the server must neither spin nor stop, and must
 /// serve the late client once the idle ones leave.
-fn emfile(addr: SocketAddr, pid: u32) -> Result<String, String> {
+fn emfile(addr: SocketAddr, pid: u32, expect: Emfile) -> Result<String, String> {
     let limit = FD_LIMIT as usize;
     // The good client holds one descriptor already; these take the rest,
-    // and `baseline` more wait in the queue (accept has nowhere to put them).
+    // and a few more wait in the queue (accept has nowhere to put them).
     let mut idle = Vec::new();
     for _ in 0..limit {
         idle.push(connect(addr)?);
@@ -1122,10 +1197,11 @@ fn emfile(addr: SocketAddr, pid: u32) -> Result<String, String> {
         return Err(format!("the server never reached its {limit} descriptors: {:?}", fd_count(pid)));
     }
     let late_began = Instant::now();
-    let late = thread::spawn(move || -> Result<Duration, String> {
+    let late = thread::spawn(move || -> Result<(Vec<u8>, Duration), String> {
         let mut stream = connect(addr)?;
-        round_trip(&mut stream, b"late client\n")?;
-        Ok(late_began.elapsed())
+        stream.write_all(b"late client\n").map_err(|e| format!("send: {e}"))?;
+        let reply = read_until_newline(&mut stream)?;
+        Ok((reply, late_began.elapsed()))
     });
     let cpu_before = cpu_ticks(pid)?;
     let watch_began = Instant::now();
@@ -1133,12 +1209,21 @@ fn emfile(addr: SocketAddr, pid: u32) -> Result<String, String> {
     let cpu =
         (cpu_ticks(pid)? - cpu_before) as f64 / ticks_per_second() / watch_began.elapsed().as_secs_f64();
     let still_full = fd_count(pid)?;
-    drop(idle);
-    let late = late.join().map_err(|_| "the late client panicked".to_string())?;
-    let late = late.map_err(|e| format!("late client: {e}"))?;
+    // A server with a spare descriptor must answer the late client while
+    // the idle ones still hold every other descriptor: wait for it first.
+    let late = if expect == Emfile::RefusesWithSpare {
+        let late = late.join().map_err(|_| "the late client panicked".to_string())?;
+        drop(idle);
+        late
+    } else {
+        drop(idle);
+        late.join().map_err(|_| "the late client panicked".to_string())?
+    };
+    let (reply, took) = late.map_err(|e| format!("late client: {e}"))?;
     eprintln!(
-        "hostile: EMFILE: server at {still_full} fds used {:.0}% CPU; late client served after {late:?}",
-        cpu * 100.0
+        "hostile: EMFILE: server at {still_full} fds used {:.0}% CPU; the late client got {:?} after {took:?}",
+        cpu * 100.0,
+        String::from_utf8_lossy(&reply)
     );
     if still_full < limit {
         return Err(format!("the server dropped below its limit ({still_full} fds) while clients waited"));
@@ -1149,16 +1234,19 @@ fn emfile(addr: SocketAddr, pid: u32) -> Result<String, String> {
             cpu * 100.0
         ));
     }
-    if late < EMFILE_WATCH {
-        return Err(format!(
-            "the late client was served after {late:?}, while the server had no descriptor for it"
-        ));
+    let spin = format!("without spinning (< {:.0}% CPU)", SPIN_SHARE * 100.0);
+    match expect {
+        Emfile::Waits if reply == b"late client\n" && took >= EMFILE_WATCH => {
+            Ok(format!("`accept` fails; it retries {spin}"))
+        }
+        Emfile::RefusesWithSpare if reply == BUSY => {
+            Ok(format!("`accept` fails; its spare descriptor lets it accept and refuse the newcomer, {spin}"))
+        }
+        _ => Err(format!(
+            "the late client got {:?} after {took:?}, while the server had no descriptor for it",
+            String::from_utf8_lossy(&reply)
+        )),
     }
-    Ok(format!(
-        "`accept` fails; the server retries without spinning (under {:.0}% of a CPU) and keeps every \
-         connection it has",
-        SPIN_SHARE * 100.0
-    ))
 }
 
 /// The kernel's count of connections dropped because an accept queue was
@@ -1356,32 +1444,6 @@ fn descriptors(pid: u32) -> String {
         })
         .unwrap_or_default();
     format!("{links:?}")
-}
-
-/// How many TCP connections process `pid` holds: its sockets that
-/// /proc/net/tcp lists in a state other than LISTEN (0A). A socket that
-/// was never bound or connected is not listed there, so not counted.
-fn connections(pid: u32) -> Result<usize, String> {
-    let inodes: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
-        .map_err(|e| format!("/proc/{pid}/fd: {e}"))?
-        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
-        .filter_map(|link| link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
-        .collect();
-    let mut count = 0;
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let text = fs::read_to_string(table).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-            if let (Some(state), Some(inode)) = (fields.get(3), fields.get(9))
-                && *state != "0A"
-                && inodes.iter().any(|i| i == inode)
-            {
-                count += 1;
-            }
-        }
-    }
-    Ok(count)
 }
 
 /// How many connections wait in the accept queues of process `pid`'s
