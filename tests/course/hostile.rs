@@ -96,6 +96,19 @@ const CROWD_SETTLE: Duration = Duration::from_secs(15 + 3 * 8);
 const CROWD: usize = 1000;
 const CROWD_OVERFLOW_WAIT: Duration = Duration::from_secs(5);
 
+/// How long the crowd waits for its answers from the other servers. The
+/// kernel's retransmissions after an overflow take seconds, and a server
+/// may first be busy with connections nobody uses (see [`CROWD_SETTLE`]).
+const CROWD_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A crowd overflowing an accept queue makes the kernel drop segments and
+/// answer some with resets: once in a few dozen runs, one connection of a
+/// thousand is reset before its answer, and the server's side with it. A
+/// well-behaved client whose connection is lost tries once more. More
+/// than this many retries fail the case: a server that drops connections
+/// itself would need many.
+const CROWD_RETRIES_ALLOWED: usize = 10;
+
 /// The descriptor limit of the server in the EMFILE case: a few more than
 /// it needs to listen, well under lesson 11's connection limit (16).
 const FD_LIMIT: u64 = 16;
@@ -197,7 +210,7 @@ impl Spec {
 /// What a server is expected to do with [`CROWD`] clients at once.
 #[derive(Clone, Copy)]
 enum Crowd {
-    /// Answers every one within [`PATIENCE`].
+    /// Answers every one within [`CROWD_PATIENCE`].
     AllAnswered,
     /// Answers some, tells the others `error: server busy`: at most this
     /// many connections are open at a time.
@@ -1042,45 +1055,74 @@ fn random_bytes(len: usize) -> Vec<u8> {
 /// line and waits for its reply, all driven by one `poll` loop (a client
 /// per thread would measure the test's threads, not the server).
 fn crowd(addr: SocketAddr, spec: &Spec) -> Result<String, String> {
+    #[derive(PartialEq)]
     enum State {
         Connecting,
         Waiting(Vec<u8>),
         Answered,
         Busy,
-        Failed(String),
+        /// The connection failed (reset, closed, refused): worth a retry.
+        Lost(String),
+        /// The server said something it should not have: never retried.
+        Wrong(String),
     }
-    let overflows_before = listen_overflows()?;
-    let mut clients: Vec<(Option<Socket>, State)> = Vec::with_capacity(CROWD);
-    for _ in 0..CROWD {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None)
-            .map_err(|e| format!("socket: {e}"))?;
+    struct Client {
+        socket: Option<Socket>,
+        state: State,
+        /// Its address, for finding it in the server's log.
+        local: Option<SocketAddr>,
+        retried: bool,
+    }
+    fn start(addr: SocketAddr) -> (Option<Socket>, State) {
+        let socket = match Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None) {
+            Ok(socket) => socket,
+            Err(e) => return (None, State::Lost(format!("socket: {e}"))),
+        };
         let state = match socket.connect(&addr.into()) {
             Ok(()) => State::Connecting,
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => State::Connecting,
-            Err(e) => State::Failed(format!("connect: {e}")),
+            Err(e) => State::Lost(format!("connect: {e}")),
         };
-        clients.push((Some(socket), state));
+        (Some(socket), state)
     }
+    let overflows_before = listen_overflows()?;
     let began = Instant::now();
-    // Each client's own address, for finding it in the server's log.
-    let mut sockets_local: Vec<Option<SocketAddr>> = vec![None; CROWD];
+    let mut clients: Vec<Client> = (0..CROWD)
+        .map(|_| {
+            let (socket, state) = start(addr);
+            Client { socket, state, local: None, retried: false }
+        })
+        .collect();
     let patience = match spec.crowd {
         Crowd::Overflows(_) => CROWD_OVERFLOW_WAIT,
-        _ => PATIENCE,
+        _ => CROWD_PATIENCE,
     };
-    let deadline = Instant::now() + patience;
+    let deadline = began + patience;
+    let mut retries = Vec::new();
     loop {
+        // A client whose connection was lost tries once more.
+        for (i, client) in clients.iter_mut().enumerate() {
+            let State::Lost(why) = &client.state else { continue };
+            if client.retried {
+                continue;
+            }
+            let local = client.local.map_or("not bound".to_string(), |a| a.to_string());
+            retries.push(format!("client {i} ({local}): {why} after {:?}", began.elapsed()));
+            let (socket, state) = start(addr);
+            *client = Client { socket, state, local: None, retried: true };
+        }
         let active: Vec<usize> = (0..clients.len())
-            .filter(|&i| matches!(clients[i].1, State::Connecting | State::Waiting(_)))
+            .filter(|&i| matches!(clients[i].state, State::Connecting | State::Waiting(_)))
             .collect();
-        if active.is_empty() || Instant::now() > deadline {
+        let retry_pending = clients.iter().any(|c| !c.retried && matches!(c.state, State::Lost(_)));
+        if (active.is_empty() && !retry_pending) || Instant::now() > deadline {
             break;
         }
         let mut fds: Vec<libc::pollfd> = active
             .iter()
             .map(|&i| libc::pollfd {
-                fd: clients[i].0.as_ref().map_or(-1, |s| s.as_raw_fd()),
-                events: if matches!(clients[i].1, State::Connecting) { libc::POLLOUT } else { libc::POLLIN },
+                fd: clients[i].socket.as_ref().map_or(-1, |s| s.as_raw_fd()),
+                events: if clients[i].state == State::Connecting { libc::POLLOUT } else { libc::POLLIN },
                 revents: 0,
             })
             .collect();
@@ -1097,72 +1139,86 @@ fn crowd(addr: SocketAddr, spec: &Spec) -> Result<String, String> {
             if fd.revents == 0 {
                 continue;
             }
-            let (slot, state) = &mut clients[i];
-            let Some(socket) = slot.as_ref() else { continue };
+            let client = &mut clients[i];
+            let Some(socket) = client.socket.as_ref() else { continue };
             let line = format!("crowd {i}\n").into_bytes();
-            match state {
+            match &mut client.state {
                 State::Connecting => {
-                    sockets_local[i] = socket.local_addr().ok().and_then(|a| a.as_socket());
-                    *state = match socket.take_error() {
+                    client.local = socket.local_addr().ok().and_then(|a| a.as_socket());
+                    client.state = match socket.take_error() {
                         Ok(None) => match socket.send(&line) {
                             Ok(n) if n == line.len() => State::Waiting(Vec::new()),
-                            Ok(n) => State::Failed(format!("short send of {n}")),
-                            Err(e) => State::Failed(format!("send: {e}")),
+                            Ok(n) => State::Wrong(format!("short send of {n}")),
+                            Err(e) => State::Lost(format!("send: {e}")),
                         },
-                        Ok(Some(e)) | Err(e) => State::Failed(format!("connect: {e}")),
+                        Ok(Some(e)) | Err(e) => State::Lost(format!("connect: {e}")),
                     };
                 }
                 State::Waiting(got) => {
                     let mut buf = [0u8; 256];
                     match (&*socket).read(&mut buf) {
+                        Ok(0) if got.is_empty() => client.state = State::Lost("closed, no reply".to_string()),
                         Ok(0) => {
-                            *state =
-                                State::Failed(format!("closed after {:?}", String::from_utf8_lossy(got)));
+                            client.state =
+                                State::Wrong(format!("closed after {:?}", String::from_utf8_lossy(got)))
                         }
                         Ok(n) => {
                             got.extend_from_slice(&buf[..n]);
                             if got.ends_with(b"\n") {
-                                *state = if *got == line {
+                                client.state = if *got == line {
                                     State::Answered
                                 } else if got == BUSY {
                                     State::Busy
                                 } else {
-                                    State::Failed(format!("got {:?}", String::from_utf8_lossy(got)))
+                                    State::Wrong(format!("got {:?}", String::from_utf8_lossy(got)))
                                 };
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                        Err(e) => *state = State::Failed(format!("recv: {e} after {:?}", began.elapsed())),
+                        Err(e) if got.is_empty() => client.state = State::Lost(format!("recv: {e}")),
+                        Err(e) => client.state = State::Wrong(format!("recv: {e} after part of a reply")),
                     }
                 }
                 _ => {}
             }
-            if matches!(state, State::Answered | State::Busy | State::Failed(_)) {
+            if !matches!(client.state, State::Connecting | State::Waiting(_)) {
                 // Done: close it now, so that a limited server gets its slot back.
-                *slot = None;
+                client.socket = None;
             }
         }
     }
     let (mut answered, mut busy, mut waiting, mut failed) = (0, 0, 0, Vec::new());
-    for (i, (_, state)) in clients.iter().enumerate() {
-        match state {
+    for (i, client) in clients.iter().enumerate() {
+        let local = client.local.map_or("not bound".to_string(), |a| a.to_string());
+        match &client.state {
             State::Answered => answered += 1,
             State::Busy => busy += 1,
-            State::Failed(why) => {
-                let local = sockets_local[i].map_or("not bound".to_string(), |a| a.to_string());
-                failed.push(format!("client {i} ({local}): {why}"))
-            }
+            State::Lost(why) | State::Wrong(why) => failed.push(format!("client {i} ({local}): {why}")),
             State::Connecting | State::Waiting(_) => waiting += 1,
         }
     }
     drop(clients);
+    if !retries.is_empty() {
+        eprintln!(
+            "hostile: {} crowd: {} clients tried again:\n{}",
+            spec.label,
+            retries.len(),
+            retries.join("\n")
+        );
+    }
     let overflowed = listen_overflows()? > overflows_before;
     let counts = format!(
-        "{answered} answered, {busy} told busy, {waiting} still waiting after {patience:?}, {} failed",
-        failed.len()
+        "{answered} answered, {busy} told busy, {waiting} still waiting after {patience:?}, {} failed, \
+         {} tried again",
+        failed.len(),
+        retries.len()
     );
-    if !failed.is_empty() {
-        return Err(format!("{counts}, e.g.:\n{}", failed[..failed.len().min(5)].join("\n")));
+    if !failed.is_empty() || retries.len() > CROWD_RETRIES_ALLOWED {
+        let examples: Vec<&String> = failed.iter().chain(&retries).take(8).collect();
+        return Err(format!(
+            "{counts}, e.g.:\n{}",
+            examples.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+        ));
     }
     match spec.crowd {
         Crowd::AllAnswered if answered == CROWD => Ok(format!("all {CROWD} answered")),
