@@ -253,3 +253,276 @@ fn heading_ids_follow_mdbook() {
     assert_eq!(heading_id(" listen(5) is not a connection limit"), "listen5-is-not-a-connection-limit");
     assert_eq!(heading_id(" The article's programs, corrected"), "the-articles-programs-corrected");
 }
+
+// Step citations.
+//
+// The chapters point at numbered steps of the demo transcripts ("**Step 7**:
+// `accept` on the listener", "(steps 9 to 12)"). When a demo changes, its
+// steps are renumbered and a citation silently points at the wrong line, so
+// every citation is checked against the snapshot it refers to.
+//
+// What counts as a citation: the word `step` or `steps` (any case, bold or
+// not), then one or more step numbers: `N`, a range `N to M`, `N-M` or
+// `N–M`, joined by `,`, `and` or `, and` (`steps 1 and 2, 30 and 31`,
+// `steps 10 to 12, and 16`). Words after the numbers (`step 79 and after`,
+// `step 20 and the note after it`) end the citation. Fenced code blocks are
+// not read.
+//
+// Which transcript it cites: the paragraph (or list item) it is in is read
+// up to the citation; if a Markdown link to a lesson chapter
+// (`](lesson-NN.md...)`) comes before it there, the nearest such link names
+// the lesson. Otherwise a citation in `lesson-NN.md` cites lesson NN's demo,
+// and a citation anywhere else is an error: write the link next to it. The
+// transcript is `tests/snapshots/lesson_NN__demo.snap`; a step is a line of
+// it that starts with its number (right-aligned in four columns, then two
+// spaces), not the notes (`# ...`) or section lines after it.
+//
+// What is checked: (a) every cited step exists in that transcript, and a
+// range runs upwards (`N to M` with N < M); (b) when the citation is
+// followed at once (after its closing `**`, if bold, and at most one `:`,
+// `,` or `.`) by a span in backticks, the first word in that span (a letter
+// or `_`, then letters, digits and `_`: a system call, an errno, an option,
+// as in `accept`, `EAGAIN`, `shutdown(SHUT_WR)`) appears as a whole word on
+// the line of a cited step (on one of them, for a range or a list). Notes
+// under a step do not count: a word there is commentary, not what the
+// kernel returned. Prose further from the number is for the reader to
+// review; this check cannot read it.
+
+/// One step citation in the book.
+#[derive(Debug)]
+struct Citation {
+    /// `file:line`, for messages.
+    place: String,
+    /// The citation as written, e.g. `Steps 9 to 11`.
+    text: String,
+    /// The lesson whose demo it cites, if the rule above finds one.
+    lesson: Option<u32>,
+    /// The cited steps, as inclusive ranges (`N` is `N..=N`).
+    ranges: Vec<(u32, u32)>,
+    /// The first word of a backticked span right after the citation.
+    word: Option<String>,
+}
+
+/// The paragraphs and list items of a chapter outside fenced code blocks,
+/// each with the number of its first line.
+fn paragraphs(text: &str) -> Vec<(usize, String)> {
+    let item = Regex::new(r"^\s*(?:[-*+]|[0-9]+\.)\s|^#").unwrap();
+    let mut found: Vec<(usize, String)> = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    let mut in_code = false;
+    for (index, line) in text.lines().enumerate() {
+        let fence = line.trim_start().starts_with("```");
+        if fence {
+            in_code = !in_code;
+        }
+        if fence || in_code || line.trim().is_empty() || item.is_match(line) {
+            found.extend(current.take());
+        }
+        if fence || in_code || line.trim().is_empty() {
+            continue;
+        }
+        match current.as_mut() {
+            Some((_, paragraph)) => {
+                paragraph.push('\n');
+                paragraph.push_str(line);
+            }
+            None => current = Some((index + 1, line.to_string())),
+        }
+    }
+    found.extend(current);
+    found
+}
+
+/// Every step citation in one chapter; `name` is its file name, e.g.
+/// `lesson-02.md`.
+fn step_citations(name: &str, text: &str) -> Vec<Citation> {
+    let number = r"[0-9]+(?:\s*(?:-|–|\bto\b)\s*[0-9]+)?";
+    let citation =
+        Regex::new(&format!(r"(?i)\bsteps?\s+({number}(?:(?:\s*,\s*(?:and\s+)?|\s+and\s+){number})*)"))
+            .unwrap();
+    let one = Regex::new(r"([0-9]+)(?:\s*(?:-|–|to)\s*([0-9]+))?").unwrap();
+    let link = Regex::new(r"\]\(lesson-([0-9]{2})\.md").unwrap();
+    let backticked = Regex::new(r"^(?:\*\*)?[:,.]?(?:\*\*)?\s*`([^`]*)`").unwrap();
+    let word = Regex::new(r"[A-Za-z_][A-Za-z0-9_]*").unwrap();
+    let own: Option<u32> =
+        name.strip_prefix("lesson-").and_then(|rest| rest.strip_suffix(".md")).and_then(|n| n.parse().ok());
+    let mut all = Vec::new();
+    for (first_line, paragraph) in paragraphs(text) {
+        for cap in citation.captures_iter(&paragraph) {
+            let whole = cap.get(0).unwrap();
+            let before = &paragraph[..whole.start()];
+            let linked = link.captures_iter(before).last().and_then(|l| l[1].parse().ok());
+            let ranges = one
+                .captures_iter(&cap[1])
+                .map(|r| {
+                    let start: u32 = r[1].parse().unwrap_or(0);
+                    let end: u32 = r.get(2).map_or(start, |m| m.as_str().parse().unwrap_or(0));
+                    (start, end)
+                })
+                .collect();
+            let after = &paragraph[whole.end()..];
+            let word =
+                backticked.captures(after).and_then(|b| word.find(&b[1]).map(|w| w.as_str().to_string()));
+            all.push(Citation {
+                place: format!("{name}:{}", first_line + before.matches('\n').count()),
+                text: whole.as_str().split_whitespace().collect::<Vec<_>>().join(" "),
+                lesson: linked.or(own),
+                ranges,
+                word,
+            });
+        }
+    }
+    all
+}
+
+/// The numbered steps of a transcript (an insta snapshot, header included),
+/// by number.
+fn transcript_steps(snapshot: &str) -> std::collections::BTreeMap<u32, String> {
+    let step = Regex::new(r"^\s{0,3}([0-9]{1,4})  ").unwrap();
+    snapshot
+        .lines()
+        .skip(3)
+        .filter_map(|line| {
+            let number = step.captures(line)?[1].parse().ok()?;
+            Some((number, line.to_string()))
+        })
+        .collect()
+}
+
+/// What is wrong with a citation of `snapshot`'s steps, if anything.
+fn citation_problem(citation: &Citation, snapshot: &str) -> Option<String> {
+    let steps = transcript_steps(snapshot);
+    let last = steps.keys().next_back().copied().unwrap_or(0);
+    let mut cited = Vec::new();
+    for &(start, end) in &citation.ranges {
+        if start > end {
+            return Some(format!("the range {start} to {end} runs backwards"));
+        }
+        for number in [start, end] {
+            if !steps.contains_key(&number) {
+                return Some(format!("there is no step {number} (the transcript has steps 1 to {last})"));
+            }
+        }
+        cited.extend(steps.range(start..=end).map(|(_, line)| line.as_str()));
+    }
+    let word = citation.word.as_deref()?;
+    let whole_word = Regex::new(&format!(r"\b{}\b", regex::escape(word))).unwrap();
+    if cited.iter().any(|line| whole_word.is_match(line)) {
+        return None;
+    }
+    Some(format!("`{word}` is not on the cited step(s):\n{}", cited.join("\n")))
+}
+
+/// Checks every step citation of one chapter against the transcripts that
+/// `transcript(lesson)` returns (the snapshot's text, header included), and
+/// returns what is wrong, one message per citation.
+fn wrong_citations(name: &str, text: &str, transcript: &dyn Fn(u32) -> Option<String>) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for citation in step_citations(name, text) {
+        let Some(lesson) = citation.lesson else {
+            wrong.push(format!(
+                "{}: {:?}: which lesson? Link its chapter before the citation, in the same paragraph",
+                citation.place, citation.text
+            ));
+            continue;
+        };
+        let Some(snapshot) = transcript(lesson) else {
+            wrong.push(format!(
+                "{}: {:?}: lesson {lesson} has no demo transcript",
+                citation.place, citation.text
+            ));
+            continue;
+        };
+        if let Some(why) = citation_problem(&citation, &snapshot) {
+            wrong.push(format!("{}: {:?} (lesson {lesson}): {why}", citation.place, citation.text));
+        }
+    }
+    wrong
+}
+
+fn demo_transcript(lesson: u32) -> Option<String> {
+    fs::read_to_string(root().join(format!("tests/snapshots/lesson_{lesson:02}__demo.snap"))).ok()
+}
+
+#[test]
+fn every_step_citation_names_a_step_that_shows_what_it_says() {
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    let mut cited = std::collections::BTreeSet::new();
+    for (chapter, text) in chapters() {
+        let name = chapter.file_name().unwrap().to_string_lossy().into_owned();
+        let citations = step_citations(&name, &text);
+        checked += citations.len();
+        cited.extend(citations.iter().filter_map(|c| c.lesson));
+        wrong.extend(wrong_citations(&name, &text, &demo_transcript));
+    }
+    // Every lesson's chapter points at steps of its transcript: if a lesson
+    // has none, the pattern above has stopped matching the way the book
+    // writes citations, and this test would pass while checking nothing.
+    for entry in fs::read_dir(root().join("tests/snapshots")).expect("tests/snapshots") {
+        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+        if let Some(n) = name.strip_prefix("lesson_").and_then(|n| n.strip_suffix("__demo.snap")) {
+            let n: u32 = n.parse().expect("a lesson number");
+            assert!(cited.contains(&n), "no step of {name} is cited: is the citation pattern still right?");
+        }
+    }
+    eprintln!("{checked} step citations checked");
+    assert!(wrong.is_empty(), "{} wrong step citations:\n{}", wrong.len(), wrong.join("\n\n"));
+}
+
+#[test]
+fn the_step_check_catches_a_wrong_citation() {
+    let snapshot = "---\nsource: made up\n---\n\
+step  server                                        client
+   1  socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC) = fd 3
+   2  listen(fd 3, 5) = 0
+      # a note that names accept, which is not a step
+   3  accept(fd 3) = fd 4  (peer 127.0.0.1:[PORT])
+   4  recv(fd 4, 4096) = -1 EAGAIN  (Resource temporarily unavailable; ErrorKind::WouldBlock)
+";
+    let transcript = |lesson: u32| (lesson == 2).then(|| snapshot.to_string());
+    let check = |name: &str, text: &str| wrong_citations(name, text, &transcript);
+
+    // Right: the step exists and shows the call named right after it.
+    assert_eq!(check("lesson-02.md", "- **Step 3**: `accept` returns fd 4."), Vec::<String>::new());
+    assert!(check("lesson-02.md", "The timeout (steps 3\nto 4, and 1): `EAGAIN`.").is_empty());
+    assert!(check("lesson-02.md", "- **Steps 3 and 4**: `EAGAIN`, as `recv` says.").is_empty());
+    // Wrong: the call is on another step, or only in a note.
+    assert_eq!(check("lesson-02.md", "- **Step 4**: `accept` returns fd 4.").len(), 1);
+    assert_eq!(check("lesson-02.md", "- **Step 2**: `accept(fd 3)` returns fd 4.").len(), 1);
+    assert!(check("lesson-02.md", "Step 1 makes no `recv`.").is_empty(), "not right after: not checked");
+    assert_eq!(check("lesson-02.md", "step 1, `recv` fails.").len(), 1);
+    // Wrong: no such step, or a range that runs backwards.
+    assert_eq!(check("lesson-02.md", "the end (step 5).").len(), 1);
+    assert_eq!(check("lesson-02.md", "steps 1 and 2, 4 and 9").len(), 1);
+    assert_eq!(check("lesson-02.md", "steps 4 to 3").len(), 1);
+    assert_eq!(check("lesson-02.md", "steps 3–5").len(), 1);
+
+    // Which lesson: the chapter's own, unless a lesson's chapter is linked
+    // earlier in the same paragraph; outside lesson chapters, a link is
+    // required.
+    assert!(check("article-errata.md", "[Lesson 2](lesson-02.md#x), step 3: `accept`.").is_empty());
+    assert_eq!(check("article-errata.md", "Lesson 2, step 3: `accept`.").len(), 1);
+    assert_eq!(check("article-errata.md", "[Lesson 2](lesson-02.md)\n\nStep 3: `accept`.").len(), 1);
+    assert_eq!(check("lesson-05.md", "As in step 3.").len(), 1, "lesson 5 has no transcript here");
+    assert!(check("lesson-05.md", "As [lesson 2](lesson-02.md) shows (step 3).").is_empty());
+    assert_eq!(
+        check("lesson-05.md", "- [lesson 2](lesson-02.md)\n- step 3").len(),
+        1,
+        "a list item is a paragraph"
+    );
+    // Code blocks are not read.
+    assert!(check("lesson-02.md", "```text\nstep 99\n```").is_empty());
+
+    // The forms the book writes, parsed.
+    let ranges =
+        |text: &str| step_citations("lesson-02.md", text).into_iter().map(|c| c.ranges).collect::<Vec<_>>();
+    assert_eq!(ranges("**Steps 1 and 2, 30 and 31.**"), vec![vec![(1, 1), (2, 2), (30, 30), (31, 31)]]);
+    assert_eq!(ranges("(steps 10 to 12, and 16)"), vec![vec![(10, 12), (16, 16)]]);
+    assert_eq!(ranges("(steps 13, 17, 57)"), vec![vec![(13, 13), (17, 17), (57, 57)]]);
+    assert_eq!(
+        ranges("**Step 79 and after**; steps 4-6 and 8–9"),
+        vec![vec![(79, 79)], vec![(4, 6), (8, 9)]]
+    );
+    assert_eq!(ranges("step by step, in steps of 2"), Vec::<Vec<(u32, u32)>>::new());
+}
