@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use socket2::{Domain, Socket, Type};
+use transcript::cli::seconds;
 use transcript::{Failure, OrFail, Transcript, bytes, call};
 
 /// The article's address. Loopback: only this machine can connect.
@@ -66,7 +67,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-02", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server { addr, backlog, timeout }) => server(addr, backlog, seconds(timeout)?),
+        Some(Command::Server { addr, backlog, timeout }) => {
+            server(addr, backlog, seconds("--timeout", timeout)?)
+        }
         Some(Command::Client { addr }) => client(addr),
     })
 }
@@ -331,12 +334,4 @@ fn is_timeout_error(err: &io::Error) -> bool {
 
 fn is_timeout<T>(result: &io::Result<T>) -> bool {
     result.as_ref().err().is_some_and(is_timeout_error)
-}
-
-/// `--timeout` in seconds, refused when it is not a positive, finite number.
-fn seconds(value: f64) -> Result<Duration, Failure> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or(Failure::new("--timeout", format!("{value} is not a positive number of seconds")))
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use socket2::{Domain, SockRef, Socket, Type};
+use transcript::cli::seconds;
 use transcript::{Failure, OrFail, Transcript, bytes, call};
 
 /// The article's address. Loopback: only this machine can connect.
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-03", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server { addr, timeout }) => server(addr, seconds(timeout)?),
+        Some(Command::Server { addr, timeout }) => server(addr, seconds("--timeout", timeout)?),
         Some(Command::Client { addr }) => client(addr),
     })
 }
@@ -299,12 +300,4 @@ fn client(addr: SocketAddr) -> Result<(), Failure> {
 /// on some other systems; a portable program accepts both.
 fn is_timeout_error(err: &io::Error) -> bool {
     matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-}
-
-/// `--timeout` in seconds, refused when it is not a positive, finite number.
-fn seconds(value: f64) -> Result<Duration, Failure> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or(Failure::new("--timeout", format!("{value} is not a positive number of seconds")))
 }

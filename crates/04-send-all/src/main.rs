@@ -28,6 +28,7 @@ use clap::{Parser, Subcommand};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, recv, send};
 use socket2::{Domain, SockRef, Socket, Type};
+use transcript::cli::seconds;
 use transcript::{Failure, OptionValue, OrFail, Transcript, bytes, call};
 
 /// The default address. Loopback: only this machine can connect.
@@ -543,15 +544,6 @@ fn short_send<E>(
         Ok(n) if *n < asked => narrated.shown(name).detail(format!("short: {name} < {asked}")),
         _ => narrated,
     }
-}
-
-/// A number of seconds given on the command line, refused when it is not a
-/// positive, finite number.
-fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or(Failure::new(flag, format!("{value} is not a positive number of seconds")))
 }
 
 /// `--pause`: zero (the default) or a positive number of seconds.

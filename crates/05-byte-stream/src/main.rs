@@ -26,6 +26,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use nix::sys::socket::setsockopt;
 use nix::{setsockopt_impl, sockopt_impl};
 use socket2::{Domain, Socket, Type};
+use transcript::cli::seconds;
 use transcript::{Failure, OrFail, Transcript, bytes, call};
 
 /// The default address. Loopback: only this machine can connect.
@@ -122,7 +123,7 @@ fn main() -> ExitCode {
     transcript::run("lesson-05", || match cli.command {
         None | Some(Command::Demo) => demo(),
         Some(Command::Server { addr, framing, max_frame, timeout }) => {
-            server(addr, framing, max_frame, seconds(timeout)?)
+            server(addr, framing, max_frame, seconds("--timeout", timeout)?)
         }
         Some(Command::Client { addr, framing }) => client(addr, framing),
     })
@@ -610,14 +611,6 @@ fn max_frame(value: &str) -> Result<usize, String> {
         Ok(n) if (1..=LARGEST_MAX_FRAME).contains(&n) => Ok(n),
         _ => Err(format!("expected a number of bytes from 1 to {LARGEST_MAX_FRAME}")),
     }
-}
-
-/// `--timeout` in seconds, refused when it is not a positive, finite number.
-fn seconds(value: f64) -> Result<Duration, Failure> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or(Failure::new("--timeout", format!("{value} is not a positive number of seconds")))
 }
 
 #[cfg(test)]

@@ -28,7 +28,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use socket2::SockRef;
-use transcript::{Failure, OrFail, Transcript, bytes, call};
+use transcript::cli::seconds;
+use transcript::{Failure, OrFail, Transcript, bytes, call, tcp_state};
 
 /// The article's address. Loopback: only this machine can connect.
 const DEFAULT_ADDR: &str = "127.0.0.1:8001";
@@ -116,7 +117,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-06", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server { addr, timeout, abort }) => server(addr, seconds(timeout)?, abort),
+        Some(Command::Server { addr, timeout, abort }) => server(addr, seconds("--timeout", timeout)?, abort),
         Some(Command::Client { addr }) => client(addr),
         Some(Command::BrokenPipe { sigpipe, send }) => broken_pipe(sigpipe, send),
     })
@@ -565,39 +566,7 @@ fn tcp_states(
     drop(file);
     t.at(column, call("close").on_fd(fd).gave(&()));
     // ANCHOR_END: proc_net_tcp
-    Ok(pairs.iter().map(|&(local, peer)| find_state(&text, local, peer).unwrap_or("no entry")).collect())
-}
-
-/// Finds the row for `local -> peer` in /proc/net/tcp's text and names its
-/// state. Addresses there are hex: the IPv4 address as a native-endian
-/// 32-bit number, then the port, `0100007F:1F41` for 127.0.0.1:8001 on x86.
-fn find_state(table: &str, local: SocketAddr, peer: SocketAddr) -> Option<&'static str> {
-    let hex = |addr: SocketAddr| match addr {
-        SocketAddr::V4(v4) => Some(format!("{:08X}:{:04X}", u32::from_ne_bytes(v4.ip().octets()), v4.port())),
-        SocketAddr::V6(_) => None,
-    };
-    let (local, peer) = (hex(local)?, hex(peer)?);
-    let state = table.lines().skip(1).find_map(|row| {
-        let fields: Vec<&str> = row.split_whitespace().collect();
-        (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&peer.as_str()))
-            .then(|| fields.get(3).copied())
-            .flatten()
-    })?;
-    // include/net/tcp_states.h
-    Some(match state {
-        "01" => "ESTABLISHED",
-        "02" => "SYN_SENT",
-        "03" => "SYN_RECV",
-        "04" => "FIN_WAIT1",
-        "05" => "FIN_WAIT2",
-        "06" => "TIME_WAIT",
-        "07" => "CLOSE",
-        "08" => "CLOSE_WAIT",
-        "09" => "LAST_ACK",
-        "0A" => "LISTEN",
-        "0B" => "CLOSING",
-        _ => "unknown state",
-    })
+    Ok(pairs.iter().map(|&(local, peer)| tcp_state::find(&text, local, peer).unwrap_or("no entry")).collect())
 }
 
 /// Whether SIGPIPE is ignored, from the kernel's own record of this
@@ -796,12 +765,4 @@ fn client(addr: SocketAddr) -> Result<(), Failure> {
 /// on some other systems; a portable program accepts both.
 fn is_timeout_error(err: &io::Error) -> bool {
     matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-}
-
-/// `--timeout` in seconds, refused when it is not a positive, finite number.
-fn seconds(value: f64) -> Result<Duration, Failure> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or(Failure::new("--timeout", format!("{value} is not a positive number of seconds")))
 }

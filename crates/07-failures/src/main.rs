@@ -25,7 +25,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use socket2::{Domain, Socket, Type};
-use transcript::{Failure, OrFail, Transcript, call};
+use transcript::{Failure, OrFail, Transcript, call, tcp_state};
 
 /// The article's address. Loopback: only this machine can connect.
 const DEFAULT_ADDR: &str = "127.0.0.1:8001";
@@ -496,39 +496,7 @@ fn tcp_states(
     let file_fd = file.as_raw_fd();
     drop(file);
     t.at(column, call("close").on_fd(file_fd).gave(&()));
-    Ok(pairs.iter().map(|&(local, peer)| find_state(&text, local, peer).unwrap_or("no entry")).collect())
-}
-
-/// Finds the row for `local -> peer` in /proc/net/tcp's text and names its
-/// state. Addresses there are hex: the IPv4 address as a native-endian
-/// 32-bit number, then the port, `0100007F:1F41` for 127.0.0.1:8001 on x86.
-fn find_state(table: &str, local: SocketAddr, peer: SocketAddr) -> Option<&'static str> {
-    let hex = |addr: SocketAddr| match addr {
-        SocketAddr::V4(v4) => Some(format!("{:08X}:{:04X}", u32::from_ne_bytes(v4.ip().octets()), v4.port())),
-        SocketAddr::V6(_) => None,
-    };
-    let (local, peer) = (hex(local)?, hex(peer)?);
-    let state = table.lines().skip(1).find_map(|row| {
-        let fields: Vec<&str> = row.split_whitespace().collect();
-        (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&peer.as_str()))
-            .then(|| fields.get(3).copied())
-            .flatten()
-    })?;
-    // include/net/tcp_states.h
-    Some(match state {
-        "01" => "ESTABLISHED",
-        "02" => "SYN_SENT",
-        "03" => "SYN_RECV",
-        "04" => "FIN_WAIT1",
-        "05" => "FIN_WAIT2",
-        "06" => "TIME_WAIT",
-        "07" => "CLOSE",
-        "08" => "CLOSE_WAIT",
-        "09" => "LAST_ACK",
-        "0A" => "LISTEN",
-        "0B" => "CLOSING",
-        _ => "unknown state",
-    })
+    Ok(pairs.iter().map(|&(local, peer)| tcp_state::find(&text, local, peer).unwrap_or("no entry")).collect())
 }
 
 /// Tells each client both ends of its connection, then closes first. Every

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use socket2::{Domain, Socket, Type};
+use transcript::cli::seconds;
 use transcript::{Call, Failure, OrFail, OsError, Transcript, bytes, call};
 
 /// Loopback: only this machine can connect.
@@ -114,7 +115,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Server { addr, backlog, hold }) => server(addr, checked_backlog(backlog)?, hold.max(1)),
         Some(Command::Client { addr, clients, wait }) => {
-            client(addr, checked_clients(clients)?, seconds(wait)?)
+            client(addr, checked_clients(clients)?, seconds("--wait", wait)?)
         }
     })
 }
@@ -590,12 +591,4 @@ fn checked_clients(clients: usize) -> Result<usize, Failure> {
         return Err(Failure::new("--clients", format!("{clients} is not between 1 and {MOST}")));
     }
     Ok(clients)
-}
-
-/// `--wait` in seconds, refused when it is not a positive, finite number.
-fn seconds(value: f64) -> Result<Duration, Failure> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or(Failure::new("--wait", format!("{value} is not a positive number of seconds")))
 }

@@ -29,7 +29,8 @@ use clap::{Parser, Subcommand};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{setsockopt, sockopt};
 use socket2::{Domain, SockFilter, Socket, Type};
-use transcript::{Failure, OrFail, Transcript, bytes, call};
+use transcript::cli::seconds;
+use transcript::{Failure, OrFail, Transcript, bytes, call, tcp_state};
 
 /// Loopback: only this machine can connect.
 const DEFAULT_ADDR: &str = "127.0.0.1:8001";
@@ -699,22 +700,9 @@ fn tcp_state(socket: &Socket) -> io::Result<u8> {
     Ok(unsafe { info.assume_init() }.tcpi_state)
 }
 
-/// The name of a TCP state number (`include/net/tcp_states.h`).
-fn state_name(state: u8) -> &'static str {
-    match state {
-        1 => "1: ESTABLISHED",
-        2 => "2: SYN_SENT",
-        3 => "3: SYN_RECV",
-        4 => "4: FIN_WAIT1",
-        5 => "5: FIN_WAIT2",
-        6 => "6: TIME_WAIT",
-        7 => "7: CLOSE",
-        8 => "8: CLOSE_WAIT",
-        9 => "9: LAST_ACK",
-        10 => "10: LISTEN",
-        11 => "11: CLOSING",
-        _ => "unknown",
-    }
+/// A TCP state number and its name: `1: ESTABLISHED`.
+fn state_name(state: u8) -> String {
+    format!("{state}: {}", tcp_state::name(state))
 }
 
 /// Serves one client at a time: each line is echoed back. A client that
@@ -894,12 +882,4 @@ fn ms(d: Duration) -> String {
 
 fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
-}
-
-/// A flag in seconds, refused when it is not a positive, finite number.
-fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or(Failure::new(flag, format!("{value} is not a positive number of seconds")))
 }

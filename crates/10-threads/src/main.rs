@@ -31,8 +31,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use socket2::{Domain, SockRef, Socket, Type};
+use transcript::cli::seconds;
 use transcript::lines::{Lines, MAX_LINE, TOO_LONG, TooLong, reply};
-use transcript::{Call, Failure, OrFail, Transcript, bytes, call};
+use transcript::process::log;
+use transcript::{Call, Failure, OrFail, Transcript, bytes, call, duration, received};
 
 /// The article's address. Loopback: only this machine can connect.
 const DEFAULT_ADDR: &str = "127.0.0.1:8001";
@@ -583,11 +585,6 @@ fn recv(t: &mut Transcript, stream: &TcpStream) -> Result<Option<Vec<u8>>, Failu
     }
 }
 
-/// A `recv` line shows the bytes it returned, when there are any.
-fn received(call: Call, data: &[u8]) -> Call {
-    if data.is_empty() { call } else { call.detail(bytes(data)) }
-}
-
 fn close(t: &mut Transcript, stream: TcpStream) -> Result<(), Failure> {
     let fd = stream.as_raw_fd();
     drop(stream);
@@ -610,22 +607,4 @@ fn pause_if_out_of_descriptors(err: &io::Error) {
 /// on some other systems (lesson 9).
 fn is_timeout(err: &io::Error) -> bool {
     matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-}
-
-/// A server's log line. Printing fails when stdout is gone (a closed pipe):
-/// the server goes on serving rather than panic as `println!` would.
-fn log(line: std::fmt::Arguments) {
-    let _ = writeln!(io::stdout(), "{line}");
-}
-
-fn duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
-}
-
-/// A flag in seconds, refused when it is not a positive, finite number.
-fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or(Failure::new(flag, format!("{value} is not a positive number of seconds")))
 }

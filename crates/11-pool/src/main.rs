@@ -34,8 +34,10 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::unistd::Pid;
 use socket2::{Domain, Socket, Type};
+use transcript::cli::{at_least_one, seconds};
 use transcript::lines::{BUSY, Lines, MAX_LINE, TOO_LONG, TooLong, is_shutdown, reply};
-use transcript::{Call, Failure, OrFail, Transcript, bytes, call};
+use transcript::process::{log, open_descriptors};
+use transcript::{Call, Failure, OrFail, Transcript, bytes, call, duration, received};
 
 /// The article's address. Loopback: only this machine can connect.
 const DEFAULT_ADDR: &str = "127.0.0.1:8001";
@@ -1048,29 +1050,6 @@ fn close(conn: TcpStream, say: &Say) {
     say.call(|| call("close").on_fd(fd).gave(&()));
 }
 
-/// A `recv` line shows the bytes it returned, when there are any.
-fn received(call: Call, data: &[u8]) -> Call {
-    if data.is_empty() { call } else { call.detail(bytes(data)) }
-}
-
-/// The descriptors this process still has open, by number.
-fn open_descriptors() -> String {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return "unknown".to_string();
-    };
-    let mut fds: Vec<i32> = entries
-        .flatten()
-        // The directory being read is itself an open descriptor: skip it.
-        .filter(|entry| {
-            std::fs::read_link(entry.path()).map(|target| !target.starts_with("/proc/")).unwrap_or(false)
-        })
-        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-        .collect();
-    fds.sort_unstable();
-    let fds: Vec<String> = fds.iter().map(i32::to_string).collect();
-    fds.join(" ")
-}
-
 /// Out of file descriptors, `accept` fails at once for as long as the
 /// condition lasts; retrying at once would spin. Pause instead.
 fn pause_if_out_of_descriptors(err: &io::Error) {
@@ -1085,25 +1064,4 @@ fn pause_if_out_of_descriptors(err: &io::Error) {
 /// on some other systems (lesson 9).
 fn is_timeout(err: &io::Error) -> bool {
     matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-}
-
-/// A server's log line; a closed stdout does not stop the server.
-fn log(line: std::fmt::Arguments) {
-    let _ = writeln!(io::stdout(), "{line}");
-}
-
-fn duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
-}
-
-/// A flag in seconds, refused when it is not a positive, finite number.
-fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or(Failure::new(flag, format!("{value} is not a positive number of seconds")))
-}
-
-fn at_least_one(flag: &str, value: usize) -> Result<usize, Failure> {
-    if value == 0 { Err(Failure::new(flag, "must be at least 1")) } else { Ok(value) }
 }

@@ -36,8 +36,10 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use socket2::{Domain, SockRef, Socket, Type};
+use transcript::cli::{at_least_one, seconds};
 use transcript::lines::{BUSY, Lines, MAX_LINE, TOO_LONG, TooLong, is_shutdown, reply};
-use transcript::{Call, Failure, OrFail, Outcome, Ret, Transcript, bytes, call};
+use transcript::process::{log, open_descriptors, open_fds};
+use transcript::{Call, Failure, OrFail, Outcome, Ret, Transcript, bytes, call, duration, received};
 
 /// The article's address. Loopback: only this machine can connect.
 const DEFAULT_ADDR: &str = "127.0.0.1:8001";
@@ -1029,14 +1031,8 @@ fn out_of_descriptors(
 
 /// The highest descriptor number this process has open.
 fn highest_open_descriptor() -> Result<RawFd, Failure> {
-    let entries = std::fs::read_dir("/proc/self/fd").or_fail("read /proc/self/fd")?;
-    entries
-        .flatten()
-        // The directory being read is itself an open descriptor: skip it.
-        .filter(|entry| std::fs::read_link(entry.path()).map(|t| !t.starts_with("/proc/")).unwrap_or(false))
-        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-        .max()
-        .ok_or(Failure::new("/proc/self/fd", "no descriptors"))
+    let open = open_fds().or_fail("read /proc/self/fd")?;
+    open.last().copied().ok_or(Failure::new("/proc/self/fd", "no descriptors"))
 }
 
 fn new_epoll(t: &mut Transcript) -> Result<Epoll, Failure> {
@@ -1234,40 +1230,4 @@ fn close(t: &mut Transcript, stream: TcpStream) {
     let fd = stream.as_raw_fd();
     drop(stream);
     t.client(call("close").on_fd(fd).gave(&()));
-}
-
-fn received(call: Call, data: &[u8]) -> Call {
-    if data.is_empty() { call } else { call.detail(bytes(data)) }
-}
-
-fn open_descriptors() -> String {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return "unknown".to_string();
-    };
-    let mut fds: Vec<i32> = entries
-        .flatten()
-        .filter(|entry| std::fs::read_link(entry.path()).map(|t| !t.starts_with("/proc/")).unwrap_or(false))
-        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-        .collect();
-    fds.sort_unstable();
-    fds.iter().map(i32::to_string).collect::<Vec<_>>().join(" ")
-}
-
-fn log(line: std::fmt::Arguments) {
-    let _ = writeln!(io::stdout(), "{line}");
-}
-
-fn duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
-}
-
-fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or(Failure::new(flag, format!("{value} is not a positive number of seconds")))
-}
-
-fn at_least_one(flag: &str, value: usize) -> Result<usize, Failure> {
-    if value == 0 { Err(Failure::new(flag, "must be at least 1")) } else { Ok(value) }
 }

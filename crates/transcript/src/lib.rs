@@ -1,7 +1,10 @@
 //! Printing plumbing shared by every lesson. It never makes a socket call.
 //!
-//! It also holds [`lines`], the line framing that the multi-client servers of
-//! lessons 10 to 13 share: pure buffer logic, no socket calls either.
+//! It also holds the other plumbing several lessons share, none of which
+//! makes a socket call either: [`lines`], the line framing of the
+//! multi-client servers of lessons 10 to 13 (pure buffer logic); [`cli`],
+//! checks of command-line values; [`process`], a server's open descriptors
+//! and log lines; [`tcp_state`], TCP state names and the /proc/net/tcp table.
 //!
 //! A lesson's demo narrates each system call it makes as one numbered line of
 //! a timeline, in the server's column or the client's:
@@ -22,16 +25,19 @@
 //! printed without a step number and recorded as nothing.
 
 pub mod check;
+pub mod cli;
 mod fail;
 pub mod lines;
+pub mod process;
 mod show;
+pub mod tcp_state;
 
 use std::fmt::{self, Display, Write as _};
 use std::io::{self, Write as _};
 use std::os::fd::{AsRawFd, RawFd};
 
 pub use fail::{Failure, OrFail, run};
-pub use show::{OptionValue, OsError, Outcome, bytes};
+pub use show::{OptionValue, OsError, Outcome, bytes, duration};
 
 /// Environment variable naming the file that receives the recorded events.
 pub const EVENTS_ENV: &str = "TRANSCRIPT_EVENTS";
@@ -121,6 +127,13 @@ pub struct Call {
 /// `send`, `recv`).
 pub fn call(name: &'static str) -> Call {
     Call { name, fd: None, args: String::new(), ret: None, shown: None, detail: String::new() }
+}
+
+/// A `recv` line that also shows the bytes it returned, when there are any:
+/// `recv(fd 5, 4096) = 6  ("hello\n")`. `data` is the part of the buffer the
+/// call filled (empty after an error or at the end of the stream).
+pub fn received(call: Call, data: &[u8]) -> Call {
+    if data.is_empty() { call } else { call.detail(bytes(data)) }
 }
 
 impl Call {
@@ -324,6 +337,14 @@ mod tests {
         let sent = call("send").on_fd(4).args("1048576 bytes").gave(&6144usize).shown("N");
         assert_eq!(sent.text(), "send(fd 4, 1048576 bytes) = N");
         assert_eq!(sent.event(), Some(Event { call: "send".into(), fd: Some(4), ret: Ret::Value(6144) }));
+    }
+
+    #[test]
+    fn a_received_line_shows_the_bytes_only_when_there_are_some() {
+        let got = received(call("recv").on_fd(5).args(4096).gave(&6usize), b"hello\n");
+        assert_eq!(got.text(), "recv(fd 5, 4096) = 6  (\"hello\\n\")");
+        let end = received(call("recv").on_fd(5).args(4096).gave(&0usize), b"");
+        assert_eq!(end.text(), "recv(fd 5, 4096) = 0");
     }
 
     #[test]

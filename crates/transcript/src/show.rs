@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use socket2::{SockAddr, Socket};
@@ -163,9 +164,24 @@ pub fn bytes(data: &[u8]) -> String {
     out
 }
 
+/// A duration as a socket option or a limit is usually given: whole seconds
+/// as `5 s`, anything else in milliseconds, `250 ms` (rounded down).
+pub fn duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_whole_seconds_or_milliseconds() {
+        assert_eq!(duration(Duration::from_secs(5)), "5 s");
+        assert_eq!(duration(Duration::ZERO), "0 s");
+        assert_eq!(duration(Duration::from_millis(250)), "250 ms");
+        assert_eq!(duration(Duration::from_millis(1500)), "1500 ms");
+        assert_eq!(duration(Duration::from_micros(2500)), "2 ms");
+    }
 
     #[test]
     fn bytes_escape_like_strace() {
