@@ -17,7 +17,6 @@
 //! `signalfd` in the same `epoll`, and a spare descriptor, kept open for the
 //! purpose, lets the server accept and refuse the client it has no room for.
 
-use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -188,6 +187,59 @@ struct Conn {
     registered: EpollFlags,
 }
 
+/// The open connections, found by descriptor number. The kernel gives each
+/// new descriptor the lowest number free (`man 2 open`), so the numbers
+/// stay dense, and a `Vec` indexed by them costs one slot per connection:
+/// no tree node or hash bucket around each one.
+#[derive(Default)]
+struct Conns {
+    slots: Vec<Option<Conn>>,
+    open: usize,
+}
+
+impl Conns {
+    fn get(&self, fd: RawFd) -> Option<&Conn> {
+        self.slots.get(usize::try_from(fd).ok()?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, fd: RawFd) -> Option<&mut Conn> {
+        self.slots.get_mut(usize::try_from(fd).ok()?)?.as_mut()
+    }
+
+    fn insert(&mut self, fd: RawFd, conn: Conn) {
+        let Ok(i) = usize::try_from(fd) else { return };
+        if i >= self.slots.len() {
+            self.slots.resize_with(i + 1, || None);
+        }
+        if self.slots[i].replace(conn).is_none() {
+            self.open += 1;
+        }
+    }
+
+    fn remove(&mut self, fd: RawFd) -> Option<Conn> {
+        let conn = self.slots.get_mut(usize::try_from(fd).ok()?)?.take()?;
+        self.open -= 1;
+        Some(conn)
+    }
+
+    fn len(&self) -> usize {
+        self.open
+    }
+
+    fn is_empty(&self) -> bool {
+        self.open == 0
+    }
+
+    /// Every connection, by ascending descriptor number.
+    fn iter(&self) -> impl Iterator<Item = (RawFd, &Conn)> {
+        self.slots.iter().enumerate().filter_map(|(i, c)| Some((i as RawFd, c.as_ref()?)))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (RawFd, &mut Conn)> {
+        self.slots.iter_mut().enumerate().filter_map(|(i, c)| Some((i as RawFd, c.as_mut()?)))
+    }
+}
+
 /// What one `recv` brought.
 enum Received {
     Bytes,
@@ -206,7 +258,13 @@ struct Server {
     /// An open descriptor kept spare, to be given up when `accept` fails
     /// with `EMFILE`, so the client can be accepted and told.
     spare: Option<File>,
-    conns: BTreeMap<RawFd, Conn>,
+    conns: Conns,
+    /// Descriptors whose connection something happened to in this turn:
+    /// only these can need closing or a changed `epoll` entry.
+    touched: Vec<RawFd>,
+    /// No connection can be idle past its limit before this (see
+    /// `reap_idle`); `None` with nothing open.
+    next_reap: Option<Instant>,
     limits: Limits,
     accept_paused_until: Option<Instant>,
     shutdown_asked: bool,
@@ -274,7 +332,9 @@ impl Server {
             local,
             signals,
             spare: Some(spare),
-            conns: BTreeMap::new(),
+            conns: Conns::default(),
+            touched: Vec::new(),
+            next_reap: None,
             limits,
             accept_paused_until: None,
             shutdown_asked: false,
@@ -357,17 +417,24 @@ impl Server {
             self.begin_shutdown();
         }
         self.reap_idle(Instant::now());
-        self.close_finished();
-        self.update_interests();
+        // Only the connections this turn touched can have changed: looking
+        // at all of them here would make every turn cost as much as the
+        // whole list, which is what epoll saves us from.
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        self.close_finished(&touched);
+        self.update_interests(&touched);
+        touched.clear();
+        self.touched = touched;
         Ok(())
         // ANCHOR_END: turn
     }
 
-    /// Until the nearest idle deadline or the end of an accept pause, or
-    /// for ever with nothing open.
+    /// Until the next idle check or the end of an accept pause, or for ever
+    /// with nothing open.
     fn timeout(&self, now: Instant) -> EpollTimeout {
-        let deadlines = self.conns.values().map(|c| c.last_progress + self.limits.idle);
-        match deadlines.chain(self.accept_paused_until).min() {
+        match self.next_reap.into_iter().chain(self.accept_paused_until).min() {
             None => EpollTimeout::NONE,
             Some(when) => {
                 let ms = when.saturating_duration_since(now).as_micros().div_ceil(1000);
@@ -432,6 +499,9 @@ impl Server {
                 bytes_in: 0,
                 registered: wanted,
             };
+            // The newest connection's deadline may be the nearest.
+            let deadline = conn.last_progress + self.limits.idle;
+            self.next_reap = Some(self.next_reap.map_or(deadline, |next| next.min(deadline)));
             self.last_accepted = Some(fd);
             self.conns.insert(fd, conn);
         }
@@ -484,7 +554,8 @@ impl Server {
     /// `epoll_wait` reported a connection.
     fn on_conn(&mut self, fd: RawFd, flags: EpollFlags) {
         // ANCHOR: on_conn
-        let Some(conn) = self.conns.get_mut(&fd) else { return };
+        self.touched.push(fd);
+        let Some(conn) = self.conns.get_mut(fd) else { return };
         if conn.dead.is_some() {
             return;
         }
@@ -497,12 +568,22 @@ impl Server {
         }
         let readable = EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
         if flags.intersects(readable) && !conn.reading_done {
-            self.drain(fd);
+            if self.limits.edge {
+                // Nothing will report again what this event announced.
+                self.drain(fd);
+            } else if conn.out.len() < HIGH_WATER {
+                // Level-triggered, one recv per event is enough: whatever
+                // it leaves is reported by the next epoll_wait. Reading on
+                // until EAGAIN would cost a second recv for every request.
+                self.receive(fd);
+            } else {
+                conn.paused = true;
+            }
         }
         self.flush(fd);
         // Replies went out: a paused connection may read again. With edge
         // triggering nothing will announce the bytes already waiting.
-        if let Some(conn) = self.conns.get_mut(&fd)
+        if let Some(conn) = self.conns.get_mut(fd)
             && conn.paused
             && conn.out.len() < HIGH_WATER
         {
@@ -518,7 +599,7 @@ impl Server {
     fn drain(&mut self, fd: RawFd) {
         // ANCHOR: drain
         loop {
-            let Some(conn) = self.conns.get_mut(&fd) else { return };
+            let Some(conn) = self.conns.get_mut(fd) else { return };
             if conn.reading_done || conn.dead.is_some() {
                 return;
             }
@@ -535,7 +616,7 @@ impl Server {
 
     /// One `recv`, and the lines it completes.
     fn receive(&mut self, fd: RawFd) -> Received {
-        let Some(conn) = self.conns.get_mut(&fd) else { return Received::Failed };
+        let Some(conn) = self.conns.get_mut(fd) else { return Received::Failed };
         let mut buf = [0u8; RECV_SIZE];
         let got = (&conn.stream).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
@@ -577,13 +658,19 @@ impl Server {
 
     /// Sends waiting replies until they are all out or the kernel refuses.
     fn flush(&mut self, fd: RawFd) {
-        let Some(conn) = self.conns.get_mut(&fd) else { return };
+        let Some(conn) = self.conns.get_mut(fd) else { return };
         while !conn.out.is_empty() && !conn.blocked && conn.dead.is_none() {
             let sent = (&conn.stream).write(&conn.out);
             self.say.call(|| {
                 call("send").on(&conn.stream).args(bytes(&conn.out)).args("MSG_NOSIGNAL").returned(&sent)
             });
             match sent {
+                Ok(n) if n == conn.out.len() => {
+                    // All out: give the buffer back. An idle connection
+                    // then holds no memory but its entry in `conns`.
+                    conn.out = Vec::new();
+                    conn.last_progress = Instant::now();
+                }
                 Ok(n) => {
                     conn.out.drain(..n);
                     conn.last_progress = Instant::now();
@@ -596,11 +683,12 @@ impl Server {
 
     /// Makes each connection's `epoll` entry ask for what it needs now:
     /// `EPOLLIN` while it reads, `EPOLLOUT` while replies wait for room.
-    fn update_interests(&mut self) {
+    fn update_interests(&mut self, touched: &[RawFd]) {
         // ANCHOR: interests
         let edge = self.limits.edge;
         let epfd = self.epoll.0.as_raw_fd();
-        for (fd, conn) in &mut self.conns {
+        for &fd in touched {
+            let Some(conn) = self.conns.get_mut(fd) else { continue };
             let mut wanted = EpollFlags::empty();
             if (!conn.reading_done && !conn.paused) || conn.lingering {
                 wanted |= EpollFlags::EPOLLIN;
@@ -619,7 +707,7 @@ impl Server {
             if wanted == conn.registered {
                 continue;
             }
-            let mut event = EpollEvent::new(wanted, *fd as u64);
+            let mut event = EpollEvent::new(wanted, fd as u64);
             let changed = self.epoll.modify(conn.stream.as_fd(), &mut event);
             self.say.call(|| {
                 call("epoll_ctl")
@@ -676,10 +764,11 @@ impl Server {
             drop(listener);
             self.say.call(|| call("close").on_fd(fd).gave(&()));
         }
-        let fds: Vec<RawFd> = self.conns.keys().copied().collect();
+        let fds: Vec<RawFd> = self.conns.iter().map(|(fd, _)| fd).collect();
+        self.touched.extend(&fds);
         for fd in fds {
             self.drain(fd);
-            if let Some(conn) = self.conns.get_mut(&fd)
+            if let Some(conn) = self.conns.get_mut(fd)
                 && !conn.reading_done
             {
                 conn.reading_done = true;
@@ -689,17 +778,36 @@ impl Server {
         }
     }
 
+    /// Drops connections idle past the limit. Looking at every connection
+    /// each turn would cost as much as `poll` did, so it looks only when
+    /// `next_reap` has come, and notes the nearest deadline it saw. A
+    /// connection's deadline only moves later as it makes progress, so no
+    /// deadline can come before `next_reap` (a new connection lowers it).
     fn reap_idle(&mut self, now: Instant) {
+        // ANCHOR: reap_idle
+        if self.next_reap.is_none_or(|next| now < next) {
+            return;
+        }
         let idle = self.limits.idle;
-        for conn in self.conns.values_mut() {
-            if conn.dead.is_none() && now.duration_since(conn.last_progress) >= idle {
+        let mut next: Option<Instant> = None;
+        for (fd, conn) in self.conns.iter_mut() {
+            let deadline = conn.last_progress + idle;
+            if conn.dead.is_some() {
+                continue;
+            }
+            if now >= deadline {
                 conn.dead = Some(if conn.lingering {
                     conn.ending.clone()
                 } else {
                     format!("idle for {}: closed", duration(idle))
                 });
+                self.touched.push(fd);
+            } else {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
         }
+        self.next_reap = next;
+        // ANCHOR_END: reap_idle
     }
 
     // ANCHOR: linger
@@ -709,7 +817,7 @@ impl Server {
     /// side, or the idle limit passes. Closing with unread bytes would send
     /// RST and throw away replies the kernel has not sent yet (lesson 6).
     fn start_lingering(&mut self, fd: RawFd) {
-        let Some(conn) = self.conns.get_mut(&fd) else { return };
+        let Some(conn) = self.conns.get_mut(fd) else { return };
         let done = conn.stream.shutdown(Shutdown::Write);
         self.say.call(|| call("shutdown").on(&conn.stream).args("SHUT_WR").returned(&done));
         match done {
@@ -727,7 +835,7 @@ impl Server {
     /// Reads and drops until `EAGAIN`; the end of the stream (or an error)
     /// finishes the lingering close.
     fn drop_what_comes(&mut self, fd: RawFd) {
-        let Some(conn) = self.conns.get_mut(&fd) else { return };
+        let Some(conn) = self.conns.get_mut(fd) else { return };
         loop {
             let mut buf = [0u8; RECV_SIZE];
             let got = (&conn.stream).read(&mut buf);
@@ -745,21 +853,24 @@ impl Server {
     // ANCHOR_END: linger
 
     /// Closing a socket also takes it off the interest list.
-    fn close_finished(&mut self) {
-        let done: Vec<RawFd> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.dead.is_some() || (c.reading_done && c.out.is_empty() && !c.lingering))
-            .map(|(fd, _)| *fd)
-            .collect();
-        for fd in done {
-            if self.conns.get(&fd).is_some_and(|c| c.dead.is_none() && c.linger_first) {
+    fn close_finished(&mut self, touched: &[RawFd]) {
+        for &fd in touched {
+            let finished =
+                |c: &Conn| c.dead.is_some() || (c.reading_done && c.out.is_empty() && !c.lingering);
+            if !self.conns.get(fd).is_some_and(finished) {
+                continue;
+            }
+            if self.conns.get(fd).is_some_and(|c| c.dead.is_none() && c.linger_first) {
                 self.start_lingering(fd);
-                if self.conns.get(&fd).is_none_or(|c| c.dead.is_none()) {
+                if self.conns.get(fd).is_none_or(|c| c.dead.is_none()) {
                     continue;
                 }
             }
-            let Some(conn) = self.conns.remove(&fd) else { continue };
+            let Some(conn) = self.conns.remove(fd) else { continue };
+            if self.conns.is_empty() {
+                // Nothing left to reap: wait for ever.
+                self.next_reap = None;
+            }
             let why = conn.dead.clone().unwrap_or(conn.ending.clone());
             self.say.event(format!("{}: {why}", conn.peer));
             drop(conn);
@@ -1158,7 +1269,7 @@ fn settle(server: &Server, expected: &[(RawFd, PollFlags)]) -> Result<(), Failur
             } else if server.signals.as_raw_fd() == fd {
                 Some(server.signals.as_fd())
             } else {
-                server.conns.get(&fd).map(|c| c.stream.as_fd())
+                server.conns.get(fd).map(|c| c.stream.as_fd())
             };
             let Some(borrowed) = borrowed else {
                 return Err(Failure::new("demo", format!("fd {fd} is not the server's")));

@@ -76,6 +76,11 @@ impl Lines {
                 }
                 let line = self.buf[..end].to_vec();
                 self.buf.drain(..=end);
+                if self.buf.is_empty() {
+                    // Nothing of a next line yet: give the memory back, so
+                    // that an idle connection holds none (lesson 13).
+                    self.buf = Vec::new();
+                }
                 self.scanned = 0;
                 Some(Ok(line))
             }
@@ -94,6 +99,11 @@ impl Lines {
     /// How many bytes of an unfinished line the buffer holds.
     pub fn partial(&self) -> usize {
         self.buf.len()
+    }
+
+    /// How many bytes of memory the buffer holds on to.
+    pub fn allocated(&self) -> usize {
+        self.buf.capacity()
     }
 }
 
@@ -133,6 +143,17 @@ mod tests {
         lines.feed(b"one\ntwo\nthr");
         assert_eq!(all(&mut lines), vec![Ok(b"one".to_vec()), Ok(b"two".to_vec())]);
         assert_eq!(lines.partial(), 3);
+    }
+
+    #[test]
+    fn a_buffer_with_no_unfinished_line_holds_no_memory() {
+        let mut lines = Lines::new(MAX_LINE);
+        lines.feed(b"one\ntw");
+        assert_eq!(all(&mut lines), vec![Ok(b"one".to_vec())]);
+        assert!(lines.allocated() >= 2, "the unfinished line is kept");
+        lines.feed(b"o\n");
+        assert_eq!(all(&mut lines), vec![Ok(b"two".to_vec())]);
+        assert_eq!(lines.allocated(), 0);
     }
 
     #[test]
