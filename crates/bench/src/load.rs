@@ -11,6 +11,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -28,6 +29,11 @@ const SETUP_LIMIT: Duration = Duration::from_secs(120);
 
 /// How long the generator waits after the window for replies still due.
 const DRAIN: Duration = Duration::from_secs(2);
+
+/// How long the traffic may go on after the window while the server's
+/// context switches are read (a read of a thousand threads takes tens of
+/// milliseconds).
+const TAIL_LIMIT: Duration = Duration::from_secs(2);
 
 /// How many errors are kept word for word (the rest are only counted).
 const KEPT_ERRORS: usize = 3;
@@ -178,7 +184,8 @@ pub enum Stop {
     /// Each connection sends this many requests; nothing is timed.
     Requests { per_connection: u64, limit: Duration },
     /// Traffic for `warmup`, then a measured window of `measure`; no new
-    /// request is sent after the window.
+    /// request is sent after the window and a short tail, during which the
+    /// server's context switches are read (see [`Switches`]).
     Window { warmup: Duration, measure: Duration },
 }
 
@@ -209,6 +216,35 @@ pub struct Run {
     /// Time the server's and the generator's CPUs spent on other work
     /// (other processes, the hypervisor) over the window, in ticks.
     pub other_ticks: Option<u64>,
+    /// Context switches of the server's threads between the two reads of
+    /// their counters (see [`Switches`]).
+    pub server_switches: Switches,
+}
+
+/// The server's context switches between two reads of every thread's
+/// counters. A timed run reads them just outside its window (before it
+/// opens, after it closes) while the traffic goes on, so that reading a
+/// thousand files does not take CPU from the generator inside the window;
+/// the span between the reads is then a little longer than the window, and
+/// the figure per request is a rate: switches per second over `span`
+/// divided by requests per second over the window.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Switches {
+    /// Summed over the threads read at both edges (the later count minus
+    /// the earlier), plus the whole count of threads born between the
+    /// reads (every switch they made came after the first read).
+    pub count: u64,
+    /// From the middle of the first read to the middle of the second.
+    pub span: Duration,
+    /// Threads read at the second edge.
+    pub threads: usize,
+    /// Threads read at the first edge that were gone at the second: their
+    /// switches in between could not be read (a thread's counters end with
+    /// it), so they are not in `count`. The servers keep their threads for
+    /// the whole run (the connections stay open), so this is 0 for them.
+    pub threads_gone: usize,
+    /// The longer of the two reads.
+    pub read_time: Duration,
 }
 
 impl Run {
@@ -230,6 +266,9 @@ impl Run {
 pub struct Probe {
     /// The server's /proc/pid/stat.
     pub server_stat: String,
+    /// The server's process id: its threads' context switches are read
+    /// from /proc/pid/task.
+    pub server_pid: u32,
     /// The CPU the server is pinned to, if it is.
     pub server_cpu: Option<usize>,
     /// The CPUs the generator's threads are pinned to.
@@ -247,8 +286,14 @@ struct Plan {
     start: Instant,
     /// Requests answered from here to `window_end` are counted.
     window_start: Instant,
-    /// No request is sent after this in a timed run.
+    /// The window's end: a request is sent after it only while the
+    /// server's context switches are still being read.
     window_end: Instant,
+    /// No request is sent after this in a timed run. The traffic goes on
+    /// after the window, while the server's context switches are read,
+    /// until the reading thread clears the run's `after_window` flag; this
+    /// bounds that tail.
+    send_end: Instant,
     /// Whatever is still unanswered then is given up.
     hard_end: Instant,
     /// For a counted run: requests per connection after the first.
@@ -258,14 +303,22 @@ struct Plan {
 /// Drives ping-pong on every connection until `stop`, with one generator
 /// thread per CPU in `cpus` (pinned there), or one unpinned thread if
 /// `cpus` is empty. The connections are dealt out to the threads; this
-/// thread reads the CPU counters at the edges of the window.
+/// thread reads the CPU counters at the edges of the window, and the
+/// server's context switches just outside them.
 pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) -> Result<Run, String> {
+    // One read of the server's threads before the traffic starts, to learn
+    // how long a read takes: a thread server has a thread per connection.
+    let trial = SwitchRead::take(probe.server_pid)?;
+    // How long before the window the first read starts: room for a read
+    // four times as slow as the trial (the traffic slows it down).
+    let lead = trial.took * 4 + Duration::from_millis(5);
     let start = Instant::now();
     let plan = match stop {
         Stop::Requests { per_connection, limit } => Plan {
             start,
             window_start: start,
             window_end: start + limit,
+            send_end: start + limit,
             hard_end: start + limit,
             per_connection: Some(per_connection),
         },
@@ -275,7 +328,8 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) 
                 start,
                 window_start: start + warmup,
                 window_end: end,
-                hard_end: end + DRAIN,
+                send_end: end + TAIL_LIMIT,
+                hard_end: end + TAIL_LIMIT + DRAIN,
                 per_connection: None,
             }
         }
@@ -303,7 +357,11 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) 
     };
     let threads = cpus.len().max(1);
     let share = conns.len().div_ceil(threads).max(1);
-    let (opened, closed, runs) = std::thread::scope(|scope| {
+    let read_switches = || SwitchRead::take(probe.server_pid);
+    // Whether the generator goes on sending after the window.
+    let after_window = AtomicBool::new(true);
+    let after_window = &after_window;
+    let (opened, closed, switch_reads, runs) = std::thread::scope(|scope| {
         let workers: Vec<_> = conns
             .chunks_mut(share)
             .enumerate()
@@ -313,29 +371,39 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) 
                     if let Some(cpu) = cpu {
                         crate::sys::pin_to_cpu(cpu).map_err(|e| format!("sched_setaffinity {cpu}: {e}"))?;
                     }
-                    drive(chunk, plan)
+                    drive(chunk, plan, after_window)
                 })
             })
             .collect();
         // A counted run is measured from start to finish; a timed one
-        // over its window, while the workers keep the load on.
-        let (opened, closed) = if plan.per_connection.is_some() {
+        // over its window, while the workers keep the load on. The CPU
+        // counters are read at the edges (a few small files); the context
+        // switches of every server thread just outside them.
+        let (opened, closed, switch_reads) = if plan.per_connection.is_some() {
+            let first = read_switches();
             let opened = sample();
             while workers.iter().any(|w| !w.is_finished()) {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            (opened, sample())
+            let closed = sample();
+            (opened, closed, (first, read_switches()))
         } else {
+            let before = plan.window_start.checked_sub(lead).unwrap_or(plan.start);
+            std::thread::sleep(before.saturating_duration_since(Instant::now()));
+            let first = read_switches();
             std::thread::sleep(plan.window_start.saturating_duration_since(Instant::now()));
             let opened = sample();
             std::thread::sleep(plan.window_end.saturating_duration_since(Instant::now()));
-            (opened, sample())
+            let closed = sample();
+            let second = read_switches();
+            after_window.store(false, Ordering::Relaxed);
+            (opened, closed, (first, second))
         };
         let runs: Vec<Result<Run, String>> = workers
             .into_iter()
             .map(|w| w.join().unwrap_or_else(|_| Err("a generator thread panicked".into())))
             .collect();
-        (opened, closed, runs)
+        (opened, closed, switch_reads, runs)
     });
     let mut run = Run { threads: runs.len(), ..Run::default() };
     for part in runs {
@@ -369,11 +437,55 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) 
         (Some(a), Some(b)) => Some(b.saturating_sub(a).saturating_sub(run.server_ticks + run.own_ticks)),
         _ => None,
     };
+    let (first, second) = (switch_reads.0?, switch_reads.1?);
+    run.server_switches = first.until(&second);
+    if plan.per_connection.is_some() {
+        // Every request of a counted run is counted, between the two reads.
+        run.server_switches.span = run.window;
+    }
     Ok(run)
 }
 
+/// Every server thread's context switches, read once.
+struct SwitchRead {
+    by_thread: std::collections::HashMap<u32, u64>,
+    /// When the read was halfway.
+    middle: Instant,
+    took: Duration,
+}
+
+impl SwitchRead {
+    fn take(pid: u32) -> Result<SwitchRead, String> {
+        let started = Instant::now();
+        let by_thread = crate::server::context_switches(pid)?;
+        let took = started.elapsed();
+        Ok(SwitchRead { by_thread, middle: started + took / 2, took })
+    }
+
+    /// The switches from this read to a later one.
+    fn until(&self, later: &SwitchRead) -> Switches {
+        let count = later
+            .by_thread
+            .iter()
+            .map(|(tid, &now)| match self.by_thread.get(tid) {
+                // A count below the first means the id was reused by a
+                // new thread: all of the new thread's switches count.
+                Some(&before) if before <= now => now - before,
+                _ => now,
+            })
+            .sum();
+        Switches {
+            count,
+            span: later.middle.saturating_duration_since(self.middle),
+            threads: later.by_thread.len(),
+            threads_gone: self.by_thread.keys().filter(|tid| !later.by_thread.contains_key(tid)).count(),
+            read_time: self.took.max(later.took),
+        }
+    }
+}
+
 /// One generator thread: ping-pong on its share of the connections.
-fn drive(conns: &mut [Conn], plan: Plan) -> Result<Run, String> {
+fn drive(conns: &mut [Conn], plan: Plan, after_window: &AtomicBool) -> Result<Run, String> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll_create1: {e}"))?;
     for (slot, conn) in conns.iter_mut().enumerate() {
         conn.slot = slot as u64;
@@ -386,7 +498,7 @@ fn drive(conns: &mut [Conn], plan: Plan) -> Result<Run, String> {
     // Whether a connection sends again once answered.
     let goes_on = |conn: &Conn, now: Instant| match plan.per_connection {
         Some(n) => conn.answered < n + 1,
-        None => now < plan.window_end,
+        None => now < plan.window_end || (now < plan.send_end && after_window.load(Ordering::Relaxed)),
     };
     for conn in conns.iter_mut() {
         if goes_on(conn, plan.start) {
@@ -398,7 +510,9 @@ fn drive(conns: &mut [Conn], plan: Plan) -> Result<Run, String> {
     let mut scratch = [0u8; 4096];
     loop {
         let now = Instant::now();
-        let sending_over = plan.per_connection.is_some() || now >= plan.window_end;
+        let sending_over = plan.per_connection.is_some()
+            || now >= plan.send_end
+            || (now >= plan.window_end && !after_window.load(Ordering::Relaxed));
         if in_flight == 0 && sending_over {
             break;
         }
@@ -406,9 +520,9 @@ fn drive(conns: &mut [Conn], plan: Plan) -> Result<Run, String> {
             run.unanswered += in_flight as u64;
             break;
         }
-        // Wake up in time to stop sending at the end of the window.
+        // Wake up in time to stop sending.
         let next =
-            [plan.window_end, plan.hard_end].into_iter().filter(|t| *t > now).min().unwrap_or(plan.hard_end);
+            [plan.send_end, plan.hard_end].into_iter().filter(|t| *t > now).min().unwrap_or(plan.hard_end);
         let wait_ms = (next - now).as_millis().clamp(1, 100) as u16;
         let ready = match epoll.wait(&mut events, wait_ms) {
             Ok(n) => n,

@@ -349,9 +349,10 @@ fn measure_all(
                 let row = measure(subject, conns, stop, placement);
                 match &row {
                     Ok(r) => println!(
-                        "round {round}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, server CPU {:>3.0} % (its core idle {}), generator CPU {:>3.0} %",
+                        "round {round}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, {:.2} server switches/request, server CPU {:>3.0} % (its core idle {}), generator CPU {:>3.0} %",
                         subject.key,
                         r.requests_per_s,
+                        r.switches_per_request,
                         r.server_cpu_pct,
                         r.server_core_idle_pct.map_or("–".to_string(), |p| format!("{p:.0} %")),
                         r.generator_cpu_pct
@@ -415,10 +416,12 @@ fn measure_all(
     Ok(true)
 }
 
-/// Where a run reads the server's CPU time and its core's idle time.
+/// Where a run reads the server's CPU time, its core's idle time and its
+/// threads' context switches.
 fn probe(server: &Server, placement: &Placement) -> load::Probe {
     load::Probe {
         server_stat: server.stat_path(),
+        server_pid: server.pid,
         server_cpu: placement.server_cpu,
         generator_cpus: placement.generator_cpus.clone(),
     }

@@ -21,6 +21,16 @@ pub struct LoadRow {
     pub p50_us: f64,
     pub p99_us: f64,
     pub cpu_us_per_request: f64,
+    /// Context switches of all the server's threads per request: each is
+    /// a thread put to sleep or taken off the core, and another put on.
+    pub switches_per_request: f64,
+    /// The server's threads, and how many ended during the run (their
+    /// switches are not counted: see [`crate::load::Switches`]).
+    pub server_threads: usize,
+    pub server_threads_gone: usize,
+    /// How long reading every server thread's counters took, at the
+    /// slower of the two reads, in milliseconds.
+    pub switch_read_ms: f64,
     /// Share of one CPU the server used over the window.
     pub server_cpu_pct: f64,
     /// Share of one CPU the generator (this process) used, all its threads
@@ -60,6 +70,18 @@ impl LoadRow {
             } else {
                 run.server_ticks as f64 * tick_us / run.requests as f64
             },
+            // Switches per second over the span between the reads, divided
+            // by requests per second over the window (the same figure as
+            // switches / requests when the two coincide).
+            switches_per_request: if run.requests == 0 {
+                f64::NAN
+            } else {
+                let span = run.server_switches.span.as_secs_f64().max(1e-9);
+                (run.server_switches.count as f64 / span) / (run.requests as f64 / seconds)
+            },
+            server_threads: run.server_switches.threads,
+            server_threads_gone: run.server_switches.threads_gone,
+            switch_read_ms: run.server_switches.read_time.as_secs_f64() * 1e3,
             server_cpu_pct: run.server_ticks as f64 * tick_us / 1e6 / seconds * 100.0,
             generator_cpu_pct: run.own_ticks as f64 * tick_us / 1e6 / seconds * 100.0,
             generator_threads: run.threads.max(1),
@@ -444,6 +466,7 @@ impl Report {
                     ratio(|r| r.p99_us),
                     format!("{:.2}", r.cpu_us_per_request),
                     ratio(|r| r.cpu_us_per_request),
+                    format!("{:.2}", r.switches_per_request),
                     format!("{:.0} %", r.server_cpu_pct),
                     r.server_core_idle_pct.map_or("–".to_string(), |p| format!("{p:.0} %")),
                     format!("{:.0} %", r.generator_cpu_pct),
@@ -452,7 +475,7 @@ impl Report {
                 ]),
                 Err(err) => {
                     line.push(format!("failed: {err}"));
-                    line.extend(std::iter::repeat_n(String::new(), 12));
+                    line.extend(std::iter::repeat_n(String::new(), Self::LOAD_HEAD.len() - 3));
                 }
             }
             cells.push(line);
@@ -460,7 +483,7 @@ impl Report {
         cells
     }
 
-    const LOAD_HEAD: [&'static str; 15] = [
+    const LOAD_HEAD: [&'static str; 16] = [
         "server",
         "connections",
         "requests/s",
@@ -471,6 +494,9 @@ impl Report {
         "× tokio",
         "server CPU µs/request",
         "× tokio",
+        // No ratio: tokio's figure is close to 0 at 100 connections and
+        // more, and a ratio to it would swing with every run.
+        "server switches/request",
         "server CPU",
         "server's core idle",
         "generator CPU",
@@ -626,11 +652,15 @@ impl Report {
                 );
                 match &row.result {
                     Ok(r) => format!(
-                        "{head}, \"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}, \"server_cpu_percent\": {}, \"generator_cpu_percent\": {}, \"server_core_idle_percent\": {}, \"generator_cpu_us_per_request\": {}, \"generator_threads\": {}, \"other_work_percent\": {}, \"requests\": {}, \"ratio_to_tokio\": {{\"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}}}}}",
+                        "{head}, \"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}, \"server_switches_per_request\": {}, \"server_threads\": {}, \"server_threads_ended\": {}, \"switch_read_ms\": {}, \"server_cpu_percent\": {}, \"generator_cpu_percent\": {}, \"server_core_idle_percent\": {}, \"generator_cpu_us_per_request\": {}, \"generator_threads\": {}, \"other_work_percent\": {}, \"requests\": {}, \"ratio_to_tokio\": {{\"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}}}}}",
                         num(r.requests_per_s),
                         num(r.p50_us),
                         num(r.p99_us),
                         num(r.cpu_us_per_request),
+                        num(r.switches_per_request),
+                        r.server_threads,
+                        r.server_threads_gone,
+                        num(r.switch_read_ms),
                         num(r.server_cpu_pct),
                         num(r.generator_cpu_pct),
                         opt(r.server_core_idle_pct),
@@ -769,6 +799,10 @@ mod tests {
             p50_us: 10.0,
             p99_us: 20.0,
             cpu_us_per_request,
+            switches_per_request: 0.05,
+            server_threads: 1,
+            server_threads_gone: 0,
+            switch_read_ms: 0.1,
             server_cpu_pct: 100.0,
             generator_cpu_pct: 80.0,
             generator_us_per_request: 4.0,

@@ -2,7 +2,7 @@
 //! pinned to one CPU, its address read from its `Listening on ADDR` line,
 //! its CPU time and memory read from /proc, killed when dropped.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -187,6 +187,51 @@ fn parse_cpu_times(stat: &str, cpu: usize) -> Option<CpuTimes> {
     })
 }
 
+/// Every thread's context switches so far, by thread id: the sum of
+/// `voluntary_ctxt_switches` (the thread blocked: it waited for data, a
+/// lock, a timer) and `nonvoluntary_ctxt_switches` (the scheduler took the
+/// core from it) in /proc/pid/task/tid/status (`man 5 proc`). The process's
+/// own /proc/pid/status counts its first thread only, so each thread is
+/// read. A thread that ends between listing the folder and reading its file
+/// is left out: its counters end with it.
+pub fn context_switches(pid: u32) -> Result<HashMap<u32, u64>, String> {
+    let dir = format!("/proc/{pid}/task");
+    let entries = fs::read_dir(&dir).map_err(|err| format!("read {dir}: {err}"))?;
+    let mut switches = HashMap::new();
+    // One buffer for every file: a thread server has a file per connection.
+    let mut status = String::with_capacity(2048);
+    for entry in entries {
+        let entry = entry.map_err(|err| format!("read {dir}: {err}"))?;
+        let Some(tid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+            continue;
+        };
+        let path = entry.path().join("status");
+        status.clear();
+        match fs::File::open(&path).and_then(|mut file| file.read_to_string(&mut status)) {
+            Ok(_) => {}
+            // ESRCH when the thread ended after it was opened.
+            Err(err)
+                if err.kind() == std::io::ErrorKind::NotFound || err.raw_os_error() == Some(libc::ESRCH) =>
+            {
+                continue;
+            }
+            Err(err) => return Err(format!("read {}: {err}", path.display())),
+        }
+        let count = parse_context_switches(&status)
+            .ok_or_else(|| format!("{}: no ctxt_switches lines", path.display()))?;
+        switches.insert(tid, count);
+    }
+    Ok(switches)
+}
+
+fn parse_context_switches(status: &str) -> Option<u64> {
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..].trim().parse().ok()
+    };
+    Some(field("voluntary_ctxt_switches:")? + field("nonvoluntary_ctxt_switches:")?)
+}
+
 /// VmRSS from /proc/pid/status: the user-space memory resident in RAM
 /// (socket buffers live in the kernel and are not counted).
 pub fn rss_bytes(pid: u32) -> Result<u64, String> {
@@ -240,8 +285,31 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_cpu_time_and_memory() {
+    fn context_switches_add_the_voluntary_and_the_nonvoluntary_ones() {
+        // The tail of a thread's status file, as Linux 6 writes it.
+        let status = "Name:\tlesson-10\nTgid:\t4242\nPid:\t4250\nThreads:\t3\n\
+                      Mems_allowed_list:\t0\n\
+                      voluntary_ctxt_switches:\t118003\n\
+                      nonvoluntary_ctxt_switches:\t27\n";
+        assert_eq!(parse_context_switches(status), Some(118_030));
+        // "voluntary_ctxt_switches:" is not a prefix of the other line's
+        // name, so neither line is read for the other.
+        let swapped = "nonvoluntary_ctxt_switches:\t5\nvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(parse_context_switches(swapped), Some(12));
+        assert_eq!(parse_context_switches("Name:\tx\nvoluntary_ctxt_switches:\t7\n"), None);
+        assert_eq!(
+            parse_context_switches("voluntary_ctxt_switches:\tmany\nnonvoluntary_ctxt_switches:\t1\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn this_process_has_cpu_time_memory_and_a_thread_that_switched() {
         assert!(cpu_ticks("/proc/self/stat").is_ok());
         assert!(rss_bytes(std::process::id()).unwrap() > 0);
+        let switches = context_switches(std::process::id()).unwrap();
+        // The test harness runs this test on a thread of its own.
+        assert!(!switches.is_empty());
+        assert!(switches.contains_key(&std::process::id()), "the first thread's id is the pid");
     }
 }
