@@ -504,12 +504,18 @@ fn smoke(
                         key: subject.key.clone(),
                         conns,
                         result: Ok(LoadRow::from_run(&run)),
+                        rounds_rps: Vec::new(),
                     });
                 }
                 Err(err) => {
                     println!("smoke {:<10} {conns:>2} connections: FAILED: {err}", subject.key);
                     ok = false;
-                    rows.push(Measured { key: subject.key.clone(), conns, result: Err(err) });
+                    rows.push(Measured {
+                        key: subject.key.clone(),
+                        conns,
+                        result: Err(err),
+                        rounds_rps: Vec::new(),
+                    });
                 }
             }
         }

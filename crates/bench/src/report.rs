@@ -124,6 +124,10 @@ pub struct Measured {
     pub key: String,
     pub conns: usize,
     pub result: Result<LoadRow, String>,
+    /// Requests/s of every round that ran cleanly, in round order: how far
+    /// apart the rounds of one server were shows how much a figure can be
+    /// trusted (empty for a single-run smoke figure).
+    pub rounds_rps: Vec<f64>,
 }
 
 /// Rounds whose other work is within this many points (percent of a core)
@@ -145,6 +149,7 @@ pub fn pick_round(subject: &Subject, conns: usize, rounds: &[&Result<LoadRow, St
             Err(err) => failure = failure.or(Some(format!("round {}: {err}", i + 1))),
         }
     }
+    let rounds_rps = good.iter().map(|r| r.requests_per_s).collect();
     let result = match failure {
         Some(err) => Err(err),
         None if good.is_empty() => Err("not measured".to_string()),
@@ -156,7 +161,16 @@ pub fn pick_round(subject: &Subject, conns: usize, rounds: &[&Result<LoadRow, St
             Ok(good.swap_remove((good.len() - 1) / 2))
         }
     };
-    Measured { key: subject.key.clone(), conns, result }
+    Measured { key: subject.key.clone(), conns, result, rounds_rps }
+}
+
+impl Measured {
+    /// The lowest and highest requests/s among the rounds, as a cell.
+    fn spread(&self) -> String {
+        let low = self.rounds_rps.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = self.rounds_rps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if self.rounds_rps.len() < 2 { "–".to_string() } else { format!("{low:.0}–{high:.0}") }
+    }
 }
 
 /// Memory with many idle connections.
@@ -369,11 +383,39 @@ impl Report {
                     measured.as_ref().is_ok_and(|&v| if t.at_least { v >= t.bound } else { v <= t.bound });
                 let caveat = match (t.metric, &measured) {
                     (Metric::IdleBytes, _) | (_, Err(_)) => None,
+                    (Metric::RequestsRatio, _) => {
+                        let notes: Vec<String> =
+                            [self.pace_caveat(t.key, t.conns), self.rounds_straddle(t.key, t.conns, t.bound)]
+                                .into_iter()
+                                .flatten()
+                                .collect();
+                        (!notes.is_empty()).then(|| notes.join("; "))
+                    }
                     _ => self.pace_caveat(t.key, t.conns),
                 };
                 Checked { what, measured, met, caveat }
             })
             .collect()
+    }
+
+    /// When the rounds of `key` and of tokio are far enough apart that
+    /// pairing other rounds would have put the ratio on the other side of
+    /// `bound`, says so with the range of ratios the rounds allow.
+    fn rounds_straddle(&self, key: &str, conns: usize, bound: f64) -> Option<String> {
+        let rounds = |k: &str| {
+            let m = self.rows.iter().find(|m| m.key == k && m.conns == conns)?;
+            let low = m.rounds_rps.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = m.rounds_rps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (m.rounds_rps.len() >= 2 && low > 0.0).then_some((low, high))
+        };
+        let (low, high) = rounds(key)?;
+        let (ref_low, ref_high) = rounds(REFERENCE)?;
+        let (worst, best) = (low / ref_high, high / ref_low);
+        (worst < bound && bound <= best).then(|| {
+            format!(
+                "the rounds straddle the target: {key} ranged {low:.0}–{high:.0} requests/s and {REFERENCE} {ref_low:.0}–{ref_high:.0}: pairing its rounds with the reference's gives ratios from {worst:.2} to {best:.2}"
+            )
+        })
     }
 
     /// Which of the two runs behind a ratio left its server's core idle.
@@ -460,6 +502,7 @@ impl Report {
                 Ok(r) => line.extend([
                     format!("{:.0}", r.requests_per_s),
                     ratio(|r| r.requests_per_s),
+                    row.spread(),
                     format!("{:.1}", r.p50_us),
                     ratio(|r| r.p50_us),
                     format!("{:.1}", r.p99_us),
@@ -483,11 +526,14 @@ impl Report {
         cells
     }
 
-    const LOAD_HEAD: [&'static str; 16] = [
+    const LOAD_HEAD: [&'static str; 17] = [
         "server",
         "connections",
         "requests/s",
         "× tokio",
+        // Every round's figure, lowest to highest: the noise to read the
+        // ratios against.
+        "requests/s, all rounds",
         "p50 µs",
         "× tokio",
         "p99 µs",
@@ -652,7 +698,7 @@ impl Report {
                 );
                 match &row.result {
                     Ok(r) => format!(
-                        "{head}, \"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}, \"server_switches_per_request\": {}, \"server_threads\": {}, \"server_threads_ended\": {}, \"switch_read_ms\": {}, \"server_cpu_percent\": {}, \"generator_cpu_percent\": {}, \"server_core_idle_percent\": {}, \"generator_cpu_us_per_request\": {}, \"generator_threads\": {}, \"other_work_percent\": {}, \"requests\": {}, \"ratio_to_tokio\": {{\"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}}}}}",
+                        "{head}, \"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}, \"server_switches_per_request\": {}, \"server_threads\": {}, \"server_threads_ended\": {}, \"switch_read_ms\": {}, \"server_cpu_percent\": {}, \"generator_cpu_percent\": {}, \"server_core_idle_percent\": {}, \"generator_cpu_us_per_request\": {}, \"generator_threads\": {}, \"other_work_percent\": {}, \"requests\": {}, \"requests_per_s_rounds\": [{}], \"ratio_to_tokio\": {{\"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}}}}}",
                         num(r.requests_per_s),
                         num(r.p50_us),
                         num(r.p99_us),
@@ -668,6 +714,7 @@ impl Report {
                         r.generator_threads,
                         opt(r.other_work_pct),
                         r.requests,
+                        row.rounds_rps.iter().map(|&v| num(v)).collect::<Vec<_>>().join(", "),
                         opt(self.ratio(&row.key, row.conns, |r| r.requests_per_s)),
                         opt(self.ratio(&row.key, row.conns, |r| r.p50_us)),
                         opt(self.ratio(&row.key, row.conns, |r| r.p99_us)),
@@ -827,7 +874,12 @@ mod tests {
     }
 
     fn sample_report() -> Report {
-        let measured = |key: &str, conns, result| Measured { key: key.to_string(), conns, result };
+        let measured = |key: &str, conns, result| Measured {
+            key: key.to_string(),
+            conns,
+            result,
+            rounds_rps: Vec::new(),
+        };
         Report {
             machine: Machine::read(false),
             subjects: vec![subject("tokio"), subject("lesson-13")],
@@ -904,7 +956,25 @@ mod tests {
         let picked = pick_round(&subject("tokio"), 100, &rounds.iter().collect::<Vec<_>>());
         // 30 % other work rules out the fastest round; the rest are within
         // 3 points of the quietest, and 80 is their median.
-        assert_eq!(picked.result.unwrap().requests_per_s, 80.0);
+        assert_eq!(picked.result.as_ref().unwrap().requests_per_s, 80.0);
+        // The spread shows every round, the disturbed one included.
+        assert_eq!(picked.rounds_rps, vec![100.0, 80.0, 90.0, 70.0]);
+        assert_eq!(picked.spread(), "70–100");
+    }
+
+    #[test]
+    fn a_target_the_rounds_straddle_says_so() {
+        let mut report = sample_report();
+        report.rows[0].rounds_rps = vec![100_000.0, 95_000.0, 104_000.0];
+        report.rows[2].rounds_rps = vec![110_000.0, 97_000.0, 106_000.0];
+        // 97k / 104k = 0.93 < 1.05 <= 110k / 95k = 1.16: either side possible.
+        let said = report.rounds_straddle("lesson-13", 100, 1.05).expect("straddles");
+        assert!(said.contains("ratios from 0.93 to 1.16"), "{said}");
+        // All pairings above the bound: nothing to say.
+        assert_eq!(report.rounds_straddle("lesson-13", 100, 0.9), None);
+        // One round is no spread.
+        report.rows[2].rounds_rps = vec![110_000.0];
+        assert_eq!(report.rounds_straddle("lesson-13", 100, 1.05), None);
     }
 
     #[test]
