@@ -63,7 +63,7 @@ struct Cli {
     #[arg(long, default_value_t = 0.5)]
     warmup: f64,
     /// Measure everything this many times, interleaved; each figure is from the round least disturbed by other work
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Connection counts to measure at
     #[arg(long, value_delimiter = ',', default_values_t = [1, 100, 1000])]
