@@ -47,7 +47,7 @@ fn every_narrated_call_is_one_the_kernel_made() {
 }
 
 /// The lesson numbers, from the `crates/NN-slug` folders.
-fn lessons() -> Vec<u32> {
+pub fn lessons() -> Vec<u32> {
     let crates = root().join("crates");
     let mut lessons: Vec<u32> = std::fs::read_dir(&crates)
         .expect("read crates/")

@@ -12,6 +12,7 @@ mod book;
 mod diffs;
 mod hostile;
 mod kernel;
+mod leaks;
 mod lesson_01;
 mod lesson_02;
 mod lesson_03;

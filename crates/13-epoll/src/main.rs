@@ -554,6 +554,7 @@ impl Server {
     /// `epoll_wait` reported a connection.
     fn on_conn(&mut self, fd: RawFd, flags: EpollFlags) {
         // ANCHOR: on_conn
+        // Whatever happens next, the end of the turn looks at it.
         self.touched.push(fd);
         let Some(conn) = self.conns.get_mut(fd) else { return };
         if conn.dead.is_some() {
@@ -1116,13 +1117,14 @@ fn out_of_descriptors(
     let limits = getrlimit(Resource::RLIMIT_NOFILE);
     t.server(call("getrlimit").args("RLIMIT_NOFILE").returned(&limits.map(|_| ())));
     let (soft, hard) = limits.or_fail("getrlimit")?;
-    // Every number up to the highest open one is taken (the process has no
-    // gaps): with the limit just above it, the next descriptor is refused.
-    let highest = highest_open_descriptor()?;
-    let lowered = setrlimit(Resource::RLIMIT_NOFILE, highest as u64 + 1, hard);
-    t.server(call("setrlimit").args(format!("RLIMIT_NOFILE, {}", highest + 1)).returned(&lowered));
+    // A new descriptor gets the lowest free number, and must be below the
+    // limit: with the limit at that number, the next one is refused.
+    // (Descriptors above it, say leaked by a shell, stay open.)
+    let free = lowest_free_descriptor()?;
+    let lowered = setrlimit(Resource::RLIMIT_NOFILE, free as u64, hard);
+    t.server(call("setrlimit").args(format!("RLIMIT_NOFILE, {free}")).returned(&lowered));
     lowered.or_fail("setrlimit")?;
-    t.server_note(format!("(the demo lowers the limit: fds 0 to {highest} are open, and no more may be)"));
+    t.server_note(format!("(the demo lowers the limit: fds 0 to {} are open, and no more may be)", free - 1));
     turn(t, server, &[(listener_fd, PollFlags::POLLIN)])?;
     let restored = setrlimit(Resource::RLIMIT_NOFILE, soft, hard);
     t.server(call("setrlimit").args("RLIMIT_NOFILE, as before").returned(&restored));
@@ -1140,10 +1142,11 @@ fn out_of_descriptors(
     Ok(())
 }
 
-/// The highest descriptor number this process has open.
-fn highest_open_descriptor() -> Result<RawFd, Failure> {
+/// The number the next descriptor would get: the lowest one not open
+/// (`man 2 open`).
+fn lowest_free_descriptor() -> Result<RawFd, Failure> {
     let open = open_fds().or_fail("read /proc/self/fd")?;
-    open.last().copied().ok_or(Failure::new("/proc/self/fd", "no descriptors"))
+    Ok((0..).find(|n| open.binary_search(n).is_err()).unwrap_or(0))
 }
 
 fn new_epoll(t: &mut Transcript) -> Result<Epoll, Failure> {
