@@ -379,7 +379,9 @@ impl Server {
         }
         let timeout = self.timeout(now);
         let mut events = [EpollEvent::empty(); MAX_EVENTS];
-        // Only ready sockets come back, in the order they became ready.
+        // The only call in the loop that waits: until one of the sockets can
+        // make progress, or the next idle check (man 2 epoll_wait). Only
+        // the ready ones come back, at most MAX_EVENTS of them.
         let result = self.epoll.wait(&mut events, timeout);
         let ready: Vec<(RawFd, EpollFlags)> = events[..*result.as_ref().unwrap_or(&0)]
             .iter()
@@ -401,6 +403,8 @@ impl Server {
         });
         match result {
             Ok(_) => {}
+            // Our signals are blocked, but a stopped and continued process
+            // sees EINTR too (man 7 signal): go round again.
             Err(Errno::EINTR) => return Ok(()),
             Err(err) => return Err(Failure::new("epoll_wait", io::Error::from(err))),
         }
