@@ -116,17 +116,18 @@ pub fn run_with(command: &mut Command, stdin: &[u8]) -> Output {
 /// Runs lesson `n` with `args` as a leaky shell would: besides stdin,
 /// stdout and stderr, the child inherits descriptors numbered `leaked`
 /// (copies of its stderr, without close-on-exec).
-pub fn run_leaking(n: u32, args: &[&str], leaked: &'static [i32]) -> Output {
+pub fn run_leaking(n: u32, args: &[&str], leaked: &[i32]) -> Output {
     use std::os::unix::process::CommandExt;
     let mut command = Command::new(bin(n));
     command.args(args);
     let command = only_std_fds(&mut command);
+    let leaked = leaked.to_vec();
     // SAFETY: as in only_std_fds, and added after it, so it runs after it:
     // dup2 makes async-signal-safe system calls only, and the copies it
     // makes are not close-on-exec.
     unsafe {
         command.pre_exec(move || {
-            for &fd in leaked {
+            for &fd in &leaked {
                 if libc::dup2(2, fd) == -1 {
                     return Err(std::io::Error::last_os_error());
                 }

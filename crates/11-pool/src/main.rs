@@ -544,6 +544,7 @@ fn answer_lines(conn: &TcpStream, idle: Duration, shared: &Shared, say: &Say) ->
     let mut lines = Lines::new(MAX_LINE);
     let mut buf = [0u8; RECV_SIZE];
     loop {
+        // Blocks this worker only: the others serve their own clients.
         let got = (&*conn).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
         say.call(|| received(call("recv").on(conn).args(RECV_SIZE).returned(&got), &buf[..n]));
@@ -556,8 +557,11 @@ fn answer_lines(conn: &TcpStream, idle: Duration, shared: &Shared, say: &Say) ->
             Err(err) if is_timeout(&err) => return format!("idle for {}: closed", duration(idle)),
             Err(err) => return format!("recv: {err}: closed"),
         }
+        // One recv may hold half a line or several lines (lesson 5).
         lines.feed(&buf[..n]);
-        let (mut replies, mut too_long, mut shutdown) = (Vec::new(), false, false);
+        let mut replies = Vec::new();
+        let mut too_long = false;
+        let mut shutdown = false;
         while let Some(line) = lines.next_line() {
             match line {
                 Ok(line) => {
@@ -570,6 +574,10 @@ fn answer_lines(conn: &TcpStream, idle: Duration, shared: &Shared, say: &Say) ->
                     break;
                 }
             }
+        }
+        if replies.is_empty() {
+            say.note(format!("{} bytes of an unfinished line: recv again", lines.partial()));
+            continue;
         }
         if let Err(err) = send_all(conn, &replies, say) {
             return format!("send: {err}: closed");
