@@ -473,9 +473,9 @@ fn server(addr: SocketAddr, backlog: i32, hold: usize) -> Result<(), Failure> {
     loop {
         let (conn, peer) = match listener.accept() {
             Ok(accepted) => accepted,
-            // Out of descriptors (EMFILE) or a connection reset while queued
-            // (ECONNABORTED): about one connection, not the server. Letting
-            // go of the oldest connection frees a descriptor for the next.
+            // Out of descriptors (EMFILE), or another error about one
+            // connection, not the server (man 2 accept). Letting go of the
+            // oldest connection frees a descriptor for the next.
             Err(err) => {
                 eprintln!("accept: {err}");
                 if held.pop_front().is_none() {
