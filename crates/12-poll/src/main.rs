@@ -864,7 +864,7 @@ fn demo() -> Result<(), Failure> {
     t.client_note("F's request, sent before the signal, was answered");
     close(&mut t, f);
     // ANCHOR_END: demo_shutdown
-    Ok(())
+    read_exact_loses(&mut t)
 }
 
 /// A client that sends many lines and reads none: the replies fill the
@@ -1034,6 +1034,59 @@ fn more_than_a_flag(t: &mut Transcript) -> Result<(), Failure> {
     t.server_note("resume. A non-blocking server keeps its own buffer and resumes on POLLOUT.");
     close(t, client);
     // ANCHOR_END: demo_flag
+    Ok(())
+}
+
+/// `read_exact` on a non-blocking socket: the bytes it read before
+/// `WouldBlock` are taken from the kernel, and the error does not say how
+/// many there were.
+fn read_exact_loses(t: &mut Transcript) -> Result<(), Failure> {
+    // ANCHOR: demo_read_exact
+    t.section("read_exact on a non-blocking socket");
+    let listener = TcpListener::bind(("127.0.0.1", 0)).or_fail("bind")?;
+    let addr = listener.local_addr().or_fail("getsockname")?;
+    let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
+    let (near, _) = listener.accept().or_fail("accept")?;
+    near.set_nonblocking(true).or_fail("set_nonblocking")?;
+    drop(listener);
+    t.server_note(format!(
+        "a connected pair, made as in lesson 3: client fd {}, and fd {} here, non-blocking",
+        client.as_raw_fd(),
+        near.as_raw_fd()
+    ));
+    // A 10-byte frame, of which 6 bytes have come so far. One small send
+    // on loopback arrives whole, so once the socket is readable all 6 are.
+    send(t, &client, b"012345")?;
+    wait_readable(&near, SETTLE_LIMIT)?;
+    let mut frame = [0u8; 10];
+    t.server_note("read_exact(10 bytes) calls recv until it has 10 or an error comes:");
+    let got = (&near).read_exact(&mut frame).map(|()| frame.len());
+    // What its two recvs returned: the 6 bytes there were, then EAGAIN.
+    t.server(call("recv").on(&near).args(10).gave(&6usize).detail(bytes(b"012345")));
+    t.server(call("recv").on(&near).args(4).returned(&got));
+    t.server_note(format!(
+        "read_exact returns {}: it does not say how many bytes it took",
+        match &got {
+            Ok(_) => "NOT an error".to_string(),
+            Err(err) => format!("Err({:?})", err.kind()),
+        }
+    ));
+    send(t, &client, b"6789")?;
+    wait_readable(&near, SETTLE_LIMIT)?;
+    let mut buf = [0u8; 16];
+    let rest = (&near).read(&mut buf);
+    let n = *rest.as_ref().unwrap_or(&0);
+    t.server(received(call("recv").on(&near).args(16).returned(&rest), &buf[..n]));
+    t.server_note(if n == 4 {
+        "only the last 4 bytes are left: read_exact took the first 6, and its caller was not told"
+    } else {
+        "NOT what this part shows: the first bytes are still there"
+    });
+    let fd = near.as_raw_fd();
+    drop(near);
+    t.server(call("close").on_fd(fd).gave(&()));
+    close(t, client);
+    // ANCHOR_END: demo_read_exact
     Ok(())
 }
 
