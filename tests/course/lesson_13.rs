@@ -27,6 +27,8 @@ fn demo_transcript_is_stable_and_reviewed() {
     assert!(
         transcript.contains("F's request, sent after the signal but before the loop saw it, was answered")
     );
+    // Without the spare, a level-triggered loop spins on EMFILE.
+    assert!(transcript.contains("1000 more turns: each found the listener ready at once"));
     snapshot!("lesson_13__demo", transcript);
 }
 

@@ -1025,6 +1025,65 @@ fn demo() -> Result<(), Failure> {
     t.client_note("F's request, sent after the signal but before the loop saw it, was answered");
     close(&mut t, f);
     // ANCHOR_END: demo_shutdown
+    spin_without_a_spare(&mut t)
+}
+
+/// How many more turns the naive loop below is watched for.
+const SPIN_TURNS: usize = 1000;
+
+/// Pitfall 10, the other way: a level-triggered loop that only logs an
+/// `EMFILE` from `accept` and waits again. The client stays queued, the
+/// listener stays ready, and every `epoll_wait` returns at once.
+fn spin_without_a_spare(t: &mut Transcript) -> Result<(), Failure> {
+    // ANCHOR: demo_spin
+    t.section("without the spare: EMFILE in a level-triggered loop");
+    let listener = TcpListener::bind(("127.0.0.1", 0)).or_fail("bind")?;
+    listener.set_nonblocking(true).or_fail("set_nonblocking")?;
+    let addr = listener.local_addr().or_fail("getsockname")?;
+    t.server_note(format!("a non-blocking listener, made as in lesson 3: fd {}", listener.as_raw_fd()));
+    let epoll = new_epoll(t)?;
+    add(t, &epoll, &listener, EpollFlags::EPOLLIN)?;
+    let h = socket(t, "H")?;
+    connect(t, &h, addr)?;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).or_fail("getrlimit")?;
+    let free = lowest_free_descriptor()?;
+    let lowered = setrlimit(Resource::RLIMIT_NOFILE, free as u64, hard);
+    t.server(call("setrlimit").args(format!("RLIMIT_NOFILE, {free}")).returned(&lowered));
+    lowered.or_fail("setrlimit")?;
+    // The loop: wait, accept, log the error, wait again.
+    for _ in 0..2 {
+        wait(t, &epoll, EpollTimeout::ZERO)?;
+        let result = listener.accept();
+        t.server(call("accept").on(&listener).args("SOCK_CLOEXEC").returned(&result));
+    }
+    let mut spun = 0;
+    for _ in 0..SPIN_TURNS {
+        let mut events = [EpollEvent::empty(); 8];
+        let ready = epoll.wait(&mut events, EpollTimeout::ZERO);
+        let refused = listener.accept().is_err_and(|e| e.raw_os_error() == Some(libc::EMFILE));
+        spun += usize::from(ready == Ok(1) && refused);
+    }
+    t.server_note(format!(
+        "{SPIN_TURNS} more turns: {} the listener ready at once and accept failing with EMFILE",
+        if spun == SPIN_TURNS { "each found" } else { "NOT what this part shows: not each found" }
+    ));
+    t.server_note("with a timeout of -1 the same: the loop never sleeps, and H is never answered");
+    let restored = setrlimit(Resource::RLIMIT_NOFILE, soft, hard);
+    t.server(call("setrlimit").args("RLIMIT_NOFILE, as before").returned(&restored));
+    restored.or_fail("setrlimit")?;
+    let accepted = listener.accept();
+    t.server(call("accept").on(&listener).args("SOCK_CLOEXEC").returned(&accepted));
+    let (conn, _) = accepted.or_fail("accept")?;
+    t.server_note("a descriptor is free again: H is accepted at last");
+    let fd = conn.as_raw_fd();
+    drop(conn);
+    t.server(call("close").on_fd(fd).gave(&()));
+    let fd = listener.as_raw_fd();
+    drop(listener);
+    t.server(call("close").on_fd(fd).gave(&()));
+    close_fd(t, epoll);
+    close(t, h);
+    // ANCHOR_END: demo_spin
     Ok(())
 }
 
