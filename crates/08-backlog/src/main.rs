@@ -263,6 +263,33 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     t.server(queue_call(&listener, &queue));
     queue.or_fail("getsockopt TCP_INFO")?;
 
+    if !stalled.is_empty() {
+        // The queue has room now, and the stalled clients' SYNs wait on
+        // their resend timers (1 s): a newcomer's SYN is answered at once.
+        t.client_note("a newcomer connects now, while the others wait for their SYN to be resent");
+        let newcomer = Socket::new(Domain::IPV4, Type::STREAM, None);
+        t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&newcomer));
+        let newcomer = newcomer.or_fail("socket")?;
+        let connecting = newcomer.connect(&addr.into());
+        t.client(call("connect").on(&newcomer).args(addr).returned(&connecting));
+        connecting.or_fail(format!("connect {addr}"))?;
+        let conn = listener.accept();
+        t.server(call("accept").on(&listener).returned(&conn));
+        let (conn, peer) = conn.or_fail("accept")?;
+        let from_newcomer = peer.as_socket().is_some()
+            && peer.as_socket() == newcomer.local_addr().ok().and_then(|a| a.as_socket());
+        t.server_note(if from_newcomer {
+            "the newcomer: it came last and is accepted first. The queue is not first come, first served"
+        } else {
+            "NOT what this part shows: a waiting client came first"
+        });
+        let (conn_fd, newcomer_fd) = (conn.as_raw_fd(), newcomer.as_raw_fd());
+        drop(conn);
+        t.server(call("close").on_fd(conn_fd).gave(&()));
+        drop(newcomer);
+        t.client(call("close").on_fd(newcomer_fd).gave(&()));
+    }
+
     // All waiting clients are watched at once, and the server accepts each
     // one as soon as it is in, so that the queue has room for the next.
     let mut resent_after = Vec::new();
