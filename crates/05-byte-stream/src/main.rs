@@ -511,11 +511,11 @@ fn serve_one(conn: &TcpStream, peer: SocketAddr, framing: Framing, max: usize, t
                 }
             }
         }
-        if !answer.is_empty() {
-            if let Err(err) = (&*conn).write_all(&answer) {
-                println!("send to {peer}: {err}; closing this connection");
-                return;
-            }
+        if !answer.is_empty()
+            && let Err(err) = (&*conn).write_all(&answer)
+        {
+            println!("send to {peer}: {err}; closing this connection");
+            return;
         }
     }
     // ANCHOR_END: serve_one

@@ -277,18 +277,18 @@ pub fn parse_strace(text: &str) -> Vec<Traced> {
 
 /// Splits off the task id that `strace -f` puts before a line.
 fn split_pid(line: &str) -> (Option<u32>, &str) {
-    if let Some(rest) = line.strip_prefix("[pid ") {
-        if let Some((pid, rest)) = rest.split_once(']') {
-            if let Ok(pid) = pid.trim().parse() {
-                return (Some(pid), rest.trim_start());
-            }
-        }
+    if let Some(rest) = line.strip_prefix("[pid ")
+        && let Some((pid, rest)) = rest.split_once(']')
+        && let Ok(pid) = pid.trim().parse()
+    {
+        return (Some(pid), rest.trim_start());
     }
     let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-    if digits > 0 && line[digits..].starts_with(' ') {
-        if let Ok(pid) = line[..digits].parse() {
-            return (Some(pid), line[digits..].trim_start());
-        }
+    if digits > 0
+        && line[digits..].starts_with(' ')
+        && let Ok(pid) = line[..digits].parse()
+    {
+        return (Some(pid), line[digits..].trim_start());
     }
     (None, line)
 }
@@ -444,10 +444,10 @@ impl Display for Lane {
 /// and the history of the descriptor it created, which it begins.
 fn lanes(fd: Option<RawFd>, created: Option<RawFd>) -> Vec<Lane> {
     let mut lanes = vec![fd.map_or(Lane::NoFd, Lane::Fd)];
-    if let Some(new) = created {
-        if fd != Some(new) {
-            lanes.push(Lane::Fd(new));
-        }
+    if let Some(new) = created
+        && fd != Some(new)
+    {
+        lanes.push(Lane::Fd(new));
     }
     lanes
 }
