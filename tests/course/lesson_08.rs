@@ -52,8 +52,8 @@ fn demo_transcript_is_stable_and_reviewed() {
     // Backlog 1: two handshakes complete, two clients stall.
     assert!(transcript.contains("(accept queue 2, limit 1)"), "{transcript}");
     assert!(transcript.contains("# 2 of 4 clients finished the handshake: backlog 1 + 1"));
-    // The room accept made goes to a newcomer before the waiting clients.
-    assert!(transcript.contains("the newcomer: it came last and is accepted first"), "{transcript}");
+    // A newcomer overtakes a client whose SYN was dropped.
+    assert!(transcript.contains("that is C: it came after B and is accepted first"), "{transcript}");
     assert_eq!(stalled(&transcript), 2, "{transcript}");
     // Once the server accepted, the stalled clients got in at the SYN resend.
     assert!(transcript.contains("each got in about 1 s after its connect()"));

@@ -263,33 +263,6 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     t.server(queue_call(&listener, &queue));
     queue.or_fail("getsockopt TCP_INFO")?;
 
-    if !stalled.is_empty() {
-        // The queue has room now, and the stalled clients' SYNs wait on
-        // their resend timers (1 s): a newcomer's SYN is answered at once.
-        t.client_note("a newcomer connects now, while the others wait for their SYN to be resent");
-        let newcomer = Socket::new(Domain::IPV4, Type::STREAM, None);
-        t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&newcomer));
-        let newcomer = newcomer.or_fail("socket")?;
-        let connecting = newcomer.connect(&addr.into());
-        t.client(call("connect").on(&newcomer).args(addr).returned(&connecting));
-        connecting.or_fail(format!("connect {addr}"))?;
-        let conn = listener.accept();
-        t.server(call("accept").on(&listener).returned(&conn));
-        let (conn, peer) = conn.or_fail("accept")?;
-        let from_newcomer = peer.as_socket().is_some()
-            && peer.as_socket() == newcomer.local_addr().ok().and_then(|a| a.as_socket());
-        t.server_note(if from_newcomer {
-            "the newcomer: it came last and is accepted first. The queue is not first come, first served"
-        } else {
-            "NOT what this part shows: a waiting client came first"
-        });
-        let (conn_fd, newcomer_fd) = (conn.as_raw_fd(), newcomer.as_raw_fd());
-        drop(conn);
-        t.server(call("close").on_fd(conn_fd).gave(&()));
-        drop(newcomer);
-        t.client(call("close").on_fd(newcomer_fd).gave(&()));
-    }
-
     // All waiting clients are watched at once, and the server accepts each
     // one as soon as it is in, so that the queue has room for the next.
     let mut resent_after = Vec::new();
@@ -381,7 +354,83 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     // ANCHOR_END: more
 
     let open = accepted.len() + connected.len() + 1;
-    t.server_note(format!("returning drops the sockets: {open} close() calls, not shown"));
+    drop((accepted, connected, listener));
+    t.server_note(format!("the demo drops those sockets: {open} close() calls, not shown"));
+
+    newcomer_first(&mut t)
+}
+
+/// "First come, first served" is not what the queue does: a client whose
+/// SYN was dropped waits for its kernel to send it again, about a second
+/// later, and a newcomer that arrives when there is room goes first.
+fn newcomer_first(t: &mut Transcript) -> Result<(), Failure> {
+    // ANCHOR: newcomer
+    t.section("a newcomer overtakes a client that waits for its SYN to be resent");
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None);
+    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&listener));
+    let listener = listener.or_fail("socket")?;
+    let any_port: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let bound = listener.bind(&any_port.into());
+    t.server(call("bind").on(&listener).args(any_port).returned(&bound));
+    bound.or_fail(format!("bind {any_port}"))?;
+    // Backlog 0: the queue holds one connection (backlog + 1).
+    let listening = listener.listen(0);
+    t.server(call("listen").on(&listener).args(0).returned(&listening));
+    listening.or_fail("listen")?;
+    let addr = listener.local_addr().or_fail("getsockname")?;
+    let addr = addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+
+    // A takes the one place in the queue.
+    let a = Socket::new(Domain::IPV4, Type::STREAM, None);
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&a));
+    let a = a.or_fail("socket")?;
+    let connecting = a.connect(&addr.into());
+    t.client(call("connect").on(&a).args(addr).returned(&connecting));
+    connecting.or_fail(format!("connect {addr}"))?;
+    let queue = accept_queue(&listener);
+    t.server(queue_call(&listener, &queue));
+    queue.or_fail("getsockopt TCP_INFO")?;
+    // B finds the queue full: its SYN is dropped, and its kernel will send
+    // it again in about a second (RFC 6298).
+    let b = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None);
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC").returned(&b));
+    let b = b.or_fail("socket")?;
+    let connecting = b.connect(&addr.into());
+    t.client(call("connect").on(&b).args(addr).returned(&connecting));
+    let mut fds = [PollFd::new(b.as_fd(), PollFlags::POLLOUT)];
+    let ready = poll(&mut fds, PollTimeout::ZERO);
+    t.client(poll_call(&fds, "0 ms", &ready));
+    t.client_note("B is still in connect(): its SYN was dropped");
+
+    // The server makes room; C arrives now and is answered at once.
+    let first = listener.accept();
+    t.server(call("accept").on(&listener).returned(&first));
+    let (first, _) = first.or_fail("accept")?;
+    let c = Socket::new(Domain::IPV4, Type::STREAM, None);
+    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&c));
+    let c = c.or_fail("socket")?;
+    let connecting = c.connect(&addr.into());
+    t.client(call("connect").on(&c).args(addr).returned(&connecting));
+    connecting.or_fail(format!("connect {addr}"))?;
+    let second = listener.accept();
+    t.server(call("accept").on(&listener).returned(&second));
+    let (second, peer) = second.or_fail("accept")?;
+    let from_c =
+        peer.as_socket().is_some() && peer.as_socket() == c.local_addr().ok().and_then(|a| a.as_socket());
+    t.server_note(if from_c {
+        "that is C: it came after B and is accepted first. B gets in only when its SYN is resent"
+    } else {
+        "NOT what this part shows: B came first"
+    });
+    for (socket, server_side) in
+        [(second, true), (first, true), (listener, true), (c, false), (b, false), (a, false)]
+    {
+        let fd = socket.as_raw_fd();
+        drop(socket);
+        let closed = call("close").on_fd(fd).gave(&());
+        if server_side { t.server(closed) } else { t.client(closed) }
+    }
+    // ANCHOR_END: newcomer
     Ok(())
 }
 
