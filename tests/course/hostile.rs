@@ -362,6 +362,24 @@ const TABLES: [(&str, Column); 2] = [
     ("What a well-behaved client saw meanwhile", |cell| &cell.good),
 ];
 
+/// The reliability appendix quotes the limits the suite runs with; they
+/// must be the ones this file uses.
+#[test]
+fn the_appendix_quotes_the_limits_the_suite_uses() {
+    let text = fs::read_to_string(root().join("book/src/reliability.md")).expect("reliability.md");
+    // Line breaks in the prose are only where the text was wrapped.
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for quoted in [
+        format!("an idle limit of {} s everywhere", IDLE.as_secs()),
+        format!("request deadline of {} s", DEADLINE.as_secs()),
+        format!("with an idle limit of {CROWD_IDLE} s"),
+        format!("waits up to {} s, not {} s", CROWD_SETTLE.as_secs(), PATIENCE.as_secs()),
+        format!("more than {CROWD_RETRIES_ALLOWED} such retries"),
+    ] {
+        assert!(text.contains(&quoted), "book/src/reliability.md no longer says {quoted:?}");
+    }
+}
+
 #[test]
 fn hostile_clients_against_every_server() {
     let specs = Arc::new(specs());
