@@ -422,13 +422,15 @@ fn newcomer_first(t: &mut Transcript) -> Result<(), Failure> {
     } else {
         "NOT what this part shows: B came first"
     });
-    for (socket, server_side) in
-        [(second, true), (first, true), (listener, true), (c, false), (b, false), (a, false)]
-    {
+    for socket in [second, first, listener] {
         let fd = socket.as_raw_fd();
         drop(socket);
-        let closed = call("close").on_fd(fd).gave(&());
-        if server_side { t.server(closed) } else { t.client(closed) }
+        t.server(call("close").on_fd(fd).gave(&()));
+    }
+    for socket in [c, b, a] {
+        let fd = socket.as_raw_fd();
+        drop(socket);
+        t.client(call("close").on_fd(fd).gave(&()));
     }
     // ANCHOR_END: newcomer
     Ok(())

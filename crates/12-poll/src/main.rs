@@ -833,6 +833,7 @@ fn demo() -> Result<(), Failure> {
 
     full_buffer(&mut t, &mut server, addr, listener_fd)?;
     more_than_a_flag(&mut t)?;
+    read_exact_loses(&mut t)?;
 
     // ANCHOR: demo_shutdown
     t.section("Ctrl-C: a byte through the self-pipe");
@@ -864,7 +865,7 @@ fn demo() -> Result<(), Failure> {
     t.client_note("F's request, sent before the signal, was answered");
     close(&mut t, f);
     // ANCHOR_END: demo_shutdown
-    read_exact_loses(&mut t)
+    Ok(())
 }
 
 /// A client that sends many lines and reads none: the replies fill the
@@ -1058,12 +1059,20 @@ fn read_exact_loses(t: &mut Transcript) -> Result<(), Failure> {
     // on loopback arrives whole, so once the socket is readable all 6 are.
     send(t, &client, b"012345")?;
     wait_readable(&near, SETTLE_LIMIT)?;
+    let before = unread(&near);
+    t.server(unread_call(&near, &before));
+    let before = before.or_fail("ioctl FIONREAD")?;
     let mut frame = [0u8; 10];
     t.server_note("read_exact(10 bytes) calls recv until it has 10 or an error comes:");
     let got = (&near).read_exact(&mut frame).map(|()| frame.len());
-    // What its two recvs returned: the 6 bytes there were, then EAGAIN.
-    t.server(call("recv").on(&near).args(10).gave(&6usize).detail(bytes(b"012345")));
-    t.server(call("recv").on(&near).args(4).returned(&got));
+    let after = unread(&near);
+    // Its calls cannot be seen from here, only what they took from the
+    // kernel's buffer: one recv for what was there, then one that failed.
+    let took = before.saturating_sub(*after.as_ref().unwrap_or(&0)).min(frame.len());
+    t.server(call("recv").on(&near).args(frame.len()).gave(&took).detail(bytes(&frame[..took])));
+    t.server(call("recv").on(&near).args(frame.len() - took).returned(&got));
+    t.server(unread_call(&near, &after));
+    after.or_fail("ioctl FIONREAD")?;
     t.server_note(format!(
         "read_exact returns {}: it does not say how many bytes it took",
         match &got {
@@ -1088,6 +1097,26 @@ fn read_exact_loses(t: &mut Transcript) -> Result<(), Failure> {
     close(t, client);
     // ANCHOR_END: demo_read_exact
     Ok(())
+}
+
+/// How many received bytes wait unread in `stream`'s receive buffer
+/// (`ioctl(FIONREAD)`; `man 7 tcp` calls it SIOCINQ).
+fn unread(stream: &TcpStream) -> io::Result<usize> {
+    let mut count: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int, which `count` is.
+    if unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut count) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(count).unwrap_or(0))
+}
+
+/// The transcript line for an [`unread`] call.
+fn unread_call(stream: &TcpStream, count: &io::Result<usize>) -> Call {
+    let shown = call("ioctl").on(stream).args("FIONREAD");
+    match count {
+        Ok(n) => shown.gave(&()).detail(format!("{n} bytes unread")),
+        Err(err) => shown.failed(err),
+    }
 }
 
 /// Waits, at most `limit`, until `stream` has something to read.

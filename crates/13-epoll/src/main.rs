@@ -999,6 +999,8 @@ fn demo() -> Result<(), Failure> {
     turn(&mut t, &mut server, &[(a_fd, PollFlags::POLLIN), (b_fd, PollFlags::POLLIN)])?;
     // ANCHOR_END: demo_server
 
+    // The problem first, then the way out.
+    spin_without_a_spare(&mut t)?;
     out_of_descriptors(&mut t, &mut server, addr, listener_fd)?;
 
     // ANCHOR: demo_shutdown
@@ -1025,7 +1027,7 @@ fn demo() -> Result<(), Failure> {
     t.client_note("F's request, sent after the signal but before the loop saw it, was answered");
     close(&mut t, f);
     // ANCHOR_END: demo_shutdown
-    spin_without_a_spare(&mut t)
+    Ok(())
 }
 
 /// How many more turns the naive loop below is watched for.
