@@ -39,7 +39,8 @@ struct Include {
 }
 
 fn includes() -> Vec<Include> {
-    let re = Regex::new(r"\{\{#(?:include|rustdoc_include)\s+([^}\s]+)\s*\}\}").unwrap();
+    let re = Regex::new(r"\{\{#(?:include|rustdoc_include)\s+([^}\s]+)\s*\}\}")
+        .unwrap();
     let mut all = Vec::new();
     for (chapter, text) in chapters() {
         for cap in re.captures_iter(&text) {
@@ -71,7 +72,9 @@ fn problem(include: &Include) -> Option<String> {
         if let Some(start) = start
             && (start == 0 || start > lines)
         {
-            return Some(format!("starts at line {start} of a {lines}-line file"));
+            return Some(format!(
+                "starts at line {start} of a {lines}-line file"
+            ));
         }
         if let Some(end) = end
             && end > lines
@@ -80,8 +83,12 @@ fn problem(include: &Include) -> Option<String> {
         }
         return None;
     }
-    let begins = text.lines().any(|l| l.trim_end().ends_with(&format!("ANCHOR: {selector}")));
-    let ends = text.lines().any(|l| l.trim_end().ends_with(&format!("ANCHOR_END: {selector}")));
+    let begins = text
+        .lines()
+        .any(|l| l.trim_end().ends_with(&format!("ANCHOR: {selector}")));
+    let ends = text
+        .lines()
+        .any(|l| l.trim_end().ends_with(&format!("ANCHOR_END: {selector}")));
     match (begins, ends) {
         (true, true) => None,
         _ => Some(format!("anchor {selector:?} is missing or unclosed")),
@@ -95,7 +102,9 @@ fn every_include_names_an_existing_file_range_or_anchor() {
     let broken: Vec<String> = all
         .iter()
         .filter_map(|inc| {
-            problem(inc).map(|why| format!("{}: {}: {why}", rel(&inc.chapter), rel(&inc.target)))
+            problem(inc).map(|why| {
+                format!("{}: {}: {why}", rel(&inc.chapter), rel(&inc.target))
+            })
         })
         .collect();
     assert!(broken.is_empty(), "broken includes:\n{}", broken.join("\n"));
@@ -111,10 +120,30 @@ fn the_include_check_catches_what_mdbook_only_logs() {
         target: root().join(target),
         selector: selector.map(str::to_string),
     };
-    assert!(problem(&case("crates/no-such-lesson/src/main.rs", None)).is_some());
-    assert!(problem(&case("crates/02-tcp-server-client/src/main.rs", Some("no_such_anchor"))).is_some());
-    assert!(problem(&case("tests/snapshots/lesson_02__demo.snap", Some("4:100000"))).is_some());
-    assert!(problem(&case("crates/02-tcp-server-client/src/main.rs", Some("demo_listen"))).is_none());
+    assert!(
+        problem(&case("crates/no-such-lesson/src/main.rs", None)).is_some()
+    );
+    assert!(
+        problem(&case(
+            "crates/02-tcp-server-client/src/main.rs",
+            Some("no_such_anchor")
+        ))
+        .is_some()
+    );
+    assert!(
+        problem(&case(
+            "tests/snapshots/lesson_02__demo.snap",
+            Some("4:100000")
+        ))
+        .is_some()
+    );
+    assert!(
+        problem(&case(
+            "crates/02-tcp-server-client/src/main.rs",
+            Some("demo_listen")
+        ))
+        .is_none()
+    );
 }
 
 #[test]
@@ -128,15 +157,23 @@ fn snapshots_are_included_without_their_header() {
                 .take(3)
                 .map(String::from)
                 .collect();
-            assert_eq!(header.first().map(String::as_str), Some("---"), "{}", rel(&inc.target));
+            assert_eq!(
+                header.first().map(String::as_str),
+                Some("---"),
+                "{}",
+                rel(&inc.target)
+            );
             assert_eq!(
                 header.get(2).map(String::as_str),
                 Some("---"),
                 "{}: header is not 3 lines",
                 rel(&inc.target)
             );
-            let start: Option<usize> =
-                inc.selector.as_deref().and_then(|s| s.split(':').next()).and_then(|n| n.parse().ok());
+            let start: Option<usize> = inc
+                .selector
+                .as_deref()
+                .and_then(|s| s.split(':').next())
+                .and_then(|n| n.parse().ok());
             assert!(
                 start.is_some_and(|line| line >= 4),
                 "{} includes {} with {:?}: start at line 4 (:4:) to skip the header",
@@ -151,7 +188,8 @@ fn snapshots_are_included_without_their_header() {
 #[test]
 fn no_transcript_is_pasted_into_the_book() {
     // A transcript's numbered step line, e.g. "   7  accept(fd 3) = fd 5".
-    let step = Regex::new(r"^\s{0,3}[0-9]{1,4}  (\s*)[a-z_0-9]+\(.*\) = ").unwrap();
+    let step =
+        Regex::new(r"^\s{0,3}[0-9]{1,4}  (\s*)[a-z_0-9]+\(.*\) = ").unwrap();
     let mut pasted = Vec::new();
     for (chapter, text) in chapters() {
         let mut in_block = false;
@@ -179,14 +217,23 @@ fn every_lesson_has_a_chapter_showing_its_code_and_its_transcript() {
     for entry in lessons {
         let dir = entry.expect("entry").path();
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(number) = name.get(..2).filter(|n| n.chars().all(|c| c.is_ascii_digit())) else {
+        let Some(number) =
+            name.get(..2).filter(|n| n.chars().all(|c| c.is_ascii_digit()))
+        else {
             continue;
         };
         let main = dir.join("src/main.rs");
-        let snap = root().join(format!("tests/snapshots/lesson_{number}__demo.snap"));
-        let shows = |target: &Path| all.iter().any(|inc| same_file(&inc.target, target));
+        let snap =
+            root().join(format!("tests/snapshots/lesson_{number}__demo.snap"));
+        let shows = |target: &Path| {
+            all.iter().any(|inc| same_file(&inc.target, target))
+        };
         assert!(shows(&main), "no chapter includes code from {}", rel(&main));
-        assert!(shows(&snap), "no chapter includes the transcript {}", rel(&snap));
+        assert!(
+            shows(&snap),
+            "no chapter includes the transcript {}",
+            rel(&snap)
+        );
     }
 }
 
@@ -199,7 +246,10 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 fn rel(path: &Path) -> String {
     let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    path.strip_prefix(root().canonicalize().unwrap_or_default()).unwrap_or(&path).display().to_string()
+    path.strip_prefix(root().canonicalize().unwrap_or_default())
+        .unwrap_or(&path)
+        .display()
+        .to_string()
 }
 
 /// The id mdBook gives a heading: lower case, spaces to dashes, and only
@@ -219,14 +269,20 @@ fn heading_id(heading: &str) -> String {
 
 #[test]
 fn every_link_between_chapters_reaches_a_chapter_and_heading() {
-    let link = Regex::new(r"\]\(([a-z0-9_-]+\.md)?(?:#([a-z0-9_-]+))?\)").unwrap();
+    let link =
+        Regex::new(r"\]\(([a-z0-9_-]+\.md)?(?:#([a-z0-9_-]+))?\)").unwrap();
     let book = root().join("book/src");
     let mut broken = Vec::new();
     for (chapter, text) in chapters() {
         for cap in link.captures_iter(&text) {
-            let target = cap.get(1).map_or(chapter.clone(), |m| book.join(m.as_str()));
+            let target =
+                cap.get(1).map_or(chapter.clone(), |m| book.join(m.as_str()));
             let Ok(target_text) = fs::read_to_string(&target) else {
-                broken.push(format!("{}: {} does not exist", rel(&chapter), rel(&target)));
+                broken.push(format!(
+                    "{}: {} does not exist",
+                    rel(&chapter),
+                    rel(&target)
+                ));
                 continue;
             };
             if let Some(fragment) = cap.get(2) {
@@ -251,8 +307,14 @@ fn every_link_between_chapters_reaches_a_chapter_and_heading() {
 
 #[test]
 fn heading_ids_follow_mdbook() {
-    assert_eq!(heading_id(" listen(5) is not a connection limit"), "listen5-is-not-a-connection-limit");
-    assert_eq!(heading_id(" The article's programs, corrected"), "the-articles-programs-corrected");
+    assert_eq!(
+        heading_id(" listen(5) is not a connection limit"),
+        "listen5-is-not-a-connection-limit"
+    );
+    assert_eq!(
+        heading_id(" The article's programs, corrected"),
+        "the-articles-programs-corrected"
+    );
 }
 
 // Step citations.
@@ -343,30 +405,46 @@ fn step_citations(name: &str, text: &str) -> Vec<Citation> {
             .unwrap();
     let one = Regex::new(r"([0-9]+)(?:\s*(?:-|–|to)\s*([0-9]+))?").unwrap();
     let link = Regex::new(r"\]\(lesson-([0-9]{2})\.md").unwrap();
-    let backticked = Regex::new(r"^(?:\*\*)?[:,.]?(?:\*\*)?\s*`([^`]*)`").unwrap();
+    let backticked =
+        Regex::new(r"^(?:\*\*)?[:,.]?(?:\*\*)?\s*`([^`]*)`").unwrap();
     let word = Regex::new(r"[A-Za-z_][A-Za-z0-9_]*").unwrap();
-    let own: Option<u32> =
-        name.strip_prefix("lesson-").and_then(|rest| rest.strip_suffix(".md")).and_then(|n| n.parse().ok());
+    let own: Option<u32> = name
+        .strip_prefix("lesson-")
+        .and_then(|rest| rest.strip_suffix(".md"))
+        .and_then(|n| n.parse().ok());
     let mut all = Vec::new();
     for (first_line, paragraph) in paragraphs(text) {
         for cap in citation.captures_iter(&paragraph) {
             let whole = cap.get(0).unwrap();
             let before = &paragraph[..whole.start()];
-            let linked = link.captures_iter(before).last().and_then(|l| l[1].parse().ok());
+            let linked = link
+                .captures_iter(before)
+                .last()
+                .and_then(|l| l[1].parse().ok());
             let ranges = one
                 .captures_iter(&cap[1])
                 .map(|r| {
                     let start: u32 = r[1].parse().unwrap_or(0);
-                    let end: u32 = r.get(2).map_or(start, |m| m.as_str().parse().unwrap_or(0));
+                    let end: u32 = r
+                        .get(2)
+                        .map_or(start, |m| m.as_str().parse().unwrap_or(0));
                     (start, end)
                 })
                 .collect();
             let after = &paragraph[whole.end()..];
-            let word =
-                backticked.captures(after).and_then(|b| word.find(&b[1]).map(|w| w.as_str().to_string()));
+            let word = backticked
+                .captures(after)
+                .and_then(|b| word.find(&b[1]).map(|w| w.as_str().to_string()));
             all.push(Citation {
-                place: format!("{name}:{}", first_line + before.matches('\n').count()),
-                text: whole.as_str().split_whitespace().collect::<Vec<_>>().join(" "),
+                place: format!(
+                    "{name}:{}",
+                    first_line + before.matches('\n').count()
+                ),
+                text: whole
+                    .as_str()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 lesson: linked.or(own),
                 ranges,
                 word,
@@ -401,13 +479,16 @@ fn citation_problem(citation: &Citation, snapshot: &str) -> Option<String> {
         }
         for number in [start, end] {
             if !steps.contains_key(&number) {
-                return Some(format!("there is no step {number} (the transcript has steps 1 to {last})"));
+                return Some(format!(
+                    "there is no step {number} (the transcript has steps 1 to {last})"
+                ));
             }
         }
         cited.extend(steps.range(start..=end).map(|(_, line)| line.as_str()));
     }
     let word = citation.word.as_deref()?;
-    let whole_word = Regex::new(&format!(r"\b{}\b", regex::escape(word))).unwrap();
+    let whole_word =
+        Regex::new(&format!(r"\b{}\b", regex::escape(word))).unwrap();
     if cited.iter().any(|line| whole_word.is_match(line)) {
         return None;
     }
@@ -417,7 +498,11 @@ fn citation_problem(citation: &Citation, snapshot: &str) -> Option<String> {
 /// Checks every step citation of one chapter against the transcripts that
 /// `transcript(lesson)` returns (the snapshot's text, header included), and
 /// returns what is wrong, one message per citation.
-fn wrong_citations(name: &str, text: &str, transcript: &dyn Fn(u32) -> Option<String>) -> Vec<String> {
+fn wrong_citations(
+    name: &str,
+    text: &str,
+    transcript: &dyn Fn(u32) -> Option<String>,
+) -> Vec<String> {
     let mut wrong = Vec::new();
     for citation in step_citations(name, text) {
         let Some(lesson) = citation.lesson else {
@@ -435,14 +520,20 @@ fn wrong_citations(name: &str, text: &str, transcript: &dyn Fn(u32) -> Option<St
             continue;
         };
         if let Some(why) = citation_problem(&citation, &snapshot) {
-            wrong.push(format!("{}: {:?} (lesson {lesson}): {why}", citation.place, citation.text));
+            wrong.push(format!(
+                "{}: {:?} (lesson {lesson}): {why}",
+                citation.place, citation.text
+            ));
         }
     }
     wrong
 }
 
 fn demo_transcript(lesson: u32) -> Option<String> {
-    fs::read_to_string(root().join(format!("tests/snapshots/lesson_{lesson:02}__demo.snap"))).ok()
+    fs::read_to_string(
+        root().join(format!("tests/snapshots/lesson_{lesson:02}__demo.snap")),
+    )
+    .ok()
 }
 
 #[test]
@@ -460,15 +551,29 @@ fn every_step_citation_names_a_step_that_shows_what_it_says() {
     // Every lesson's chapter points at steps of its transcript: if a lesson
     // has none, the pattern above has stopped matching the way the book
     // writes citations, and this test would pass while checking nothing.
-    for entry in fs::read_dir(root().join("tests/snapshots")).expect("tests/snapshots") {
-        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.strip_prefix("lesson_").and_then(|n| n.strip_suffix("__demo.snap")) {
+    for entry in
+        fs::read_dir(root().join("tests/snapshots")).expect("tests/snapshots")
+    {
+        let name =
+            entry.expect("entry").file_name().to_string_lossy().into_owned();
+        if let Some(n) = name
+            .strip_prefix("lesson_")
+            .and_then(|n| n.strip_suffix("__demo.snap"))
+        {
             let n: u32 = n.parse().expect("a lesson number");
-            assert!(cited.contains(&n), "no step of {name} is cited: is the citation pattern still right?");
+            assert!(
+                cited.contains(&n),
+                "no step of {name} is cited: is the citation pattern still right?"
+            );
         }
     }
     eprintln!("{checked} step citations checked");
-    assert!(wrong.is_empty(), "{} wrong step citations:\n{}", wrong.len(), wrong.join("\n\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong step citations:\n{}",
+        wrong.len(),
+        wrong.join("\n\n")
+    );
 }
 
 /// The check above reads one word after a citation; most citations name
@@ -484,7 +589,10 @@ fn every_cited_step_is_reviewed() {
     for (chapter, text) in chapters() {
         let name = chapter.file_name().unwrap().to_string_lossy().into_owned();
         for citation in step_citations(&name, &text) {
-            let Some(snapshot) = citation.lesson.and_then(demo_transcript) else { continue };
+            let Some(snapshot) = citation.lesson.and_then(demo_transcript)
+            else {
+                continue;
+            };
             let steps = transcript_steps(&snapshot);
             listing.push_str(&format!(
                 "{name}: {:?} of lesson {}\n",
@@ -515,16 +623,36 @@ step  server                                        client
    4  recv(fd 4, 4096) = -1 EAGAIN  (Resource temporarily unavailable; ErrorKind::WouldBlock)
 ";
     let transcript = |lesson: u32| (lesson == 2).then(|| snapshot.to_string());
-    let check = |name: &str, text: &str| wrong_citations(name, text, &transcript);
+    let check =
+        |name: &str, text: &str| wrong_citations(name, text, &transcript);
 
     // Right: the step exists and shows the call named right after it.
-    assert_eq!(check("lesson-02.md", "- **Step 3**: `accept` returns fd 4."), Vec::<String>::new());
-    assert!(check("lesson-02.md", "The timeout (steps 3\nto 4, and 1): `EAGAIN`.").is_empty());
-    assert!(check("lesson-02.md", "- **Steps 3 and 4**: `EAGAIN`, as `recv` says.").is_empty());
+    assert_eq!(
+        check("lesson-02.md", "- **Step 3**: `accept` returns fd 4."),
+        Vec::<String>::new()
+    );
+    assert!(
+        check("lesson-02.md", "The timeout (steps 3\nto 4, and 1): `EAGAIN`.")
+            .is_empty()
+    );
+    assert!(
+        check("lesson-02.md", "- **Steps 3 and 4**: `EAGAIN`, as `recv` says.")
+            .is_empty()
+    );
     // Wrong: the call is on another step, or only in a note.
-    assert_eq!(check("lesson-02.md", "- **Step 4**: `accept` returns fd 4.").len(), 1);
-    assert_eq!(check("lesson-02.md", "- **Step 2**: `accept(fd 3)` returns fd 4.").len(), 1);
-    assert!(check("lesson-02.md", "Step 1 makes no `recv`.").is_empty(), "not right after: not checked");
+    assert_eq!(
+        check("lesson-02.md", "- **Step 4**: `accept` returns fd 4.").len(),
+        1
+    );
+    assert_eq!(
+        check("lesson-02.md", "- **Step 2**: `accept(fd 3)` returns fd 4.")
+            .len(),
+        1
+    );
+    assert!(
+        check("lesson-02.md", "Step 1 makes no `recv`.").is_empty(),
+        "not right after: not checked"
+    );
     assert_eq!(check("lesson-02.md", "step 1, `recv` fails.").len(), 1);
     // Wrong: no such step, or a range that runs backwards.
     assert_eq!(check("lesson-02.md", "the end (step 5).").len(), 1);
@@ -535,11 +663,34 @@ step  server                                        client
     // Which lesson: the chapter's own, unless a lesson's chapter is linked
     // earlier in the same paragraph; outside lesson chapters, a link is
     // required.
-    assert!(check("article-errata.md", "[Lesson 2](lesson-02.md#x), step 3: `accept`.").is_empty());
-    assert_eq!(check("article-errata.md", "Lesson 2, step 3: `accept`.").len(), 1);
-    assert_eq!(check("article-errata.md", "[Lesson 2](lesson-02.md)\n\nStep 3: `accept`.").len(), 1);
-    assert_eq!(check("lesson-05.md", "As in step 3.").len(), 1, "lesson 5 has no transcript here");
-    assert!(check("lesson-05.md", "As [lesson 2](lesson-02.md) shows (step 3).").is_empty());
+    assert!(
+        check(
+            "article-errata.md",
+            "[Lesson 2](lesson-02.md#x), step 3: `accept`."
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        check("article-errata.md", "Lesson 2, step 3: `accept`.").len(),
+        1
+    );
+    assert_eq!(
+        check(
+            "article-errata.md",
+            "[Lesson 2](lesson-02.md)\n\nStep 3: `accept`."
+        )
+        .len(),
+        1
+    );
+    assert_eq!(
+        check("lesson-05.md", "As in step 3.").len(),
+        1,
+        "lesson 5 has no transcript here"
+    );
+    assert!(
+        check("lesson-05.md", "As [lesson 2](lesson-02.md) shows (step 3).")
+            .is_empty()
+    );
     assert_eq!(
         check("lesson-05.md", "- [lesson 2](lesson-02.md)\n- step 3").len(),
         1,
@@ -549,14 +700,30 @@ step  server                                        client
     assert!(check("lesson-02.md", "```text\nstep 99\n```").is_empty());
 
     // The forms the book writes, parsed.
-    let ranges =
-        |text: &str| step_citations("lesson-02.md", text).into_iter().map(|c| c.ranges).collect::<Vec<_>>();
-    assert_eq!(ranges("**Steps 1 and 2, 30 and 31.**"), vec![vec![(1, 1), (2, 2), (30, 30), (31, 31)]]);
-    assert_eq!(ranges("(steps 10 to 12, and 16)"), vec![vec![(10, 12), (16, 16)]]);
-    assert_eq!(ranges("(steps 13, 17, 57)"), vec![vec![(13, 13), (17, 17), (57, 57)]]);
+    let ranges = |text: &str| {
+        step_citations("lesson-02.md", text)
+            .into_iter()
+            .map(|c| c.ranges)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ranges("**Steps 1 and 2, 30 and 31.**"),
+        vec![vec![(1, 1), (2, 2), (30, 30), (31, 31)]]
+    );
+    assert_eq!(
+        ranges("(steps 10 to 12, and 16)"),
+        vec![vec![(10, 12), (16, 16)]]
+    );
+    assert_eq!(
+        ranges("(steps 13, 17, 57)"),
+        vec![vec![(13, 13), (17, 17), (57, 57)]]
+    );
     assert_eq!(
         ranges("**Step 79 and after**; steps 4-6 and 8–9"),
         vec![vec![(79, 79)], vec![(4, 6), (8, 9)]]
     );
-    assert_eq!(ranges("step by step, in steps of 2"), Vec::<Vec<(u32, u32)>>::new());
+    assert_eq!(
+        ranges("step by step, in steps of 2"),
+        Vec::<Vec<(u32, u32)>>::new()
+    );
 }

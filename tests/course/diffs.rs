@@ -16,7 +16,11 @@ fn anchor_text(nn: &str, name: &str) -> String {
     let dir = fs::read_dir(&crates)
         .expect("crates/")
         .map(|e| e.expect("entry").path())
-        .find(|p| p.file_name().is_some_and(|f| f.to_string_lossy().starts_with(&format!("{nn}-"))))
+        .find(|p| {
+            p.file_name().is_some_and(|f| {
+                f.to_string_lossy().starts_with(&format!("{nn}-"))
+            })
+        })
         .unwrap_or_else(|| panic!("no crates/{nn}-*"));
     let source = fs::read_to_string(dir.join("src/main.rs")).expect("main.rs");
     let mut inside = false;
@@ -29,7 +33,10 @@ fn anchor_text(nn: &str, name: &str) -> String {
             found = true;
         } else if marker.ends_with(&format!("ANCHOR_END: {name}")) {
             inside = false;
-        } else if inside && !marker.contains("ANCHOR: ") && !marker.contains("ANCHOR_END: ") {
+        } else if inside
+            && !marker.contains("ANCHOR: ")
+            && !marker.contains("ANCHOR_END: ")
+        {
             text.push_str(line);
             text.push('\n');
         }
@@ -40,7 +47,8 @@ fn anchor_text(nn: &str, name: &str) -> String {
 
 /// `diff -u` of anchor `name` between lessons `from` and `to`.
 fn anchor_diff(from: &str, to: &str, name: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("course-diff-{}-{from}-{to}-{name}", std::process::id()));
+    let dir = std::env::temp_dir()
+        .join(format!("course-diff-{}-{from}-{to}-{name}", std::process::id()));
     fs::create_dir_all(&dir).expect("temp dir");
     let (a, b) = (dir.join("a"), dir.join("b"));
     fs::write(&a, anchor_text(from, name)).expect("write a");
@@ -64,8 +72,9 @@ fn anchor_diff(from: &str, to: &str, name: &str) -> String {
 
 fn diff_files() -> Vec<PathBuf> {
     let dir = root().join("book/src/diffs");
-    let mut files: Vec<PathBuf> =
-        fs::read_dir(&dir).map(|rd| rd.map(|e| e.expect("entry").path()).collect()).unwrap_or_default();
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .map(|rd| rd.map(|e| e.expect("entry").path()).collect())
+        .unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|e| e == "diff"));
     files.sort();
     files
@@ -75,7 +84,9 @@ fn diff_files() -> Vec<PathBuf> {
 fn parse_name(path: &Path) -> (String, String, String) {
     let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
     let mut parts = stem.splitn(3, '-');
-    let (Some(from), Some(to), Some(anchor)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(from), Some(to), Some(anchor)) =
+        (parts.next(), parts.next(), parts.next())
+    else {
         panic!("{} is not named NN-MM-ANCHOR.diff", path.display());
     };
     (from.to_string(), to.to_string(), anchor.to_string())
@@ -88,7 +99,11 @@ fn the_book_shows_current_diffs_between_lessons() {
     for path in diff_files() {
         let (from, to, anchor) = parse_name(&path);
         let fresh = anchor_diff(&from, &to, &anchor);
-        assert!(!fresh.is_empty(), "{}: the anchor is the same in both lessons", path.display());
+        assert!(
+            !fresh.is_empty(),
+            "{}: the anchor is the same in both lessons",
+            path.display()
+        );
         if fs::read_to_string(&path).ok().as_deref() != Some(fresh.as_str()) {
             if update {
                 fs::write(&path, &fresh).expect("rewrite diff");

@@ -125,7 +125,8 @@ const PARALLEL: usize = 16;
 /// How many crowds at the same time: each is a thousand connections and,
 /// against lesson 10, a thousand threads, and the machine has two cores.
 const CROWDS_AT_ONCE: usize = 2;
-static CROWDS_RUNNING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+static CROWDS_RUNNING: (Mutex<usize>, Condvar) =
+    (Mutex::new(0), Condvar::new());
 
 /// One of the [`CROWDS_AT_ONCE`] places for a crowd, held while it runs.
 struct CrowdPlace;
@@ -330,13 +331,26 @@ impl Case {
                 SLOW_PACE.as_millis(),
                 (SLOW_PACE * SLOW_BYTES as u32).as_secs_f64()
             ),
-            Case::HalfClose => "a line and half of another, then `shutdown(SHUT_WR)`".to_string(),
-            Case::Reset => "half a request, then a reset (`SO_LINGER` 0, close)".to_string(),
-            Case::Random => format!("{} KiB of random bytes", RANDOM_BYTES / 1024),
-            Case::LongLine => format!("a {} MiB line with no newline", LONG_LINE / (1024 * 1024)),
+            Case::HalfClose => {
+                "a line and half of another, then `shutdown(SHUT_WR)`"
+                    .to_string()
+            }
+            Case::Reset => {
+                "half a request, then a reset (`SO_LINGER` 0, close)"
+                    .to_string()
+            }
+            Case::Random => {
+                format!("{} KiB of random bytes", RANDOM_BYTES / 1024)
+            }
+            Case::LongLine => format!(
+                "a {} MiB line with no newline",
+                LONG_LINE / (1024 * 1024)
+            ),
             Case::Crowd => format!("{CROWD} clients at once, a line each"),
             Case::Emfile => {
-                format!("connections until `accept` fails with EMFILE (limit: {FD_LIMIT} fds)")
+                format!(
+                    "connections until `accept` fails with EMFILE (limit: {FD_LIMIT} fds)"
+                )
             }
         }
     }
@@ -366,17 +380,25 @@ const TABLES: [(&str, Column); 2] = [
 /// must be the ones this file uses.
 #[test]
 fn the_appendix_quotes_the_limits_the_suite_uses() {
-    let text = fs::read_to_string(root().join("book/src/reliability.md")).expect("reliability.md");
+    let text = fs::read_to_string(root().join("book/src/reliability.md"))
+        .expect("reliability.md");
     // Line breaks in the prose are only where the text was wrapped.
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     for quoted in [
         format!("an idle limit of {} s everywhere", IDLE.as_secs()),
         format!("request deadline of {} s", DEADLINE.as_secs()),
         format!("with an idle limit of {CROWD_IDLE} s"),
-        format!("waits up to {} s, not {} s", CROWD_SETTLE.as_secs(), PATIENCE.as_secs()),
+        format!(
+            "waits up to {} s, not {} s",
+            CROWD_SETTLE.as_secs(),
+            PATIENCE.as_secs()
+        ),
         format!("more than {CROWD_RETRIES_ALLOWED} such retries"),
     ] {
-        assert!(text.contains(&quoted), "book/src/reliability.md no longer says {quoted:?}");
+        assert!(
+            text.contains(&quoted),
+            "book/src/reliability.md no longer says {quoted:?}"
+        );
     }
 }
 
@@ -395,8 +417,10 @@ fn hostile_clients_against_every_server() {
     for case in by_length {
         for s in 0..specs.len() {
             if only.as_ref().is_some_and(|o| {
-                *o != format!("{}:{case:?}", specs[s].label.trim_start_matches("lesson "))
-                    && *o != format!("{case:?}")
+                *o != format!(
+                    "{}:{case:?}",
+                    specs[s].label.trim_start_matches("lesson ")
+                ) && *o != format!("{case:?}")
             }) {
                 continue;
             }
@@ -408,7 +432,8 @@ fn hostile_clients_against_every_server() {
     let results = Arc::new(Mutex::new(BTreeMap::new()));
     let workers: Vec<_> = (0..PARALLEL)
         .map(|_| {
-            let (jobs, results, specs) = (Arc::clone(&jobs), Arc::clone(&results), Arc::clone(&specs));
+            let (jobs, results, specs) =
+                (Arc::clone(&jobs), Arc::clone(&results), Arc::clone(&specs));
             thread::spawn(move || {
                 loop {
                     let next = jobs.lock().unwrap().next();
@@ -421,7 +446,8 @@ fn hostile_clients_against_every_server() {
                         spec.label,
                         began.elapsed().as_secs_f64(),
                         match &outcome {
-                            Ok(cell) => format!("{} / {}", cell.hostile, cell.good),
+                            Ok(cell) =>
+                                format!("{} / {}", cell.hostile, cell.good),
                             Err(err) => format!("FAILED: {err}"),
                         }
                     );
@@ -439,12 +465,21 @@ fn hostile_clients_against_every_server() {
     let failures: Vec<String> = results
         .iter()
         .filter_map(|((case, s), outcome)| {
-            outcome.as_ref().err().map(|err| format!("{} / {case:?}: {err}", specs[*s].label))
+            outcome
+                .as_ref()
+                .err()
+                .map(|err| format!("{} / {case:?}: {err}", specs[*s].label))
         })
         .collect();
-    assert!(failures.is_empty(), "{} hostile cases failed:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} hostile cases failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 
-    let cells: BTreeMap<(Case, usize), Cell> = results.into_iter().map(|(k, v)| (k, v.unwrap())).collect();
+    let cells: BTreeMap<(Case, usize), Cell> =
+        results.into_iter().map(|(k, v)| (k, v.unwrap())).collect();
     if only.is_none() {
         compare_with_book(&specs, &cells);
     }
@@ -476,7 +511,10 @@ fn compare_with_book(specs: &[Spec], cells: &BTreeMap<(Case, usize), Cell>) {
                 let cell = &cells[&(case, s)];
                 let found = column(cell).to_string();
                 let shown = if cell.skipped {
-                    eprintln!("hostile: {} / {case:?} did not run here: {found}", spec.label);
+                    eprintln!(
+                        "hostile: {} / {case:?} did not run here: {found}",
+                        spec.label
+                    );
                     committed_cells
                         .get(&(t, case.describe(), spec.label.to_string()))
                         .cloned()
@@ -491,12 +529,21 @@ fn compare_with_book(specs: &[Spec], cells: &BTreeMap<(Case, usize), Cell>) {
     }
     text.push_str("\nThe servers were started as:\n\n");
     for spec in specs {
-        let _ =
-            writeln!(text, "- {}: `lesson-{:02} server {}`", spec.label, spec.lesson, spec.args.join(" "));
+        let _ = writeln!(
+            text,
+            "- {}: `lesson-{:02} server {}`",
+            spec.label,
+            spec.lesson,
+            spec.args.join(" ")
+        );
     }
-    let _ = writeln!(text, "\nIn the crowd case, the idle limit is {CROWD_IDLE} s instead (see above).");
+    let _ = writeln!(
+        text,
+        "\nIn the crowd case, the idle limit is {CROWD_IDLE} s instead (see above)."
+    );
     if std::env::var_os("UPDATE_RELIABILITY").is_some() {
-        fs::create_dir_all(path.parent().unwrap()).expect("create the results directory");
+        fs::create_dir_all(path.parent().unwrap())
+            .expect("create the results directory");
         fs::write(&path, &text).expect("write the results tables");
         return;
     }
@@ -523,7 +570,10 @@ fn parse_tables(text: &str) -> BTreeMap<(usize, String, String), String> {
         let (Some(t), Some(case)) = (table, columns.get(1)) else { continue };
         for (i, label) in labels.iter().enumerate().skip(2) {
             if let Some(cell) = columns.get(i) {
-                cells.insert((t, case.to_string(), label.clone()), cell.to_string());
+                cells.insert(
+                    (t, case.to_string(), label.clone()),
+                    cell.to_string(),
+                );
             }
         }
     }
@@ -534,13 +584,22 @@ fn parse_tables(text: &str) -> BTreeMap<(usize, String, String), String> {
 /// at the same time, then the checks that the server came through.
 fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
     if case == Case::Emfile && spec.emfile == Emfile::NotRun {
-        let why = "not run: one client at a time, so one descriptor is all it needs";
-        return Ok(Cell { hostile: why.to_string(), good: "not run".to_string(), skipped: false });
+        let why =
+            "not run: one client at a time, so one descriptor is all it needs";
+        return Ok(Cell {
+            hostile: why.to_string(),
+            good: "not run".to_string(),
+            skipped: false,
+        });
     }
     if case == Case::Crowd
         && let Err(why) = enough_descriptors(CROWD as u64 * 2)
     {
-        return Ok(Cell { hostile: format!("not run: {why}"), good: "not run".to_string(), skipped: true });
+        return Ok(Cell {
+            hostile: format!("not run: {why}"),
+            good: "not run".to_string(),
+            skipped: true,
+        });
     }
     let _place = (case == Case::Crowd).then(CrowdPlace::take);
     let mut command = Command::new(bin(spec.lesson));
@@ -550,7 +609,10 @@ fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
     }
     die_with_this_thread(&mut command);
     let mut server = Server::start(&mut command);
-    let addr: SocketAddr = server.addr.parse().map_err(|e| format!("address {:?}: {e}", server.addr))?;
+    let addr: SocketAddr = server
+        .addr
+        .parse()
+        .map_err(|e| format!("address {:?}: {e}", server.addr))?;
     let pid = server.pid();
     // One client served and gone before the baseline is taken: a server
     // that answered has finished starting up (lesson 11 opens a socket
@@ -561,46 +623,61 @@ fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
     let baseline = fd_count(pid)?;
     let rss_before = status_kb(pid, "VmRSS")?;
 
-    let found = std::thread::scope(|scope| -> Result<(String, String), String> {
-        let (hostile, good) = match case {
-            Case::Crowd => {
-                // The good client first: a one-at-a-time server serves it
-                // while the crowd waits, a limited one counts it as open.
-                let (tx, rx) = channel();
-                let good = scope.spawn(move || good_client(addr, "good", Some(tx)));
-                rx.recv_timeout(PATIENCE)
-                    .map_err(|_| "the good client's first reply never came".to_string())?;
-                let hostile = scope.spawn(move || crowd(addr, spec));
-                (hostile, good)
-            }
-            Case::Emfile => {
-                let (tx, rx) = channel();
-                let good = scope.spawn(move || good_client_slowly(addr, "good", tx));
-                rx.recv_timeout(PATIENCE)
-                    .map_err(|_| "the good client's first reply never came".to_string())?;
-                let hostile = scope.spawn(move || emfile(addr, pid, spec.emfile));
-                (hostile, good)
-            }
-            _ => {
-                let (tx, rx) = channel();
-                let hostile = scope.spawn(move || hostile(case, addr, spec, tx));
-                // The good client comes once the hostile one is connected
-                // and under way: it is second in any queue.
-                rx.recv_timeout(PATIENCE).map_err(|_| "the hostile client never got going".to_string())?;
-                let good = scope.spawn(move || good_client(addr, "good", None));
-                (hostile, good)
-            }
-        };
-        let good = good.join().map_err(|_| "the good client panicked".to_string())?;
-        let hostile = hostile.join().map_err(|_| "the hostile client panicked".to_string())?;
-        let hostile = hostile.map_err(|e| format!("hostile client: {e}"))?;
-        let latencies = good.map_err(|e| format!("good client: {e}"))?;
-        // Every reply came within PATIENCE, or the good client failed.
-        // How soon is claimed only where it cannot depend on the machine's
-        // load: "at once" against a server with nothing else to do, "waits"
-        // where the wait is the idle limit or the deadline.
-        let served = classify(&latencies);
-        let good = match (case, spec.one_at_a_time) {
+    let found = std::thread::scope(
+        |scope| -> Result<(String, String), String> {
+            let (hostile, good) = match case {
+                Case::Crowd => {
+                    // The good client first: a one-at-a-time server serves it
+                    // while the crowd waits, a limited one counts it as open.
+                    let (tx, rx) = channel();
+                    let good = scope
+                        .spawn(move || good_client(addr, "good", Some(tx)));
+                    rx.recv_timeout(PATIENCE).map_err(|_| {
+                        "the good client's first reply never came".to_string()
+                    })?;
+                    let hostile = scope.spawn(move || crowd(addr, spec));
+                    (hostile, good)
+                }
+                Case::Emfile => {
+                    let (tx, rx) = channel();
+                    let good = scope
+                        .spawn(move || good_client_slowly(addr, "good", tx));
+                    rx.recv_timeout(PATIENCE).map_err(|_| {
+                        "the good client's first reply never came".to_string()
+                    })?;
+                    let hostile =
+                        scope.spawn(move || emfile(addr, pid, spec.emfile));
+                    (hostile, good)
+                }
+                _ => {
+                    let (tx, rx) = channel();
+                    let hostile =
+                        scope.spawn(move || hostile(case, addr, spec, tx));
+                    // The good client comes once the hostile one is connected
+                    // and under way: it is second in any queue.
+                    rx.recv_timeout(PATIENCE).map_err(|_| {
+                        "the hostile client never got going".to_string()
+                    })?;
+                    let good =
+                        scope.spawn(move || good_client(addr, "good", None));
+                    (hostile, good)
+                }
+            };
+            let good = good
+                .join()
+                .map_err(|_| "the good client panicked".to_string())?;
+            let hostile = hostile
+                .join()
+                .map_err(|_| "the hostile client panicked".to_string())?;
+            let hostile =
+                hostile.map_err(|e| format!("hostile client: {e}"))?;
+            let latencies = good.map_err(|e| format!("good client: {e}"))?;
+            // Every reply came within PATIENCE, or the good client failed.
+            // How soon is claimed only where it cannot depend on the machine's
+            // load: "at once" against a server with nothing else to do, "waits"
+            // where the wait is the idle limit or the deadline.
+            let served = classify(&latencies);
+            let good = match (case, spec.one_at_a_time) {
             (Case::Idle | Case::Slowloris, true) => {
                 (served == Served::AfterIt).then_some("waits until it is gone")
             }
@@ -612,11 +689,15 @@ fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
             (_, true) => Some("served after it"),
             (_, false) => (served == Served::AtOnce).then_some("served at once"),
         };
-        let good = good.ok_or(format!("the good client was served {served:?}: {latencies:?}"))?;
-        Ok((hostile, good.to_string()))
-    });
-    let (hostile, good) =
-        found.map_err(|e| format!("{e}\nserver printed:\n{}", tail(&server.printed(), &e)))?;
+            let good = good.ok_or(format!(
+                "the good client was served {served:?}: {latencies:?}"
+            ))?;
+            Ok((hostile, good.to_string()))
+        },
+    );
+    let (hostile, good) = found.map_err(|e| {
+        format!("{e}\nserver printed:\n{}", tail(&server.printed(), &e))
+    })?;
 
     let mut after = || -> Result<(), String> {
         if !server.is_running() {
@@ -679,11 +760,17 @@ fn tail(text: &str, error: &str) -> String {
         .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
         .filter(|word| word.starts_with("127.0.0.1:"))
         .collect();
-    let about: Vec<&str> =
-        lines.iter().copied().filter(|line| named.iter().any(|a| line.contains(a))).collect();
+    let about: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|line| named.iter().any(|a| line.contains(a)))
+        .collect();
     let mut shown = String::new();
     if !about.is_empty() {
-        shown = format!("(about those clients)\n{}\n(last lines)\n", about.join("\n"));
+        shown = format!(
+            "(about those clients)\n{}\n(last lines)\n",
+            about.join("\n")
+        );
     }
     shown + &lines[lines.len().saturating_sub(30)..].join("\n")
 }
@@ -700,7 +787,8 @@ enum Served {
 }
 
 fn classify(latencies: &[Duration]) -> Served {
-    let slow: Vec<usize> = (0..latencies.len()).filter(|&i| latencies[i] >= PROMPT).collect();
+    let slow: Vec<usize> =
+        (0..latencies.len()).filter(|&i| latencies[i] >= PROMPT).collect();
     match slow.as_slice() {
         [] => Served::AtOnce,
         [0] => Served::AfterIt,
@@ -710,9 +798,14 @@ fn classify(latencies: &[Duration]) -> Served {
 
 /// Connects with a bounded wait.
 fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
-    let stream = TcpStream::connect_timeout(&addr, PATIENCE).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(PATIENCE)).map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
-    stream.set_write_timeout(Some(PATIENCE)).map_err(|e| format!("SO_SNDTIMEO: {e}"))?;
+    let stream = TcpStream::connect_timeout(&addr, PATIENCE)
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+    stream
+        .set_write_timeout(Some(PATIENCE))
+        .map_err(|e| format!("SO_SNDTIMEO: {e}"))?;
     Ok(stream)
 }
 
@@ -723,9 +816,19 @@ fn round_trip(stream: &mut TcpStream, line: &[u8]) -> Result<(), String> {
     let mut buf = [0u8; 256];
     while got.len() < line.len() {
         match stream.read(&mut buf) {
-            Ok(0) => return Err(format!("closed by the server after {:?}", String::from_utf8_lossy(&got))),
+            Ok(0) => {
+                return Err(format!(
+                    "closed by the server after {:?}",
+                    String::from_utf8_lossy(&got)
+                ));
+            }
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => return Err(format!("recv: {e} (after {:?})", String::from_utf8_lossy(&got))),
+            Err(e) => {
+                return Err(format!(
+                    "recv: {e} (after {:?})",
+                    String::from_utf8_lossy(&got)
+                ));
+            }
         }
     }
     if got != line {
@@ -743,19 +846,29 @@ fn round_trip(stream: &mut TcpStream, line: &[u8]) -> Result<(), String> {
 /// read EOF, the server has closed the connection's descriptor.
 fn one_client(addr: SocketAddr, name: &str) -> Result<(), String> {
     let mut stream = connect(addr).map_err(|e| format!("{name}: {e}"))?;
-    round_trip(&mut stream, format!("{name} client\n").as_bytes()).map_err(|e| format!("{name}: {e}"))?;
-    stream.shutdown(Shutdown::Write).map_err(|e| format!("{name}: shutdown: {e}"))?;
+    round_trip(&mut stream, format!("{name} client\n").as_bytes())
+        .map_err(|e| format!("{name}: {e}"))?;
+    stream
+        .shutdown(Shutdown::Write)
+        .map_err(|e| format!("{name}: shutdown: {e}"))?;
     let rest = read_to_end(&mut stream).map_err(|e| format!("{name}: {e}"))?;
     match (rest.bytes.is_empty(), rest.error) {
         (true, None) => Ok(()),
-        (_, error) => Err(format!("{name}: after its reply, got {:?} and {error:?}", rest.bytes)),
+        (_, error) => Err(format!(
+            "{name}: after its reply, got {:?} and {error:?}",
+            rest.bytes
+        )),
     }
 }
 
 /// The well-behaved client: [`GOOD_ROUNDS`] lines, each answered by
 /// itself; returns how long each took (the first from the connect on).
 /// Says so on `first` once its first reply is in.
-fn good_client(addr: SocketAddr, name: &str, first: Option<Sender<()>>) -> Result<Vec<Duration>, String> {
+fn good_client(
+    addr: SocketAddr,
+    name: &str,
+    first: Option<Sender<()>>,
+) -> Result<Vec<Duration>, String> {
     let began = Instant::now();
     let mut stream = connect(addr)?;
     let mut latencies = Vec::new();
@@ -776,7 +889,11 @@ fn good_client(addr: SocketAddr, name: &str, first: Option<Sender<()>>) -> Resul
 
 /// The good client of the EMFILE case: connected before the server runs
 /// out of descriptors, it goes on being served while the server is out.
-fn good_client_slowly(addr: SocketAddr, name: &str, first: Sender<()>) -> Result<Vec<Duration>, String> {
+fn good_client_slowly(
+    addr: SocketAddr,
+    name: &str,
+    first: Sender<()>,
+) -> Result<Vec<Duration>, String> {
     let mut stream = connect(addr)?;
     let mut latencies = Vec::new();
     let began = Instant::now();
@@ -798,17 +915,26 @@ fn good_client_slowly(addr: SocketAddr, name: &str, first: Sender<()>) -> Result
 
 /// The hostile clients that are one connection each; `going` is told once
 /// the connection is made and the hostile part has begun.
-fn hostile(case: Case, addr: SocketAddr, spec: &Spec, going: Sender<()>) -> Result<String, String> {
+fn hostile(
+    case: Case,
+    addr: SocketAddr,
+    spec: &Spec,
+    going: Sender<()>,
+) -> Result<String, String> {
     let mut stream = connect(addr)?;
     match case {
         Case::Idle => {
             let began = Instant::now();
             let _ = going.send(());
-            stream.set_read_timeout(Some(IDLE + PATIENCE)).map_err(|e| e.to_string())?;
+            stream
+                .set_read_timeout(Some(IDLE + PATIENCE))
+                .map_err(|e| e.to_string())?;
             let got = read_to_end(&mut stream)?;
             let waited = began.elapsed();
             if waited < IDLE.mul_f64(0.9) {
-                return Err(format!("closed after {waited:?}, before the idle limit of {IDLE:?}"));
+                return Err(format!(
+                    "closed after {waited:?}, before the idle limit of {IDLE:?}"
+                ));
             }
             if !got.bytes.is_empty() {
                 return Err(format!(
@@ -822,7 +948,9 @@ fn hostile(case: Case, addr: SocketAddr, spec: &Spec, going: Sender<()>) -> Resu
             Ok(format!("closed after the {} s idle limit", IDLE.as_secs()))
         }
         Case::Slowloris => {
-            stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
+            stream
+                .set_nodelay(true)
+                .map_err(|e| format!("TCP_NODELAY: {e}"))?;
             let _ = going.send(());
             let began = Instant::now();
             let line = slow_line();
@@ -839,7 +967,9 @@ fn hostile(case: Case, addr: SocketAddr, spec: &Spec, going: Sender<()>) -> Resu
             let took = began.elapsed();
             if got == line {
                 if took < IDLE {
-                    return Err(format!("the line took {took:?}, less than the idle limit: proves nothing"));
+                    return Err(format!(
+                        "the line took {took:?}, less than the idle limit: proves nothing"
+                    ));
                 }
                 return Ok(format!(
                     "answered in full after {:.1} s: each byte restarts the idle limit",
@@ -847,13 +977,19 @@ fn hostile(case: Case, addr: SocketAddr, spec: &Spec, going: Sender<()>) -> Resu
                 ));
             }
             // Dropped: only a per-request deadline does that (lesson 9).
-            if !got.is_empty() || took < DEADLINE.mul_f64(0.9) || took > DEADLINE + PROMPT * 2 {
+            if !got.is_empty()
+                || took < DEADLINE.mul_f64(0.9)
+                || took > DEADLINE + PROMPT * 2
+            {
                 return Err(format!(
                     "after {took:?} and {sent} bytes sent, got {:?} and no full reply",
                     String::from_utf8_lossy(&got)
                 ));
             }
-            Ok(format!("dropped at the {} s request deadline", DEADLINE.as_secs()))
+            Ok(format!(
+                "dropped at the {} s request deadline",
+                DEADLINE.as_secs()
+            ))
         }
         Case::HalfClose => {
             let whole = b"a whole line\n";
@@ -862,7 +998,9 @@ fn hostile(case: Case, addr: SocketAddr, spec: &Spec, going: Sender<()>) -> Resu
                 .write_all(whole)
                 .and_then(|()| stream.write_all(part))
                 .map_err(|e| format!("send: {e}"))?;
-            stream.shutdown(Shutdown::Write).map_err(|e| format!("shutdown: {e}"))?;
+            stream
+                .shutdown(Shutdown::Write)
+                .map_err(|e| format!("shutdown: {e}"))?;
             let _ = going.send(());
             let got = read_to_end(&mut stream)?;
             if got.error.is_some() {
@@ -872,11 +1010,14 @@ fn hostile(case: Case, addr: SocketAddr, spec: &Spec, going: Sender<()>) -> Resu
                 ));
             }
             match (spec.framing, got.bytes.as_slice()) {
-                (Framing::Bytes, b) if b == [&whole[..], &part[..]].concat() => {
+                (Framing::Bytes, b)
+                    if b == [&whole[..], &part[..]].concat() =>
+                {
                     Ok("all bytes echoed, then closed".to_string())
                 }
                 (Framing::Lines { .. }, b) if b == whole => {
-                    Ok("whole line answered, half line dropped, closed".to_string())
+                    Ok("whole line answered, half line dropped, closed"
+                        .to_string())
                 }
                 (_, b) => Err(format!("got {:?}", String::from_utf8_lossy(b))),
             }
@@ -899,7 +1040,9 @@ fn hostile(case: Case, addr: SocketAddr, spec: &Spec, going: Sender<()>) -> Resu
                 }
             }
             let _ = going.send(());
-            SockRef::from(&stream).set_linger(Some(Duration::ZERO)).map_err(|e| format!("SO_LINGER: {e}"))?;
+            SockRef::from(&stream)
+                .set_linger(Some(Duration::ZERO))
+                .map_err(|e| format!("SO_LINGER: {e}"))?;
             drop(stream);
             Ok("the server closed its end".to_string())
         }
@@ -953,8 +1096,16 @@ fn read_to_end(stream: &mut TcpStream) -> Result<Received, String> {
         match stream.read(&mut buf) {
             Ok(0) => return Ok(Received { bytes, error: None }),
             Ok(n) => bytes.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Err(format!("the server neither answered nor closed (got {} bytes)", bytes.len()));
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!(
+                    "the server neither answered nor closed (got {} bytes)",
+                    bytes.len()
+                ));
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Ok(Received { bytes, error: Some(e) }),
@@ -970,8 +1121,16 @@ fn read_until_newline(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Err(format!("no reply and no close (got {:?})", String::from_utf8_lossy(&got)));
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!(
+                    "no reply and no close (got {:?})",
+                    String::from_utf8_lossy(&got)
+                ));
             }
             Err(_) => break,
         }
@@ -982,7 +1141,10 @@ fn read_until_newline(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
 /// Sends `data` from one thread while this one reads the replies (a
 /// client that did not read would be a different hostile case), then
 /// half-closes; returns everything read until the server closed.
-fn send_while_reading(mut stream: TcpStream, data: Vec<u8>) -> Result<Received, String> {
+fn send_while_reading(
+    mut stream: TcpStream,
+    data: Vec<u8>,
+) -> Result<Received, String> {
     let mut writer = stream.try_clone().map_err(|e| format!("dup: {e}"))?;
     let sender = thread::spawn(move || {
         for chunk in data.chunks(16 * 1024) {
@@ -1009,7 +1171,10 @@ struct Expected {
 fn expected_replies(framing: Framing, data: &[u8]) -> Expected {
     let (max, refusal) = match framing {
         Framing::Bytes => {
-            return Expected { bytes: data.to_vec(), describe: format!("all {} bytes echoed", data.len()) };
+            return Expected {
+                bytes: data.to_vec(),
+                describe: format!("all {} bytes echoed", data.len()),
+            };
         }
         Framing::Lines { max, refusal } => (max, refusal),
     };
@@ -1024,18 +1189,23 @@ fn expected_replies(framing: Framing, data: &[u8]) -> Expected {
                 rest = &rest[end + 1..];
             }
             None if rest.len() <= max => {
-                let describe = format!("{answered} lines answered, the unfinished one dropped at EOF");
+                let describe = format!(
+                    "{answered} lines answered, the unfinished one dropped at EOF"
+                );
                 return Expected { bytes, describe };
             }
             _ => {
                 bytes.extend_from_slice(refusal);
                 let limit = format!("past {max} bytes");
-                let refusal = String::from_utf8_lossy(refusal).trim_end().to_string();
+                let refusal =
+                    String::from_utf8_lossy(refusal).trim_end().to_string();
                 let describe = match (answered, refusal.is_empty()) {
                     (0, true) => format!("closed {limit}, no reply"),
                     (0, false) => format!("`{refusal}` {limit}, closed"),
                     (n, true) => format!("{n} lines answered, closed {limit}"),
-                    (n, false) => format!("{n} lines answered, then `{refusal}` {limit}, closed"),
+                    (n, false) => format!(
+                        "{n} lines answered, then `{refusal}` {limit}, closed"
+                    ),
                 };
                 return Expected { bytes, describe };
             }
@@ -1092,13 +1262,16 @@ fn crowd(addr: SocketAddr, spec: &Spec) -> Result<String, String> {
         retried: bool,
     }
     fn start(addr: SocketAddr) -> (Option<Socket>, State) {
-        let socket = match Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None) {
-            Ok(socket) => socket,
-            Err(e) => return (None, State::Lost(format!("socket: {e}"))),
-        };
+        let socket =
+            match Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None) {
+                Ok(socket) => socket,
+                Err(e) => return (None, State::Lost(format!("socket: {e}"))),
+            };
         let state = match socket.connect(&addr.into()) {
             Ok(()) => State::Connecting,
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => State::Connecting,
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                State::Connecting
+            }
             Err(e) => State::Lost(format!("connect: {e}")),
         };
         (Some(socket), state)
@@ -1124,15 +1297,26 @@ fn crowd(addr: SocketAddr, spec: &Spec) -> Result<String, String> {
             if client.retried {
                 continue;
             }
-            let local = client.local.map_or("not bound".to_string(), |a| a.to_string());
-            retries.push(format!("client {i} ({local}): {why} after {:?}", began.elapsed()));
+            let local =
+                client.local.map_or("not bound".to_string(), |a| a.to_string());
+            retries.push(format!(
+                "client {i} ({local}): {why} after {:?}",
+                began.elapsed()
+            ));
             let (socket, state) = start(addr);
             *client = Client { socket, state, local: None, retried: true };
         }
         let active: Vec<usize> = (0..clients.len())
-            .filter(|&i| matches!(clients[i].state, State::Connecting | State::Waiting(_)))
+            .filter(|&i| {
+                matches!(
+                    clients[i].state,
+                    State::Connecting | State::Waiting(_)
+                )
+            })
             .collect();
-        let retry_pending = clients.iter().any(|c| !c.retried && matches!(c.state, State::Lost(_)));
+        let retry_pending = clients
+            .iter()
+            .any(|c| !c.retried && matches!(c.state, State::Lost(_)));
         if (active.is_empty() && !retry_pending) || Instant::now() > deadline {
             break;
         }
@@ -1140,12 +1324,18 @@ fn crowd(addr: SocketAddr, spec: &Spec) -> Result<String, String> {
             .iter()
             .map(|&i| libc::pollfd {
                 fd: clients[i].socket.as_ref().map_or(-1, |s| s.as_raw_fd()),
-                events: if clients[i].state == State::Connecting { libc::POLLOUT } else { libc::POLLIN },
+                events: if clients[i].state == State::Connecting {
+                    libc::POLLOUT
+                } else {
+                    libc::POLLIN
+                },
                 revents: 0,
             })
             .collect();
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
+        let ready = unsafe {
+            libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100)
+        };
         if ready < 0 {
             let err = io::Error::last_os_error();
             if err.kind() == ErrorKind::Interrupted {
@@ -1162,23 +1352,33 @@ fn crowd(addr: SocketAddr, spec: &Spec) -> Result<String, String> {
             let line = format!("crowd {i}\n").into_bytes();
             match &mut client.state {
                 State::Connecting => {
-                    client.local = socket.local_addr().ok().and_then(|a| a.as_socket());
+                    client.local =
+                        socket.local_addr().ok().and_then(|a| a.as_socket());
                     client.state = match socket.take_error() {
                         Ok(None) => match socket.send(&line) {
-                            Ok(n) if n == line.len() => State::Waiting(Vec::new()),
+                            Ok(n) if n == line.len() => {
+                                State::Waiting(Vec::new())
+                            }
                             Ok(n) => State::Wrong(format!("short send of {n}")),
                             Err(e) => State::Lost(format!("send: {e}")),
                         },
-                        Ok(Some(e)) | Err(e) => State::Lost(format!("connect: {e}")),
+                        Ok(Some(e)) | Err(e) => {
+                            State::Lost(format!("connect: {e}"))
+                        }
                     };
                 }
                 State::Waiting(got) => {
                     let mut buf = [0u8; 256];
                     match (&*socket).read(&mut buf) {
-                        Ok(0) if got.is_empty() => client.state = State::Lost("closed, no reply".to_string()),
-                        Ok(0) => {
+                        Ok(0) if got.is_empty() => {
                             client.state =
-                                State::Wrong(format!("closed after {:?}", String::from_utf8_lossy(got)))
+                                State::Lost("closed, no reply".to_string())
+                        }
+                        Ok(0) => {
+                            client.state = State::Wrong(format!(
+                                "closed after {:?}",
+                                String::from_utf8_lossy(got)
+                            ))
                         }
                         Ok(n) => {
                             got.extend_from_slice(&buf[..n]);
@@ -1188,13 +1388,22 @@ fn crowd(addr: SocketAddr, spec: &Spec) -> Result<String, String> {
                                 } else if got == BUSY {
                                     State::Busy
                                 } else {
-                                    State::Wrong(format!("got {:?}", String::from_utf8_lossy(got)))
+                                    State::Wrong(format!(
+                                        "got {:?}",
+                                        String::from_utf8_lossy(got)
+                                    ))
                                 };
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                        Err(e) if got.is_empty() => client.state = State::Lost(format!("recv: {e}")),
-                        Err(e) => client.state = State::Wrong(format!("recv: {e} after part of a reply")),
+                        Err(e) if got.is_empty() => {
+                            client.state = State::Lost(format!("recv: {e}"))
+                        }
+                        Err(e) => {
+                            client.state = State::Wrong(format!(
+                                "recv: {e} after part of a reply"
+                            ))
+                        }
                     }
                 }
                 _ => {}
@@ -1205,13 +1414,17 @@ fn crowd(addr: SocketAddr, spec: &Spec) -> Result<String, String> {
             }
         }
     }
-    let (mut answered, mut busy, mut waiting, mut failed) = (0, 0, 0, Vec::new());
+    let (mut answered, mut busy, mut waiting, mut failed) =
+        (0, 0, 0, Vec::new());
     for (i, client) in clients.iter().enumerate() {
-        let local = client.local.map_or("not bound".to_string(), |a| a.to_string());
+        let local =
+            client.local.map_or("not bound".to_string(), |a| a.to_string());
         match &client.state {
             State::Answered => answered += 1,
             State::Busy => busy += 1,
-            State::Lost(why) | State::Wrong(why) => failed.push(format!("client {i} ({local}): {why}")),
+            State::Lost(why) | State::Wrong(why) => {
+                failed.push(format!("client {i} ({local}): {why}"))
+            }
             State::Connecting | State::Waiting(_) => waiting += 1,
         }
     }
@@ -1232,25 +1445,34 @@ fn crowd(addr: SocketAddr, spec: &Spec) -> Result<String, String> {
         retries.len()
     );
     if !failed.is_empty() || retries.len() > CROWD_RETRIES_ALLOWED {
-        let examples: Vec<&String> = failed.iter().chain(&retries).take(8).collect();
+        let examples: Vec<&String> =
+            failed.iter().chain(&retries).take(8).collect();
         return Err(format!(
             "{counts}, e.g.:\n{}",
             examples.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
         ));
     }
     match spec.crowd {
-        Crowd::AllAnswered if answered == CROWD => Ok(format!("all {CROWD} answered")),
+        Crowd::AllAnswered if answered == CROWD => {
+            Ok(format!("all {CROWD} answered"))
+        }
         // How many are told busy depends on how fast the others leave.
         Crowd::Limited(limit) if answered >= 1 && answered + busy == CROWD => {
-            Ok(format!("each answered or told `error: server busy` (limit {limit})"))
+            Ok(format!(
+                "each answered or told `error: server busy` (limit {limit})"
+            ))
         }
         // The kernel's count of overflows is for the whole network
         // namespace: other tests can only add to it, and one that did not
         // grow means this queue did not overflow.
-        Crowd::Overflows(backlog) if answered >= 1 && overflowed => Ok(format!(
-            "answered in turn; its queue (backlog {backlog}) overflowed, the rest retry their handshakes"
-        )),
-        _ => Err(format!("{counts}; the accept queue overflowed: {overflowed}")),
+        Crowd::Overflows(backlog) if answered >= 1 && overflowed => {
+            Ok(format!(
+                "answered in turn; its queue (backlog {backlog}) overflowed, the rest retry their handshakes"
+            ))
+        }
+        _ => {
+            Err(format!("{counts}; the accept queue overflowed: {overflowed}"))
+        }
     }
 }
 
@@ -1258,7 +1480,11 @@ fn crowd(addr: SocketAddr, spec: &Spec) -> Result<String, String> {
 /// descriptors, a few more waiting in its accept queue, and one more
 /// client, the late one; the server must neither spin nor stop, and must
 /// serve the late client once the idle ones leave.
-fn emfile(addr: SocketAddr, pid: u32, expect: Emfile) -> Result<String, String> {
+fn emfile(
+    addr: SocketAddr,
+    pid: u32,
+    expect: Emfile,
+) -> Result<String, String> {
     let limit = FD_LIMIT as usize;
     // The good client holds one descriptor already; these take the rest,
     // and a few more wait in the queue (accept has nowhere to put them).
@@ -1268,7 +1494,10 @@ fn emfile(addr: SocketAddr, pid: u32, expect: Emfile) -> Result<String, String> 
     }
     let at_limit = wait_until(|| fd_count(pid).map(|n| n >= limit))?;
     if !at_limit {
-        return Err(format!("the server never reached its {limit} descriptors: {:?}", fd_count(pid)));
+        return Err(format!(
+            "the server never reached its {limit} descriptors: {:?}",
+            fd_count(pid)
+        ));
     }
     let late_began = Instant::now();
     let late = thread::spawn(move || -> Result<(Vec<u8>, Duration), String> {
@@ -1280,13 +1509,15 @@ fn emfile(addr: SocketAddr, pid: u32, expect: Emfile) -> Result<String, String> 
     let cpu_before = cpu_ticks(pid)?;
     let watch_began = Instant::now();
     thread::sleep(EMFILE_WATCH);
-    let cpu =
-        (cpu_ticks(pid)? - cpu_before) as f64 / ticks_per_second() / watch_began.elapsed().as_secs_f64();
+    let cpu = (cpu_ticks(pid)? - cpu_before) as f64
+        / ticks_per_second()
+        / watch_began.elapsed().as_secs_f64();
     let still_full = fd_count(pid)?;
     // A server with a spare descriptor must answer the late client while
     // the idle ones still hold every other descriptor: wait for it first.
     let late = if expect == Emfile::RefusesWithSpare {
-        let late = late.join().map_err(|_| "the late client panicked".to_string())?;
+        let late =
+            late.join().map_err(|_| "the late client panicked".to_string())?;
         drop(idle);
         late
     } else {
@@ -1300,7 +1531,9 @@ fn emfile(addr: SocketAddr, pid: u32, expect: Emfile) -> Result<String, String> 
         String::from_utf8_lossy(&reply)
     );
     if still_full < limit {
-        return Err(format!("the server dropped below its limit ({still_full} fds) while clients waited"));
+        return Err(format!(
+            "the server dropped below its limit ({still_full} fds) while clients waited"
+        ));
     }
     if cpu > SPIN_SHARE {
         return Err(format!(
@@ -1313,9 +1546,9 @@ fn emfile(addr: SocketAddr, pid: u32, expect: Emfile) -> Result<String, String> 
         Emfile::Waits if reply == b"late client\n" && took >= EMFILE_WATCH => {
             Ok(format!("`accept` fails; it retries {spin}"))
         }
-        Emfile::RefusesWithSpare if reply == BUSY => {
-            Ok(format!("`accept` fails; its spare descriptor lets it accept and refuse the newcomer, {spin}"))
-        }
+        Emfile::RefusesWithSpare if reply == BUSY => Ok(format!(
+            "`accept` fails; its spare descriptor lets it accept and refuse the newcomer, {spin}"
+        )),
         _ => Err(format!(
             "the late client got {:?} after {took:?}, while the server had no descriptor for it",
             String::from_utf8_lossy(&reply)
@@ -1326,7 +1559,8 @@ fn emfile(addr: SocketAddr, pid: u32, expect: Emfile) -> Result<String, String> 
 /// The kernel's count of connections dropped because an accept queue was
 /// full (`ListenOverflows` in /proc/net/netstat; `nstat`, `netstat -s`).
 fn listen_overflows() -> Result<u64, String> {
-    let netstat = fs::read_to_string("/proc/net/netstat").map_err(|e| format!("/proc/net/netstat: {e}"))?;
+    let netstat = fs::read_to_string("/proc/net/netstat")
+        .map_err(|e| format!("/proc/net/netstat: {e}"))?;
     let mut tcp_ext = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
     let (Some(names), Some(values)) = (tcp_ext.next(), tcp_ext.next()) else {
         return Err("no TcpExt in /proc/net/netstat".to_string());
@@ -1363,12 +1597,16 @@ fn hostile_slow_reader_gets_every_reply_and_the_refusal() {
                             .args(["server", "--addr", "127.0.0.1:0"])
                             .args(spec.args),
                     );
-                    let addr: SocketAddr = server.addr.parse().expect("the server's address");
-                    slow_reader(addr).map_err(|e| format!("lesson {}: {e}", spec.lesson))
+                    let addr: SocketAddr =
+                        server.addr.parse().expect("the server's address");
+                    slow_reader(addr)
+                        .map_err(|e| format!("lesson {}: {e}", spec.lesson))
                 })
             })
             .collect();
-        runs.into_iter().filter_map(|run| run.join().expect("a slow reader panicked").err()).collect()
+        runs.into_iter()
+            .filter_map(|run| run.join().expect("a slow reader panicked").err())
+            .collect()
     });
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -1376,16 +1614,24 @@ fn hostile_slow_reader_gets_every_reply_and_the_refusal() {
 /// A client with a small receive buffer sends 200 lines and the start of
 /// one too long, then reads its replies 1 KiB every 2 ms.
 fn slow_reader(addr: SocketAddr) -> Result<(), String> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(|e| format!("socket: {e}"))?;
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
+        .map_err(|e| format!("socket: {e}"))?;
     // Set before connect, so that the window it advertises is small too.
     socket.set_recv_buffer_size(4096).map_err(|e| format!("SO_RCVBUF: {e}"))?;
-    socket.connect_timeout(&addr.into(), PATIENCE).map_err(|e| format!("connect: {e}"))?;
+    socket
+        .connect_timeout(&addr.into(), PATIENCE)
+        .map_err(|e| format!("connect: {e}"))?;
     let mut stream = TcpStream::from(socket);
-    stream.set_read_timeout(Some(PATIENCE)).map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
-    let lines: Vec<u8> =
-        (0..200).flat_map(|i| format!("line {i:03} {}\n", ".".repeat(90)).into_bytes()).collect();
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+    let lines: Vec<u8> = (0..200)
+        .flat_map(|i| format!("line {i:03} {}\n", ".".repeat(90)).into_bytes())
+        .collect();
     // The server's receive buffer takes all of it while its replies wait.
-    stream.write_all(&[lines.as_slice(), &[b'x'; 5000]].concat()).map_err(|e| format!("send: {e}"))?;
+    stream
+        .write_all(&[lines.as_slice(), &[b'x'; 5000]].concat())
+        .map_err(|e| format!("send: {e}"))?;
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     let end = loop {
@@ -1452,9 +1698,13 @@ fn enough_descriptors(needed: u64) -> Result<(), String> {
         return Ok(());
     }
     if limit.rlim_max < needed {
-        return Err(format!("RLIMIT_NOFILE's hard limit is {}, the crowd needs {needed}", limit.rlim_max));
+        return Err(format!(
+            "RLIMIT_NOFILE's hard limit is {}, the crowd needs {needed}",
+            limit.rlim_max
+        ));
     }
-    let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+    let raised =
+        libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
     // SAFETY: setrlimit reads one rlimit struct.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == -1 {
         return Err(format!("setrlimit: {}", io::Error::last_os_error()));
@@ -1464,7 +1714,9 @@ fn enough_descriptors(needed: u64) -> Result<(), String> {
 
 /// The number of descriptors process `pid` has open.
 fn fd_count(pid: u32) -> Result<usize, String> {
-    fs::read_dir(format!("/proc/{pid}/fd")).map(Iterator::count).map_err(|e| format!("/proc/{pid}/fd: {e}"))
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(Iterator::count)
+        .map_err(|e| format!("/proc/{pid}/fd: {e}"))
 }
 
 /// Waits (bounded by [`PATIENCE`]) until the server is back to `baseline`
@@ -1487,17 +1739,33 @@ fn tcp_states(pid: u32) -> String {
     let inodes: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|rd| {
             rd.filter_map(|e| fs::read_link(e.ok()?.path()).ok())
-                .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+                .filter_map(|l| {
+                    l.to_str()?
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')
+                        .map(str::to_string)
+                })
                 .collect()
         })
         .unwrap_or_default();
     let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let rows: Vec<Vec<&str>> = table.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
-    let port = |hex: &str| hex.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()).unwrap_or(0);
+    let rows: Vec<Vec<&str>> =
+        table.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    let port = |hex: &str| {
+        hex.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+            .unwrap_or(0)
+    };
     let mut out = Vec::new();
-    for row in rows.iter().filter(|r| r.len() > 9 && r[3] != "0A" && inodes.iter().any(|i| i == r[9])) {
-        let other: Vec<&str> =
-            rows.iter().filter(|o| o[1] == row[2] && o[2] == row[1]).map(|o| o[3]).collect();
+    for row in rows.iter().filter(|r| {
+        r.len() > 9 && r[3] != "0A" && inodes.iter().any(|i| i == r[9])
+    }) {
+        let other: Vec<&str> = rows
+            .iter()
+            .filter(|o| o[1] == row[2] && o[2] == row[1])
+            .map(|o| o[3])
+            .collect();
         out.push(format!(
             "{} -> {} state {} (queues {}), other end: {:?}",
             port(row[1]),
@@ -1514,7 +1782,9 @@ fn tcp_states(pid: u32) -> String {
 fn descriptors(pid: u32) -> String {
     let links: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|rd| {
-            rd.filter_map(|e| fs::read_link(e.ok()?.path()).ok()).map(|l| l.display().to_string()).collect()
+            rd.filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+                .map(|l| l.display().to_string())
+                .collect()
         })
         .unwrap_or_default();
     format!("{links:?}")
@@ -1527,7 +1797,12 @@ fn queued(pid: u32) -> Result<usize, String> {
     let inodes: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
         .map_err(|e| format!("/proc/{pid}/fd: {e}"))?
         .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
-        .filter_map(|link| link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+        .filter_map(|link| {
+            link.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_string)
+        })
         .collect();
     let mut count = 0;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
@@ -1535,11 +1810,15 @@ fn queued(pid: u32) -> Result<usize, String> {
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
             // sl local rem st tx_queue:rx_queue ... inode
-            if let (Some(&"0A"), Some(queues), Some(inode)) = (fields.get(3), fields.get(4), fields.get(9))
+            if let (Some(&"0A"), Some(queues), Some(inode)) =
+                (fields.get(3), fields.get(4), fields.get(9))
                 && inodes.iter().any(|i| i == inode)
             {
-                let rx =
-                    queues.split(':').nth(1).and_then(|q| usize::from_str_radix(q, 16).ok()).unwrap_or(0);
+                let rx = queues
+                    .split(':')
+                    .nth(1)
+                    .and_then(|q| usize::from_str_radix(q, 16).ok())
+                    .unwrap_or(0);
                 count += rx;
             }
         }
@@ -1549,7 +1828,9 @@ fn queued(pid: u32) -> Result<usize, String> {
 
 /// Re-reads a condition every few milliseconds until it holds or
 /// [`PATIENCE`] is up; says which.
-fn wait_until(condition: impl FnMut() -> Result<bool, String>) -> Result<bool, String> {
+fn wait_until(
+    condition: impl FnMut() -> Result<bool, String>,
+) -> Result<bool, String> {
     wait_until_for(PATIENCE, condition)
 }
 
@@ -1572,8 +1853,8 @@ fn wait_until_for(
 
 /// A `kB` field of `/proc/<pid>/status` (VmRSS, VmHWM).
 fn status_kb(pid: u32, field: &str) -> Result<u64, String> {
-    let status =
-        fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
     status
         .lines()
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
@@ -1583,8 +1864,8 @@ fn status_kb(pid: u32, field: &str) -> Result<u64, String> {
 
 /// User plus system CPU time of process `pid`, every thread, in clock ticks.
 fn cpu_ticks(pid: u32) -> Result<u64, String> {
-    let stat =
-        fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
     // The name in parentheses may hold spaces; the fields after it are
     // state (3), ..., utime (14), stime (15).
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();

@@ -12,7 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use transcript::check::{compare, narration_window, parse_strace, strace_filter};
+use transcript::check::{
+    compare, narration_window, parse_strace, strace_filter,
+};
 use transcript::{EVENTS_ENV, Event};
 
 use crate::support::{bin, root, run_with};
@@ -22,8 +24,13 @@ fn every_narrated_call_is_one_the_kernel_made() {
     if let Err(why) = strace_works() {
         // A developer without strace still gets the rest of the course
         // tested; CI must not pass without this check.
-        assert!(std::env::var_os("CI").is_none(), "the kernel check needs strace, and CI must run it: {why}");
-        eprintln!("kernel check SKIPPED: {why} (apt-get install strace; CI fails without it)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the kernel check needs strace, and CI must run it: {why}"
+        );
+        eprintln!(
+            "kernel check SKIPPED: {why} (apt-get install strace; CI fails without it)"
+        );
         return;
     }
     let mut failures = Vec::new();
@@ -42,7 +49,9 @@ fn every_narrated_call_is_one_the_kernel_made() {
             Err(report) => failures.push(format!("lesson {n:02}: {report}")),
         }
     }
-    eprintln!("all lessons: {checked} narrated calls checked, {commentary} commentary lines skipped");
+    eprintln!(
+        "all lessons: {checked} narrated calls checked, {commentary} commentary lines skipped"
+    );
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
 
@@ -66,17 +75,22 @@ pub fn lessons() -> Vec<u32> {
 /// Whether strace is here and allowed to trace (a container may forbid
 /// ptrace even where strace is installed).
 fn strace_works() -> Result<(), String> {
-    let output =
-        Command::new("strace").args(["-qq", "-o", "/dev/null", "true"]).output().map_err(|err| match err
-            .kind()
-        {
-            std::io::ErrorKind::NotFound => "strace is not installed".to_string(),
+    let output = Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "true"])
+        .output()
+        .map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => {
+                "strace is not installed".to_string()
+            }
             _ => format!("cannot run strace: {err}"),
         })?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(format!("strace cannot trace here: {}", String::from_utf8_lossy(&output.stderr).trim()))
+        Err(format!(
+            "strace cannot trace here: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
     }
 }
 
@@ -119,12 +133,17 @@ fn check_lesson(n: u32) -> Result<Counts, String> {
     })?;
     let narrated: Vec<Event> = events_text
         .lines()
-        .map(|line| Event::from_line(line).ok_or(format!("unreadable event line {line:?}")))
+        .map(|line| {
+            Event::from_line(line)
+                .ok_or(format!("unreadable event line {line:?}"))
+        })
         .collect::<Result<_, _>>()?;
-    let trace_text = std::fs::read_to_string(&trace_file.0).map_err(|err| err.to_string())?;
+    let trace_text = std::fs::read_to_string(&trace_file.0)
+        .map_err(|err| err.to_string())?;
     let traced = parse_strace(&trace_text);
-    let window =
-        narration_window(&traced).ok_or("the trace shows no transcript header written to stdout (fd 1)")?;
+    let window = narration_window(&traced).ok_or(
+        "the trace shows no transcript header written to stdout (fd 1)",
+    )?;
 
     let (steps, commentary) = count_lines(&stdout);
     // A step narrated without a result records no event, and would be a
@@ -151,7 +170,9 @@ fn count_lines(transcript: &str) -> (usize, usize) {
         let number = text.split("  ").next().unwrap_or_default();
         if text.starts_with("# ") || line.starts_with("-- ") {
             commentary += 1;
-        } else if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
+        } else if !number.is_empty()
+            && number.bytes().all(|b| b.is_ascii_digit())
+        {
             steps += 1;
         }
     }
@@ -164,7 +185,10 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(n: u32, kind: &str) -> Scratch {
-        let name = format!("course-kernel-{}-lesson-{n:02}.{kind}", std::process::id());
+        let name = format!(
+            "course-kernel-{}-lesson-{n:02}.{kind}",
+            std::process::id()
+        );
         let path = std::env::temp_dir().join(name);
         remove(&path);
         Scratch(path)

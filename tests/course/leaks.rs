@@ -18,7 +18,11 @@ fn every_demo_runs_to_the_end_with_descriptors_leaked_to_it() {
     // what the shell this course was written in leaked.
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes one rlimit, which `limit` is.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0, "getrlimit");
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0,
+        "getrlimit"
+    );
     let high = (limit.rlim_cur.saturating_sub(1)).min(251) as i32;
     for leaked in [vec![10, high], vec![3]] {
         for n in lessons() {

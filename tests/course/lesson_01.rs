@@ -7,7 +7,10 @@ use crate::support::{help, stable_demo};
 fn demo_transcript_is_stable_and_reviewed() {
     let transcript = stable_demo(1);
     // The claims the chapter makes, asserted before the snapshot is compared.
-    assert!(transcript.contains("(S_IFSOCK: a socket)"), "fstat names a socket");
+    assert!(
+        transcript.contains("(S_IFSOCK: a socket)"),
+        "fstat names a socket"
+    );
     assert!(transcript.contains("same inode as fstat's st_ino: yes"));
     assert!(transcript.contains("the closed number was reused: yes"));
     snapshot!("lesson_01__demo", transcript);

@@ -7,7 +7,10 @@ use std::sync::mpsc::channel;
 use std::thread;
 
 use crate::snapshot;
-use crate::support::{CHILD_LIMIT, Server, bin, help, normalize, root, run, stable_demo, stdout_of};
+use crate::support::{
+    CHILD_LIMIT, Server, bin, help, normalize, root, run, stable_demo,
+    stdout_of,
+};
 
 #[test]
 fn demo_transcript_is_stable_and_reviewed() {
@@ -16,7 +19,9 @@ fn demo_transcript_is_stable_and_reviewed() {
     assert!(transcript.contains("recv(fd 5, 8) = 4  (\"ecvs\")"));
     assert!(transcript.contains("recv(fd 5, 4096) = 8  (\"one\\ntwo\\n\")"));
     // Each framing answers the good frames before refusing the bad one.
-    assert!(transcript.contains("# reply \"error: frame too long: more than 32 bytes before a newline\""));
+    assert!(transcript.contains(
+        "# reply \"error: frame too long: more than 32 bytes before a newline\""
+    ));
     assert!(transcript.contains("# reply \"error: frame too long: 1195725856 bytes announced, at most 32\""));
     assert_eq!(transcript.matches("# reply \"echo: world\"").count(), 2);
     // The end of the stream is 0, and stays 0.
@@ -27,14 +32,21 @@ fn demo_transcript_is_stable_and_reviewed() {
 #[test]
 fn help_is_reviewed() {
     snapshot!("lesson_05__help", help(5));
-    snapshot!("lesson_05__help_server", stdout_of(&run(5, &["server", "--help"], b"")));
-    snapshot!("lesson_05__help_client", stdout_of(&run(5, &["client", "--help"], b"")));
+    snapshot!(
+        "lesson_05__help_server",
+        stdout_of(&run(5, &["server", "--help"], b""))
+    );
+    snapshot!(
+        "lesson_05__help_client",
+        stdout_of(&run(5, &["client", "--help"], b""))
+    );
 }
 
 #[test]
 fn our_client_talks_to_our_server_by_lines() {
     let mut server = Server::lesson(5, &[]);
-    let client = run(5, &["client", "--addr", &server.addr], b"hello\nsecond line\n\n");
+    let client =
+        run(5, &["client", "--addr", &server.addr], b"hello\nsecond line\n\n");
     snapshot!("lesson_05__client", normalize(&stdout_of(&client)));
     server.wait_for("closed the connection");
     snapshot!("lesson_05__server", normalize(&server.transcript()));
@@ -43,7 +55,11 @@ fn our_client_talks_to_our_server_by_lines() {
 #[test]
 fn our_client_talks_to_our_server_by_length() {
     let mut server = Server::lesson(5, &["--framing", "length"]);
-    let out = stdout_of(&run(5, &["client", "--addr", &server.addr, "--framing", "length"], b"hello\n\n"));
+    let out = stdout_of(&run(
+        5,
+        &["client", "--addr", &server.addr, "--framing", "length"],
+        b"hello\n\n",
+    ));
     assert!(out.contains("Send Successfully (9 bytes)\n"), "{out}");
     assert!(out.contains("Reply: echo: hello\n"), "{out}");
     server.wait_for("frame from 127.0.0.1:");
@@ -54,9 +70,15 @@ fn our_client_talks_to_our_server_by_length() {
 /// client, which reads until the frame is whole.
 #[test]
 fn our_client_reassembles_a_reply_split_into_bytes() {
-    let mut server =
-        Server::start(Command::new("python3").arg(root().join("tests/fixtures/dribble_server.py")));
-    let out = stdout_of(&run(5, &["client", "--addr", &server.addr], b"one reply, many pieces\n\n"));
+    let mut server = Server::start(
+        Command::new("python3")
+            .arg(root().join("tests/fixtures/dribble_server.py")),
+    );
+    let out = stdout_of(&run(
+        5,
+        &["client", "--addr", &server.addr],
+        b"one reply, many pieces\n\n",
+    ));
     assert!(out.contains("Reply: echo: one reply, many pieces\n"), "{out}");
     server.wait_for("Done");
 }
@@ -120,7 +142,8 @@ fn a_python_peer_tries_every_split_merges_and_bad_frames_by_lines() {
 
 #[test]
 fn a_python_peer_tries_every_split_merges_and_bad_frames_by_length() {
-    let mut server = Server::lesson(5, &["--framing", "length", "--max-frame", "16"]);
+    let mut server =
+        Server::lesson(5, &["--framing", "length", "--max-frame", "16"]);
     let out = lockstep_peer(&mut server, "length", 16);
     assert_eq!(
         out,
@@ -163,11 +186,14 @@ fn a_flood_without_a_newline_is_refused_and_the_server_goes_on() {
     let _ = writer.join();
     let reply = String::from_utf8_lossy(&reply);
     assert!(
-        reply.is_empty() || reply == "error: frame too long: more than 100 bytes before a newline\n",
+        reply.is_empty()
+            || reply
+                == "error: frame too long: more than 100 bytes before a newline\n",
         "{reply:?}"
     );
     server.wait_for("closed the connection with");
-    let out = stdout_of(&run(5, &["client", "--addr", &server.addr], b"next\n\n"));
+    let out =
+        stdout_of(&run(5, &["client", "--addr", &server.addr], b"next\n\n"));
     assert!(out.contains("Reply: echo: next\n"), "{out}");
 }
 
@@ -180,7 +206,8 @@ fn a_huge_length_is_refused_without_waiting_for_its_bytes() {
     stream.write_all(&(1u32 << 30).to_be_bytes()).unwrap();
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).expect("read the reply, then EOF");
-    let text = "error: frame too long: 1073741824 bytes announced, at most 1024";
+    let text =
+        "error: frame too long: 1073741824 bytes announced, at most 1024";
     let mut expected = (text.len() as u32).to_be_bytes().to_vec();
     expected.extend_from_slice(text.as_bytes());
     assert_eq!(reply, expected);
@@ -188,8 +215,14 @@ fn a_huge_length_is_refused_without_waiting_for_its_bytes() {
 
 #[test]
 fn a_bad_max_frame_is_refused_with_a_message() {
-    let out = Command::new(bin(5)).args(["server", "--max-frame", "0"]).output().unwrap();
+    let out = Command::new(bin(5))
+        .args(["server", "--max-frame", "0"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("expected a number of bytes from 1 to 1048576"), "{err}");
+    assert!(
+        err.contains("expected a number of bytes from 1 to 1048576"),
+        "{err}"
+    );
 }

@@ -6,7 +6,9 @@ use std::process::{Command, Output};
 use socket2::{Domain, Socket, Type};
 
 use crate::snapshot;
-use crate::support::{Server, bin, help, normalize, python, run, run_with, stable_demo, stdout_of};
+use crate::support::{
+    Server, bin, help, normalize, python, run, run_with, stable_demo, stdout_of,
+};
 
 /// The lines of `transcript` from the section titled `title` to the next.
 fn section<'a>(transcript: &'a str, title: &str) -> Vec<&'a str> {
@@ -20,13 +22,13 @@ fn section<'a>(transcript: &'a str, title: &str) -> Vec<&'a str> {
 
 /// Index of the first line containing `needle`, failing with the section.
 fn find(lines: &[&str], needle: &str) -> usize {
-    lines
-        .iter()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", lines.join("\n")))
+    lines.iter().position(|l| l.contains(needle)).unwrap_or_else(|| {
+        panic!("no line with {needle:?} in:\n{}", lines.join("\n"))
+    })
 }
 
-const IN_USE: &str = "= -1 EADDRINUSE  (Address already in use; ErrorKind::AddrInUse)";
+const IN_USE: &str =
+    "= -1 EADDRINUSE  (Address already in use; ErrorKind::AddrInUse)";
 
 #[test]
 fn demo_transcript_is_stable_and_reviewed() {
@@ -38,19 +40,22 @@ fn demo_transcript_is_stable_and_reviewed() {
     find(&in_use, "setsockopt(fd 4, SO_REUSEADDR, 1) = 0");
 
     // The staged race: the other program's bind wins, ours fails.
-    let race = section(&transcript, "check that a port is free, then bind it: a race");
+    let race =
+        section(&transcript, "check that a port is free, then bind it: a race");
     let other = find(&race, "bind(fd 4, 127.0.0.1:[PORT]) = 0");
     let ours = find(&race, IN_USE);
     assert!(other < ours && race[ours].contains("bind(fd 5,"));
 
     // The 4-tuple: three accepted sockets on the listener's own address.
-    let tuple = section(&transcript, "the 4-tuple: many connections on one port");
+    let tuple =
+        section(&transcript, "the 4-tuple: many connections on one port");
     assert_eq!(tuple.iter().filter(|l| l.contains("accept(fd 3)")).count(), 3);
     find(&tuple, "each accepted socket's local address is the listener's: yes");
     find(&tuple, "their peer ports all differ: yes");
 
     // SO_REUSEPORT: the second bind succeeds and both listeners get some.
-    let shared = section(&transcript, "SO_REUSEPORT: two listeners on one port");
+    let shared =
+        section(&transcript, "SO_REUSEPORT: two listeners on one port");
     find(&shared, "bind(fd 5, 127.0.0.1:[PORT]) = 0");
     find(&shared, "listen(fd 5, 128) = 0");
     find(&shared, "listener fd 4 accepted some of them: yes");
@@ -58,15 +63,23 @@ fn demo_transcript_is_stable_and_reviewed() {
     find(&shared, "together: 40 of 40");
 
     let refused = section(&transcript, "nobody listening: ECONNREFUSED");
-    find(&refused, "= -1 ECONNREFUSED  (Connection refused; ErrorKind::ConnectionRefused)");
+    find(
+        &refused,
+        "= -1 ECONNREFUSED  (Connection refused; ErrorKind::ConnectionRefused)",
+    );
 
     // TIME_WAIT on the old server's port: raw socket2 cannot bind it, std can.
-    let restart = section(&transcript, "TIME_WAIT and a restart: std binds, raw socket2 does not");
+    let restart = section(
+        &transcript,
+        "TIME_WAIT and a restart: std binds, raw socket2 does not",
+    );
     let waiting = find(&restart, ": TIME_WAIT");
     let raw = find(&restart, IN_USE);
     let std_bind = find(&restart, "bind(fd 4, 127.0.0.1:[PORT]) = 0");
     assert!(waiting < raw && raw < std_bind, "{}", restart.join("\n"));
-    assert!(restart[std_bind - 1].contains("setsockopt(fd 4, SO_REUSEADDR, 1) = 0"));
+    assert!(
+        restart[std_bind - 1].contains("setsockopt(fd 4, SO_REUSEADDR, 1) = 0")
+    );
 
     snapshot!("lesson_07__demo", transcript);
 }
@@ -74,7 +87,10 @@ fn demo_transcript_is_stable_and_reviewed() {
 #[test]
 fn help_is_reviewed() {
     snapshot!("lesson_07__help", help(7));
-    snapshot!("lesson_07__help_server", stdout_of(&run(7, &["server", "--help"], b"")));
+    snapshot!(
+        "lesson_07__help_server",
+        stdout_of(&run(7, &["server", "--help"], b""))
+    );
 }
 
 /// A failed run as a terminal would show it: the command, its stderr, its
@@ -104,7 +120,10 @@ fn every_failure_exits_1_with_the_call_the_address_and_the_os_error() {
     assert_eq!(in_use.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&in_use.stderr),
-        format!("lesson-07: bind {}: Address already in use (os error 98)\n", server.addr)
+        format!(
+            "lesson-07: bind {}: Address already in use (os error 98)\n",
+            server.addr
+        )
     );
     assert!(in_use.stdout.is_empty());
 
@@ -113,12 +132,15 @@ fn every_failure_exits_1_with_the_call_the_address_and_the_os_error() {
     assert_eq!(refused.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&refused.stderr),
-        format!("lesson-07: connect {closed}: Connection refused (os error 111)\n")
+        format!(
+            "lesson-07: connect {closed}: Connection refused (os error 111)\n"
+        )
     );
     assert!(refused.stdout.is_empty());
 
-    let text = session(&format!("lesson-07 server --addr {}", server.addr), &in_use)
-        + &session(&format!("lesson-07 client --addr {closed}"), &refused);
+    let text =
+        session(&format!("lesson-07 server --addr {}", server.addr), &in_use)
+            + &session(&format!("lesson-07 client --addr {closed}"), &refused);
     snapshot!("lesson_07__failures", normalize(&text));
 }
 
@@ -137,9 +159,18 @@ fn accepted_connections_share_the_listeners_port() {
             .and_then(|l| l.split(" -> ").next())
             .expect("Connected line")
             .to_string();
-        assert!(out.contains(&format!("Reply: you are {local}, I am {}", server.addr)), "{out}");
+        assert!(
+            out.contains(&format!(
+                "Reply: you are {local}, I am {}",
+                server.addr
+            )),
+            "{out}"
+        );
         let line = server.wait_for(" <-> ");
-        assert!(line.ends_with(&format!(": {} <-> {local}", server.addr)), "{line}");
+        assert!(
+            line.ends_with(&format!(": {} <-> {local}", server.addr)),
+            "{line}"
+        );
         seen.push(local);
     }
     seen.sort();
@@ -148,8 +179,12 @@ fn accepted_connections_share_the_listeners_port() {
     // A peer nobody here wrote sees the same.
     let port = server.addr.rsplit(':').next().unwrap().to_string();
     let out = stdout_of(&python("read_reply.py", &[&port], b""));
-    let (me, reply) = out.trim_end().split_once(' ').expect("address and reply");
-    assert!(reply.starts_with(&format!("you are {me}, I am {}", server.addr)), "{out}");
+    let (me, reply) =
+        out.trim_end().split_once(' ').expect("address and reply");
+    assert!(
+        reply.starts_with(&format!("you are {me}, I am {}", server.addr)),
+        "{out}"
+    );
 }
 
 /// Pitfall 11, with the real server: a restart fails while the last run's
@@ -172,7 +207,9 @@ fn a_restart_needs_so_reuseaddr_in_both_runs_while_time_wait_lasts() {
             assert_eq!(out.status.code(), Some(1));
             assert_eq!(
                 String::from_utf8_lossy(&out.stderr),
-                format!("lesson-07: bind {addr}: Address already in use (os error 98)\n")
+                format!(
+                    "lesson-07: bind {addr}: Address already in use (os error 98)\n"
+                )
             );
         } else {
             let mut again = Server::start(&mut restart);
@@ -262,30 +299,53 @@ fn a_client_out_of_local_ports_gets_eaddrnotavail() {
          exec {} exhaust-ports",
         bin(7).display()
     );
-    let probe =
-        Command::new("unshare").args(["-n", "true"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let probe = Command::new("unshare")
+        .args(["-n", "true"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !probe {
-        assert!(std::env::var_os("CI").is_none(), "unshare -n is required in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "unshare -n is required in CI"
+        );
         eprintln!("cannot create a network namespace here: skipping");
         return;
     }
-    let out = run_with(Command::new("unshare").args(["-n", "sh", "-c", &script]), b"");
+    let out = run_with(
+        Command::new("unshare").args(["-n", "sh", "-c", &script]),
+        b"",
+    );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     // The listener took one of the ten ports; the clients got the other nine.
-    assert!(stdout.ends_with("9 connections made, then no local port was left\n"), "{stdout}");
+    assert!(
+        stdout.ends_with("9 connections made, then no local port was left\n"),
+        "{stdout}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let listening =
-        stdout.lines().next().and_then(|l| l.strip_prefix("Listening on ")).expect("Listening line");
+    let listening = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("Listening on "))
+        .expect("Listening line");
     assert_eq!(
         stderr,
-        format!("lesson-07: connect {listening}: Cannot assign requested address (os error 99)\n")
+        format!(
+            "lesson-07: connect {listening}: Cannot assign requested address (os error 99)\n"
+        )
     );
-    snapshot!("lesson_07__exhaust_ports", normalize(&format!("{stdout}{stderr}")));
+    snapshot!(
+        "lesson_07__exhaust_ports",
+        normalize(&format!("{stdout}{stderr}"))
+    );
 }
 
 #[test]
 fn without_a_small_port_range_the_ports_do_not_run_out() {
     let out = stdout_of(&run(7, &["exhaust-ports", "--max", "100"], b""));
-    assert!(out.ends_with("100 connections made; no local port ran out\n"), "{out}");
+    assert!(
+        out.ends_with("100 connections made; no local port ran out\n"),
+        "{out}"
+    );
 }

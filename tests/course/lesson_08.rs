@@ -6,7 +6,9 @@ use std::net::TcpStream;
 use regex::Regex;
 
 use crate::snapshot;
-use crate::support::{Server, help, normalize, python, run, stable_demo, stdout_of};
+use crate::support::{
+    Server, help, normalize, python, run, stable_demo, stdout_of,
+};
 
 /// This machine's `net.core.somaxconn`: a setting of the machine (4096 by
 /// default since Linux 5.4, 128 before), not of the lesson.
@@ -23,11 +25,13 @@ fn somaxconn() -> u32 {
 /// demo printed the real value.
 fn without_somaxconn(transcript: &str) -> String {
     let value = somaxconn();
-    let read = Regex::new(r#"read\(fd (\d+), 32\) = (\d+)  \("(\d+)\\n"\)"#).unwrap();
+    let read =
+        Regex::new(r#"read\(fd (\d+), 32\) = (\d+)  \("(\d+)\\n"\)"#).unwrap();
     let caps = read.captures(transcript).expect("the demo reads somaxconn");
     assert_eq!(caps[3].parse::<u32>().unwrap(), value);
     assert_eq!(caps[2].parse::<usize>().unwrap(), caps[3].len() + 1);
-    let transcript = read.replace(transcript, r#"read(fd $1, 32) = [LEN]  ("[SOMAXCONN]\n")"#);
+    let transcript = read
+        .replace(transcript, r#"read(fd $1, 32) = [LEN]  ("[SOMAXCONN]\n")"#);
     transcript
         .replace(&format!("limit {value})"), "limit [SOMAXCONN])")
         .replace(&format!("somaxconn = {value}:"), "somaxconn = [SOMAXCONN]:")
@@ -35,7 +39,10 @@ fn without_somaxconn(transcript: &str) -> String {
 
 /// How many clients' polls timed out in the first round (the SYNs dropped).
 fn stalled(transcript: &str) -> usize {
-    transcript.lines().filter(|l| l.contains("POLLOUT], 200 ms) = 0  (timed out)")).count()
+    transcript
+        .lines()
+        .filter(|l| l.contains("POLLOUT], 200 ms) = 0  (timed out)"))
+        .count()
 }
 
 #[test]
@@ -51,15 +58,25 @@ fn demo_transcript_is_stable_and_reviewed() {
     );
     // Backlog 1: two handshakes complete, two clients stall.
     assert!(transcript.contains("(accept queue 2, limit 1)"), "{transcript}");
-    assert!(transcript.contains("# 2 of 4 clients finished the handshake: backlog 1 + 1"));
+    assert!(
+        transcript
+            .contains("# 2 of 4 clients finished the handshake: backlog 1 + 1")
+    );
     // A newcomer overtakes a client whose SYN was dropped.
-    assert!(transcript.contains("that is C: it came after B and is accepted first"), "{transcript}");
+    assert!(
+        transcript.contains("that is C: it came after B and is accepted first"),
+        "{transcript}"
+    );
     assert_eq!(stalled(&transcript), 2, "{transcript}");
     // Once the server accepted, the stalled clients got in at the SYN resend.
     assert!(transcript.contains("each got in about 1 s after its connect()"));
     assert_eq!(transcript.matches("(value 0: connected)").count(), 4);
     // Accepted connections do not count: 8 held, the limit is still 1.
-    assert!(transcript.contains("# holding 8 connections with listen(1): 0 queued, limit 1"));
+    assert!(
+        transcript.contains(
+            "# holding 8 connections with listen(1): 0 queued, limit 1"
+        )
+    );
     snapshot!("lesson_08__demo", without_somaxconn(&transcript));
 }
 
@@ -67,7 +84,13 @@ fn demo_transcript_is_stable_and_reviewed() {
 #[test]
 fn the_queue_holds_backlog_plus_one() {
     for (backlog, clients) in [(0, 3), (5, 8)] {
-        let args = ["demo", "--backlog", &backlog.to_string(), "--clients", &clients.to_string()];
+        let args = [
+            "demo",
+            "--backlog",
+            &backlog.to_string(),
+            "--clients",
+            &clients.to_string(),
+        ];
         let transcript = normalize(&stdout_of(&run(8, &args, b"")));
         let done = backlog + 1;
         assert!(
@@ -76,9 +99,14 @@ fn the_queue_holds_backlog_plus_one() {
             )),
             "{transcript}"
         );
-        assert!(transcript.contains(&format!("(accept queue {done}, limit {backlog})")));
+        assert!(
+            transcript
+                .contains(&format!("(accept queue {done}, limit {backlog})"))
+        );
         assert_eq!(stalled(&transcript), clients - done, "{transcript}");
-        assert!(transcript.contains("each got in about 1 s after its connect()"));
+        assert!(
+            transcript.contains("each got in about 1 s after its connect()")
+        );
         assert!(transcript.contains(&format!(
             "# holding {} connections with listen({backlog}): 0 queued, limit {backlog}",
             clients + 4
@@ -89,9 +117,18 @@ fn the_queue_holds_backlog_plus_one() {
 #[test]
 fn help_is_reviewed() {
     snapshot!("lesson_08__help", help(8));
-    snapshot!("lesson_08__help_demo", stdout_of(&run(8, &["demo", "--help"], b"")));
-    snapshot!("lesson_08__help_server", stdout_of(&run(8, &["server", "--help"], b"")));
-    snapshot!("lesson_08__help_client", stdout_of(&run(8, &["client", "--help"], b"")));
+    snapshot!(
+        "lesson_08__help_demo",
+        stdout_of(&run(8, &["demo", "--help"], b""))
+    );
+    snapshot!(
+        "lesson_08__help_server",
+        stdout_of(&run(8, &["server", "--help"], b""))
+    );
+    snapshot!(
+        "lesson_08__help_client",
+        stdout_of(&run(8, &["client", "--help"], b""))
+    );
 }
 
 /// Ten connections on a server with backlog 1: once accepted, they no
@@ -107,8 +144,15 @@ fn the_server_holds_more_connections_than_its_backlog() {
         // Reading the greeting waits for the server to have accepted this
         // one, so every accept finds the queue otherwise empty.
         let mut greeting = String::new();
-        BufReader::new(&stream).read_line(&mut greeting).expect("read greeting");
-        assert_eq!(greeting, format!("connection #{number}; 0 waiting in the accept queue (limit 1)\n"));
+        BufReader::new(&stream)
+            .read_line(&mut greeting)
+            .expect("read greeting");
+        assert_eq!(
+            greeting,
+            format!(
+                "connection #{number}; 0 waiting in the accept queue (limit 1)\n"
+            )
+        );
         held.push(stream);
     }
     server.wait_for("Accepted #10 ");
@@ -120,8 +164,15 @@ fn the_server_holds_more_connections_than_its_backlog() {
 fn our_client_against_our_server() {
     let mut server = Server::lesson(8, &["--backlog", "2"]);
     server.wait_for("Accepting");
-    let out = stdout_of(&run(8, &["client", "--addr", &server.addr, "--clients", "6"], b""));
-    assert!(out.contains("6 of 6 connected, 0 failed, 0 still waiting"), "{out}");
+    let out = stdout_of(&run(
+        8,
+        &["client", "--addr", &server.addr, "--clients", "6"],
+        b"",
+    ));
+    assert!(
+        out.contains("6 of 6 connected, 0 failed, 0 still waiting"),
+        "{out}"
+    );
     server.wait_for("Accepted #6 ");
 }
 
@@ -143,8 +194,14 @@ fn the_articles_python_client_is_greeted() {
 fn bad_arguments_get_a_message_and_a_non_zero_exit() {
     let out = run(8, &["demo", "--backlog=-1"], b"");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "lesson-08: --backlog: -1 is negative; use 0 or more\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "lesson-08: --backlog: -1 is negative; use 0 or more\n"
+    );
     let out = run(8, &["demo", "--clients", "0"], b"");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "lesson-08: --clients: 0 is not between 1 and 200\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "lesson-08: --clients: 0 is not between 1 and 200\n"
+    );
 }

@@ -9,7 +9,9 @@ use regex::Regex;
 use socket2::{Domain, Socket, Type};
 
 use crate::snapshot;
-use crate::support::{Server, help, normalize, python, run, stable_run, stdout_of};
+use crate::support::{
+    Server, help, normalize, python, run, stable_run, stdout_of,
+};
 
 /// The demo waits for real (a slow client, keepalive probes): about 4 s a
 /// run, so fewer runs than other lessons; each run still has to match.
@@ -33,7 +35,11 @@ fn demo_transcript_is_stable_and_reviewed() {
     assert!(transcript.contains(
         "recv(fd 5, 4096) = -1 EAGAIN  (Resource temporarily unavailable; ErrorKind::WouldBlock)\n      # no byte in 50 ms"
     ));
-    assert!(transcript.contains("# served: the timeout cost one connection, not the server"));
+    assert!(
+        transcript.contains(
+            "# served: the timeout cost one connection, not the server"
+        )
+    );
     // A write timeout: a short count, then EAGAIN.
     assert!(transcript.contains("1048576 bytes) = -1 EAGAIN"));
     // Accept and connect time out too; a timed-out blocking connect says EINPROGRESS.
@@ -43,24 +49,44 @@ fn demo_transcript_is_stable_and_reviewed() {
     // The slow client never trips the read timeout; the deadline stops it.
     assert!(transcript.contains("longer than 300 ms in all: yes"));
     assert_eq!(transcript.matches("recv(fd 5, 4096) = 1  (").count(), 6);
-    assert!(transcript.contains("# 500 ms since the first byte and no newline"));
+    assert!(
+        transcript.contains("# 500 ms since the first byte and no newline")
+    );
     // Keepalive turns a vanished peer into ETIMEDOUT; a heartbeat catches a hung one.
     assert!(transcript.contains("(tcpi_state 1: ESTABLISHED)"));
-    assert_eq!(transcript.matches("= -1 ETIMEDOUT  (Connection timed out; ErrorKind::TimedOut)").count(), 1);
-    assert!(transcript.contains("# no answer in 300 ms: declare the peer dead and close"));
+    assert_eq!(
+        transcript
+            .matches(
+                "= -1 ETIMEDOUT  (Connection timed out; ErrorKind::TimedOut)"
+            )
+            .count(),
+        1
+    );
+    assert!(
+        transcript
+            .contains("# no answer in 300 ms: declare the peer dead and close")
+    );
     snapshot!("lesson_09__demo", without_partial_count(&transcript));
 }
 
 #[test]
 fn help_is_reviewed() {
     snapshot!("lesson_09__help", help(9));
-    snapshot!("lesson_09__help_server", stdout_of(&run(9, &["server", "--help"], b"")));
-    snapshot!("lesson_09__help_client", stdout_of(&run(9, &["client", "--help"], b"")));
+    snapshot!(
+        "lesson_09__help_server",
+        stdout_of(&run(9, &["server", "--help"], b""))
+    );
+    snapshot!(
+        "lesson_09__help_client",
+        stdout_of(&run(9, &["client", "--help"], b""))
+    );
 }
 
 /// How many descriptors process `pid` has open.
 fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).expect("list /proc/<pid>/fd").count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("list /proc/<pid>/fd")
+        .count()
 }
 
 /// The article's server dies of the first timeout. This one closes a slow
@@ -82,7 +108,11 @@ fn slow_and_idle_clients_do_not_stop_the_server() {
 
     assert!(server.wait_for("Closed ").ends_with(": idle for 300ms"));
     assert!(server.wait_for("Closed ").ends_with(": idle for 300ms"));
-    assert!(server.wait_for("Closed ").ends_with(": the client closed the connection"));
+    assert!(
+        server
+            .wait_for("Closed ")
+            .ends_with(": the client closed the connection")
+    );
     // Each closed connection gave its descriptor back.
     assert_eq!(open_fds(server.pid()), before, "descriptors leaked");
     // The slow and idle clients see the server hang up: end of stream.
@@ -91,7 +121,11 @@ fn slow_and_idle_clients_do_not_stop_the_server() {
     assert_eq!(idle.read(&mut buf).expect("read"), 0);
 
     // Still alive, still answering.
-    let out = stdout_of(&run(9, &["client", "--addr", &server.addr], b"still there?\n\n"));
+    let out = stdout_of(&run(
+        9,
+        &["client", "--addr", &server.addr],
+        b"still there?\n\n",
+    ));
     assert!(out.contains("Reply: still there?\n"), "{out}");
     server.wait_for("Closed ");
     assert!(server.is_running());
@@ -125,7 +159,8 @@ fn a_slow_drip_is_stopped_by_the_deadline_not_the_idle_timeout() {
 #[test]
 fn our_client_talks_to_our_server() {
     let mut server = Server::lesson(9, &[]);
-    let client = run(9, &["client", "--addr", &server.addr], b"hello\nsecond line\n\n");
+    let client =
+        run(9, &["client", "--addr", &server.addr], b"hello\nsecond line\n\n");
     snapshot!("lesson_09__client", normalize(&stdout_of(&client)));
     server.wait_for("Closed ");
 }
@@ -134,7 +169,8 @@ fn our_client_talks_to_our_server() {
 fn the_articles_python_client_talks_to_our_server() {
     let mut server = Server::lesson(9, &[]);
     let port = server.addr.rsplit(':').next().unwrap().to_string();
-    let out = stdout_of(&python("article_client.py", &[&port], b"one\ntwo\n\n"));
+    let out =
+        stdout_of(&python("article_client.py", &[&port], b"one\ntwo\n\n"));
     assert_eq!(
         out,
         "Socket Created\nSocket Connected\nSend Successfully\nReply: one\nSend Successfully\nReply: two\n"

@@ -6,7 +6,9 @@ use std::process::Command;
 
 use crate::many_clients::{self, exchange};
 use crate::snapshot;
-use crate::support::{Server, bin, help, normalize, python, run, stable_demo, stdout_of};
+use crate::support::{
+    Server, bin, help, normalize, python, run, stable_demo, stdout_of,
+};
 
 #[test]
 fn demo_transcript_is_stable_and_reviewed() {
@@ -15,8 +17,13 @@ fn demo_transcript_is_stable_and_reviewed() {
     assert!(transcript.contains("recv(fd 5, 4096) = -1 EAGAIN"));
     assert!(transcript.contains("only now does the server get back to accept"));
     // A thread each: B is answered before A finishes its line.
-    let threads = transcript.split("-- one thread per client --").nth(1).expect("the threads part");
-    let b_answered = threads.find("recv(fd 5, 4096) = 13  (\"hello from B\\n\")").expect("B's reply");
+    let threads = transcript
+        .split("-- one thread per client --")
+        .nth(1)
+        .expect("the threads part");
+    let b_answered = threads
+        .find("recv(fd 5, 4096) = 13  (\"hello from B\\n\")")
+        .expect("B's reply");
     let a_finishes = threads.find("send(fd 4, \"client\\n\"").expect("A's end");
     assert!(b_answered < a_finishes, "B waited for A");
     assert!(transcript.contains("Threads: 101"));
@@ -26,7 +33,10 @@ fn demo_transcript_is_stable_and_reviewed() {
 #[test]
 fn help_is_reviewed() {
     snapshot!("lesson_10__help", help(10));
-    snapshot!("lesson_10__help_server", stdout_of(&run(10, &["server", "--help"], b"")));
+    snapshot!(
+        "lesson_10__help_server",
+        stdout_of(&run(10, &["server", "--help"], b""))
+    );
 }
 
 #[test]
@@ -59,7 +69,10 @@ fn python_clients_are_served() {
     let server = Server::lesson(10, &[]);
     let port = server.addr.rsplit(':').next().unwrap().to_string();
     let out = stdout_of(&python("line_clients.py", &[&port, "50", "20"], b""));
-    assert_eq!(out, "ok: 50 clients, 20 lines each, and an over-long line refused\n");
+    assert_eq!(
+        out,
+        "ok: 50 clients, 20 lines each, and an over-long line refused\n"
+    );
 }
 
 #[test]
@@ -76,11 +89,17 @@ fn an_idle_client_is_dropped_and_the_others_are_not_held_up() {
 #[test]
 fn bind_to_a_port_in_use_fails_with_the_call_address_and_error() {
     let server = Server::lesson(10, &[]);
-    let second = Command::new(bin(10)).args(["server", "--addr", &server.addr]).output().unwrap();
+    let second = Command::new(bin(10))
+        .args(["server", "--addr", &server.addr])
+        .output()
+        .unwrap();
     assert_eq!(second.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&second.stderr),
-        format!("lesson-10: bind {}: Address already in use (os error 98)\n", server.addr)
+        format!(
+            "lesson-10: bind {}: Address already in use (os error 98)\n",
+            server.addr
+        )
     );
 }
 

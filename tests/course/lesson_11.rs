@@ -10,24 +10,35 @@ use nix::unistd::Pid;
 
 use crate::many_clients::{self, exchange};
 use crate::snapshot;
-use crate::support::{Server, bin, help, normalize, python, run, stable_demo, stdout_of};
+use crate::support::{
+    Server, bin, help, normalize, python, run, stable_demo, stdout_of,
+};
 
 #[test]
 fn demo_transcript_is_stable_and_reviewed() {
     let transcript = stable_demo(11);
-    assert!(transcript.contains("send(fd 12, \"error: server busy\\n\", MSG_NOSIGNAL) = 19"));
+    assert!(
+        transcript.contains(
+            "send(fd 12, \"error: server busy\\n\", MSG_NOSIGNAL) = 19"
+        )
+    );
     assert!(transcript.contains("recv(fd 7, 4096) = -1 EAGAIN"));
     assert!(transcript.contains("recv() { job() }: 1 job at a time"));
     assert!(transcript.contains("then run it: all 4 jobs at once"));
     assert_eq!(transcript.matches("later no accept has returned").count(), 2);
-    assert!(transcript.contains("recv(fd 7, 4096) = 13  (\"hello from C\\n\")"));
+    assert!(
+        transcript.contains("recv(fd 7, 4096) = 13  (\"hello from C\\n\")")
+    );
     snapshot!("lesson_11__demo", transcript);
 }
 
 #[test]
 fn help_is_reviewed() {
     snapshot!("lesson_11__help", help(11));
-    snapshot!("lesson_11__help_server", stdout_of(&run(11, &["server", "--help"], b"")));
+    snapshot!(
+        "lesson_11__help_server",
+        stdout_of(&run(11, &["server", "--help"], b""))
+    );
 }
 
 #[test]
@@ -46,7 +57,10 @@ fn a_shutdown_line_ends_the_server_cleanly() {
 
 #[test]
 fn serves_many_clients_at_once() {
-    let mut server = Server::lesson(11, &["--workers", "8", "--max-conns", "300", "--idle", "60"]);
+    let mut server = Server::lesson(
+        11,
+        &["--workers", "8", "--max-conns", "300", "--idle", "60"],
+    );
     let report = many_clients::serve_them_all(&server.addr);
     eprintln!(
         "lesson 11: {} clients x {} lines in {:?}; the slow client got {} lines answered meanwhile",
@@ -62,7 +76,8 @@ fn serves_many_clients_at_once() {
 fn sigint_with_requests_in_flight_answers_them_all_and_exits_0() {
     // Two workers for six clients: four of them are still queued, their
     // requests unread, when the signal comes.
-    let mut server = Server::lesson(11, &["--workers", "2", "--max-conns", "10"]);
+    let mut server =
+        Server::lesson(11, &["--workers", "2", "--max-conns", "10"]);
     many_clients::shutdown_with_requests_in_flight(&mut server, 6);
 }
 
@@ -79,12 +94,16 @@ fn python_clients_are_served() {
     let server = Server::lesson(11, &["--workers", "4", "--max-conns", "60"]);
     let port = server.addr.rsplit(':').next().unwrap().to_string();
     let out = stdout_of(&python("line_clients.py", &[&port, "50", "20"], b""));
-    assert_eq!(out, "ok: 50 clients, 20 lines each, and an over-long line refused\n");
+    assert_eq!(
+        out,
+        "ok: 50 clients, 20 lines each, and an over-long line refused\n"
+    );
 }
 
 #[test]
 fn the_client_over_the_limit_is_told_and_closed() {
-    let mut server = Server::lesson(11, &["--workers", "1", "--max-conns", "1"]);
+    let mut server =
+        Server::lesson(11, &["--workers", "1", "--max-conns", "1"]);
     let first = TcpStream::connect(&server.addr).unwrap();
     assert_eq!(exchange(&first, b"first\n"), b"first\n");
     let second = TcpStream::connect(&server.addr).unwrap();
@@ -99,7 +118,10 @@ fn the_client_over_the_limit_is_told_and_closed() {
 /// Pitfall 7: idle connections hold workers. The idle limit gives them back.
 #[test]
 fn an_idle_client_holds_a_worker_until_the_idle_limit() {
-    let mut server = Server::lesson(11, &["--workers", "1", "--max-conns", "4", "--idle", "0.3"]);
+    let mut server = Server::lesson(
+        11,
+        &["--workers", "1", "--max-conns", "4", "--idle", "0.3"],
+    );
     let mut idle = TcpStream::connect(&server.addr).unwrap();
     server.wait_for("Connected with");
     let waiting = TcpStream::connect(&server.addr).unwrap();
@@ -113,11 +135,17 @@ fn an_idle_client_holds_a_worker_until_the_idle_limit() {
 #[test]
 fn bind_to_a_port_in_use_fails_with_the_call_address_and_error() {
     let server = Server::lesson(11, &[]);
-    let second = Command::new(bin(11)).args(["server", "--addr", &server.addr]).output().unwrap();
+    let second = Command::new(bin(11))
+        .args(["server", "--addr", &server.addr])
+        .output()
+        .unwrap();
     assert_eq!(second.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&second.stderr),
-        format!("lesson-11: bind {}: Address already in use (os error 98)\n", server.addr)
+        format!(
+            "lesson-11: bind {}: Address already in use (os error 98)\n",
+            server.addr
+        )
     );
 }
 
@@ -125,5 +153,8 @@ fn bind_to_a_port_in_use_fails_with_the_call_address_and_error() {
 fn bad_arguments_get_a_message_and_a_non_zero_exit() {
     let out = run(11, &["server", "--workers", "0"], b"");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "lesson-11: --workers: must be at least 1\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "lesson-11: --workers: must be at least 1\n"
+    );
 }

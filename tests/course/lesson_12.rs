@@ -9,7 +9,9 @@ use nix::unistd::Pid;
 
 use crate::many_clients::{self, exchange};
 use crate::snapshot;
-use crate::support::{Server, bin, help, normalize, python, run, stable_demo, stdout_of};
+use crate::support::{
+    Server, bin, help, normalize, python, run, stable_demo, stdout_of,
+};
 
 #[test]
 fn demo_transcript_is_stable_and_reviewed() {
@@ -23,7 +25,10 @@ fn demo_transcript_is_stable_and_reviewed() {
     assert!(transcript.contains("poll([fd 8 POLLIN], 1, 0) = 0"));
     assert!(transcript.contains("write_all(100000 bytes) = Err(WouldBlock)"));
     assert!(transcript.contains("some, not all,"));
-    assert!(transcript.contains("F's request, sent before the signal, was answered"));
+    assert!(
+        transcript
+            .contains("F's request, sent before the signal, was answered")
+    );
     // read_exact took 6 bytes, failed, and only the last 4 were left.
     assert!(transcript.contains("read_exact returns Err(WouldBlock)"));
     assert!(transcript.contains(", 16) = 4  (\"6789\")"));
@@ -33,7 +38,10 @@ fn demo_transcript_is_stable_and_reviewed() {
 #[test]
 fn help_is_reviewed() {
     snapshot!("lesson_12__help", help(12));
-    snapshot!("lesson_12__help_server", stdout_of(&run(12, &["server", "--help"], b"")));
+    snapshot!(
+        "lesson_12__help_server",
+        stdout_of(&run(12, &["server", "--help"], b""))
+    );
 }
 
 #[test]
@@ -52,7 +60,8 @@ fn a_shutdown_line_ends_the_server_cleanly() {
 
 #[test]
 fn serves_many_clients_at_once() {
-    let mut server = Server::lesson(12, &["--max-conns", "300", "--idle", "60"]);
+    let mut server =
+        Server::lesson(12, &["--max-conns", "300", "--idle", "60"]);
     let report = many_clients::serve_them_all(&server.addr);
     eprintln!(
         "lesson 12: {} clients x {} lines in {:?}; the slow client got {} lines answered meanwhile",
@@ -83,7 +92,10 @@ fn python_clients_are_served() {
     let server = Server::lesson(12, &[]);
     let port = server.addr.rsplit(':').next().unwrap().to_string();
     let out = stdout_of(&python("line_clients.py", &[&port, "50", "20"], b""));
-    assert_eq!(out, "ok: 50 clients, 20 lines each, and an over-long line refused\n");
+    assert_eq!(
+        out,
+        "ok: 50 clients, 20 lines each, and an over-long line refused\n"
+    );
 }
 
 #[test]
@@ -115,11 +127,17 @@ fn an_idle_client_is_dropped_and_holds_up_nobody() {
 #[test]
 fn bind_to_a_port_in_use_fails_with_the_call_address_and_error() {
     let server = Server::lesson(12, &[]);
-    let second = Command::new(bin(12)).args(["server", "--addr", &server.addr]).output().unwrap();
+    let second = Command::new(bin(12))
+        .args(["server", "--addr", &server.addr])
+        .output()
+        .unwrap();
     assert_eq!(second.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&second.stderr),
-        format!("lesson-12: bind {}: Address already in use (os error 98)\n", server.addr)
+        format!(
+            "lesson-12: bind {}: Address already in use (os error 98)\n",
+            server.addr
+        )
     );
 }
 

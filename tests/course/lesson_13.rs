@@ -9,7 +9,9 @@ use nix::unistd::Pid;
 
 use crate::many_clients::{self, exchange};
 use crate::snapshot;
-use crate::support::{Server, bin, help, normalize, python, run, stable_demo, stdout_of};
+use crate::support::{
+    Server, bin, help, normalize, python, run, stable_demo, stdout_of,
+};
 
 #[test]
 fn demo_transcript_is_stable_and_reviewed() {
@@ -21,21 +23,30 @@ fn demo_transcript_is_stable_and_reviewed() {
     assert!(transcript.contains("no event, yet a client still waits"));
     // EMFILE, and the spare descriptor.
     assert!(transcript.contains("= -1 EMFILE"));
-    assert!(transcript.contains("recv(fd 7, 4096) = 19  (\"error: server busy\\n\")"));
+    assert!(
+        transcript
+            .contains("recv(fd 7, 4096) = 19  (\"error: server busy\\n\")")
+    );
     assert!(transcript.contains("nothing spins"));
     assert!(transcript.contains("(SIGINT)"));
     assert!(
         transcript.contains("F's request, sent after the signal but before the loop saw it, was answered")
     );
     // Without the spare, a level-triggered loop spins on EMFILE.
-    assert!(transcript.contains("1000 more turns: each found the listener ready at once"));
+    assert!(
+        transcript
+            .contains("1000 more turns: each found the listener ready at once")
+    );
     snapshot!("lesson_13__demo", transcript);
 }
 
 #[test]
 fn help_is_reviewed() {
     snapshot!("lesson_13__help", help(13));
-    snapshot!("lesson_13__help_server", stdout_of(&run(13, &["server", "--help"], b"")));
+    snapshot!(
+        "lesson_13__help_server",
+        stdout_of(&run(13, &["server", "--help"], b""))
+    );
 }
 
 #[test]
@@ -63,7 +74,10 @@ fn serves_many_clients_at_once_edge_triggered() {
 }
 
 fn many_clients_with(trigger: &[&str]) {
-    let mut server = Server::lesson(13, &[&["--max-conns", "300", "--idle", "60"], trigger].concat());
+    let mut server = Server::lesson(
+        13,
+        &[&["--max-conns", "300", "--idle", "60"], trigger].concat(),
+    );
     let report = many_clients::serve_them_all(&server.addr);
     eprintln!(
         "lesson 13 ({}): {} clients x {} lines in {:?}; the slow client got {} lines answered meanwhile",
@@ -101,7 +115,10 @@ fn python_clients_are_served() {
     let server = Server::lesson(13, &["--edge"]);
     let port = server.addr.rsplit(':').next().unwrap().to_string();
     let out = stdout_of(&python("line_clients.py", &[&port, "50", "20"], b""));
-    assert_eq!(out, "ok: 50 clients, 20 lines each, and an over-long line refused\n");
+    assert_eq!(
+        out,
+        "ok: 50 clients, 20 lines each, and an over-long line refused\n"
+    );
 }
 
 #[test]
@@ -133,11 +150,17 @@ fn an_idle_client_is_dropped_and_holds_up_nobody() {
 #[test]
 fn bind_to_a_port_in_use_fails_with_the_call_address_and_error() {
     let server = Server::lesson(13, &[]);
-    let second = Command::new(bin(13)).args(["server", "--addr", &server.addr]).output().unwrap();
+    let second = Command::new(bin(13))
+        .args(["server", "--addr", &server.addr])
+        .output()
+        .unwrap();
     assert_eq!(second.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&second.stderr),
-        format!("lesson-13: bind {}: Address already in use (os error 98)\n", server.addr)
+        format!(
+            "lesson-13: bind {}: Address already in use (os error 98)\n",
+            server.addr
+        )
     );
 }
 
@@ -163,8 +186,12 @@ fn out_of_descriptors_the_next_client_is_told_and_nothing_spins() {
     // system call (prlimit64), which is async-signal-safe.
     unsafe {
         command.pre_exec(|| {
-            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 16, 16)
-                .map_err(std::io::Error::from)
+            nix::sys::resource::setrlimit(
+                nix::sys::resource::Resource::RLIMIT_NOFILE,
+                16,
+                16,
+            )
+            .map_err(std::io::Error::from)
         });
     }
     let mut server = Server::start(&mut command);
@@ -182,7 +209,9 @@ fn out_of_descriptors_the_next_client_is_told_and_nothing_spins() {
     let mut reply = Vec::new();
     (&refused).read_to_end(&mut reply).unwrap();
     assert_eq!(reply, b"error: server busy\n");
-    server.wait_for("Too many open files (os error 24): using the spare descriptor");
+    server.wait_for(
+        "Too many open files (os error 24): using the spare descriptor",
+    );
     // Nothing spins: over the next 300 ms the server uses almost no CPU.
     let before = cpu_time(server.pid());
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -196,11 +225,14 @@ fn out_of_descriptors_the_next_client_is_told_and_nothing_spins() {
 fn cpu_time(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // The fields after the command name, which is in parentheses.
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let fields: Vec<&str> =
+        stat.rsplit(')').next().unwrap().split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let ticks: u64 =
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     // SAFETY: sysconf takes no pointers.
-    let per_second = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } as u64;
+    let per_second =
+        unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } as u64;
     ticks * 1000 / per_second
 }
 
@@ -211,21 +243,37 @@ fn cpu_time(pid: u32) -> u64 {
 fn a_slow_reader_gets_every_reply_and_the_refusal() {
     for trigger in [&[][..], &["--edge"][..]] {
         let server = Server::lesson(13, trigger);
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let socket = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::STREAM,
+            None,
+        )
+        .unwrap();
         // Before connect, so the window it advertises is small too.
         socket.set_recv_buffer_size(4096).unwrap();
-        socket.connect(&server.addr.parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+        socket
+            .connect(
+                &server.addr.parse::<std::net::SocketAddr>().unwrap().into(),
+            )
+            .unwrap();
         let stream = TcpStream::from(socket);
-        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
-        let lines: Vec<u8> =
-            (0..200).flat_map(|i| format!("line {i:03} {}\n", ".".repeat(90)).into_bytes()).collect();
-        (&stream).write_all(&[lines.as_slice(), &[b'x'; 5000]].concat()).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let lines: Vec<u8> = (0..200)
+            .flat_map(|i| {
+                format!("line {i:03} {}\n", ".".repeat(90)).into_bytes()
+            })
+            .collect();
+        (&stream)
+            .write_all(&[lines.as_slice(), &[b'x'; 5000]].concat())
+            .unwrap();
         let mut got = Vec::new();
         let mut buf = [0u8; 1024];
         loop {
-            let n = (&stream)
-                .read(&mut buf)
-                .unwrap_or_else(|e| panic!("{trigger:?}: {e} after {} bytes", got.len()));
+            let n = (&stream).read(&mut buf).unwrap_or_else(|e| {
+                panic!("{trigger:?}: {e} after {} bytes", got.len())
+            });
             if n == 0 {
                 break;
             }

@@ -55,7 +55,8 @@ static ONE_CROWD_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Runs the whole load against the server at `addr` and checks every reply.
 pub fn serve_them_all(addr: &str) -> Report {
-    let _turn = ONE_CROWD_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let _turn =
+        ONE_CROWD_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let addr: SocketAddr = addr.parse().expect("server address");
 
     // Present the whole time: one client that never says a word...
@@ -104,7 +105,10 @@ pub fn serve_them_all(addr: &str) -> Report {
     let slow_lines = slow.join().expect("the slow client failed");
     // The idle client was never dropped nor mixed up with anyone: it is
     // answered now, with its own line.
-    assert_eq!(exchange(&idle, b"idle client, still here\n"), b"idle client, still here\n");
+    assert_eq!(
+        exchange(&idle, b"idle client, still here\n"),
+        b"idle client, still here\n"
+    );
     Report { elapsed, slow_lines }
 }
 
@@ -124,11 +128,16 @@ fn well_behaved_client(id: usize, stream: TcpStream) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut writer = &stream;
     for batch in 0..LINES / BATCH {
-        let lines: Vec<String> = (0..BATCH).map(|i| line(id, batch * BATCH + i)).collect();
-        writer.write_all(lines.concat().as_bytes()).unwrap_or_else(|e| panic!("client {id}: send: {e}"));
+        let lines: Vec<String> =
+            (0..BATCH).map(|i| line(id, batch * BATCH + i)).collect();
+        writer
+            .write_all(lines.concat().as_bytes())
+            .unwrap_or_else(|e| panic!("client {id}: send: {e}"));
         for expected in &lines {
             let mut got = String::new();
-            reader.read_line(&mut got).unwrap_or_else(|e| panic!("client {id}: recv: {e}"));
+            reader
+                .read_line(&mut got)
+                .unwrap_or_else(|e| panic!("client {id}: recv: {e}"));
             assert_eq!(&got, expected, "client {id} got someone else's reply");
         }
     }
@@ -221,11 +230,13 @@ const IN_FLIGHT_LINES: usize = 100;
 pub fn shutdown_with_requests_in_flight(server: &mut Server, clients: usize) {
     let addr: SocketAddr = server.addr.parse().expect("server address");
     let idle = connect(addr);
-    let streams: Vec<TcpStream> = (0..clients).map(|_| small_window(addr)).collect();
+    let streams: Vec<TcpStream> =
+        (0..clients).map(|_| small_window(addr)).collect();
     let mut expected = Vec::new();
     for (id, stream) in streams.iter().enumerate() {
-        let lines: String =
-            (0..IN_FLIGHT_LINES).map(|n| format!("in flight {id} {n} {}\n", "z".repeat(80))).collect();
+        let lines: String = (0..IN_FLIGHT_LINES)
+            .map(|n| format!("in flight {id} {n} {}\n", "z".repeat(80)))
+            .collect();
         (&*stream).write_all(lines.as_bytes()).expect("send");
         expected.push(lines);
     }
@@ -233,7 +244,8 @@ pub fn shutdown_with_requests_in_flight(server: &mut Server, clients: usize) {
         wait_until_acknowledged(stream);
     }
 
-    kill(Pid::from_raw(server.pid() as i32), Signal::SIGINT).expect("send SIGINT");
+    kill(Pid::from_raw(server.pid() as i32), Signal::SIGINT)
+        .expect("send SIGINT");
 
     for (id, (stream, expected)) in streams.iter().zip(&expected).enumerate() {
         let mut got = Vec::new();
@@ -246,7 +258,12 @@ pub fn shutdown_with_requests_in_flight(server: &mut Server, clients: usize) {
                 server.transcript()
             );
         }
-        assert!(got == expected.as_bytes(), "client {id}: {} of {} reply bytes", got.len(), expected.len());
+        assert!(
+            got == expected.as_bytes(),
+            "client {id}: {} of {} reply bytes",
+            got.len(),
+            expected.len()
+        );
     }
     let mut buf = [0u8; 16];
     assert_eq!((&idle).read(&mut buf).expect("idle client"), 0);
@@ -283,7 +300,13 @@ fn wait_until_acknowledged(stream: &TcpStream) {
         // not yet acknowledged (man 7 tcp).
         // SAFETY: the descriptor is open for the whole call, and the request
         // writes one c_int through the pointer, which points to one.
-        let ret = unsafe { nix::libc::ioctl(stream.as_raw_fd(), nix::libc::TIOCOUTQ, &mut unacknowledged) };
+        let ret = unsafe {
+            nix::libc::ioctl(
+                stream.as_raw_fd(),
+                nix::libc::TIOCOUTQ,
+                &mut unacknowledged,
+            )
+        };
         assert_eq!(ret, 0, "ioctl SIOCOUTQ");
         if unacknowledged == 0 {
             return;

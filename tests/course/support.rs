@@ -31,7 +31,10 @@ pub fn root() -> &'static Path {
 /// (`target/<profile>/deps/course-<hash>`).
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    exe.parent().and_then(Path::parent).expect("test binary lives in target/<profile>/deps").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
 }
 
 /// Builds every lesson binary once per test run and returns the path of
@@ -44,7 +47,15 @@ pub fn bin(n: u32) -> PathBuf {
         let profile = if dir.ends_with("release") { "release" } else { "dev" };
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "--bins", "--profile", profile, "-p", "lesson-*"])
+            .args([
+                "build",
+                "--quiet",
+                "--bins",
+                "--profile",
+                profile,
+                "-p",
+                "lesson-*",
+            ])
             .arg("--target-dir")
             .arg(target_dir)
             .current_dir(root())
@@ -64,13 +75,22 @@ pub fn normalize(text: &str) -> String {
     let filters = FILTERS.get_or_init(|| {
         vec![
             // Port 0 stays: it is what the lessons ask for, not what they got.
-            (Regex::new(r"(127\.0\.0\.1|\[::1\]|localhost):[1-9][0-9]*").unwrap(), "$1:[PORT]"),
+            (
+                Regex::new(r"(127\.0\.0\.1|\[::1\]|localhost):[1-9][0-9]*")
+                    .unwrap(),
+                "$1:[PORT]",
+            ),
             // A socket's inode, and the length of the link text that holds it.
-            (Regex::new(r#"= [0-9]+  \("(socket|pipe):\[[0-9]+\]"#).unwrap(), "= [LEN]  (\"$1:[INODE]"),
+            (
+                Regex::new(r#"= [0-9]+  \("(socket|pipe):\[[0-9]+\]"#).unwrap(),
+                "= [LEN]  (\"$1:[INODE]",
+            ),
             (Regex::new(r"(socket|pipe):\[[0-9]+\]").unwrap(), "$1:[INODE]"),
         ]
     });
-    filters.iter().fold(text.to_string(), |text, (re, with)| re.replace_all(&text, *with).into_owned())
+    filters.iter().fold(text.to_string(), |text, (re, with)| {
+        re.replace_all(&text, *with).into_owned()
+    })
 }
 
 /// Snapshots `text` as `tests/snapshots/<name>.snap`, without the source
@@ -135,7 +155,11 @@ pub fn run_leaking(n: u32, args: &[&str], leaked: &[i32]) -> Output {
             Ok(())
         });
     }
-    let child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
     wait_bounded(child.expect("spawn child"))
 }
 
@@ -152,7 +176,12 @@ fn only_std_fds(command: &mut Command) -> &mut Command {
         command.pre_exec(|| {
             // Mark them close-on-exec rather than closing them: std's own pipe
             // that reports a failed exec must stay open until the exec.
-            let marked = libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+            let marked = libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
             if marked == -1 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -195,7 +224,10 @@ pub fn stable_demo(n: u32) -> String {
     let first = normalize(&stdout_of(&run(n, &[], b"")));
     for run_no in 2..=RUNS {
         let again = normalize(&stdout_of(&run(n, &[], b"")));
-        assert_eq!(first, again, "lesson {n}: run {run_no} printed a different transcript");
+        assert_eq!(
+            first, again,
+            "lesson {n}: run {run_no} printed a different transcript"
+        );
     }
     first
 }
@@ -207,7 +239,10 @@ pub fn stable_run(n: u32, args: &[&str], runs: usize) -> String {
     let first = normalize(&stdout_of(&run(n, args, b"")));
     for run_no in 2..=runs {
         let again = normalize(&stdout_of(&run(n, args, b"")));
-        assert_eq!(first, again, "lesson {n} {args:?}: run {run_no} printed a different transcript");
+        assert_eq!(
+            first, again,
+            "lesson {n} {args:?}: run {run_no} printed a different transcript"
+        );
     }
     first
 }
@@ -237,7 +272,8 @@ impl Server {
             .spawn()
             .expect("spawn server");
         let lines = read_lines(child.stdout.take().expect("stdout"));
-        let mut server = Server { child, lines, seen: Vec::new(), addr: String::new() };
+        let mut server =
+            Server { child, lines, seen: Vec::new(), addr: String::new() };
         let line = server.wait_for("Listening on ");
         let addr = line
             .split("Listening on ")
@@ -250,7 +286,11 @@ impl Server {
 
     /// Starts lesson `n`'s `server` on `127.0.0.1:0` with extra `args`.
     pub fn lesson(n: u32, args: &[&str]) -> Server {
-        Server::start(Command::new(bin(n)).args(["server", "--addr", "127.0.0.1:0"]).args(args))
+        Server::start(
+            Command::new(bin(n))
+                .args(["server", "--addr", "127.0.0.1:0"])
+                .args(args),
+        )
     }
 
     /// Reads lines until one contains `needle` and returns it; fails the
@@ -266,7 +306,10 @@ impl Server {
                         return line;
                     }
                 }
-                Err(_) => panic!("server never printed {needle:?}; it printed:\n{}", self.seen.join("\n")),
+                Err(_) => panic!(
+                    "server never printed {needle:?}; it printed:\n{}",
+                    self.seen.join("\n")
+                ),
             }
         }
     }
@@ -316,7 +359,10 @@ impl Server {
                 // The reader thread ends when the server's stdout closes.
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("server did not exit; it printed:\n{}", self.seen.join("\n"))
+                    panic!(
+                        "server did not exit; it printed:\n{}",
+                        self.seen.join("\n")
+                    )
                 }
             }
         }
@@ -339,16 +385,28 @@ fn read_lines(stdout: ChildStdout) -> Receiver<String> {
 
 /// Runs `python3 script args...` from `tests/fixtures`, bounded in time.
 pub fn python(script: &str, args: &[&str], stdin: &[u8]) -> Output {
-    run_with(Command::new("python3").arg(root().join("tests/fixtures").join(script)).args(args), stdin)
+    run_with(
+        Command::new("python3")
+            .arg(root().join("tests/fixtures").join(script))
+            .args(args),
+        stdin,
+    )
 }
 
 /// Whether a tool is installed. In CI (`CI` set) a missing tool fails the
 /// test instead: CI installs every tool the tests use.
 pub fn have(tool: &str) -> bool {
-    let found = Command::new(tool).arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    let found = Command::new(tool)
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
     if !found {
         assert!(std::env::var_os("CI").is_none(), "{tool} is required in CI");
-        eprintln!("{tool} is not installed: skipping the part of this test that uses it");
+        eprintln!(
+            "{tool} is not installed: skipping the part of this test that uses it"
+        );
     }
     found
 }

@@ -60,22 +60,37 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: create
     // An ordinary file first, for comparison: open() returns a descriptor.
     let file = open(ORDINARY_FILE, OFlag::O_RDONLY, Mode::empty());
-    t.server(call("open").args(format!("{ORDINARY_FILE:?}, O_RDONLY")).returned(&file));
+    t.server(
+        call("open")
+            .args(format!("{ORDINARY_FILE:?}, O_RDONLY"))
+            .returned(&file),
+    );
     let file = file.or_fail(format!("open {ORDINARY_FILE}"))?;
 
     // socket() returns a descriptor from the same table: the next free number.
     // socket2 always adds SOCK_CLOEXEC, so programs we start do not inherit it.
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&socket));
+    t.server(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&socket),
+    );
     let socket = socket.or_fail("socket")?;
     // ANCHOR_END: create
 
     // ANCHOR: fstat
     // fstat() works on any descriptor; the file type bits say what it names.
     let file_stat = fstat(&file).or_fail("fstat")?;
-    t.server(call("fstat").on(&file).gave(&()).detail(file_type(file_stat.st_mode)));
+    t.server(
+        call("fstat").on(&file).gave(&()).detail(file_type(file_stat.st_mode)),
+    );
     let socket_stat = fstat(&socket).or_fail("fstat")?;
-    t.server(call("fstat").on(&socket).gave(&()).detail(file_type(socket_stat.st_mode)));
+    t.server(
+        call("fstat")
+            .on(&socket)
+            .gave(&())
+            .detail(file_type(socket_stat.st_mode)),
+    );
     // ANCHOR_END: fstat
 
     // ANCHOR: proc
@@ -86,7 +101,10 @@ fn demo() -> Result<(), Failure> {
     let socket_link = fd_link(&mut t, socket.as_raw_fd())?;
     let same_inode = socket_link == format!("socket:[{}]", socket_stat.st_ino);
     t.server_note(format!("fd {} is {socket_link}", socket.as_raw_fd()));
-    t.server_note(format!("same inode as fstat's st_ino: {}", yes_no(same_inode)));
+    t.server_note(format!(
+        "same inode as fstat's st_ino: {}",
+        yes_no(same_inode)
+    ));
     // ANCHOR_END: proc
 
     // ANCHOR: seek
@@ -106,9 +124,16 @@ fn demo() -> Result<(), Failure> {
 
     // The next descriptor reuses the lowest free number: the one just closed.
     let again = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&again));
+    t.server(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&again),
+    );
     let again = again.or_fail("socket")?;
-    t.server_note(format!("the closed number was reused: {}", yes_no(again.as_raw_fd() == closed_fd)));
+    t.server_note(format!(
+        "the closed number was reused: {}",
+        yes_no(again.as_raw_fd() == closed_fd)
+    ));
 
     let again_fd = again.as_raw_fd();
     t.server(call("close").on_fd(again_fd).returned(&close(again)));
@@ -133,7 +158,9 @@ fn fd_link(t: &mut Transcript, fd: RawFd) -> Result<String, Failure> {
             t.server(shown.failed(err));
             Ok(String::new())
         }
-        Err(_) => target.map(|_| String::new()).or_fail(format!("readlink {}", path.display())),
+        Err(_) => target
+            .map(|_| String::new())
+            .or_fail(format!("readlink {}", path.display())),
     }
 }
 

@@ -84,7 +84,11 @@ fn demo() -> Result<(), Failure> {
     // The server's socket: IPv4 (AF_INET), a byte stream (SOCK_STREAM = TCP).
     // socket2 adds SOCK_CLOEXEC on its own (see lesson 1).
     let listener = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&listener));
+    t.server(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&listener),
+    );
     let listener = listener.or_fail("socket")?;
 
     // Port 0: the kernel picks a free port, so the demo never collides.
@@ -95,7 +99,9 @@ fn demo() -> Result<(), Failure> {
 
     // getsockname() tells us which port the kernel picked.
     let addr = listener.local_addr().or_fail("getsockname")?;
-    let addr = addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let addr = addr
+        .as_socket()
+        .ok_or(Failure::new("getsockname", "not an IP address"))?;
     t.server(call("getsockname").on(&listener).gave(&()).detail(addr));
 
     // From here on the kernel answers connection requests for this port.
@@ -106,7 +112,11 @@ fn demo() -> Result<(), Failure> {
 
     // ANCHOR: demo_connect
     let client = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&client));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&client),
+    );
     let client = client.or_fail("socket")?;
 
     // The three-way handshake happens here, inside the kernel; the server
@@ -127,7 +137,9 @@ fn demo() -> Result<(), Failure> {
     // The article's conn.settimeout(10): a recv that waits longer fails.
     let timeout = Duration::from_secs(10);
     let set = conn.set_read_timeout(Some(timeout));
-    t.server(call("setsockopt").on(&conn).args("SO_RCVTIMEO, 10 s").returned(&set));
+    t.server(
+        call("setsockopt").on(&conn).args("SO_RCVTIMEO, 10 s").returned(&set),
+    );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     // ANCHOR_END: demo_timeout
 
@@ -142,7 +154,13 @@ fn demo() -> Result<(), Failure> {
     let mut buf = [0u8; RECV_SIZE];
     let got = (&conn).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
+    t.server(
+        call("recv")
+            .on(&conn)
+            .args(RECV_SIZE)
+            .returned(&got)
+            .detail(bytes(&buf[..n])),
+    );
     got.or_fail("recv")?;
 
     // The server echoes what it got.
@@ -153,7 +171,13 @@ fn demo() -> Result<(), Failure> {
     let mut reply = [0u8; RECV_SIZE];
     let got = (&client).read(&mut reply);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(bytes(&reply[..n])));
+    t.client(
+        call("recv")
+            .on(&client)
+            .args(RECV_SIZE)
+            .returned(&got)
+            .detail(bytes(&reply[..n])),
+    );
     got.or_fail("recv")?;
     // ANCHOR_END: demo_exchange
 
@@ -176,7 +200,11 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: demo_silent
     t.section("a client that connects and says nothing");
     let quiet = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&quiet));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&quiet),
+    );
     let quiet = quiet.or_fail("socket")?;
     let connected = quiet.connect(&addr.into());
     t.client(call("connect").on(&quiet).args(addr).returned(&connected));
@@ -187,7 +215,9 @@ fn demo() -> Result<(), Failure> {
     let (conn, _peer) = accepted.or_fail("accept")?;
     // 100 ms instead of the article's 10 s, so the demo does not keep you.
     let set = conn.set_read_timeout(Some(Duration::from_millis(100)));
-    t.server(call("setsockopt").on(&conn).args("SO_RCVTIMEO, 100 ms").returned(&set));
+    t.server(
+        call("setsockopt").on(&conn).args("SO_RCVTIMEO, 100 ms").returned(&set),
+    );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
 
     // The timeout surfaces as EAGAIN, which Rust calls WouldBlock. The
@@ -221,15 +251,22 @@ fn demo() -> Result<(), Failure> {
 
 /// The article's server, corrected: it serves one client at a time, echoes
 /// what it receives, and survives clients that go quiet or misbehave.
-fn server(addr: SocketAddr, backlog: i32, timeout: Duration) -> Result<(), Failure> {
+fn server(
+    addr: SocketAddr,
+    backlog: i32,
+    timeout: Duration,
+) -> Result<(), Failure> {
     // ANCHOR: server
-    let listener = Socket::new(Domain::for_address(addr), Type::STREAM, None).or_fail("socket")?;
+    let listener = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .or_fail("socket")?;
     println!("Socket Created");
     // A failed bind (port in use, address not on this machine) ends the
     // program with a message and a non-zero exit status.
     listener.bind(&addr.into()).or_fail(format!("bind {addr}"))?;
     let local = listener.local_addr().or_fail("getsockname")?;
-    let local = local.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let local = local
+        .as_socket()
+        .ok_or(Failure::new("getsockname", "not an IP address"))?;
     println!("Socket Bind Complete");
     listener.listen(backlog).or_fail("listen")?;
     println!("Listening on {local} (backlog {backlog})");
@@ -243,7 +280,8 @@ fn server(addr: SocketAddr, backlog: i32, timeout: Duration) -> Result<(), Failu
                 continue;
             }
         };
-        let peer = peer.as_socket().map_or("unknown".to_string(), |p| p.to_string());
+        let peer =
+            peer.as_socket().map_or("unknown".to_string(), |p| p.to_string());
         println!("Connected with {peer}");
         serve_one(&conn, &peer, timeout);
         // Dropping the socket closes it.
@@ -267,7 +305,9 @@ fn serve_one(conn: &Socket, peer: &str, timeout: Duration) {
             }
             Ok(n) => &buf[..n],
             Err(err) if is_timeout_error(&err) => {
-                println!("No data from {peer} for {timeout:?}: closing this connection");
+                println!(
+                    "No data from {peer} for {timeout:?}: closing this connection"
+                );
                 return;
             }
             Err(err) => {
@@ -275,11 +315,18 @@ fn serve_one(conn: &Socket, peer: &str, timeout: Duration) {
                 return;
             }
         };
-        println!("Received {} bytes from {peer}: {}", received.len(), bytes(received));
+        println!(
+            "Received {} bytes from {peer}: {}",
+            received.len(),
+            bytes(received)
+        );
         // One send may take fewer bytes than offered; lesson 4 shows when.
         match conn.send(received) {
             Ok(n) if n == received.len() => {}
-            Ok(n) => println!("send to {peer}: only {n} of {} bytes sent", received.len()),
+            Ok(n) => println!(
+                "send to {peer}: only {n} of {} bytes sent",
+                received.len()
+            ),
             Err(err) => {
                 println!("send to {peer}: {err}; closing this connection");
                 return;
@@ -292,7 +339,8 @@ fn serve_one(conn: &Socket, peer: &str, timeout: Duration) {
 /// The article's client: prompt, send, print the reply, until an empty line.
 fn client(addr: SocketAddr) -> Result<(), Failure> {
     // ANCHOR: client
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).or_fail("socket")?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .or_fail("socket")?;
     println!("Socket Created");
     socket.connect(&addr.into()).or_fail(format!("connect {addr}"))?;
     println!("Connected to {addr}");

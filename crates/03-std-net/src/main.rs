@@ -69,7 +69,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-03", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server { addr, timeout }) => server(addr, seconds("--timeout", timeout)?),
+        Some(Command::Server { addr, timeout }) => {
+            server(addr, seconds("--timeout", timeout)?)
+        }
         Some(Command::Client { addr }) => client(addr),
     })
 }
@@ -82,11 +84,18 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: demo_listen
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
     t.server_note(format!("TcpListener::bind(\"{wanted}\") makes four calls:"));
-    let listener = TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&listener));
+    let listener =
+        TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
+    t.server(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .gave(&listener),
+    );
     // Set before bind, so a restarted server can bind while connections of
     // its previous run linger in TIME_WAIT (lesson 7).
-    t.server(call("setsockopt").on(&listener).args("SO_REUSEADDR, 1").gave(&()));
+    t.server(
+        call("setsockopt").on(&listener).args("SO_REUSEADDR, 1").gave(&()),
+    );
     t.server(call("bind").on(&listener).args(wanted).gave(&()));
     t.server(call("listen").on(&listener).args(STD_BACKLOG).gave(&()));
 
@@ -97,23 +106,31 @@ fn demo() -> Result<(), Failure> {
     // Ask the kernel, rather than trusting the paragraph above.
     let reuse = SockRef::from(&listener).reuse_address();
     t.server_note("socket2's SockRef::reuse_address(), to check:");
-    t.server(call("getsockopt").on(&listener).args("SO_REUSEADDR").returned(&reuse));
+    t.server(
+        call("getsockopt").on(&listener).args("SO_REUSEADDR").returned(&reuse),
+    );
     // ANCHOR_END: demo_listen
 
     // ANCHOR: demo_connect
     t.client_note(format!("TcpStream::connect(\"{addr}\"):"));
     let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&client));
+    t.client(
+        call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&client),
+    );
     t.client(call("connect").on(&client).args(addr).gave(&()));
 
     t.server_note("listener.accept():");
     let accepted = listener.accept();
-    t.server(call("accept").on(&listener).args("SOCK_CLOEXEC").returned(&accepted));
+    t.server(
+        call("accept").on(&listener).args("SOCK_CLOEXEC").returned(&accepted),
+    );
     let (conn, _peer) = accepted.or_fail("accept")?;
 
     t.server_note("conn.set_read_timeout(Some(10 s)):");
     let set = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    t.server(call("setsockopt").on(&conn).args("SO_RCVTIMEO, 10 s").returned(&set));
+    t.server(
+        call("setsockopt").on(&conn).args("SO_RCVTIMEO, 10 s").returned(&set),
+    );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     // ANCHOR_END: demo_connect
 
@@ -122,24 +139,48 @@ fn demo() -> Result<(), Failure> {
     t.client_note("client.write_all(b\"hello, server\\n\"):");
     (&client).write_all(request).or_fail("send")?;
     // MSG_NOSIGNAL: a closed peer gives EPIPE, not a fatal SIGPIPE (lesson 6).
-    t.client(call("send").on(&client).args(bytes(request)).args("MSG_NOSIGNAL").gave(&request.len()));
+    t.client(
+        call("send")
+            .on(&client)
+            .args(bytes(request))
+            .args("MSG_NOSIGNAL")
+            .gave(&request.len()),
+    );
 
     t.server_note("conn.read(&mut buf):");
     let mut buf = [0u8; RECV_SIZE];
     let got = (&conn).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
+    t.server(
+        call("recv")
+            .on(&conn)
+            .args(RECV_SIZE)
+            .returned(&got)
+            .detail(bytes(&buf[..n])),
+    );
     got.or_fail("recv")?;
 
     t.server_note("conn.write_all(&buf[..n]):");
     (&conn).write_all(&buf[..n]).or_fail("send")?;
-    t.server(call("send").on(&conn).args(bytes(&buf[..n])).args("MSG_NOSIGNAL").gave(&n));
+    t.server(
+        call("send")
+            .on(&conn)
+            .args(bytes(&buf[..n]))
+            .args("MSG_NOSIGNAL")
+            .gave(&n),
+    );
 
     t.client_note("client.read(&mut reply):");
     let mut reply = [0u8; RECV_SIZE];
     let got = (&client).read(&mut reply);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(bytes(&reply[..n])));
+    t.client(
+        call("recv")
+            .on(&client)
+            .args(RECV_SIZE)
+            .returned(&got)
+            .detail(bytes(&reply[..n])),
+    );
     got.or_fail("recv")?;
     // ANCHOR_END: demo_exchange
 
@@ -163,11 +204,19 @@ fn demo() -> Result<(), Failure> {
     t.section("accepting is not answering");
     t.client_note(format!("TcpStream::connect(\"{addr}\"), then a request:"));
     let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&client));
+    t.client(
+        call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&client),
+    );
     t.client(call("connect").on(&client).args(addr).gave(&()));
     let request = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
     (&client).write_all(request).or_fail("send")?;
-    t.client(call("send").on(&client).args(bytes(request)).args("MSG_NOSIGNAL").gave(&request.len()));
+    t.client(
+        call("send")
+            .on(&client)
+            .args(bytes(request))
+            .args("MSG_NOSIGNAL")
+            .gave(&request.len()),
+    );
 
     // A server that accepts and drops the stream without reading or
     // answering: the unread request makes close() send RST, not FIN.
@@ -191,7 +240,9 @@ fn demo() -> Result<(), Failure> {
     t.section("raw socket2, for comparison");
     // socket2 makes exactly the calls you ask for: no SO_REUSEADDR.
     let raw = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&raw));
+    t.server(
+        call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&raw),
+    );
     let raw = raw.or_fail("socket")?;
     let reuse = raw.reuse_address();
     t.server(call("getsockopt").on(&raw).args("SO_REUSEADDR").returned(&reuse));
@@ -246,7 +297,9 @@ fn serve_one(conn: &TcpStream, peer: SocketAddr, timeout: Duration) {
             }
             Ok(n) => &buf[..n],
             Err(err) if is_timeout_error(&err) => {
-                println!("No data from {peer} for {timeout:?}: closing this connection");
+                println!(
+                    "No data from {peer} for {timeout:?}: closing this connection"
+                );
                 return;
             }
             Err(err) => {
@@ -254,7 +307,11 @@ fn serve_one(conn: &TcpStream, peer: SocketAddr, timeout: Duration) {
                 return;
             }
         };
-        println!("Received {} bytes from {peer}: {}", received.len(), bytes(received));
+        println!(
+            "Received {} bytes from {peer}: {}",
+            received.len(),
+            bytes(received)
+        );
         // write_all loops over send until every byte is taken (lesson 4).
         if let Err(err) = (&*conn).write_all(received) {
             println!("send to {peer}: {err}; closing this connection");
@@ -267,7 +324,8 @@ fn serve_one(conn: &TcpStream, peer: SocketAddr, timeout: Duration) {
 /// Lesson 2's client with std.
 fn client(addr: SocketAddr) -> Result<(), Failure> {
     // ANCHOR: client
-    let mut stream = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
+    let mut stream =
+        TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     println!("Connected to {addr}");
 
     let mut stdin = io::stdin().lock();

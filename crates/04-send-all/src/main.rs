@@ -102,7 +102,9 @@ fn main() -> ExitCode {
         Some(Command::Server { addr, size, sndbuf, timeout }) => {
             server(addr, size, sndbuf, seconds("--timeout", timeout)?)
         }
-        Some(Command::Client { addr, pause }) => client(addr, pause_for(pause)?),
+        Some(Command::Client { addr, pause }) => {
+            client(addr, pause_for(pause)?)
+        }
     })
 }
 
@@ -115,30 +117,50 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: demo_buffers
     t.section("one send, fewer bytes than asked");
     let listener = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&listener));
+    t.server(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&listener),
+    );
     let listener = listener.or_fail("socket")?;
     // A small receive buffer, set before listen: accepted sockets inherit
     // it, and the window it allows is announced in the handshake (man 7 tcp).
     let set = listener.set_recv_buffer_size(SMALL_BUFFER);
-    t.server(call("setsockopt").on(&listener).args(format!("SO_RCVBUF, {SMALL_BUFFER}")).returned(&set));
+    t.server(
+        call("setsockopt")
+            .on(&listener)
+            .args(format!("SO_RCVBUF, {SMALL_BUFFER}"))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_RCVBUF")?;
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
     let bound = listener.bind(&wanted.into());
     t.server(call("bind").on(&listener).args(wanted).returned(&bound));
     bound.or_fail(format!("bind {wanted}"))?;
     let addr = listener.local_addr().or_fail("getsockname")?;
-    let addr = addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let addr = addr
+        .as_socket()
+        .ok_or(Failure::new("getsockname", "not an IP address"))?;
     t.server(call("getsockname").on(&listener).gave(&()).detail(addr));
     let listening = listener.listen(5);
     t.server(call("listen").on(&listener).args(5).returned(&listening));
     listening.or_fail("listen")?;
 
     let client = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&client));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&client),
+    );
     let client = client.or_fail("socket")?;
     // A small send buffer too, so the two buffers together hold little.
     let set = client.set_send_buffer_size(SMALL_BUFFER);
-    t.client(call("setsockopt").on(&client).args(format!("SO_SNDBUF, {SMALL_BUFFER}")).returned(&set));
+    t.client(
+        call("setsockopt")
+            .on(&client)
+            .args(format!("SO_SNDBUF, {SMALL_BUFFER}"))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_SNDBUF")?;
     // Ask what the kernel really set: it doubles the value, to leave room
     // for its own bookkeeping (man 7 socket, SO_SNDBUF).
@@ -156,7 +178,9 @@ fn demo() -> Result<(), Failure> {
     let size = conn.recv_buffer_size().map(OptionValue);
     t.server(call("getsockopt").on(&conn).args("SO_RCVBUF").returned(&size));
     size.or_fail("getsockopt SO_RCVBUF")?;
-    t.server_note("inherited from the listener, doubled; the server does not read yet");
+    t.server_note(
+        "inherited from the listener, doubled; the server does not read yet",
+    );
     // ANCHOR_END: demo_buffers
 
     // ANCHOR: demo_short
@@ -164,7 +188,10 @@ fn demo() -> Result<(), Failure> {
     // kernel copies what fits and returns that count instead of blocking.
     let first = send(client.as_raw_fd(), &data, MsgFlags::MSG_DONTWAIT);
     t.client(short_send(
-        call("send").on(&client).args(format!("{TOTAL} bytes, MSG_DONTWAIT")).returned(&first),
+        call("send")
+            .on(&client)
+            .args(format!("{TOTAL} bytes, MSG_DONTWAIT"))
+            .returned(&first),
         &first,
         TOTAL,
         "N",
@@ -193,8 +220,11 @@ fn demo() -> Result<(), Failure> {
         let result = client.send(&data[sent..]);
         sends += 1;
         let rest = data.len() - sent;
-        let args =
-            if sent == first { format!("the other {TOTAL} - N bytes") } else { format!("{rest} bytes") };
+        let args = if sent == first {
+            format!("the other {TOTAL} - N bytes")
+        } else {
+            format!("{rest} bytes")
+        };
         let narrated = call("send").on(&client).args(args).returned(&result);
         t.client(match &result {
             Ok(n) if *n == rest && sent == first => {
@@ -205,21 +235,34 @@ fn demo() -> Result<(), Failure> {
         match result {
             // The kernel never takes 0 of a non-empty buffer on a stream
             // socket; std's write_all calls that WriteZero. Stop, don't spin.
-            Ok(0) => return Err(Failure::new("send", "the kernel took 0 bytes")),
+            Ok(0) => {
+                return Err(Failure::new("send", "the kernel took 0 bytes"));
+            }
             Ok(n) => sent += n,
             // A signal arrived before any byte was taken: just try again.
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => {
-                return Err(Failure::new(format!("send (after {sent} of {TOTAL} bytes)"), err));
+                return Err(Failure::new(
+                    format!("send (after {sent} of {TOTAL} bytes)"),
+                    err,
+                ));
             }
         }
     }
-    t.client_note(format!("sent {sent} of {TOTAL} bytes in {sends} sends: the loop ends"));
+    t.client_note(format!(
+        "sent {sent} of {TOTAL} bytes in {sends} sends: the loop ends"
+    ));
     // ANCHOR_END: demo_loop
 
-    let (conn, received, got) =
-        reader.join().map_err(|_| Failure::new("recv", "the server's thread panicked"))?;
-    t.server(call("recv").on(&conn).args(format!("{TOTAL}, MSG_WAITALL")).returned(&received));
+    let (conn, received, got) = reader
+        .join()
+        .map_err(|_| Failure::new("recv", "the server's thread panicked"))?;
+    t.server(
+        call("recv")
+            .on(&conn)
+            .args(format!("{TOTAL}, MSG_WAITALL"))
+            .returned(&received),
+    );
     received.or_fail("recv")?;
     if got != data {
         return Err(Failure::new("recv", "the bytes differ from those sent"));
@@ -235,7 +278,9 @@ fn demo() -> Result<(), Failure> {
     t.section("std's write_all: the same loop, and what it hides");
     t.client_note(format!("TcpStream::connect(\"{addr}\"):"));
     let stream = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&stream));
+    t.client(
+        call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&stream),
+    );
     t.client(call("connect").on(&stream).args(addr).gave(&()));
     let accepted = listener.accept();
     t.server(call("accept").on(&listener).returned(&accepted));
@@ -243,25 +288,44 @@ fn demo() -> Result<(), Failure> {
 
     t.client_note("socket2's SockRef::set_send_buffer_size, as above:");
     let set = SockRef::from(&stream).set_send_buffer_size(SMALL_BUFFER);
-    t.client(call("setsockopt").on(&stream).args(format!("SO_SNDBUF, {SMALL_BUFFER}")).returned(&set));
+    t.client(
+        call("setsockopt")
+            .on(&stream)
+            .args(format!("SO_SNDBUF, {SMALL_BUFFER}"))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_SNDBUF")?;
     // A blocking send that finds no room waits at most this long (man 7
     // socket, SO_SNDTIMEO), then returns what it took, or EAGAIN if nothing.
     t.client_note(format!("stream.set_write_timeout({WRITE_TIMEOUT:?}):"));
     let set = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    t.client(call("setsockopt").on(&stream).args(format!("SO_SNDTIMEO, {WRITE_TIMEOUT:?}")).returned(&set));
+    t.client(
+        call("setsockopt")
+            .on(&stream)
+            .args(format!("SO_SNDTIMEO, {WRITE_TIMEOUT:?}"))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_SNDTIMEO")?;
 
     // write_all is std's loop: send, advance by what was taken, retry on
     // EINTR, stop at the first other error. The server is not reading.
-    t.client_note(format!("stream.write_all(&data), {TOTAL} bytes, the server not reading:"));
+    t.client_note(format!(
+        "stream.write_all(&data), {TOTAL} bytes, the server not reading:"
+    ));
     let result = (&stream).write_all(&data);
     let Err(err) = result else {
-        return Err(Failure::new("write_all", "succeeded although the server never read"));
+        return Err(Failure::new(
+            "write_all",
+            "succeeded although the server never read",
+        ));
     };
     t.client_note("its first sends take what fits, as above, until one");
-    t.client_note(format!("waits {WRITE_TIMEOUT:?} for room and takes nothing:"));
-    t.client(call("send").on(&stream).args("the rest, MSG_NOSIGNAL").failed(&err));
+    t.client_note(format!(
+        "waits {WRITE_TIMEOUT:?} for room and takes nothing:"
+    ));
+    t.client(
+        call("send").on(&stream).args("the rest, MSG_NOSIGNAL").failed(&err),
+    );
     t.client_note("write_all returns this error and no count: how many");
     t.client_note("bytes went before it, the caller cannot know");
     // ANCHOR_END: demo_write_all
@@ -281,19 +345,27 @@ fn demo() -> Result<(), Failure> {
 
 /// Write, write, read: a request in two small pieces, then wait for the
 /// reply. Timed with Nagle's algorithm on (the default), then off.
-fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
+fn nagle(
+    t: &mut Transcript,
+    listener: &Socket,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
     // ANCHOR: demo_nagle
     t.section("write, write, read: Nagle's algorithm meets delayed ACK");
     t.client_note(format!("TcpStream::connect(\"{addr}\"), stream.nodelay():"));
     let stream = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&stream));
+    t.client(
+        call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&stream),
+    );
     t.client(call("connect").on(&stream).args(addr).gave(&()));
     let accepted = listener.accept();
     t.server(call("accept").on(listener).returned(&accepted));
     let (conn, _peer) = accepted.or_fail("accept")?;
     let conn_fd = conn.as_raw_fd();
     let nodelay = stream.nodelay();
-    t.client(call("getsockopt").on(&stream).args("TCP_NODELAY").returned(&nodelay));
+    t.client(
+        call("getsockopt").on(&stream).args("TCP_NODELAY").returned(&nodelay),
+    );
     nodelay.or_fail("getsockopt TCP_NODELAY")?;
     t.client_note("off by default: Nagle's algorithm is on");
 
@@ -304,7 +376,8 @@ fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), 
     let server = thread::spawn(move || {
         let mut request = [0u8; 8];
         for round in 0..rounds {
-            let got = recv(conn.as_raw_fd(), &mut request, MsgFlags::MSG_WAITALL);
+            let got =
+                recv(conn.as_raw_fd(), &mut request, MsgFlags::MSG_WAITALL);
             let answered = match got {
                 Ok(8) => Some(send(conn.as_raw_fd(), b"ok", MsgFlags::empty())),
                 _ => None,
@@ -329,7 +402,12 @@ fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), 
             // Send each write at once, whatever is still unacknowledged.
             t.client_note("stream.set_nodelay(true):");
             let set = stream.set_nodelay(true);
-            t.client(call("setsockopt").on(&stream).args("TCP_NODELAY, 1").returned(&set));
+            t.client(
+                call("setsockopt")
+                    .on(&stream)
+                    .args("TCP_NODELAY, 1")
+                    .returned(&set),
+            );
             set.or_fail("setsockopt TCP_NODELAY")?;
         }
         let mut times = Vec::new();
@@ -342,14 +420,22 @@ fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), 
             let got = (&stream).read(&mut reply);
             let took = start.elapsed();
             if !nodelay && round == 0 {
-                t.client_note("write(b\"head\"), write(b\"body\"), read(&mut reply):");
+                t.client_note(
+                    "write(b\"head\"), write(b\"body\"), read(&mut reply):",
+                );
                 for (piece, result) in [(b"head", &head), (b"body", &body)] {
                     t.client(
-                        call("send").on(&stream).args(bytes(piece)).args("MSG_NOSIGNAL").returned(result),
+                        call("send")
+                            .on(&stream)
+                            .args(bytes(piece))
+                            .args("MSG_NOSIGNAL")
+                            .returned(result),
                     );
                 }
                 let (received, request, answered) =
-                    first_round.recv().map_err(|_| Failure::new("recv", "the server's thread stopped"))?;
+                    first_round.recv().map_err(|_| {
+                        Failure::new("recv", "the server's thread stopped")
+                    })?;
                 let n = *received.as_ref().unwrap_or(&0);
                 t.server(
                     call("recv")
@@ -359,17 +445,31 @@ fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), 
                         .detail(bytes(&request[..n])),
                 );
                 if let Some(answered) = &answered {
-                    t.server(call("send").on_fd(conn_fd).args(bytes(b"ok")).returned(answered));
+                    t.server(
+                        call("send")
+                            .on_fd(conn_fd)
+                            .args(bytes(b"ok"))
+                            .returned(answered),
+                    );
                 }
                 let n = *got.as_ref().unwrap_or(&0);
-                t.client(call("recv").on(&stream).args(16).returned(&got).detail(bytes(&reply[..n])));
+                t.client(
+                    call("recv")
+                        .on(&stream)
+                        .args(16)
+                        .returned(&got)
+                        .detail(bytes(&reply[..n])),
+                );
             } else {
                 times.push(took);
             }
             head.or_fail("send")?;
             body.or_fail("send")?;
             if got.or_fail("recv")? != 2 {
-                return Err(Failure::new("recv", "the server did not answer \"ok\""));
+                return Err(Failure::new(
+                    "recv",
+                    "the server did not answer \"ok\"",
+                ));
             }
         }
         t.client_note(if nodelay {
@@ -388,7 +488,9 @@ fn nagle(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), 
     ));
     // ANCHOR_END: demo_rounds
 
-    let conn = server.join().map_err(|_| Failure::new("recv", "the server's thread panicked"))?;
+    let conn = server
+        .join()
+        .map_err(|_| Failure::new("recv", "the server's thread panicked"))?;
     let stream_fd = stream.as_raw_fd();
     drop(stream);
     t.client(call("close").on_fd(stream_fd).gave(&()));
@@ -405,7 +507,12 @@ fn median(times: &mut [Duration]) -> Duration {
 
 /// Sends each client `size` bytes with a nonblocking write-all loop, and
 /// says what every short send and every wait looked like.
-fn server(addr: SocketAddr, size: usize, sndbuf: usize, timeout: Duration) -> Result<(), Failure> {
+fn server(
+    addr: SocketAddr,
+    size: usize,
+    sndbuf: usize,
+    timeout: Duration,
+) -> Result<(), Failure> {
     // ANCHOR: server
     let listener = TcpListener::bind(addr).or_fail(format!("bind {addr}"))?;
     let local = listener.local_addr().or_fail("getsockname")?;
@@ -429,7 +536,13 @@ fn server(addr: SocketAddr, size: usize, sndbuf: usize, timeout: Duration) -> Re
 
 /// The write-all loop for a nonblocking socket: send what fits, and when
 /// nothing fits, wait (poll) until there is room.
-fn send_all(conn: &TcpStream, peer: SocketAddr, data: &[u8], sndbuf: usize, timeout: Duration) {
+fn send_all(
+    conn: &TcpStream,
+    peer: SocketAddr,
+    data: &[u8],
+    sndbuf: usize,
+    timeout: Duration,
+) {
     // ANCHOR: send_all
     let sock = SockRef::from(conn);
     if let Err(err) = sock.set_send_buffer_size(sndbuf) {
@@ -437,7 +550,9 @@ fn send_all(conn: &TcpStream, peer: SocketAddr, data: &[u8], sndbuf: usize, time
         return;
     }
     match sock.send_buffer_size() {
-        Ok(got) => println!("SO_SNDBUF: asked for {sndbuf}, the kernel set {got}"),
+        Ok(got) => {
+            println!("SO_SNDBUF: asked for {sndbuf}, the kernel set {got}")
+        }
         Err(err) => println!("getsockopt SO_SNDBUF for {peer}: {err}"),
     }
     // Nonblocking: a send that finds no room returns EAGAIN at once
@@ -446,7 +561,8 @@ fn send_all(conn: &TcpStream, peer: SocketAddr, data: &[u8], sndbuf: usize, time
         println!("set_nonblocking for {peer}: {err}; closing");
         return;
     }
-    let poll_timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    let poll_timeout =
+        PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
     let (mut sent, mut sends, mut short, mut waits) = (0, 0, 0, 0);
     while sent < data.len() {
         let rest = data.len() - sent;
@@ -459,7 +575,9 @@ fn send_all(conn: &TcpStream, peer: SocketAddr, data: &[u8], sndbuf: usize, time
                 sends += 1;
                 if n < rest {
                     short += 1;
-                    println!("send: asked to take {rest} bytes, the kernel took {n}");
+                    println!(
+                        "send: asked to take {rest} bytes, the kernel took {n}"
+                    );
                 }
                 sent += n;
             }
@@ -467,11 +585,16 @@ fn send_all(conn: &TcpStream, peer: SocketAddr, data: &[u8], sndbuf: usize, time
                 // No room at all: sleep in poll until the peer's reading
                 // (its ACKs) frees some, or give up after `timeout`.
                 waits += 1;
-                println!("send would block after {sent} of {} bytes: poll for room", data.len());
+                println!(
+                    "send would block after {sent} of {} bytes: poll for room",
+                    data.len()
+                );
                 let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLOUT)];
                 match poll(&mut fds, poll_timeout) {
                     Ok(0) => {
-                        println!("no room for {timeout:?}: {peer} stopped reading; closing");
+                        println!(
+                            "no room for {timeout:?}: {peer} stopped reading; closing"
+                        );
                         return;
                     }
                     Ok(_) => {}
@@ -489,17 +612,22 @@ fn send_all(conn: &TcpStream, peer: SocketAddr, data: &[u8], sndbuf: usize, time
             }
         }
     }
-    println!("Sent {sent} bytes to {peer} in {sends} sends ({short} short, {waits} waits for room)");
+    println!(
+        "Sent {sent} bytes to {peer} in {sends} sends ({short} short, {waits} waits for room)"
+    );
     // ANCHOR_END: send_all
 }
 
 /// Reads until the server closes, and checks every byte.
 fn client(addr: SocketAddr, pause: Duration) -> Result<(), Failure> {
     // ANCHOR: client
-    let mut stream = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
+    let mut stream =
+        TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     println!("Connected to {addr}");
     if !pause.is_zero() {
-        println!("Not reading for {pause:?}: the server's sends go short meanwhile");
+        println!(
+            "Not reading for {pause:?}: the server's sends go short meanwhile"
+        );
         thread::sleep(pause);
     }
     let mut buf = vec![0u8; 64 * 1024];
@@ -514,7 +642,10 @@ fn client(addr: SocketAddr, pause: Duration) -> Result<(), Failure> {
             Err(err) => return Err(Failure::new(format!("recv {addr}"), err)),
         };
         reads += 1;
-        in_order &= buf[..n].iter().enumerate().all(|(i, &b)| b == ((received + i) % 251) as u8);
+        in_order &= buf[..n]
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == ((received + i) % 251) as u8);
         received += n;
     }
     println!("Received {received} bytes in {reads} reads");
@@ -541,7 +672,9 @@ fn short_send<E>(
     name: &str,
 ) -> transcript::Call {
     match result {
-        Ok(n) if *n < asked => narrated.shown(name).detail(format!("short: {name} < {asked}")),
+        Ok(n) if *n < asked => {
+            narrated.shown(name).detail(format!("short: {name} < {asked}"))
+        }
         _ => narrated,
     }
 }

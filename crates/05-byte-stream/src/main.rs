@@ -147,13 +147,21 @@ impl Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameError::LineTooLong { max } => {
-                write!(f, "frame too long: more than {max} bytes before a newline")
+                write!(
+                    f,
+                    "frame too long: more than {max} bytes before a newline"
+                )
             }
             FrameError::LengthTooLong { announced, max } => {
-                write!(f, "frame too long: {announced} bytes announced, at most {max}")
+                write!(
+                    f,
+                    "frame too long: {announced} bytes announced, at most {max}"
+                )
             }
             FrameError::NotText => f.write_str("frame is not UTF-8 text"),
-            FrameError::Truncated => f.write_str("connection closed in the middle of a frame"),
+            FrameError::Truncated => {
+                f.write_str("connection closed in the middle of a frame")
+            }
         }
     }
 }
@@ -164,7 +172,11 @@ impl Display for FrameError {
 /// far: `Ok(None)` if the frame is not complete yet (read more), an error if
 /// it never can be. `pending` never needs to hold more than one frame of
 /// `max` bytes plus its header or newline, whatever the peer sends.
-fn next_frame(framing: Framing, pending: &mut Vec<u8>, max: usize) -> Result<Option<String>, FrameError> {
+fn next_frame(
+    framing: Framing,
+    pending: &mut Vec<u8>,
+    max: usize,
+) -> Result<Option<String>, FrameError> {
     let frame: Vec<u8> = match framing {
         Framing::Line => {
             // Look for the newline only as far as a frame may reach.
@@ -175,7 +187,9 @@ fn next_frame(framing: Framing, pending: &mut Vec<u8>, max: usize) -> Result<Opt
                     line.pop(); // the newline marks the end; it is not data
                     line
                 }
-                None if pending.len() > max => return Err(FrameError::LineTooLong { max }),
+                None if pending.len() > max => {
+                    return Err(FrameError::LineTooLong { max });
+                }
                 None => return Ok(None),
             }
         }
@@ -220,14 +234,20 @@ fn demo() -> Result<(), Failure> {
 
     // ANCHOR: demo_setup
     let listener = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&listener));
+    t.server(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&listener),
+    );
     let listener = listener.or_fail("socket")?;
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
     let bound = listener.bind(&wanted.into());
     t.server(call("bind").on(&listener).args(wanted).returned(&bound));
     bound.or_fail(format!("bind {wanted}"))?;
     let addr = listener.local_addr().or_fail("getsockname")?;
-    let addr = addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let addr = addr
+        .as_socket()
+        .ok_or(Failure::new("getsockname", "not an IP address"))?;
     t.server(call("getsockname").on(&listener).gave(&()).detail(addr));
     let listening = listener.listen(5);
     t.server(call("listen").on(&listener).args(5).returned(&listening));
@@ -247,7 +267,13 @@ fn demo() -> Result<(), Failure> {
     for _ in 0..3 {
         let got = (&conn).read(&mut small);
         let n = *got.as_ref().unwrap_or(&0);
-        t.server(call("recv").on(&conn).args(small.len()).returned(&got).detail(bytes(&small[..n])));
+        t.server(
+            call("recv")
+                .on(&conn)
+                .args(small.len())
+                .returned(&got)
+                .detail(bytes(&small[..n])),
+        );
         got.or_fail("recv")?;
     }
     t.server_note("the reader's buffer cut the pieces, not the sender");
@@ -258,7 +284,9 @@ fn demo() -> Result<(), Failure> {
     // Only so that this demo cannot race: recv waits until 8 bytes are
     // in. A reader that is simply a little late sees the same.
     let set = setsockopt(&conn, RcvLowat, &8);
-    t.server(call("setsockopt").on(&conn).args("SO_RCVLOWAT, 8").returned(&set));
+    t.server(
+        call("setsockopt").on(&conn).args("SO_RCVLOWAT, 8").returned(&set),
+    );
     set.or_fail("setsockopt SO_RCVLOWAT")?;
     for message in [b"one\n", b"two\n"] {
         let sent = client.send(message);
@@ -268,23 +296,39 @@ fn demo() -> Result<(), Failure> {
     let mut buf = [0u8; RECV_SIZE];
     let got = (&conn).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
+    t.server(
+        call("recv")
+            .on(&conn)
+            .args(RECV_SIZE)
+            .returned(&got)
+            .detail(bytes(&buf[..n])),
+    );
     got.or_fail("recv")?;
     t.server_note("both sends in one recv: nothing says where they met,");
     t.server_note("and the article's recv(4096) takes this for one message");
     let set = setsockopt(&conn, RcvLowat, &1);
-    t.server(call("setsockopt").on(&conn).args("SO_RCVLOWAT, 1").returned(&set));
+    t.server(
+        call("setsockopt").on(&conn).args("SO_RCVLOWAT, 1").returned(&set),
+    );
     set.or_fail("setsockopt SO_RCVLOWAT")?;
     // ANCHOR_END: demo_merge
 
     // ANCHOR: demo_line_pieces
-    t.section(format!("framing by newline, at most {DEMO_MAX_FRAME} bytes a frame"));
-    let pieces: [&[u8]; 3] = [b"hel", b"lo\nwor", b"ld\nthis frame is far longer than thirty-two bytes\n"];
+    t.section(format!(
+        "framing by newline, at most {DEMO_MAX_FRAME} bytes a frame"
+    ));
+    let pieces: [&[u8]; 3] = [
+        b"hel",
+        b"lo\nwor",
+        b"ld\nthis frame is far longer than thirty-two bytes\n",
+    ];
     // ANCHOR_END: demo_line_pieces
     framed(&mut t, Framing::Line, client, conn, &pieces)?;
 
     // ANCHOR: demo_length_pieces
-    t.section(format!("framing by length prefix, at most {DEMO_MAX_FRAME} bytes a frame"));
+    t.section(format!(
+        "framing by length prefix, at most {DEMO_MAX_FRAME} bytes a frame"
+    ));
     let (client, conn) = connect_pair(&mut t, &listener, addr)?;
     let pieces: [&[u8]; 3] = [
         b"\0\0\0\x05hel",
@@ -310,12 +354,18 @@ fn connect_pair(
     addr: SocketAddr,
 ) -> Result<(Socket, Socket), Failure> {
     let client = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&client));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&client),
+    );
     let client = client.or_fail("socket")?;
     // Lesson 4: without this, a small send can wait for the previous one's
     // ACK, and the demo would pause for no reason worth showing.
     let set = client.set_tcp_nodelay(true);
-    t.client(call("setsockopt").on(&client).args("TCP_NODELAY, 1").returned(&set));
+    t.client(
+        call("setsockopt").on(&client).args("TCP_NODELAY, 1").returned(&set),
+    );
     set.or_fail("setsockopt TCP_NODELAY")?;
     let connected = client.connect(&addr.into());
     t.client(call("connect").on(&client).args(addr).returned(&connected));
@@ -350,7 +400,13 @@ fn framed(
         // the server reads each one before the client sends the next.
         let got = (&conn).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
+        t.server(
+            call("recv")
+                .on(&conn)
+                .args(RECV_SIZE)
+                .returned(&got)
+                .detail(bytes(&buf[..n])),
+        );
         got.or_fail("recv")?;
         pending.extend_from_slice(&buf[..n]);
 
@@ -360,17 +416,26 @@ fn framed(
             match next_frame(framing, &mut pending, DEMO_MAX_FRAME) {
                 Ok(Some(frame)) => {
                     t.server_note(format!("frame {frame:?}"));
-                    answer.extend(encode(framing, format!("echo: {frame}").as_bytes()));
+                    answer.extend(encode(
+                        framing,
+                        format!("echo: {frame}").as_bytes(),
+                    ));
                 }
                 Ok(None) => {
                     if !pending.is_empty() {
-                        t.server_note(format!("no whole frame yet: keep {} bytes", pending.len()));
+                        t.server_note(format!(
+                            "no whole frame yet: keep {} bytes",
+                            pending.len()
+                        ));
                     }
                     break None;
                 }
                 Err(err) => {
                     t.server_note(format!("refused: {err}"));
-                    answer.extend(encode(framing, format!("error: {err}").as_bytes()));
+                    answer.extend(encode(
+                        framing,
+                        format!("error: {err}").as_bytes(),
+                    ));
                     break Some(err);
                 }
             }
@@ -386,17 +451,26 @@ fn framed(
         if refused.is_some() {
             // FIN after the reply: the client reads the reply, then EOF.
             let shut = conn.shutdown(Shutdown::Write);
-            t.server(call("shutdown").on(&conn).args("SHUT_WR").returned(&shut));
+            t.server(
+                call("shutdown").on(&conn).args("SHUT_WR").returned(&shut),
+            );
             shut.or_fail("shutdown")?;
         }
 
         let got = (&client).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
+        t.client(
+            call("recv")
+                .on(&client)
+                .args(RECV_SIZE)
+                .returned(&got)
+                .detail(bytes(&buf[..n])),
+        );
         got.or_fail("recv")?;
         replies_pending.extend_from_slice(&buf[..n]);
         while let Some(reply) =
-            next_frame(framing, &mut replies_pending, MAX_REPLY).map_err(|err| Failure::new("reply", err))?
+            next_frame(framing, &mut replies_pending, MAX_REPLY)
+                .map_err(|err| Failure::new("reply", err))?
         {
             t.client_note(format!("reply {reply:?}"));
         }
@@ -410,7 +484,11 @@ fn framed(
 
 /// After a refusal: the client sees the end of the stream, and the server
 /// drains what is left before it closes.
-fn end_of_stream(t: &mut Transcript, client: Socket, conn: Socket) -> Result<(), Failure> {
+fn end_of_stream(
+    t: &mut Transcript,
+    client: Socket,
+    conn: Socket,
+) -> Result<(), Failure> {
     // ANCHOR: demo_eof
     let mut buf = [0u8; RECV_SIZE];
     let got = (&client).read(&mut buf);
@@ -438,11 +516,18 @@ fn end_of_stream(t: &mut Transcript, client: Socket, conn: Socket) -> Result<(),
 }
 
 /// Serves clients one at a time with the chosen framing.
-fn server(addr: SocketAddr, framing: Framing, max: usize, timeout: Duration) -> Result<(), Failure> {
+fn server(
+    addr: SocketAddr,
+    framing: Framing,
+    max: usize,
+    timeout: Duration,
+) -> Result<(), Failure> {
     // ANCHOR: server
     let listener = TcpListener::bind(addr).or_fail(format!("bind {addr}"))?;
     let local = listener.local_addr().or_fail("getsockname")?;
-    println!("Listening on {local} ({framing} framing, frames of at most {max} bytes)");
+    println!(
+        "Listening on {local} ({framing} framing, frames of at most {max} bytes)"
+    );
     loop {
         // An accept error concerns one connection, not the server.
         let (conn, peer) = match listener.accept() {
@@ -460,7 +545,13 @@ fn server(addr: SocketAddr, framing: Framing, max: usize, timeout: Duration) -> 
 
 /// Answers frames until the client closes, sends a bad frame, goes quiet
 /// for `timeout`, or fails.
-fn serve_one(conn: &TcpStream, peer: SocketAddr, framing: Framing, max: usize, timeout: Duration) {
+fn serve_one(
+    conn: &TcpStream,
+    peer: SocketAddr,
+    framing: Framing,
+    max: usize,
+    timeout: Duration,
+) {
     // ANCHOR: serve_one
     if let Err(err) = conn.set_read_timeout(Some(timeout)) {
         println!("setsockopt SO_RCVTIMEO for {peer}: {err}; closing");
@@ -484,7 +575,9 @@ fn serve_one(conn: &TcpStream, peer: SocketAddr, framing: Framing, max: usize, t
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) if is_timeout(&err) => {
-                println!("No data from {peer} for {timeout:?}: closing this connection");
+                println!(
+                    "No data from {peer} for {timeout:?}: closing this connection"
+                );
                 return;
             }
             Err(err) => {
@@ -501,7 +594,10 @@ fn serve_one(conn: &TcpStream, peer: SocketAddr, framing: Framing, max: usize, t
             match next_frame(framing, &mut pending, max) {
                 Ok(Some(frame)) => {
                     println!("frame from {peer}: {}", bytes(frame.as_bytes()));
-                    answer.extend(encode(framing, format!("echo: {frame}").as_bytes()));
+                    answer.extend(encode(
+                        framing,
+                        format!("echo: {frame}").as_bytes(),
+                    ));
                 }
                 Ok(None) => break,
                 Err(err) => {
@@ -523,7 +619,13 @@ fn serve_one(conn: &TcpStream, peer: SocketAddr, framing: Framing, max: usize, t
 
 /// Sends `answer` (the replies owed so far) and the error line for `err`,
 /// then closes the connection without losing them.
-fn refuse(conn: &TcpStream, peer: SocketAddr, framing: Framing, err: &FrameError, mut answer: Vec<u8>) {
+fn refuse(
+    conn: &TcpStream,
+    peer: SocketAddr,
+    framing: Framing,
+    err: &FrameError,
+    mut answer: Vec<u8>,
+) {
     // ANCHOR: refuse
     println!("bad frame from {peer}: {err}; replying and closing");
     answer.extend(encode(framing, format!("error: {err}").as_bytes()));
@@ -555,7 +657,8 @@ fn refuse(conn: &TcpStream, peer: SocketAddr, framing: Framing, err: &FrameError
 /// however many recvs it takes to arrive.
 fn client(addr: SocketAddr, framing: Framing) -> Result<(), Failure> {
     // ANCHOR: client
-    let mut stream = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
+    let mut stream =
+        TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     println!("Connected to {addr} ({framing} framing)");
     let mut stdin = io::stdin().lock();
     let mut line = Vec::new();
@@ -578,15 +681,19 @@ fn client(addr: SocketAddr, framing: Framing) -> Result<(), Failure> {
         println!("Send Successfully ({} bytes)", frame.len());
         // Read until one whole reply is in: one recv, or several.
         let reply = loop {
-            if let Some(reply) =
-                next_frame(framing, &mut pending, MAX_REPLY).map_err(|err| Failure::new("reply", err))?
+            if let Some(reply) = next_frame(framing, &mut pending, MAX_REPLY)
+                .map_err(|err| Failure::new("reply", err))?
             {
                 break reply;
             }
             let n = match stream.read(&mut buf) {
                 Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(Failure::new(format!("recv {addr}"), err)),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+                    continue;
+                }
+                Err(err) => {
+                    return Err(Failure::new(format!("recv {addr}"), err));
+                }
             };
             if n == 0 {
                 println!("The server closed the connection");
@@ -609,7 +716,9 @@ fn is_timeout(err: &io::Error) -> bool {
 fn max_frame(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if (1..=LARGEST_MAX_FRAME).contains(&n) => Ok(n),
-        _ => Err(format!("expected a number of bytes from 1 to {LARGEST_MAX_FRAME}")),
+        _ => Err(format!(
+            "expected a number of bytes from 1 to {LARGEST_MAX_FRAME}"
+        )),
     }
 }
 
@@ -617,7 +726,11 @@ fn max_frame(value: &str) -> Result<usize, String> {
 mod tests {
     use super::*;
 
-    fn frames(framing: Framing, input: &[u8], max: usize) -> (Vec<String>, Option<FrameError>, usize) {
+    fn frames(
+        framing: Framing,
+        input: &[u8],
+        max: usize,
+    ) -> (Vec<String>, Option<FrameError>, usize) {
         let mut pending = input.to_vec();
         let mut out = Vec::new();
         loop {
@@ -631,24 +744,38 @@ mod tests {
 
     #[test]
     fn lines_split_and_merged() {
-        assert_eq!(frames(Framing::Line, b"a\nbc\nd", 8), (vec!["a".into(), "bc".into()], None, 1));
+        assert_eq!(
+            frames(Framing::Line, b"a\nbc\nd", 8),
+            (vec!["a".into(), "bc".into()], None, 1)
+        );
         // A line of exactly max bytes is fine; one more byte is not.
         assert_eq!(frames(Framing::Line, b"12345678\n", 8).0, vec!["12345678"]);
-        assert_eq!(frames(Framing::Line, b"123456789", 8).1, Some(FrameError::LineTooLong { max: 8 }));
+        assert_eq!(
+            frames(Framing::Line, b"123456789", 8).1,
+            Some(FrameError::LineTooLong { max: 8 })
+        );
         // Not yet too long: wait for more.
         assert_eq!(frames(Framing::Line, b"12345678", 8), (vec![], None, 8));
-        assert_eq!(frames(Framing::Line, b"ok\n\xff\n", 8).1, Some(FrameError::NotText));
+        assert_eq!(
+            frames(Framing::Line, b"ok\n\xff\n", 8).1,
+            Some(FrameError::NotText)
+        );
     }
 
     #[test]
     fn lengths_split_merged_and_refused_before_buffering() {
-        let two = [encode(Framing::Length, b"hi"), encode(Framing::Length, b"")].concat();
+        let two =
+            [encode(Framing::Length, b"hi"), encode(Framing::Length, b"")]
+                .concat();
         assert_eq!(frames(Framing::Length, &two, 8).0, vec!["hi", ""]);
         assert_eq!(frames(Framing::Length, &two[..5], 8), (vec![], None, 5));
         assert_eq!(
             frames(Framing::Length, b"GET / HTTP/1.1", 8).1,
             Some(FrameError::LengthTooLong { announced: 0x4745_5420, max: 8 })
         );
-        assert_eq!(frames(Framing::Length, b"\0\0\0\x01\xff", 8).1, Some(FrameError::NotText));
+        assert_eq!(
+            frames(Framing::Length, b"\0\0\0\x01\xff", 8).1,
+            Some(FrameError::NotText)
+        );
     }
 }

@@ -117,9 +117,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-06", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server { addr, timeout, abort }) => server(addr, seconds("--timeout", timeout)?, abort),
+        Some(Command::Server { addr, timeout, abort }) => {
+            server(addr, seconds("--timeout", timeout)?, abort)
+        }
         Some(Command::Client { addr }) => client(addr),
-        Some(Command::BrokenPipe { sigpipe, send }) => broken_pipe(sigpipe, send),
+        Some(Command::BrokenPipe { sigpipe, send }) => {
+            broken_pipe(sigpipe, send)
+        }
     })
 }
 
@@ -132,9 +136,12 @@ fn demo() -> Result<(), Failure> {
 
     t.server_note("TcpListener::bind(\"127.0.0.1:0\"), as in lesson 3:");
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let listener = TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
+    let listener =
+        TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
     t.server(call("socket").args(STREAM).gave(&listener));
-    t.server(call("setsockopt").on(&listener).args("SO_REUSEADDR, 1").gave(&()));
+    t.server(
+        call("setsockopt").on(&listener).args("SO_REUSEADDR, 1").gave(&()),
+    );
     t.server(call("bind").on(&listener).args(wanted).gave(&()));
     t.server(call("listen").on(&listener).args(STD_BACKLOG).gave(&()));
     let addr = listener.local_addr().or_fail("getsockname")?;
@@ -155,14 +162,20 @@ fn demo() -> Result<(), Failure> {
 
 /// The client says "that is all" with a FIN and still gets its answer; the
 /// side that sent the first FIN is left in TIME_WAIT.
-fn half_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
+fn half_close(
+    t: &mut Transcript,
+    listener: &TcpListener,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
     t.section("shutdown(Write): done sending, still listening");
     // A client connects and the server accepts it, as in lesson 3.
     let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     t.client(call("socket").args(STREAM).gave(&client));
     t.client(call("connect").on(&client).args(addr).gave(&()));
     let accepted = listener.accept();
-    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    t.server(
+        call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted),
+    );
     let (conn, _peer) = accepted.or_fail("accept")?;
     // Which end is the client's: the 4-tuple to look for afterwards.
     let client_addr = client.local_addr().or_fail("getsockname")?;
@@ -171,7 +184,13 @@ fn half_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> R
     // ANCHOR: half_close
     let request = b"two lines\nof request\n";
     (&client).write_all(request).or_fail("send")?;
-    t.client(call("send").on(&client).args(bytes(request)).args("MSG_NOSIGNAL").gave(&request.len()));
+    t.client(
+        call("send")
+            .on(&client)
+            .args(bytes(request))
+            .args("MSG_NOSIGNAL")
+            .gave(&request.len()),
+    );
     // SHUT_WR queues a FIN after the request: "no more bytes from me". The
     // socket can still receive (man 2 shutdown).
     let shut = client.shutdown(Shutdown::Write);
@@ -185,18 +204,32 @@ fn half_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> R
     loop {
         let got = (&conn).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(shown(&buf[..n])));
+        t.server(
+            call("recv")
+                .on(&conn)
+                .args(RECV_SIZE)
+                .returned(&got)
+                .detail(shown(&buf[..n])),
+        );
         if got.or_fail("recv")? == 0 {
             break;
         }
         total += n;
     }
-    t.server_note("0 bytes: the client has finished sending, and still listens");
+    t.server_note(
+        "0 bytes: the client has finished sending, and still listens",
+    );
 
     // The connection is half open, not closed: the answer goes through.
     let reply = format!("got {total} bytes\n");
     (&conn).write_all(reply.as_bytes()).or_fail("send")?;
-    t.server(call("send").on(&conn).args(bytes(reply.as_bytes())).args("MSG_NOSIGNAL").gave(&reply.len()));
+    t.server(
+        call("send")
+            .on(&conn)
+            .args(bytes(reply.as_bytes()))
+            .args("MSG_NOSIGNAL")
+            .gave(&reply.len()),
+    );
     let conn_fd = conn.as_raw_fd();
     drop(conn);
     t.server(call("close").on_fd(conn_fd).gave(&()));
@@ -204,7 +237,13 @@ fn half_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> R
     loop {
         let got = (&client).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(shown(&buf[..n])));
+        t.client(
+            call("recv")
+                .on(&client)
+                .args(RECV_SIZE)
+                .returned(&got)
+                .detail(shown(&buf[..n])),
+        );
         if got.or_fail("recv")? == 0 {
             break;
         }
@@ -229,21 +268,32 @@ fn half_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> R
 
 /// `SO_LINGER` with a zero timeout: close sends RST and forgets the
 /// connection at once.
-fn abortive_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
+fn abortive_close(
+    t: &mut Transcript,
+    listener: &TcpListener,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
     t.section("SO_LINGER 0: close sends RST");
     // A client connects and the server accepts it, as in lesson 3.
     let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     t.client(call("socket").args(STREAM).gave(&client));
     t.client(call("connect").on(&client).args(addr).gave(&()));
     let accepted = listener.accept();
-    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    t.server(
+        call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted),
+    );
     let (conn, peer) = accepted.or_fail("accept")?;
 
     // ANCHOR: abort
     // linger on, 0 seconds: close() discards anything unsent and sends RST
     // instead of FIN (man 7 socket, SO_LINGER). std cannot set it yet.
     let set = SockRef::from(&conn).set_linger(Some(Duration::ZERO));
-    t.server(call("setsockopt").on(&conn).args("SO_LINGER, {on, 0 s}").returned(&set));
+    t.server(
+        call("setsockopt")
+            .on(&conn)
+            .args("SO_LINGER, {on, 0 s}")
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_LINGER")?;
     let conn_fd = conn.as_raw_fd();
     drop(conn);
@@ -253,7 +303,9 @@ fn abortive_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) 
     let mut buf = [0u8; RECV_SIZE];
     let got = (&client).read(&mut buf);
     t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got));
-    t.client_note("the connection was aborted: whatever the server meant to say is lost");
+    t.client_note(
+        "the connection was aborted: whatever the server meant to say is lost",
+    );
     let client_fd = client.as_raw_fd();
     drop(client);
     t.client(call("close").on_fd(client_fd).gave(&()));
@@ -269,20 +321,32 @@ fn abortive_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) 
 
 /// Pitfall: closing with bytes still unread sends RST, which can cost the
 /// client a reply it already has. Then the fix.
-fn unread_data(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
+fn unread_data(
+    t: &mut Transcript,
+    listener: &TcpListener,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
     t.section("close with unread data sends RST, even after a full reply");
     // A client connects and the server accepts it, as in lesson 3.
     let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     t.client(call("socket").args(STREAM).gave(&client));
     t.client(call("connect").on(&client).args(addr).gave(&()));
     let accepted = listener.accept();
-    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    t.server(
+        call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted),
+    );
     let (conn, _peer) = accepted.or_fail("accept")?;
 
     // ANCHOR: unread
     let request = [b'x'; 2048];
     (&client).write_all(&request).or_fail("send")?;
-    t.client(call("send").on(&client).args(bytes(&request)).args("MSG_NOSIGNAL").gave(&request.len()));
+    t.client(
+        call("send")
+            .on(&client)
+            .args(bytes(&request))
+            .args("MSG_NOSIGNAL")
+            .gave(&request.len()),
+    );
     // The server reads only what it needs (say, the headers)...
     let mut head = [0u8; 512];
     let got = (&conn).read(&mut head);
@@ -291,7 +355,13 @@ fn unread_data(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> 
     // ...answers in full...
     let reply = b"here is your whole reply\n";
     (&conn).write_all(reply).or_fail("send")?;
-    t.server(call("send").on(&conn).args(bytes(reply)).args("MSG_NOSIGNAL").gave(&reply.len()));
+    t.server(
+        call("send")
+            .on(&conn)
+            .args(bytes(reply))
+            .args("MSG_NOSIGNAL")
+            .gave(&reply.len()),
+    );
     // ...and closes with 1536 bytes unread. Data would be lost, so the
     // kernel says so with RST instead of FIN (RFC 2525, section 2.17).
     let conn_fd = conn.as_raw_fd();
@@ -302,7 +372,13 @@ fn unread_data(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> 
     let mut buf = [0u8; RECV_SIZE];
     let got = (&client).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(shown(&buf[..n])));
+    t.client(
+        call("recv")
+            .on(&client)
+            .args(RECV_SIZE)
+            .returned(&got)
+            .detail(shown(&buf[..n])),
+    );
     got.or_fail("recv")?;
     // A client that reads until the end (HTTP/1.0 bodies, `curl`) gets an
     // error where the end should be, and may throw the reply away.
@@ -320,15 +396,29 @@ fn unread_data(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> 
     t.client(call("socket").args(STREAM).gave(&client));
     t.client(call("connect").on(&client).args(addr).gave(&()));
     let accepted = listener.accept();
-    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    t.server(
+        call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted),
+    );
     let (conn, _peer) = accepted.or_fail("accept")?;
     (&client).write_all(&request).or_fail("send")?;
-    t.client(call("send").on(&client).args(bytes(&request)).args("MSG_NOSIGNAL").gave(&request.len()));
+    t.client(
+        call("send")
+            .on(&client)
+            .args(bytes(&request))
+            .args("MSG_NOSIGNAL")
+            .gave(&request.len()),
+    );
     let got = (&conn).read(&mut head);
     t.server(call("recv").on(&conn).args(head.len()).returned(&got));
     got.or_fail("recv")?;
     (&conn).write_all(reply).or_fail("send")?;
-    t.server(call("send").on(&conn).args(bytes(reply)).args("MSG_NOSIGNAL").gave(&reply.len()));
+    t.server(
+        call("send")
+            .on(&conn)
+            .args(bytes(reply))
+            .args("MSG_NOSIGNAL")
+            .gave(&reply.len()),
+    );
     // ANCHOR: drain
     // FIN after the reply: the client sees a clean end of stream...
     let shut = conn.shutdown(Shutdown::Write);
@@ -337,7 +427,13 @@ fn unread_data(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> 
 
     let got = (&client).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(shown(&buf[..n])));
+    t.client(
+        call("recv")
+            .on(&client)
+            .args(RECV_SIZE)
+            .returned(&got)
+            .detail(shown(&buf[..n])),
+    );
     got.or_fail("recv")?;
     let got = (&client).read(&mut buf);
     t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got));
@@ -367,14 +463,20 @@ fn unread_data(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> 
 
 /// Pitfalls: a write to a closed peer does not fail at once, and a Rust
 /// program does not die of SIGPIPE.
-fn write_after_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
+fn write_after_close(
+    t: &mut Transcript,
+    listener: &TcpListener,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
     t.section("writing to a peer that has closed");
     // A client connects and the server accepts it, as in lesson 3.
     let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     t.client(call("socket").args(STREAM).gave(&client));
     t.client(call("connect").on(&client).args(addr).gave(&()));
     let accepted = listener.accept();
-    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    t.server(
+        call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted),
+    );
     let (conn, _peer) = accepted.or_fail("accept")?;
 
     // ANCHOR: epipe
@@ -392,7 +494,13 @@ fn write_after_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAdd
     // The client's socket is closed for reading, so its kernel answers RST.
     let late = b"a late reply\n";
     let first = (&conn).write(late);
-    t.server(call("send").on(&conn).args(bytes(late)).args("MSG_NOSIGNAL").returned(&first));
+    t.server(
+        call("send")
+            .on(&conn)
+            .args(bytes(late))
+            .args("MSG_NOSIGNAL")
+            .returned(&first),
+    );
     first.or_fail("send")?;
 
     // Wait for that RST instead of sleeping: with no events asked for, poll
@@ -402,7 +510,10 @@ fn write_after_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAdd
     let revents = fds[0].revents().unwrap_or(PollFlags::empty());
     t.server(
         call("poll")
-            .args(format!("[{{fd {}, events 0}}], 1, {WAIT_MS} ms", conn.as_raw_fd()))
+            .args(format!(
+                "[{{fd {}, events 0}}], 1, {WAIT_MS} ms",
+                conn.as_raw_fd()
+            ))
             .returned(&ready.map(i64::from))
             .detail(format!("revents {}", poll_flags(revents))),
     );
@@ -410,7 +521,13 @@ fn write_after_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAdd
 
     // The second write fails: EPIPE, which Rust calls BrokenPipe.
     let second = (&conn).write(late);
-    t.server(call("send").on(&conn).args(bytes(late)).args("MSG_NOSIGNAL").returned(&second));
+    t.server(
+        call("send")
+            .on(&conn)
+            .args(bytes(late))
+            .args("MSG_NOSIGNAL")
+            .returned(&second),
+    );
     // ANCHOR_END: epipe
 
     // ANCHOR: sigpipe
@@ -419,7 +536,10 @@ fn write_after_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAdd
     // and its process survives only because Rust's runtime set SIGPIPE to
     // "ignore" before main. The kernel's record of that:
     let ignored = sigpipe_ignored(t)?;
-    t.server_note(format!("SIGPIPE ignored by this process: {}", if ignored { "yes" } else { "no" }));
+    t.server_note(format!(
+        "SIGPIPE ignored by this process: {}",
+        if ignored { "yes" } else { "no" }
+    ));
     let third = SockRef::from(&conn).send(late);
     t.server(call("send").on(&conn).args(bytes(late)).args(0).returned(&third));
     t.server_note("socket2's send, flags 0: SIGPIPE was raised and ignored");
@@ -432,14 +552,20 @@ fn write_after_close(t: &mut Transcript, listener: &TcpListener, addr: SocketAdd
 
 /// Pitfall: a handler that fails halfway tells the peer nothing. Unwinding
 /// drops the stream, and a dropped stream is closed with an ordinary FIN.
-fn panic_mid_reply(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
+fn panic_mid_reply(
+    t: &mut Transcript,
+    listener: &TcpListener,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
     t.section("a handler panics halfway: the peer sees a clean end");
     // A client connects and the server accepts it, as in lesson 3.
     let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     t.client(call("socket").args(STREAM).gave(&client));
     t.client(call("connect").on(&client).args(addr).gave(&()));
     let accepted = listener.accept();
-    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    t.server(
+        call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted),
+    );
     let (conn, _peer) = accepted.or_fail("accept")?;
 
     // ANCHOR: panic
@@ -447,19 +573,27 @@ fn panic_mid_reply(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr)
     // Keep the demo's output clean: the panic message is shown as a note.
     let hook = panic::take_hook();
     panic::set_hook(Box::new(|_| {}));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), Failure> {
-        // The handler owns the stream: when it unwinds, the stream drops.
-        let conn = conn;
-        let part = b"numbers: 1 2 3";
-        (&conn).write_all(part).or_fail("send")?;
-        t.server(call("send").on(&conn).args(bytes(part)).args("MSG_NOSIGNAL").gave(&part.len()));
-        panic!("the database went away");
-    }));
+    let outcome =
+        panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), Failure> {
+            // The handler owns the stream: when it unwinds, the stream drops.
+            let conn = conn;
+            let part = b"numbers: 1 2 3";
+            (&conn).write_all(part).or_fail("send")?;
+            t.server(
+                call("send")
+                    .on(&conn)
+                    .args(bytes(part))
+                    .args("MSG_NOSIGNAL")
+                    .gave(&part.len()),
+            );
+            panic!("the database went away");
+        }));
     panic::set_hook(hook);
     match outcome {
         Ok(result) => result?,
         Err(payload) => {
-            let message = payload.downcast_ref::<&str>().copied().unwrap_or("?");
+            let message =
+                payload.downcast_ref::<&str>().copied().unwrap_or("?");
             t.server_note(format!("the handler panicked: {message}"));
         }
     }
@@ -470,7 +604,13 @@ fn panic_mid_reply(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr)
     loop {
         let got = (&client).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(shown(&buf[..n])));
+        t.client(
+            call("recv")
+                .on(&client)
+                .args(RECV_SIZE)
+                .returned(&got)
+                .detail(shown(&buf[..n])),
+        );
         if got.or_fail("recv")? == 0 {
             break;
         }
@@ -485,14 +625,20 @@ fn panic_mid_reply(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr)
 
 /// Pitfall: dropping a stream closes the connection only when it was the
 /// last descriptor for the socket.
-fn clone_keeps_open(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
+fn clone_keeps_open(
+    t: &mut Transcript,
+    listener: &TcpListener,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
     t.section("a try_clone keeps the connection open");
     // A client connects and the server accepts it, as in lesson 3.
     let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     t.client(call("socket").args(STREAM).gave(&client));
     t.client(call("connect").on(&client).args(addr).gave(&()));
     let accepted = listener.accept();
-    t.server(call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted));
+    t.server(
+        call("accept").on(listener).args("SOCK_CLOEXEC").returned(&accepted),
+    );
     let (conn, _peer) = accepted.or_fail("accept")?;
 
     // ANCHOR: clone
@@ -507,7 +653,10 @@ fn clone_keeps_open(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr
     let conn_fd = conn.as_raw_fd();
     drop(conn);
     t.server(call("close").on_fd(conn_fd).gave(&()));
-    t.server_note(format!("fd {} still refers to the socket: no FIN", clone.as_raw_fd()));
+    t.server_note(format!(
+        "fd {} still refers to the socket: no FIN",
+        clone.as_raw_fd()
+    ));
 
     // Nothing arrives: 100 ms is ample on loopback, and a FIN that was
     // never sent cannot arrive later.
@@ -523,7 +672,13 @@ fn clone_keeps_open(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr
 
     let still = b"still here\n";
     (&clone).write_all(still).or_fail("send")?;
-    t.server(call("send").on(&clone).args(bytes(still)).args("MSG_NOSIGNAL").gave(&still.len()));
+    t.server(
+        call("send")
+            .on(&clone)
+            .args(bytes(still))
+            .args("MSG_NOSIGNAL")
+            .gave(&still.len()),
+    );
     let clone_fd = clone.as_raw_fd();
     drop(clone);
     t.server(call("close").on_fd(clone_fd).gave(&()));
@@ -533,7 +688,13 @@ fn clone_keeps_open(t: &mut Transcript, listener: &TcpListener, addr: SocketAddr
     loop {
         let got = (&client).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        t.client(call("recv").on(&client).args(RECV_SIZE).returned(&got).detail(shown(&buf[..n])));
+        t.client(
+            call("recv")
+                .on(&client)
+                .args(RECV_SIZE)
+                .returned(&got)
+                .detail(shown(&buf[..n])),
+        );
         if got.or_fail("recv")? == 0 {
             break;
         }
@@ -558,7 +719,10 @@ fn tcp_states(
     // ANCHOR: proc_net_tcp
     const TABLE: &str = "/proc/net/tcp";
     let file = File::open(TABLE);
-    t.at(column, call("open").args(format!("{TABLE:?}, O_RDONLY")).returned(&file));
+    t.at(
+        column,
+        call("open").args(format!("{TABLE:?}, O_RDONLY")).returned(&file),
+    );
     let mut file = file.or_fail(format!("open {TABLE}"))?;
     let mut text = String::new();
     file.read_to_string(&mut text).or_fail(format!("read {TABLE}"))?;
@@ -566,7 +730,12 @@ fn tcp_states(
     drop(file);
     t.at(column, call("close").on_fd(fd).gave(&()));
     // ANCHOR_END: proc_net_tcp
-    Ok(pairs.iter().map(|&(local, peer)| tcp_state::find(&text, local, peer).unwrap_or("no entry")).collect())
+    Ok(pairs
+        .iter()
+        .map(|&(local, peer)| {
+            tcp_state::find(&text, local, peer).unwrap_or("no entry")
+        })
+        .collect())
 }
 
 /// Whether SIGPIPE is ignored, from the kernel's own record of this
@@ -574,7 +743,9 @@ fn tcp_states(
 fn sigpipe_ignored(t: &mut Transcript) -> Result<bool, Failure> {
     const STATUS: &str = "/proc/self/status";
     let file = File::open(STATUS);
-    t.server(call("open").args(format!("{STATUS:?}, O_RDONLY")).returned(&file));
+    t.server(
+        call("open").args(format!("{STATUS:?}, O_RDONLY")).returned(&file),
+    );
     let mut file = file.or_fail(format!("open {STATUS}"))?;
     let mut text = String::new();
     file.read_to_string(&mut text).or_fail(format!("read {STATUS}"))?;
@@ -602,8 +773,11 @@ fn poll_flags(flags: PollFlags) -> String {
         (PollFlags::POLLERR, "POLLERR"),
         (PollFlags::POLLHUP, "POLLHUP"),
     ];
-    let set: Vec<&str> =
-        names.iter().filter(|(flag, _)| flags.contains(*flag)).map(|(_, name)| *name).collect();
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(flag, _)| flags.contains(*flag))
+        .map(|(_, name)| *name)
+        .collect();
     if set.is_empty() { "0".to_string() } else { set.join("|") }
 }
 
@@ -619,12 +793,15 @@ fn broken_pipe(sigpipe: Sigpipe, writer: Writer) -> Result<(), Failure> {
         // inside a signal; the process is single-threaded at this point.
         let old = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
         old.or_fail("signal SIGPIPE")?;
-        t.server_note("signal(SIGPIPE, SIG_DFL): a C program's default, death on SIGPIPE");
+        t.server_note(
+            "signal(SIGPIPE, SIG_DFL): a C program's default, death on SIGPIPE",
+        );
     }
     // ANCHOR_END: restore_sigpipe
 
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let listener = TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
+    let listener =
+        TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
     let addr = listener.local_addr().or_fail("getsockname")?;
     t.server_note(format!("listening on {addr}"));
     // A client connects and the server accepts it, as in lesson 3.
@@ -632,7 +809,9 @@ fn broken_pipe(sigpipe: Sigpipe, writer: Writer) -> Result<(), Failure> {
     t.client(call("socket").args(STREAM).gave(&client));
     t.client(call("connect").on(&client).args(addr).gave(&()));
     let accepted = listener.accept();
-    t.server(call("accept").on(&listener).args("SOCK_CLOEXEC").returned(&accepted));
+    t.server(
+        call("accept").on(&listener).args("SOCK_CLOEXEC").returned(&accepted),
+    );
     let (conn, _peer) = accepted.or_fail("accept")?;
     let client_fd = client.as_raw_fd();
     drop(client);
@@ -649,14 +828,19 @@ fn broken_pipe(sigpipe: Sigpipe, writer: Writer) -> Result<(), Failure> {
         Writer::Socket2 => (SockRef::from(conn).send(late), "0"),
     };
     let (first, flags) = send(&conn);
-    t.server(call("send").on(&conn).args(bytes(late)).args(flags).returned(&first));
+    t.server(
+        call("send").on(&conn).args(bytes(late)).args(flags).returned(&first),
+    );
     first.or_fail("send")?;
     let mut fds = [PollFd::new(conn.as_fd(), PollFlags::empty())];
     let ready = poll(&mut fds, PollTimeout::from(WAIT_MS));
     let revents = fds[0].revents().unwrap_or(PollFlags::empty());
     t.server(
         call("poll")
-            .args(format!("[{{fd {}, events 0}}], 1, {WAIT_MS} ms", conn.as_raw_fd()))
+            .args(format!(
+                "[{{fd {}, events 0}}], 1, {WAIT_MS} ms",
+                conn.as_raw_fd()
+            ))
             .returned(&ready.map(i64::from))
             .detail(format!("revents {}", poll_flags(revents))),
     );
@@ -664,7 +848,9 @@ fn broken_pipe(sigpipe: Sigpipe, writer: Writer) -> Result<(), Failure> {
     // With SIGPIPE at its default and flags 0, the process ends inside
     // this call: nothing after it runs.
     let (second, flags) = send(&conn);
-    t.server(call("send").on(&conn).args(bytes(late)).args(flags).returned(&second));
+    t.server(
+        call("send").on(&conn).args(bytes(late)).args(flags).returned(&second),
+    );
     // ANCHOR_END: two_writes
     match second {
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
@@ -678,7 +864,11 @@ fn broken_pipe(sigpipe: Sigpipe, writer: Writer) -> Result<(), Failure> {
 
 /// Reads each client's request until it half-closes (a 0-byte read), then
 /// answers with the byte count and closes. With `abort`, closes with RST.
-fn server(addr: SocketAddr, timeout: Duration, abort: bool) -> Result<(), Failure> {
+fn server(
+    addr: SocketAddr,
+    timeout: Duration,
+    abort: bool,
+) -> Result<(), Failure> {
     let listener = TcpListener::bind(addr).or_fail(format!("bind {addr}"))?;
     let local = listener.local_addr().or_fail("getsockname")?;
     println!("Listening on {local}");
@@ -697,7 +887,12 @@ fn server(addr: SocketAddr, timeout: Duration, abort: bool) -> Result<(), Failur
 }
 
 /// One client, start to end; every failure ends this client only.
-fn serve_one(conn: TcpStream, peer: SocketAddr, timeout: Duration, abort: bool) {
+fn serve_one(
+    conn: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+    abort: bool,
+) {
     // ANCHOR: serve_one
     if let Err(err) = conn.set_read_timeout(Some(timeout)) {
         println!("setsockopt SO_RCVTIMEO for {peer}: {err}; closing");
@@ -711,7 +906,9 @@ fn serve_one(conn: TcpStream, peer: SocketAddr, timeout: Duration, abort: bool) 
             Ok(0) => break,
             Ok(n) => total += n as u64,
             Err(err) if is_timeout_error(&err) => {
-                println!("No end of request from {peer} for {timeout:?}: closing");
+                println!(
+                    "No end of request from {peer} for {timeout:?}: closing"
+                );
                 return;
             }
             Err(err) => {
@@ -723,7 +920,8 @@ fn serve_one(conn: TcpStream, peer: SocketAddr, timeout: Duration, abort: bool) 
     if abort {
         // linger on, 0 s: close sends RST, and the client's read of the
         // reply it waits for fails with ECONNRESET.
-        if let Err(err) = SockRef::from(&conn).set_linger(Some(Duration::ZERO)) {
+        if let Err(err) = SockRef::from(&conn).set_linger(Some(Duration::ZERO))
+        {
             println!("setsockopt SO_LINGER for {peer}: {err}");
         }
         drop(conn);
@@ -732,7 +930,8 @@ fn serve_one(conn: TcpStream, peer: SocketAddr, timeout: Duration, abort: bool) 
     }
     println!("{peer} finished sending ({total} bytes): replying");
     // Nothing is left unread, so this close sends FIN, not RST.
-    let sent = (&conn).write_all(format!("received {total} bytes\n").as_bytes());
+    let sent =
+        (&conn).write_all(format!("received {total} bytes\n").as_bytes());
     drop(conn);
     match sent {
         Ok(()) => println!("Closed {peer}: FIN sent"),
@@ -747,7 +946,8 @@ fn client(addr: SocketAddr) -> Result<(), Failure> {
     // ANCHOR: client
     let mut request = Vec::new();
     io::stdin().read_to_end(&mut request).or_fail("read stdin")?;
-    let mut stream = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
+    let mut stream =
+        TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     println!("Connected to {addr}");
     stream.write_all(&request).or_fail(format!("send {addr}"))?;
     // Without this the server, reading to end of stream, would wait forever.

@@ -94,7 +94,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-07", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server { addr, reuse_address, reuse_port }) => server(addr, reuse_address, reuse_port),
+        Some(Command::Server { addr, reuse_address, reuse_port }) => {
+            server(addr, reuse_address, reuse_port)
+        }
         Some(Command::Client { addr }) => client(addr),
         Some(Command::ExhaustPorts { max }) => exhaust_ports(max),
     })
@@ -126,7 +128,9 @@ fn port_zero(t: &mut Transcript) -> Result<(Socket, SocketAddr), Failure> {
     let listener = listener.or_fail("socket")?;
     // As std does (lesson 3); the last part of the demo shows what it is for.
     let set = listener.set_reuse_address(true);
-    t.server(call("setsockopt").on(&listener).args("SO_REUSEADDR, 1").returned(&set));
+    t.server(
+        call("setsockopt").on(&listener).args("SO_REUSEADDR, 1").returned(&set),
+    );
     set.or_fail("setsockopt SO_REUSEADDR")?;
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
     let bound = listener.bind(&wanted.into());
@@ -167,7 +171,9 @@ fn address_in_use(t: &mut Transcript, addr: SocketAddr) -> Result<(), Failure> {
     t.server(call("socket").args(STREAM).returned(&second));
     let second = second.or_fail("socket")?;
     let set = second.set_reuse_address(true);
-    t.server(call("setsockopt").on(&second).args("SO_REUSEADDR, 1").returned(&set));
+    t.server(
+        call("setsockopt").on(&second).args("SO_REUSEADDR, 1").returned(&set),
+    );
     set.or_fail("setsockopt SO_REUSEADDR")?;
     let bound = second.bind(&addr.into());
     t.server(call("bind").on(&second).args(addr).returned(&bound));
@@ -217,7 +223,9 @@ fn check_then_bind(t: &mut Transcript) -> Result<(), Failure> {
     let ours = ours.or_fail("socket")?;
     let bound = ours.bind(&free.into());
     t.server(call("bind").on(&ours).args(free).returned(&bound));
-    t.server_note("binding port 0 and asking getsockname cannot lose this race");
+    t.server_note(
+        "binding port 0 and asking getsockname cannot lose this race",
+    );
     let ours_fd = ours.as_raw_fd();
     drop(ours);
     t.server(call("close").on_fd(ours_fd).gave(&()));
@@ -230,7 +238,11 @@ fn check_then_bind(t: &mut Transcript) -> Result<(), Failure> {
 
 /// Three connections to one listener: three sockets with the same local
 /// address, told apart by the peer's.
-fn four_tuple(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
+fn four_tuple(
+    t: &mut Transcript,
+    listener: &Socket,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
     t.section("the 4-tuple: many connections on one port");
     // ANCHOR: four_tuple
     let mut clients = Vec::new();
@@ -257,18 +269,27 @@ fn four_tuple(t: &mut Transcript, listener: &Socket, addr: SocketAddr) -> Result
             .ok_or(Failure::new("getsockname", "not an IP address"))?;
         t.server(call("getsockname").on(&conn).gave(&()).detail(local));
         let peer = conn.peer_addr().or_fail("getpeername")?;
-        let peer = peer.as_socket().ok_or(Failure::new("getpeername", "not an IP address"))?;
+        let peer = peer
+            .as_socket()
+            .ok_or(Failure::new("getpeername", "not an IP address"))?;
         t.server(call("getpeername").on(&conn).gave(&()).detail(peer));
         tuples.push((local, peer));
         accepted.push(conn);
     }
     // Printed ports vary from run to run, so the comparisons are printed.
     let same_port = tuples.iter().all(|(local, _)| *local == addr);
-    t.server_note(format!("each accepted socket's local address is the listener's: {}", yes_no(same_port)));
-    let mut peers: Vec<u16> = tuples.iter().map(|(_, peer)| peer.port()).collect();
+    t.server_note(format!(
+        "each accepted socket's local address is the listener's: {}",
+        yes_no(same_port)
+    ));
+    let mut peers: Vec<u16> =
+        tuples.iter().map(|(_, peer)| peer.port()).collect();
     peers.sort_unstable();
     peers.dedup();
-    t.server_note(format!("their peer ports all differ: {}", yes_no(peers.len() == tuples.len())));
+    t.server_note(format!(
+        "their peer ports all differ: {}",
+        yes_no(peers.len() == tuples.len())
+    ));
     t.server_note("(local address, local port, peer address, peer port) names a connection");
     // ANCHOR_END: four_tuple
     for client in clients {
@@ -298,7 +319,12 @@ fn reuse_port(t: &mut Transcript) -> Result<(), Failure> {
         // Every socket sharing the port must set it, before bind, and
         // belong to the same user (man 7 socket).
         let set = listener.set_reuse_port(true);
-        t.server(call("setsockopt").on(&listener).args("SO_REUSEPORT, 1").returned(&set));
+        t.server(
+            call("setsockopt")
+                .on(&listener)
+                .args("SO_REUSEPORT, 1")
+                .returned(&set),
+        );
         set.or_fail("setsockopt SO_REUSEPORT")?;
         let bound = listener.bind(&addr.into());
         t.server(call("bind").on(&listener).args(addr).returned(&bound));
@@ -312,7 +338,9 @@ fn reuse_port(t: &mut Transcript) -> Result<(), Failure> {
             t.server(call("getsockname").on(&listener).gave(&()).detail(addr));
         }
         let listening = listener.listen(BACKLOG);
-        t.server(call("listen").on(&listener).args(BACKLOG).returned(&listening));
+        t.server(
+            call("listen").on(&listener).args(BACKLOG).returned(&listening),
+        );
         listening.or_fail("listen")?;
         listeners.push(listener);
     }
@@ -323,10 +351,13 @@ fn reuse_port(t: &mut Transcript) -> Result<(), Failure> {
     // has it, accept it there, close both ends. Which listener gets it is a
     // hash of the 4-tuple, so these calls are counted, not printed.
     t.client_note(format!("{SPREAD_CLIENTS} clients: socket, connect, then the server polls both listeners"));
-    t.server_note("and accepts from the one that has the connection (calls not shown)");
+    t.server_note(
+        "and accepts from the one that has the connection (calls not shown)",
+    );
     let mut got = [0usize; 2];
     for _ in 0..SPREAD_CLIENTS {
-        let client = Socket::new(Domain::IPV4, Type::STREAM, None).or_fail("socket")?;
+        let client =
+            Socket::new(Domain::IPV4, Type::STREAM, None).or_fail("socket")?;
         client.connect(&addr.into()).or_fail(format!("connect {addr}"))?;
         let mut fds = [
             PollFd::new(listeners[0].as_fd(), PollFlags::POLLIN),
@@ -350,7 +381,9 @@ fn reuse_port(t: &mut Transcript) -> Result<(), Failure> {
         ));
     }
     t.server_note(format!("together: {} of {SPREAD_CLIENTS}", got[0] + got[1]));
-    t.server_note("a stale server left running with SO_REUSEPORT would get its share too");
+    t.server_note(
+        "a stale server left running with SO_REUSEPORT would get its share too",
+    );
     // ANCHOR_END: spread
     for listener in listeners.into_iter().rev() {
         let listener_fd = listener.as_raw_fd();
@@ -404,9 +437,13 @@ fn time_wait_rebind(t: &mut Transcript) -> Result<(), Failure> {
     t.section("TIME_WAIT and a restart: std binds, raw socket2 does not");
     // ANCHOR: old_server
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
-    t.server_note(format!("the old server: TcpListener::bind(\"{wanted}\"), as in lesson 3"));
+    t.server_note(format!(
+        "the old server: TcpListener::bind(\"{wanted}\"), as in lesson 3"
+    ));
     let old = TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&old));
+    t.server(
+        call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&old),
+    );
     t.server(call("setsockopt").on(&old).args("SO_REUSEADDR, 1").gave(&()));
     t.server(call("bind").on(&old).args(wanted).gave(&()));
     t.server(call("listen").on(&old).args(BACKLOG).gave(&()));
@@ -414,7 +451,9 @@ fn time_wait_rebind(t: &mut Transcript) -> Result<(), Failure> {
     t.server(call("getsockname").on(&old).gave(&()).detail(addr));
 
     let client = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&client));
+    t.client(
+        call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&client),
+    );
     t.client(call("connect").on(&client).args(addr).gave(&()));
     let accepted = old.accept();
     t.server(call("accept").on(&old).args("SOCK_CLOEXEC").returned(&accepted));
@@ -443,7 +482,9 @@ fn time_wait_rebind(t: &mut Transcript) -> Result<(), Failure> {
     let old_fd = old.as_raw_fd();
     drop(old);
     t.server(call("close").on_fd(old_fd).gave(&()));
-    t.server_note("the old server is gone, its fds closed; the kernel still has:");
+    t.server_note(
+        "the old server is gone, its fds closed; the kernel still has:",
+    );
     let states = tcp_states(t, 0, &[(addr, peer)])?;
     t.server_note(format!("{addr} -> {peer}: {}", states[0]));
     // ANCHOR_END: old_server
@@ -462,7 +503,9 @@ fn time_wait_rebind(t: &mut Transcript) -> Result<(), Failure> {
     t.server_note(format!("a new server with TcpListener::bind(\"{addr}\"):"));
     let new = TcpListener::bind(addr);
     let new = new.or_fail(format!("bind {addr}"))?;
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&new));
+    t.server(
+        call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").gave(&new),
+    );
     t.server(call("setsockopt").on(&new).args("SO_REUSEADDR, 1").gave(&()));
     t.server(call("bind").on(&new).args(addr).gave(&()));
     t.server(call("listen").on(&new).args(BACKLOG).gave(&()));
@@ -489,23 +532,36 @@ fn tcp_states(
 ) -> Result<Vec<&'static str>, Failure> {
     const TABLE: &str = "/proc/net/tcp";
     let file = File::open(TABLE);
-    t.at(column, call("open").args(format!("{TABLE:?}, O_RDONLY")).returned(&file));
+    t.at(
+        column,
+        call("open").args(format!("{TABLE:?}, O_RDONLY")).returned(&file),
+    );
     let mut file = file.or_fail(format!("open {TABLE}"))?;
     let mut text = String::new();
     file.read_to_string(&mut text).or_fail(format!("read {TABLE}"))?;
     let file_fd = file.as_raw_fd();
     drop(file);
     t.at(column, call("close").on_fd(file_fd).gave(&()));
-    Ok(pairs.iter().map(|&(local, peer)| tcp_state::find(&text, local, peer).unwrap_or("no entry")).collect())
+    Ok(pairs
+        .iter()
+        .map(|&(local, peer)| {
+            tcp_state::find(&text, local, peer).unwrap_or("no entry")
+        })
+        .collect())
 }
 
 /// Tells each client both ends of its connection, then closes first. Every
 /// option is a flag, so its effect can be tried: a restart without
 /// `--reuse-address` fails while the last run's connections are in
 /// TIME_WAIT; two servers with `--reuse-port` share the port.
-fn server(addr: SocketAddr, reuse_address: bool, reuse_port: bool) -> Result<(), Failure> {
+fn server(
+    addr: SocketAddr,
+    reuse_address: bool,
+    reuse_port: bool,
+) -> Result<(), Failure> {
     // ANCHOR: server
-    let listener = Socket::new(Domain::for_address(addr), Type::STREAM, None).or_fail("socket")?;
+    let listener = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .or_fail("socket")?;
     if reuse_address {
         listener.set_reuse_address(true).or_fail("setsockopt SO_REUSEADDR")?;
     }
@@ -515,7 +571,9 @@ fn server(addr: SocketAddr, reuse_address: bool, reuse_port: bool) -> Result<(),
     // Any failure here ends the program: one line, exit status 1.
     listener.bind(&addr.into()).or_fail(format!("bind {addr}"))?;
     let local = listener.local_addr().or_fail("getsockname")?;
-    let local = local.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let local = local
+        .as_socket()
+        .ok_or(Failure::new("getsockname", "not an IP address"))?;
     listener.listen(BACKLOG).or_fail(format!("listen {local}"))?;
     let pid = std::process::id();
     println!("Listening on {local} (pid {pid})");
@@ -531,8 +589,11 @@ fn server(addr: SocketAddr, reuse_address: bool, reuse_port: bool) -> Result<(),
         };
         let peer = peer.as_socket().map_or("unknown".into(), |p| p.to_string());
         // The accepted socket's own address: the listener's port, always.
-        let here =
-            conn.local_addr().ok().and_then(|a| a.as_socket()).map_or("unknown".into(), |a| a.to_string());
+        let here = conn
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map_or("unknown".into(), |a| a.to_string());
         println!("fd {}: {here} <-> {peer}", conn.as_raw_fd());
         let reply = format!("you are {peer}, I am {here} (pid {pid})\n");
         if let Err(err) = (&conn).write_all(reply.as_bytes()) {
@@ -547,12 +608,15 @@ fn server(addr: SocketAddr, reuse_address: bool, reuse_port: bool) -> Result<(),
 /// Connects, prints both ends of the connection, and prints the reply.
 fn client(addr: SocketAddr) -> Result<(), Failure> {
     // ANCHOR: client
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).or_fail("socket")?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .or_fail("socket")?;
     // ECONNREFUSED (nobody listens), ETIMEDOUT, EADDRNOTAVAIL: one line and
     // exit status 1, naming the call and the address.
     socket.connect(&addr.into()).or_fail(format!("connect {addr}"))?;
     let local = socket.local_addr().or_fail("getsockname")?;
-    let local = local.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let local = local
+        .as_socket()
+        .ok_or(Failure::new("getsockname", "not an IP address"))?;
     println!("Connected: {local} -> {addr}");
     let mut reply = Vec::new();
     (&socket).read_to_end(&mut reply).or_fail(format!("recv {addr}"))?;
@@ -569,7 +633,8 @@ fn client(addr: SocketAddr) -> Result<(), Failure> {
 /// there for `tcp_tw_reuse_delay`, a second: a fast loop runs out anyway.)
 fn exhaust_ports(max: usize) -> Result<(), Failure> {
     // ANCHOR: exhaust
-    let listener = TcpListener::bind("127.0.0.1:0").or_fail("bind 127.0.0.1:0")?;
+    let listener =
+        TcpListener::bind("127.0.0.1:0").or_fail("bind 127.0.0.1:0")?;
     let addr = listener.local_addr().or_fail("getsockname")?;
     println!("Listening on {addr}");
     for opened in 0..max {
@@ -578,7 +643,9 @@ fn exhaust_ports(max: usize) -> Result<(), Failure> {
         let client = match TcpStream::connect(addr) {
             Ok(client) => client,
             Err(err) => {
-                println!("{opened} connections made, then no local port was left");
+                println!(
+                    "{opened} connections made, then no local port was left"
+                );
                 return Err(Failure::new(format!("connect {addr}"), err));
             }
         };

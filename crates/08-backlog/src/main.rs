@@ -113,7 +113,9 @@ fn main() -> ExitCode {
         Some(Command::Demo { backlog, clients }) => {
             demo(checked_backlog(backlog)?, checked_clients(clients)?)
         }
-        Some(Command::Server { addr, backlog, hold }) => server(addr, checked_backlog(backlog)?, hold.max(1)),
+        Some(Command::Server { addr, backlog, hold }) => {
+            server(addr, checked_backlog(backlog)?, hold.max(1))
+        }
         Some(Command::Client { addr, clients, wait }) => {
             client(addr, checked_clients(clients)?, seconds("--wait", wait)?)
         }
@@ -129,12 +131,22 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     // ANCHOR: somaxconn
     // The kernel's ceiling for every backlog, per network namespace.
     let file = File::open(SOMAXCONN);
-    t.server(call("open").args(format!("{SOMAXCONN:?}, O_RDONLY|O_CLOEXEC")).returned(&file));
+    t.server(
+        call("open")
+            .args(format!("{SOMAXCONN:?}, O_RDONLY|O_CLOEXEC"))
+            .returned(&file),
+    );
     let mut file = file.or_fail(format!("open {SOMAXCONN}"))?;
     let mut text = [0u8; 32];
     let got = file.read(&mut text);
     let n = *got.as_ref().unwrap_or(&0);
-    t.server(call("read").on(&file).args(text.len()).returned(&got).detail(bytes(&text[..n])));
+    t.server(
+        call("read")
+            .on(&file)
+            .args(text.len())
+            .returned(&got)
+            .detail(bytes(&text[..n])),
+    );
     got.or_fail(format!("read {SOMAXCONN}"))?;
     let somaxconn: u32 = String::from_utf8_lossy(&text[..n])
         .trim()
@@ -147,7 +159,11 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     // listen() takes any int and quietly lowers it to somaxconn: ask for the
     // most an int can say, then ask the kernel what it kept.
     let greedy = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&greedy));
+    t.server(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&greedy),
+    );
     let greedy = greedy.or_fail("socket")?;
     let any_port: SocketAddr = ([127, 0, 0, 1], 0).into();
     let bound = greedy.bind(&any_port.into());
@@ -163,7 +179,10 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
         "for a listener, TCP_INFO reports the accept queue: tcpi_unacked = its length, tcpi_sacked = its limit",
     );
     if limit == somaxconn {
-        t.server_note(format!("asked for {}, got somaxconn = {somaxconn}: no error, no warning", i32::MAX));
+        t.server_note(format!(
+            "asked for {}, got somaxconn = {somaxconn}: no error, no warning",
+            i32::MAX
+        ));
     } else {
         t.server_note(format!("asked for {}, got {limit}", i32::MAX));
     }
@@ -173,15 +192,23 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     // ANCHOR_END: somaxconn
 
     // ANCHOR: listen
-    t.section(format!("listen({backlog}), {clients} clients, and nobody calls accept yet"));
+    t.section(format!(
+        "listen({backlog}), {clients} clients, and nobody calls accept yet"
+    ));
     let listener = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&listener));
+    t.server(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&listener),
+    );
     let listener = listener.or_fail("socket")?;
     let bound = listener.bind(&any_port.into());
     t.server(call("bind").on(&listener).args(any_port).returned(&bound));
     bound.or_fail(format!("bind {any_port}"))?;
     let addr = listener.local_addr().or_fail("getsockname")?;
-    let addr = addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let addr = addr
+        .as_socket()
+        .ok_or(Failure::new("getsockname", "not an IP address"))?;
     t.server(call("getsockname").on(&listener).gave(&()).detail(addr));
     let listening = listener.listen(backlog);
     t.server(call("listen").on(&listener).args(backlog).returned(&listening));
@@ -199,8 +226,13 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     let mut stalled = Vec::new();
     for number in 1..=clients {
         // SOCK_NONBLOCK: connect() starts the handshake and returns at once.
-        let client = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None);
-        t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC").returned(&client));
+        let client =
+            Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None);
+        t.client(
+            call("socket")
+                .args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC")
+                .returned(&client),
+        );
         let client = client.or_fail("socket")?;
         let started = Instant::now();
         // EINPROGRESS is not a failure: the SYN is out, the answer is not in.
@@ -272,11 +304,20 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
         let left = give_up.saturating_duration_since(Instant::now());
         let left_ms = u16::try_from(left.as_millis()).unwrap_or(RETRY_WAIT_MS);
         // The kernel resends each SYN on its own; the clients only wait.
-        let mut fds: Vec<PollFd> =
-            waiting.iter().map(|(client, _)| PollFd::new(client.as_fd(), PollFlags::POLLOUT)).collect();
+        let mut fds: Vec<PollFd> = waiting
+            .iter()
+            .map(|(client, _)| PollFd::new(client.as_fd(), PollFlags::POLLOUT))
+            .collect();
         let ready = poll(&mut fds, PollTimeout::from(left_ms));
-        t.client(poll_call(&fds, &format!("at most {RETRY_WAIT_MS} ms"), &ready));
-        let done: Vec<bool> = fds.iter().map(|fd| fd.revents().is_some_and(|e| !e.is_empty())).collect();
+        t.client(poll_call(
+            &fds,
+            &format!("at most {RETRY_WAIT_MS} ms"),
+            &ready,
+        ));
+        let done: Vec<bool> = fds
+            .iter()
+            .map(|fd| fd.revents().is_some_and(|e| !e.is_empty()))
+            .collect();
         drop(fds);
         if ready.or_fail("poll")? == 0 {
             t.client_note(format!(
@@ -290,7 +331,8 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
             }
             break;
         }
-        let (now_in, still): (Vec<_>, Vec<_>) = waiting.into_iter().zip(done).partition(|(_, done)| *done);
+        let (now_in, still): (Vec<_>, Vec<_>) =
+            waiting.into_iter().zip(done).partition(|(_, done)| *done);
         waiting = still.into_iter().map(|(pair, _)| pair).collect();
         for ((client, started), _) in now_in {
             resent_after.push(started.elapsed());
@@ -318,8 +360,9 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     if !resent_after.is_empty() {
         // Print what cannot vary: each wait fell in the window between the
         // first resend (1 s) and the second (3 s after the first SYN).
-        let first_resend =
-            resent_after.iter().all(|d| (Duration::from_millis(900)..Duration::from_secs(2)).contains(d));
+        let first_resend = resent_after.iter().all(|d| {
+            (Duration::from_millis(900)..Duration::from_secs(2)).contains(d)
+        });
         if first_resend {
             t.client_note("each got in about 1 s after its connect(): when its first SYN was resent");
         } else {
@@ -333,7 +376,11 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     for _ in 0..EXTRA_CLIENTS {
         // A blocking connect: with room in the queue it returns at once.
         let client = Socket::new(Domain::IPV4, Type::STREAM, None);
-        t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&client));
+        t.client(
+            call("socket")
+                .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+                .returned(&client),
+        );
         let client = client.or_fail("socket")?;
         let connecting = client.connect(&addr.into());
         t.client(call("connect").on(&client).args(addr).returned(&connecting));
@@ -355,7 +402,9 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
 
     let open = accepted.len() + connected.len() + 1;
     drop((accepted, connected, listener));
-    t.server_note(format!("the demo drops those sockets: {open} close() calls, not shown"));
+    t.server_note(format!(
+        "the demo drops those sockets: {open} close() calls, not shown"
+    ));
 
     newcomer_first(&mut t)
 }
@@ -365,9 +414,15 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
 /// later, and a newcomer that arrives when there is room goes first.
 fn newcomer_first(t: &mut Transcript) -> Result<(), Failure> {
     // ANCHOR: newcomer
-    t.section("a newcomer overtakes a client that waits for its SYN to be resent");
+    t.section(
+        "a newcomer overtakes a client that waits for its SYN to be resent",
+    );
     let listener = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&listener));
+    t.server(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&listener),
+    );
     let listener = listener.or_fail("socket")?;
     let any_port: SocketAddr = ([127, 0, 0, 1], 0).into();
     let bound = listener.bind(&any_port.into());
@@ -378,11 +433,15 @@ fn newcomer_first(t: &mut Transcript) -> Result<(), Failure> {
     t.server(call("listen").on(&listener).args(0).returned(&listening));
     listening.or_fail("listen")?;
     let addr = listener.local_addr().or_fail("getsockname")?;
-    let addr = addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let addr = addr
+        .as_socket()
+        .ok_or(Failure::new("getsockname", "not an IP address"))?;
 
     // A takes the one place in the queue.
     let a = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&a));
+    t.client(
+        call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&a),
+    );
     let a = a.or_fail("socket")?;
     let connecting = a.connect(&addr.into());
     t.client(call("connect").on(&a).args(addr).returned(&connecting));
@@ -393,7 +452,11 @@ fn newcomer_first(t: &mut Transcript) -> Result<(), Failure> {
     // B finds the queue full: its SYN is dropped, and its kernel will send
     // it again in about a second (RFC 6298).
     let b = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC").returned(&b));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC")
+            .returned(&b),
+    );
     let b = b.or_fail("socket")?;
     let connecting = b.connect(&addr.into());
     t.client(call("connect").on(&b).args(addr).returned(&connecting));
@@ -407,7 +470,9 @@ fn newcomer_first(t: &mut Transcript) -> Result<(), Failure> {
     t.server(call("accept").on(&listener).returned(&first));
     let (first, _) = first.or_fail("accept")?;
     let c = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&c));
+    t.client(
+        call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&c),
+    );
     let c = c.or_fail("socket")?;
     let connecting = c.connect(&addr.into());
     t.client(call("connect").on(&c).args(addr).returned(&connecting));
@@ -415,8 +480,8 @@ fn newcomer_first(t: &mut Transcript) -> Result<(), Failure> {
     let second = listener.accept();
     t.server(call("accept").on(&listener).returned(&second));
     let (second, peer) = second.or_fail("accept")?;
-    let from_c =
-        peer.as_socket().is_some() && peer.as_socket() == c.local_addr().ok().and_then(|a| a.as_socket());
+    let from_c = peer.as_socket().is_some()
+        && peer.as_socket() == c.local_addr().ok().and_then(|a| a.as_socket());
     t.server_note(if from_c {
         "that is C: it came after B and is accepted first. B gets in only when its SYN is resent"
     } else {
@@ -469,7 +534,9 @@ fn accept_queue(listener: &Socket) -> io::Result<(u32, u32)> {
 fn queue_call(listener: &Socket, queue: &io::Result<(u32, u32)>) -> Call {
     let line = call("getsockopt").on(listener).args("TCP_INFO");
     match queue {
-        Ok((queued, limit)) => line.gave(&()).detail(format!("accept queue {queued}, limit {limit}")),
+        Ok((queued, limit)) => line
+            .gave(&())
+            .detail(format!("accept queue {queued}, limit {limit}")),
         Err(err) => line.failed(err),
     }
 }
@@ -477,15 +544,21 @@ fn queue_call(listener: &Socket, queue: &io::Result<(u32, u32)>) -> Call {
 /// The transcript line for `poll`: the descriptors and what each waited
 /// for, how long, and which came back ready with what.
 fn poll_call(fds: &[PollFd], wait: &str, ready: &nix::Result<i32>) -> Call {
-    let watched: Vec<String> =
-        fds.iter().map(|fd| format!("fd {} {}", fd.as_fd().as_raw_fd(), events(fd.events()))).collect();
+    let watched: Vec<String> = fds
+        .iter()
+        .map(|fd| {
+            format!("fd {} {}", fd.as_fd().as_raw_fd(), events(fd.events()))
+        })
+        .collect();
     let line = call("poll").args(format!("[{}], {wait}", watched.join(", ")));
     match ready {
         Ok(0) => line.gave(&0i64).detail("timed out"),
         Ok(n) => {
             let fired: Vec<String> = fds
                 .iter()
-                .filter_map(|fd| fd.revents().filter(|e| !e.is_empty()).map(|e| (fd, e)))
+                .filter_map(|fd| {
+                    fd.revents().filter(|e| !e.is_empty()).map(|e| (fd, e))
+                })
                 .map(|(fd, e)| {
                     if fds.len() == 1 {
                         events(e)
@@ -508,19 +581,29 @@ fn events(flags: PollFlags) -> String {
         (PollFlags::POLLERR, "POLLERR"),
         (PollFlags::POLLHUP, "POLLHUP"),
     ];
-    let set: Vec<&str> =
-        names.iter().filter(|(flag, _)| flags.contains(*flag)).map(|(_, name)| *name).collect();
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(flag, _)| flags.contains(*flag))
+        .map(|(_, name)| *name)
+        .collect();
     set.join("|")
 }
 
 /// The transcript line for `getsockopt(SO_ERROR)`: how a nonblocking
 /// connect ended. 0 means it succeeded; otherwise the value is the errno
 /// connect would have returned.
-fn so_error_call(client: &Socket, status: &io::Result<Option<io::Error>>) -> Call {
+fn so_error_call(
+    client: &Socket,
+    status: &io::Result<Option<io::Error>>,
+) -> Call {
     let line = call("getsockopt").on(client).args("SO_ERROR");
     match status {
         Ok(None) => line.gave(&()).detail("value 0: connected"),
-        Ok(Some(err)) => line.gave(&()).detail(format!("value {}: {}", err.errno_name(), err.detail())),
+        Ok(Some(err)) => line.gave(&()).detail(format!(
+            "value {}: {}",
+            err.errno_name(),
+            err.detail()
+        )),
         Err(err) => line.failed(err),
     }
 }
@@ -529,17 +612,24 @@ fn so_error_call(client: &Socket, status: &io::Result<Option<io::Error>>) -> Cal
 /// each with what the accept queue looked like when it was taken.
 fn server(addr: SocketAddr, backlog: i32, hold: usize) -> Result<(), Failure> {
     // ANCHOR: server
-    let listener = Socket::new(Domain::for_address(addr), Type::STREAM, None).or_fail("socket")?;
+    let listener = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .or_fail("socket")?;
     // This server closes connections first, leaving them in TIME_WAIT:
     // without SO_REUSEADDR a restart could not bind the port (lesson 7).
     listener.set_reuse_address(true).or_fail("setsockopt SO_REUSEADDR")?;
     listener.bind(&addr.into()).or_fail(format!("bind {addr}"))?;
     let local = listener.local_addr().or_fail("getsockname")?;
-    let local = local.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let local = local
+        .as_socket()
+        .ok_or(Failure::new("getsockname", "not an IP address"))?;
     listener.listen(backlog).or_fail("listen")?;
     let (_, limit) = accept_queue(&listener).or_fail("getsockopt TCP_INFO")?;
-    println!("Listening on {local} (backlog {backlog}: the accept queue holds {limit} + 1)");
-    println!("Not accepting yet. Connect clients, watch `ss -ltn` and `ss -tan`, then press Enter.");
+    println!(
+        "Listening on {local} (backlog {backlog}: the accept queue holds {limit} + 1)"
+    );
+    println!(
+        "Not accepting yet. Connect clients, watch `ss -ltn` and `ss -tan`, then press Enter."
+    );
 
     // Until Enter (or the end of input), the kernel alone answers clients.
     let mut line = String::new();
@@ -563,9 +653,13 @@ fn server(addr: SocketAddr, backlog: i32, hold: usize) -> Result<(), Failure> {
             }
         };
         count += 1;
-        let peer = peer.as_socket().map_or("unknown".to_string(), |p| p.to_string());
-        let (queued, limit) = accept_queue(&listener).or_fail("getsockopt TCP_INFO")?;
-        let greeting = format!("connection #{count}; {queued} waiting in the accept queue (limit {limit})\n");
+        let peer =
+            peer.as_socket().map_or("unknown".to_string(), |p| p.to_string());
+        let (queued, limit) =
+            accept_queue(&listener).or_fail("getsockopt TCP_INFO")?;
+        let greeting = format!(
+            "connection #{count}; {queued} waiting in the accept queue (limit {limit})\n"
+        );
         // A greeting that does not fit or a client already gone is that
         // client's problem; MSG_NOSIGNAL (socket2 sets it) turns the latter
         // into an error instead of a fatal SIGPIPE.
@@ -588,21 +682,33 @@ fn server(addr: SocketAddr, backlog: i32, hold: usize) -> Result<(), Failure> {
 }
 
 /// Opens `clients` connections at once and reports when each completes.
-fn client(addr: SocketAddr, clients: usize, wait: Duration) -> Result<(), Failure> {
+fn client(
+    addr: SocketAddr,
+    clients: usize,
+    wait: Duration,
+) -> Result<(), Failure> {
     // ANCHOR: client
     let start = Instant::now();
     let mut pending = Vec::new();
     for number in 1..=clients {
-        let socket =
-            Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None).or_fail("socket")?;
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking(),
+            None,
+        )
+        .or_fail("socket")?;
         match socket.connect(&addr.into()) {
             Ok(()) => println!("connection {number}: connected at once"),
             Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(err) => return Err(Failure::new(format!("connect {addr}"), err)),
+            Err(err) => {
+                return Err(Failure::new(format!("connect {addr}"), err));
+            }
         }
         pending.push((number, socket));
     }
-    println!("{clients} connect() calls made; waiting up to {wait:?} for the handshakes");
+    println!(
+        "{clients} connect() calls made; waiting up to {wait:?} for the handshakes"
+    );
 
     let mut done = Vec::new();
     let mut failed = 0;
@@ -611,14 +717,20 @@ fn client(addr: SocketAddr, clients: usize, wait: Duration) -> Result<(), Failur
         if left.is_zero() {
             break;
         }
-        let timeout = PollTimeout::try_from(left).map_err(|err| Failure::new("poll", err))?;
-        let mut fds: Vec<PollFd> =
-            pending.iter().map(|(_, s)| PollFd::new(s.as_fd(), PollFlags::POLLOUT)).collect();
+        let timeout = PollTimeout::try_from(left)
+            .map_err(|err| Failure::new("poll", err))?;
+        let mut fds: Vec<PollFd> = pending
+            .iter()
+            .map(|(_, s)| PollFd::new(s.as_fd(), PollFlags::POLLOUT))
+            .collect();
         let ready = poll(&mut fds, timeout).or_fail("poll")?;
         if ready == 0 {
             break;
         }
-        let finished: Vec<bool> = fds.iter().map(|fd| fd.revents().is_some_and(|e| !e.is_empty())).collect();
+        let finished: Vec<bool> = fds
+            .iter()
+            .map(|fd| fd.revents().is_some_and(|e| !e.is_empty()))
+            .collect();
         drop(fds);
         let mut still = Vec::new();
         for ((number, socket), finished) in pending.into_iter().zip(finished) {
@@ -628,9 +740,13 @@ fn client(addr: SocketAddr, clients: usize, wait: Duration) -> Result<(), Failur
             }
             let after = start.elapsed().as_secs_f64();
             match socket.take_error().or_fail("getsockopt SO_ERROR")? {
-                None => println!("connection {number}: connected after {after:.1} s"),
+                None => println!(
+                    "connection {number}: connected after {after:.1} s"
+                ),
                 Some(err) => {
-                    println!("connection {number}: failed after {after:.1} s: {err}");
+                    println!(
+                        "connection {number}: failed after {after:.1} s: {err}"
+                    );
                     failed += 1;
                 }
             }
@@ -644,7 +760,9 @@ fn client(addr: SocketAddr, clients: usize, wait: Duration) -> Result<(), Failur
         pending.len()
     );
     if !pending.is_empty() {
-        println!("still waiting means the server's accept queue was full: see `ss -tan` (SYN-SENT)");
+        println!(
+            "still waiting means the server's accept queue was full: see `ss -tan` (SYN-SENT)"
+        );
     }
     println!("Holding the connections open; press Enter to close them");
     let mut line = String::new();
@@ -657,7 +775,10 @@ fn client(addr: SocketAddr, clients: usize, wait: Duration) -> Result<(), Failur
 /// but mean "as large as allowed", which is not what anyone types on purpose.
 fn checked_backlog(backlog: i32) -> Result<i32, Failure> {
     if backlog < 0 {
-        return Err(Failure::new("--backlog", format!("{backlog} is negative; use 0 or more")));
+        return Err(Failure::new(
+            "--backlog",
+            format!("{backlog} is negative; use 0 or more"),
+        ));
     }
     Ok(backlog)
 }
@@ -666,7 +787,10 @@ fn checked_backlog(backlog: i32) -> Result<i32, Failure> {
 fn checked_clients(clients: usize) -> Result<usize, Failure> {
     const MOST: usize = 200;
     if !(1..=MOST).contains(&clients) {
-        return Err(Failure::new("--clients", format!("{clients} is not between 1 and {MOST}")));
+        return Err(Failure::new(
+            "--clients",
+            format!("{clients} is not between 1 and {MOST}"),
+        ));
     }
     Ok(clients)
 }

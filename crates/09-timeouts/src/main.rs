@@ -111,10 +111,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-09", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server { addr, idle, deadline }) => {
-            server(addr, seconds("--idle", idle)?, seconds("--deadline", deadline)?)
+        Some(Command::Server { addr, idle, deadline }) => server(
+            addr,
+            seconds("--idle", idle)?,
+            seconds("--deadline", deadline)?,
+        ),
+        Some(Command::Client { addr, timeout }) => {
+            client(addr, seconds("--timeout", timeout)?)
         }
-        Some(Command::Client { addr, timeout }) => client(addr, seconds("--timeout", timeout)?),
     })
 }
 
@@ -126,14 +130,20 @@ fn demo() -> Result<(), Failure> {
     let mut t = Transcript::new(&["server", "client"]);
 
     let listener = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&listener));
+    t.server(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&listener),
+    );
     let listener = listener.or_fail("socket")?;
     let any_port: SocketAddr = ([127, 0, 0, 1], 0).into();
     let bound = listener.bind(&any_port.into());
     t.server(call("bind").on(&listener).args(any_port).returned(&bound));
     bound.or_fail(format!("bind {any_port}"))?;
     let addr = listener.local_addr().or_fail("getsockname")?;
-    let addr = addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let addr = addr
+        .as_socket()
+        .ok_or(Failure::new("getsockname", "not an IP address"))?;
     t.server(call("getsockname").on(&listener).gave(&()).detail(addr));
     let listening = listener.listen(8);
     t.server(call("listen").on(&listener).args(8).returned(&listening));
@@ -142,7 +152,11 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: read_timeout
     t.section("a read timeout is EAGAIN, and the server goes on");
     let quiet = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&quiet));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&quiet),
+    );
     let quiet = quiet.or_fail("socket")?;
     let connected = quiet.connect(&addr.into());
     t.client(call("connect").on(&quiet).args(addr).returned(&connected));
@@ -151,7 +165,12 @@ fn demo() -> Result<(), Failure> {
     t.server(call("accept").on(&listener).returned(&accepted));
     let (conn, _peer) = accepted.or_fail("accept")?;
     let set = conn.set_read_timeout(Some(SHORT));
-    t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", ms(SHORT))).returned(&set));
+    t.server(
+        call("setsockopt")
+            .on(&conn)
+            .args(format!("SO_RCVTIMEO, {}", ms(SHORT)))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let mut buf = [0u8; RECV_SIZE];
     let started = Instant::now();
@@ -169,7 +188,9 @@ fn demo() -> Result<(), Failure> {
             ms(SHORT),
             yes(started.elapsed() >= SHORT * 3 / 4)
         ));
-        t.server_note("an ordinary result: close this connection, serve the next");
+        t.server_note(
+            "an ordinary result: close this connection, serve the next",
+        );
     } else {
         got.or_fail("recv")?;
     }
@@ -186,7 +207,11 @@ fn demo() -> Result<(), Failure> {
 
     // The next client is served as if nothing had happened.
     let next = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&next));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&next),
+    );
     let next = next.or_fail("socket")?;
     let connected = next.connect(&addr.into());
     t.client(call("connect").on(&next).args(addr).returned(&connected));
@@ -199,18 +224,35 @@ fn demo() -> Result<(), Failure> {
     t.server(call("accept").on(&listener).returned(&accepted));
     let (conn, _peer) = accepted.or_fail("accept")?;
     let set = conn.set_read_timeout(Some(SHORT));
-    t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", ms(SHORT))).returned(&set));
+    t.server(
+        call("setsockopt")
+            .on(&conn)
+            .args(format!("SO_RCVTIMEO, {}", ms(SHORT)))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let got = (&conn).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
+    t.server(
+        call("recv")
+            .on(&conn)
+            .args(RECV_SIZE)
+            .returned(&got)
+            .detail(bytes(&buf[..n])),
+    );
     got.or_fail("recv")?;
     let echoed = conn.send(&buf[..n]);
     t.server(call("send").on(&conn).args(bytes(&buf[..n])).returned(&echoed));
     echoed.or_fail("send")?;
     let got = (&next).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(call("recv").on(&next).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
+    t.client(
+        call("recv")
+            .on(&next)
+            .args(RECV_SIZE)
+            .returned(&got)
+            .detail(bytes(&buf[..n])),
+    );
     got.or_fail("recv")?;
     t.client_note("served: the timeout cost one connection, not the server");
     let next_fd = next.as_raw_fd();
@@ -226,10 +268,19 @@ fn demo() -> Result<(), Failure> {
     // A fixed send buffer: the kernel does not grow it, so how much fits is
     // the same on every run.
     let writer = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&writer));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&writer),
+    );
     let writer = writer.or_fail("socket")?;
     let set = writer.set_send_buffer_size(BUFFER);
-    t.client(call("setsockopt").on(&writer).args(format!("SO_SNDBUF, {BUFFER}")).returned(&set));
+    t.client(
+        call("setsockopt")
+            .on(&writer)
+            .args(format!("SO_SNDBUF, {BUFFER}"))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_SNDBUF")?;
     let connected = writer.connect(&addr.into());
     t.client(call("connect").on(&writer).args(addr).returned(&connected));
@@ -243,15 +294,29 @@ fn demo() -> Result<(), Failure> {
     // A peer that reads slowly fills it too, only less predictably.
     let drop_all = [SockFilter::new(BPF_RET_K, 0, 0, 0)];
     let attached = conn.attach_filter(&drop_all);
-    t.server(call("setsockopt").on(&conn).args("SO_ATTACH_FILTER, { ret #0 }").returned(&attached));
+    t.server(
+        call("setsockopt")
+            .on(&conn)
+            .args("SO_ATTACH_FILTER, { ret #0 }")
+            .returned(&attached),
+    );
     attached.or_fail("setsockopt SO_ATTACH_FILTER")?;
-    t.server_note("from now on this side receives nothing, so it acknowledges nothing");
+    t.server_note(
+        "from now on this side receives nothing, so it acknowledges nothing",
+    );
     let set = writer.set_write_timeout(Some(SHORT));
-    t.client(call("setsockopt").on(&writer).args(format!("SO_SNDTIMEO, {}", ms(SHORT))).returned(&set));
+    t.client(
+        call("setsockopt")
+            .on(&writer)
+            .args(format!("SO_SNDTIMEO, {}", ms(SHORT)))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_SNDTIMEO")?;
     let big = vec![b'x'; BIG];
     let sent = writer.send(&big);
-    t.client(call("send").on(&writer).args(format!("{BIG} bytes")).returned(&sent));
+    t.client(
+        call("send").on(&writer).args(format!("{BIG} bytes")).returned(&sent),
+    );
     // A timeout after some bytes went in is not an error: send returns how
     // many it took (man 7 socket). Code that ignores the count loses data.
     if sent.as_ref().is_ok_and(|n| *n < BIG) {
@@ -259,15 +324,25 @@ fn demo() -> Result<(), Failure> {
     }
     sent.or_fail("send")?;
     let again = writer.send(&big);
-    t.client(call("send").on(&writer).args(format!("{BIG} bytes")).returned(&again));
+    t.client(
+        call("send").on(&writer).args(format!("{BIG} bytes")).returned(&again),
+    );
     if is_timeout(&again) {
-        t.client_note(format!("no room for a single byte in {}: EAGAIN, WouldBlock again", ms(SHORT)));
+        t.client_note(format!(
+            "no room for a single byte in {}: EAGAIN, WouldBlock again",
+            ms(SHORT)
+        ));
     } else {
         again.or_fail("send")?;
     }
     // Let packets in again before closing, so that both ends can finish.
     let detached = conn.detach_filter();
-    t.server(call("setsockopt").on(&conn).args("SO_DETACH_FILTER").returned(&detached));
+    t.server(
+        call("setsockopt")
+            .on(&conn)
+            .args("SO_DETACH_FILTER")
+            .returned(&detached),
+    );
     detached.or_fail("setsockopt SO_DETACH_FILTER")?;
     let writer_fd = writer.as_raw_fd();
     drop(writer);
@@ -281,12 +356,20 @@ fn demo() -> Result<(), Failure> {
     t.section("an accept timeout");
     // SO_RCVTIMEO on a listening socket bounds accept (man 7 socket).
     let set = listener.set_read_timeout(Some(SHORT));
-    t.server(call("setsockopt").on(&listener).args(format!("SO_RCVTIMEO, {}", ms(SHORT))).returned(&set));
+    t.server(
+        call("setsockopt")
+            .on(&listener)
+            .args(format!("SO_RCVTIMEO, {}", ms(SHORT)))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let nobody = listener.accept();
     t.server(call("accept").on(&listener).returned(&nobody));
     if is_timeout(&nobody) {
-        t.server_note(format!("no client in {}: EAGAIN, the same as recv", ms(SHORT)));
+        t.server_note(format!(
+            "no client in {}: EAGAIN, the same as recv",
+            ms(SHORT)
+        ));
     } else {
         nobody.or_fail("accept")?;
     }
@@ -295,20 +378,30 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: connect_timeout
     t.section("a connect timeout, against a full accept queue (lesson 8)");
     let full = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&full));
+    t.server(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&full),
+    );
     let full = full.or_fail("socket")?;
     let bound = full.bind(&any_port.into());
     t.server(call("bind").on(&full).args(any_port).returned(&bound));
     bound.or_fail(format!("bind {any_port}"))?;
     let full_addr = full.local_addr().or_fail("getsockname")?;
-    let full_addr = full_addr.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let full_addr = full_addr
+        .as_socket()
+        .ok_or(Failure::new("getsockname", "not an IP address"))?;
     t.server(call("getsockname").on(&full).gave(&()).detail(full_addr));
     // Backlog 0: the queue holds one connection, and nobody accepts it.
     let listening = full.listen(0);
     t.server(call("listen").on(&full).args(0).returned(&listening));
     listening.or_fail("listen")?;
     let first = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&first));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&first),
+    );
     let first = first.or_fail("socket")?;
     let connected = first.connect(&full_addr.into());
     t.client(call("connect").on(&first).args(full_addr).returned(&connected));
@@ -317,7 +410,11 @@ fn demo() -> Result<(), Failure> {
 
     // A nonblocking connect bounded by poll: what a connect timeout is.
     let late = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC").returned(&late));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC")
+            .returned(&late),
+    );
     let late = late.or_fail("socket")?;
     let connecting = late.connect(&full_addr.into());
     t.client(call("connect").on(&late).args(full_addr).returned(&connecting));
@@ -327,7 +424,8 @@ fn demo() -> Result<(), Failure> {
         }
         _ => {}
     }
-    let timeout = PollTimeout::try_from(SHORT).map_err(|err| Failure::new("poll", err))?;
+    let timeout = PollTimeout::try_from(SHORT)
+        .map_err(|err| Failure::new("poll", err))?;
     let mut fds = [PollFd::new(late.as_fd(), PollFlags::POLLOUT)];
     let ready = poll(&mut fds, timeout);
     t.client(
@@ -348,14 +446,29 @@ fn demo() -> Result<(), Failure> {
 
     // SO_SNDTIMEO bounds a blocking connect too, with a surprising errno.
     let blocking = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&blocking));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&blocking),
+    );
     let blocking = blocking.or_fail("socket")?;
     let set = blocking.set_write_timeout(Some(SHORT));
-    t.client(call("setsockopt").on(&blocking).args(format!("SO_SNDTIMEO, {}", ms(SHORT))).returned(&set));
+    t.client(
+        call("setsockopt")
+            .on(&blocking)
+            .args(format!("SO_SNDTIMEO, {}", ms(SHORT)))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_SNDTIMEO")?;
     let connecting = blocking.connect(&full_addr.into());
-    t.client(call("connect").on(&blocking).args(full_addr).returned(&connecting));
-    if connecting.as_ref().err().is_some_and(|err| err.raw_os_error() == Some(libc::EINPROGRESS)) {
+    t.client(
+        call("connect").on(&blocking).args(full_addr).returned(&connecting),
+    );
+    if connecting
+        .as_ref()
+        .err()
+        .is_some_and(|err| err.raw_os_error() == Some(libc::EINPROGRESS))
+    {
         t.client_note("a blocking connect that timed out says EINPROGRESS: the handshake goes on");
     } else {
         connecting.or_fail(format!("connect {full_addr}"))?;
@@ -372,9 +485,16 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR_END: connect_timeout
 
     // ANCHOR: slow_client
-    t.section(format!("a read timeout does not bound a request: one byte every {}", ms(PACE)));
+    t.section(format!(
+        "a read timeout does not bound a request: one byte every {}",
+        ms(PACE)
+    ));
     let slow = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&slow));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&slow),
+    );
     let slow = slow.or_fail("socket")?;
     let connected = slow.connect(&addr.into());
     t.client(call("connect").on(&slow).args(addr).returned(&connected));
@@ -383,7 +503,12 @@ fn demo() -> Result<(), Failure> {
     t.server(call("accept").on(&listener).returned(&accepted));
     let (conn, _peer) = accepted.or_fail("accept")?;
     let set = conn.set_read_timeout(Some(IDLE));
-    t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", ms(IDLE))).returned(&set));
+    t.server(
+        call("setsockopt")
+            .on(&conn)
+            .args(format!("SO_RCVTIMEO, {}", ms(IDLE)))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let mut first_byte = None;
     thread::scope(|scope| -> Result<(), Failure> {
@@ -394,7 +519,13 @@ fn demo() -> Result<(), Failure> {
             first_byte.get_or_insert_with(Instant::now);
             pacer.narrate(&mut t, &slow);
             let n = *got.as_ref().unwrap_or(&0);
-            t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
+            t.server(
+                call("recv")
+                    .on(&conn)
+                    .args(RECV_SIZE)
+                    .returned(&got)
+                    .detail(bytes(&buf[..n])),
+            );
             got.or_fail("recv")?;
         }
         pacer.stop();
@@ -408,7 +539,9 @@ fn demo() -> Result<(), Failure> {
         ms(IDLE),
         yes(took > IDLE)
     ));
-    t.server_note("no newline yet: at this pace the client holds the server for ever");
+    t.server_note(
+        "no newline yet: at this pace the client holds the server for ever",
+    );
     let conn_fd = conn.as_raw_fd();
     drop(conn);
     t.server(call("close").on_fd(conn_fd).gave(&()));
@@ -418,9 +551,16 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR_END: slow_client
 
     // ANCHOR: deadline
-    t.section(format!("a deadline does: {} from a request's first byte", ms(DEADLINE)));
+    t.section(format!(
+        "a deadline does: {} from a request's first byte",
+        ms(DEADLINE)
+    ));
     let slow = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&slow));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&slow),
+    );
     let slow = slow.or_fail("socket")?;
     let connected = slow.connect(&addr.into());
     t.client(call("connect").on(&slow).args(addr).returned(&connected));
@@ -436,7 +576,8 @@ fn demo() -> Result<(), Failure> {
         loop {
             // Before each recv, wait at most the idle timeout, and never
             // past the deadline: the rest of the request's time.
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let left =
+                deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let wait = left.map_or(IDLE, |left| left.min(IDLE));
             if wait < SHORTEST {
                 break;
@@ -450,7 +591,8 @@ fn demo() -> Result<(), Failure> {
             t.server(call("setsockopt").on(&conn).args(shown).returned(&set));
             set.or_fail("setsockopt SO_RCVTIMEO")?;
             if let Some(&byte) = next.next() {
-                let pause = if deadline.is_none() { Duration::ZERO } else { PACE };
+                let pause =
+                    if deadline.is_none() { Duration::ZERO } else { PACE };
                 pacer.send_after(byte, pause);
             }
             let got = (&conn).read(&mut buf);
@@ -464,7 +606,13 @@ fn demo() -> Result<(), Failure> {
             }
             pacer.narrate(&mut t, &slow);
             let n = *got.as_ref().unwrap_or(&0);
-            t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got).detail(bytes(&buf[..n])));
+            t.server(
+                call("recv")
+                    .on(&conn)
+                    .args(RECV_SIZE)
+                    .returned(&got)
+                    .detail(bytes(&buf[..n])),
+            );
             if got.or_fail("recv")? == 0 {
                 break;
             }
@@ -487,7 +635,11 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: dead_peer
     t.section("a peer that vanished without a FIN");
     let peer = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&peer));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&peer),
+    );
     let peer = peer.or_fail("socket")?;
     let connected = peer.connect(&addr.into());
     t.client(call("connect").on(&peer).args(addr).returned(&connected));
@@ -500,15 +652,29 @@ fn demo() -> Result<(), Failure> {
     // answers nothing, as if its host had lost power. No privileges needed.
     let drop_all = [SockFilter::new(BPF_RET_K, 0, 0, 0)];
     let attached = peer.attach_filter(&drop_all);
-    t.client(call("setsockopt").on(&peer).args("SO_ATTACH_FILTER, { ret #0 }").returned(&attached));
+    t.client(
+        call("setsockopt")
+            .on(&peer)
+            .args("SO_ATTACH_FILTER, { ret #0 }")
+            .returned(&attached),
+    );
     attached.or_fail("setsockopt SO_ATTACH_FILTER")?;
-    t.client_note("gone: from now on this side receives nothing and sends nothing");
+    t.client_note(
+        "gone: from now on this side receives nothing and sends nothing",
+    );
 
     let keepalive = conn.keepalive();
-    t.server(call("getsockopt").on(&conn).args("SO_KEEPALIVE").returned(&keepalive));
+    t.server(
+        call("getsockopt").on(&conn).args("SO_KEEPALIVE").returned(&keepalive),
+    );
     keepalive.or_fail("getsockopt SO_KEEPALIVE")?;
     let set = conn.set_read_timeout(Some(FOREVER));
-    t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", ms(FOREVER))).returned(&set));
+    t.server(
+        call("setsockopt")
+            .on(&conn)
+            .args(format!("SO_RCVTIMEO, {}", ms(FOREVER)))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let got = (&conn).read(&mut buf);
     t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got));
@@ -518,7 +684,9 @@ fn demo() -> Result<(), Failure> {
     let state = tcp_state(&conn);
     let line = call("getsockopt").on(&conn).args("TCP_INFO");
     match &state {
-        Ok(state) => t.server(line.gave(&()).detail(format!("tcpi_state {}", state_name(*state)))),
+        Ok(state) => t.server(
+            line.gave(&()).detail(format!("tcpi_state {}", state_name(*state))),
+        ),
         Err(err) => t.server(line.failed(err)),
     }
     state.or_fail("getsockopt TCP_INFO")?;
@@ -531,7 +699,9 @@ fn demo() -> Result<(), Failure> {
     // probe; KEEPCNT probes KEEPINTVL seconds apart without an answer, and
     // the connection is dead (man 7 tcp). The shortest settings: 1, 1, 1.
     let set = conn.set_keepalive(true);
-    t.server(call("setsockopt").on(&conn).args("SO_KEEPALIVE, 1").returned(&set));
+    t.server(
+        call("setsockopt").on(&conn).args("SO_KEEPALIVE, 1").returned(&set),
+    );
     set.or_fail("setsockopt SO_KEEPALIVE")?;
     let options = [
         ("TCP_KEEPIDLE, 1 s", setsockopt(&conn, sockopt::TcpKeepIdle, &1)),
@@ -543,9 +713,16 @@ fn demo() -> Result<(), Failure> {
         set.or_fail(format!("setsockopt {shown}"))?;
     }
     let set = conn.set_read_timeout(Some(GUARD));
-    t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {} s", GUARD.as_secs())).returned(&set));
+    t.server(
+        call("setsockopt")
+            .on(&conn)
+            .args(format!("SO_RCVTIMEO, {} s", GUARD.as_secs()))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
-    t.server_note("a guard only: keepalive should end the next recv long before");
+    t.server_note(
+        "a guard only: keepalive should end the next recv long before",
+    );
     let got = (&conn).read(&mut buf);
     t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got));
     match &got {
@@ -563,7 +740,12 @@ fn demo() -> Result<(), Failure> {
     // Let packets in again, so that closing sends a FIN that is answered,
     // instead of leaving a connection that retries alone for minutes.
     let detached = peer.detach_filter();
-    t.client(call("setsockopt").on(&peer).args("SO_DETACH_FILTER").returned(&detached));
+    t.client(
+        call("setsockopt")
+            .on(&peer)
+            .args("SO_DETACH_FILTER")
+            .returned(&detached),
+    );
     detached.or_fail("setsockopt SO_DETACH_FILTER")?;
     let peer_fd = peer.as_raw_fd();
     drop(peer);
@@ -573,12 +755,18 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: heartbeat
     t.section("a heartbeat: the program asks, the peer must answer");
     let hung = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&hung));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&hung),
+    );
     let hung = hung.or_fail("socket")?;
     let connected = hung.connect(&addr.into());
     t.client(call("connect").on(&hung).args(addr).returned(&connected));
     connected.or_fail(format!("connect {addr}"))?;
-    t.client_note("alive, but its program is stuck: it never reads or writes again");
+    t.client_note(
+        "alive, but its program is stuck: it never reads or writes again",
+    );
     let accepted = listener.accept();
     t.server(call("accept").on(&listener).returned(&accepted));
     let (conn, _peer) = accepted.or_fail("accept")?;
@@ -587,12 +775,20 @@ fn demo() -> Result<(), Failure> {
     t.server(call("send").on(&conn).args(bytes(ping)).returned(&sent));
     sent.or_fail("send")?;
     let set = conn.set_read_timeout(Some(FOREVER));
-    t.server(call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", ms(FOREVER))).returned(&set));
+    t.server(
+        call("setsockopt")
+            .on(&conn)
+            .args(format!("SO_RCVTIMEO, {}", ms(FOREVER)))
+            .returned(&set),
+    );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let got = (&conn).read(&mut buf);
     t.server(call("recv").on(&conn).args(RECV_SIZE).returned(&got));
     if is_timeout(&got) {
-        t.server_note(format!("no answer in {}: declare the peer dead and close", ms(FOREVER)));
+        t.server_note(format!(
+            "no answer in {}: declare the peer dead and close",
+            ms(FOREVER)
+        ));
         t.server_note("keepalive would never fire here: the peer's kernel answers every probe");
     } else {
         got.or_fail("recv")?;
@@ -635,7 +831,10 @@ enum Order {
 }
 
 impl Pacer {
-    fn start<'scope>(scope: &'scope thread::Scope<'scope, '_>, socket: &'scope Socket) -> Pacer {
+    fn start<'scope>(
+        scope: &'scope thread::Scope<'scope, '_>,
+        socket: &'scope Socket,
+    ) -> Pacer {
         let (orders, inbox) = mpsc::channel();
         let (outbox, reports) = mpsc::channel();
         scope.spawn(move || {
@@ -662,7 +861,9 @@ impl Pacer {
     /// `recv` returned its byte).
     fn narrate(&self, t: &mut Transcript, socket: &Socket) {
         if let Ok((byte, sent)) = self.reports.recv_timeout(GUARD) {
-            t.client(call("send").on(socket).args(bytes(&[byte])).returned(&sent));
+            t.client(
+                call("send").on(socket).args(bytes(&[byte])).returned(&sent),
+            );
         }
     }
 
@@ -708,17 +909,26 @@ fn state_name(state: u8) -> String {
 /// Serves one client at a time: each line is echoed back. A client that
 /// stays silent longer than `idle`, or takes longer than `deadline` to send
 /// one line, is closed, and the server goes on with the next.
-fn server(addr: SocketAddr, idle: Duration, deadline: Duration) -> Result<(), Failure> {
+fn server(
+    addr: SocketAddr,
+    idle: Duration,
+    deadline: Duration,
+) -> Result<(), Failure> {
     // ANCHOR: server
-    let listener = Socket::new(Domain::for_address(addr), Type::STREAM, None).or_fail("socket")?;
+    let listener = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .or_fail("socket")?;
     // This server closes stalled connections first, leaving them in
     // TIME_WAIT: without SO_REUSEADDR a restart could not bind (lesson 7).
     listener.set_reuse_address(true).or_fail("setsockopt SO_REUSEADDR")?;
     listener.bind(&addr.into()).or_fail(format!("bind {addr}"))?;
     let local = listener.local_addr().or_fail("getsockname")?;
-    let local = local.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+    let local = local
+        .as_socket()
+        .ok_or(Failure::new("getsockname", "not an IP address"))?;
     listener.listen(16).or_fail("listen")?;
-    println!("Listening on {local} (idle timeout {idle:?}, request deadline {deadline:?})");
+    println!(
+        "Listening on {local} (idle timeout {idle:?}, request deadline {deadline:?})"
+    );
 
     loop {
         // An accept error concerns one connection, not the server.
@@ -729,7 +939,8 @@ fn server(addr: SocketAddr, idle: Duration, deadline: Duration) -> Result<(), Fa
                 continue;
             }
         };
-        let peer = peer.as_socket().map_or("unknown".to_string(), |p| p.to_string());
+        let peer =
+            peer.as_socket().map_or("unknown".to_string(), |p| p.to_string());
         println!("Connected with {peer}");
         let why = serve_one(&conn, &peer, idle, deadline);
         // Dropping the socket closes it; the line comes after, so that a
@@ -742,7 +953,12 @@ fn server(addr: SocketAddr, idle: Duration, deadline: Duration) -> Result<(), Fa
 
 /// Echoes lines until the client closes or breaks a time limit, and says why
 /// it stopped.
-fn serve_one(conn: &Socket, peer: &str, idle: Duration, deadline: Duration) -> String {
+fn serve_one(
+    conn: &Socket,
+    peer: &str,
+    idle: Duration,
+    deadline: Duration,
+) -> String {
     // ANCHOR: serve_one
     // A client that never reads its replies would otherwise block send for
     // ever once the buffers are full.
@@ -767,13 +983,20 @@ fn serve_one(conn: &Socket, peer: &str, idle: Duration, deadline: Duration) -> S
             return format!("setsockopt SO_RCVTIMEO: {err}");
         }
         let n = match (&*conn).read(&mut buf) {
-            Ok(0) if line.is_empty() => return "the client closed the connection".to_string(),
-            Ok(0) => return "the client closed the connection mid-request".to_string(),
+            Ok(0) if line.is_empty() => {
+                return "the client closed the connection".to_string();
+            }
+            Ok(0) => {
+                return "the client closed the connection mid-request"
+                    .to_string();
+            }
             Ok(n) => n,
             Err(err) if is_timeout_error(&err) && until_deadline => {
                 return format!("request deadline of {deadline:?} passed");
             }
-            Err(err) if is_timeout_error(&err) => return format!("idle for {idle:?}"),
+            Err(err) if is_timeout_error(&err) => {
+                return format!("idle for {idle:?}");
+            }
             Err(err) => return format!("recv: {err}"),
         };
         for &byte in &buf[..n] {
@@ -807,18 +1030,27 @@ fn send_all(conn: &Socket, mut data: &[u8]) -> io::Result<()> {
 fn client(addr: SocketAddr, timeout: Duration) -> Result<(), Failure> {
     // ANCHOR: client
     // Nonblocking for the handshake only, so that poll can bound it.
-    let socket =
-        Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None).or_fail("socket")?;
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        None,
+    )
+    .or_fail("socket")?;
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {
-            let poll_timeout =
-                PollTimeout::try_from(timeout).map_err(|err| Failure::new("--timeout", err))?;
+            let poll_timeout = PollTimeout::try_from(timeout)
+                .map_err(|err| Failure::new("--timeout", err))?;
             let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLOUT)];
             if poll(&mut fds, poll_timeout).or_fail("poll")? == 0 {
-                return Err(Failure::new(format!("connect {addr}"), format!("no answer within {timeout:?}")));
+                return Err(Failure::new(
+                    format!("connect {addr}"),
+                    format!("no answer within {timeout:?}"),
+                ));
             }
-            if let Some(err) = socket.take_error().or_fail("getsockopt SO_ERROR")? {
+            if let Some(err) =
+                socket.take_error().or_fail("getsockopt SO_ERROR")?
+            {
                 return Err(Failure::new(format!("connect {addr}"), err));
             }
         }
@@ -826,7 +1058,9 @@ fn client(addr: SocketAddr, timeout: Duration) -> Result<(), Failure> {
     }
     socket.set_nonblocking(false).or_fail("fcntl O_NONBLOCK")?;
     socket.set_read_timeout(Some(timeout)).or_fail("setsockopt SO_RCVTIMEO")?;
-    socket.set_write_timeout(Some(timeout)).or_fail("setsockopt SO_SNDTIMEO")?;
+    socket
+        .set_write_timeout(Some(timeout))
+        .or_fail("setsockopt SO_SNDTIMEO")?;
     println!("Connected to {addr}");
 
     let mut stdin = io::stdin().lock();
@@ -855,9 +1089,14 @@ fn client(addr: SocketAddr, timeout: Duration) -> Result<(), Failure> {
                 }
                 Ok(n) => reply.extend_from_slice(&buf[..n]),
                 Err(err) if is_timeout_error(&err) => {
-                    return Err(Failure::new(format!("recv {addr}"), format!("no reply within {timeout:?}")));
+                    return Err(Failure::new(
+                        format!("recv {addr}"),
+                        format!("no reply within {timeout:?}"),
+                    ));
                 }
-                Err(err) => return Err(Failure::new(format!("recv {addr}"), err)),
+                Err(err) => {
+                    return Err(Failure::new(format!("recv {addr}"), err));
+                }
             }
         }
         println!("Reply: {}", String::from_utf8_lossy(&reply).trim_end());

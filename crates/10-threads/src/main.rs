@@ -34,7 +34,9 @@ use socket2::{Domain, SockRef, Socket, Type};
 use transcript::cli::seconds;
 use transcript::lines::{Lines, MAX_LINE, TOO_LONG, TooLong, reply};
 use transcript::process::log;
-use transcript::{Call, Failure, OrFail, Transcript, bytes, call, duration, received};
+use transcript::{
+    Call, Failure, OrFail, Transcript, bytes, call, duration, received,
+};
 
 /// The article's address. Loopback: only this machine can connect.
 const DEFAULT_ADDR: &str = "127.0.0.1:8001";
@@ -58,7 +60,11 @@ const CLIENT_PATIENCE: Duration = Duration::from_millis(200);
 const MEASURED_THREADS: usize = 100;
 
 #[derive(Parser)]
-#[command(name = "lesson-10", bin_name = "lesson-10", about = "Lesson 10: many clients, one thread each")]
+#[command(
+    name = "lesson-10",
+    bin_name = "lesson-10",
+    about = "Lesson 10: many clients, one thread each"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -83,7 +89,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     transcript::run("lesson-10", || match cli.command {
         None | Some(Command::Demo) => demo(),
-        Some(Command::Server { addr, idle }) => server(addr, seconds("--idle", idle)?),
+        Some(Command::Server { addr, idle }) => {
+            server(addr, seconds("--idle", idle)?)
+        }
     })
 }
 
@@ -131,7 +139,8 @@ fn accept_loop(
         // The new thread owns the connection; this one goes back to accept
         // at once. A thread that cannot be created (the process is at its
         // thread limit) drops the connection with the closure: a close.
-        let spawned = thread::Builder::new().spawn(move || serve(conn, idle, &conn_say));
+        let spawned =
+            thread::Builder::new().spawn(move || serve(conn, idle, &conn_say));
         match spawned {
             Ok(thread) => {
                 say.note(format!("thread::spawn: a new thread serves fd {fd}"));
@@ -140,7 +149,9 @@ fn accept_loop(
                     threads.push(thread);
                 }
             }
-            Err(err) => say.event(format!("{peer}: no thread for it ({err}): closed")),
+            Err(err) => {
+                say.event(format!("{peer}: no thread for it ({err}): closed"))
+            }
         }
     }
     // ANCHOR_END: accept_loop
@@ -154,9 +165,19 @@ fn serve(conn: TcpStream, idle: Duration, say: &Say) {
     // A client that goes quiet, or stops reading its replies, would hold
     // this thread for ever: both directions get a time limit (lesson 9).
     let set = conn.set_read_timeout(Some(idle));
-    say.call(|| call("setsockopt").on(&conn).args(format!("SO_RCVTIMEO, {}", duration(idle))).returned(&set));
+    say.call(|| {
+        call("setsockopt")
+            .on(&conn)
+            .args(format!("SO_RCVTIMEO, {}", duration(idle)))
+            .returned(&set)
+    });
     let set = set.and_then(|()| conn.set_write_timeout(Some(idle)));
-    say.call(|| call("setsockopt").on(&conn).args(format!("SO_SNDTIMEO, {}", duration(idle))).returned(&set));
+    say.call(|| {
+        call("setsockopt")
+            .on(&conn)
+            .args(format!("SO_SNDTIMEO, {}", duration(idle)))
+            .returned(&set)
+    });
     let why = match set {
         Ok(()) => answer_lines(&conn, idle, say),
         Err(err) => format!("setsockopt: {err}: closed"),
@@ -177,11 +198,18 @@ fn answer_lines(conn: &TcpStream, idle: Duration, say: &Say) -> String {
         // Blocks this thread only: the other clients have threads of their own.
         let got = (&*conn).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        say.call(|| received(call("recv").on(conn).args(RECV_SIZE).returned(&got), &buf[..n]));
+        say.call(|| {
+            received(
+                call("recv").on(conn).args(RECV_SIZE).returned(&got),
+                &buf[..n],
+            )
+        });
         match got {
             Ok(0) => return "closed by the client".to_string(),
             Ok(_) => {}
-            Err(err) if is_timeout(&err) => return format!("idle for {}: closed", duration(idle)),
+            Err(err) if is_timeout(&err) => {
+                return format!("idle for {}: closed", duration(idle));
+            }
             Err(err) => return format!("recv: {err}: closed"),
         }
         // One recv may hold half a line or several lines (lesson 5).
@@ -199,7 +227,10 @@ fn answer_lines(conn: &TcpStream, idle: Duration, say: &Say) -> String {
             }
         }
         if replies.is_empty() {
-            say.note(format!("{} bytes of an unfinished line: recv again", lines.partial()));
+            say.note(format!(
+                "{} bytes of an unfinished line: recv again",
+                lines.partial()
+            ));
             continue;
         }
         if let Err(err) = send_all(conn, &replies, say) {
@@ -243,7 +274,13 @@ fn send_all(conn: &TcpStream, mut data: &[u8], say: &Say) -> io::Result<()> {
         // std's write is send(..., MSG_NOSIGNAL): a closed peer is an
         // error, not a SIGPIPE that kills the whole server (lesson 6).
         let sent = (&*conn).write(data);
-        say.call(|| call("send").on(conn).args(bytes(data)).args("MSG_NOSIGNAL").returned(&sent));
+        say.call(|| {
+            call("send")
+                .on(conn)
+                .args(bytes(data))
+                .args("MSG_NOSIGNAL")
+                .returned(&sent)
+        });
         let sent = sent?;
         data = &data[sent..];
     }
@@ -261,7 +298,8 @@ fn demo() -> Result<(), Failure> {
 
     // ANCHOR: demo_listen
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let listener = TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
+    let listener =
+        TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
     let addr = listener.local_addr().or_fail("getsockname")?;
     t.server_note(format!(
         "TcpListener::bind(\"{wanted}\") = fd {}: socket, setsockopt, bind, listen (lesson 3)",
@@ -287,18 +325,25 @@ fn demo() -> Result<(), Failure> {
     show(&mut t, &reports, 2)?; // recv, "unfinished line"
 
     connect(&mut t, &b, addr)?;
-    t.client_note("connected: the kernel completed the handshake, nobody accepted");
+    t.client_note(
+        "connected: the kernel completed the handshake, nobody accepted",
+    );
     send(&mut t, &b, b"hello from B\n")?;
     let set = b.set_read_timeout(Some(CLIENT_PATIENCE));
     t.client(
-        call("setsockopt").on(&b).args(format!("SO_RCVTIMEO, {}", duration(CLIENT_PATIENCE))).returned(&set),
+        call("setsockopt")
+            .on(&b)
+            .args(format!("SO_RCVTIMEO, {}", duration(CLIENT_PATIENCE)))
+            .returned(&set),
     );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     let got = recv(&mut t, &b)?;
     if got.is_some() {
         return Err(Failure::new("demo", "B was answered by a busy server"));
     }
-    t.client_note("no reply for B: the server's only thread waits in recv for A");
+    t.client_note(
+        "no reply for B: the server's only thread waits in recv for A",
+    );
 
     send(&mut t, &a, b"client\n")?;
     show(&mut t, &reports, 2)?; // recv, send
@@ -317,7 +362,9 @@ fn demo() -> Result<(), Failure> {
     close(&mut t, b)?;
     show(&mut t, &reports, 3)?; // recv 0, "closed by the client", close
     close(&mut t, a)?;
-    let listener = server.join().map_err(|_| Failure::new("demo", "the server thread panicked"))?;
+    let listener = server
+        .join()
+        .map_err(|_| Failure::new("demo", "the server thread panicked"))?;
     // ANCHOR_END: demo_one_thread
 
     // ANCHOR: demo_threads
@@ -352,10 +399,13 @@ fn demo() -> Result<(), Failure> {
     show(&mut t, &for_a, 3)?; // recv 0, "closed by the client", close
     close(&mut t, b)?;
     show(&mut t, &for_b, 3)?; // recv 0, "closed by the client", close
-    let (listener, threads) =
-        acceptor.join().map_err(|_| Failure::new("demo", "the accepting thread panicked"))?;
+    let (listener, threads) = acceptor
+        .join()
+        .map_err(|_| Failure::new("demo", "the accepting thread panicked"))?;
     for thread in threads {
-        thread.join().map_err(|_| Failure::new("demo", "a connection's thread panicked"))?;
+        thread.join().map_err(|_| {
+            Failure::new("demo", "a connection's thread panicked")
+        })?;
     }
     // ANCHOR_END: demo_threads
 
@@ -404,17 +454,21 @@ fn thread_cost(t: &mut Transcript) -> Result<(), Failure> {
     }
     // Measure once every thread runs, so each has touched its stack.
     for _ in 0..MEASURED_THREADS {
-        started
-            .recv_timeout(REPORT_WAIT)
-            .map_err(|_| Failure::new("demo", "a measured thread never started"))?;
+        started.recv_timeout(REPORT_WAIT).map_err(|_| {
+            Failure::new("demo", "a measured thread never started")
+        })?;
     }
     let after = Status::read()?;
     release.wait();
     for thread in threads {
         let _ = thread.join();
     }
-    t.server_note(format!("{MEASURED_THREADS} threads started and waiting: Threads: {}", after.threads));
-    let per_thread = after.rss_kib.saturating_sub(before.rss_kib) / MEASURED_THREADS as u64;
+    t.server_note(format!(
+        "{MEASURED_THREADS} threads started and waiting: Threads: {}",
+        after.threads
+    ));
+    let per_thread =
+        after.rss_kib.saturating_sub(before.rss_kib) / MEASURED_THREADS as u64;
     // A rounded bucket, not the figure: the exact growth varies by a page
     // or two from run to run (about 10 KiB per thread on x86-64 Linux).
     t.server_note(if per_thread < 32 {
@@ -439,7 +493,8 @@ impl Status {
         let deadline = std::time::Instant::now() + Duration::from_secs(1);
         loop {
             let status = Status::read()?;
-            if status.threads == threads || std::time::Instant::now() > deadline {
+            if status.threads == threads || std::time::Instant::now() > deadline
+            {
                 return Ok(status);
             }
             thread::sleep(Duration::from_millis(1));
@@ -447,11 +502,14 @@ impl Status {
     }
 
     fn read() -> Result<Status, Failure> {
-        let text = std::fs::read_to_string("/proc/self/status").or_fail("read /proc/self/status")?;
+        let text = std::fs::read_to_string("/proc/self/status")
+            .or_fail("read /proc/self/status")?;
         let field = |name: &str| {
             text.lines()
                 .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.trim().trim_end_matches(" kB").parse().ok())
+                .and_then(|rest| {
+                    rest.trim().trim_end_matches(" kB").parse().ok()
+                })
                 .ok_or(Failure::new("/proc/self/status", format!("no {name}")))
         };
         Ok(Status { threads: field("Threads:")?, rss_kib: field("VmRSS:")? })
@@ -509,7 +567,10 @@ impl Say {
 
     /// Where the thread for a new connection reports, and, in the demo, the
     /// receiving end for the main thread.
-    fn for_connection(&self, peer: SocketAddr) -> (Say, Option<Receiver<Said>>) {
+    fn for_connection(
+        &self,
+        peer: SocketAddr,
+    ) -> (Say, Option<Receiver<Said>>) {
         match self {
             Say::Log(_) => (Say::Log(Some(peer)), None),
             Say::To(_) => {
@@ -528,13 +589,24 @@ impl Say {
 }
 
 /// Prints the next `n` reports from a server thread, in the server column.
-fn show(t: &mut Transcript, reports: &Receiver<Said>, n: usize) -> Result<(), Failure> {
+fn show(
+    t: &mut Transcript,
+    reports: &Receiver<Said>,
+    n: usize,
+) -> Result<(), Failure> {
     for _ in 0..n {
         match reports.recv_timeout(REPORT_WAIT) {
             Ok(Said::Call(call)) => t.server(call),
             Ok(Said::Note(text)) => t.server_note(text),
-            Ok(Said::Thread(_)) => return Err(Failure::new("demo", "unexpected new thread")),
-            Err(_) => return Err(Failure::new("demo", "a server thread stopped reporting")),
+            Ok(Said::Thread(_)) => {
+                return Err(Failure::new("demo", "unexpected new thread"));
+            }
+            Err(_) => {
+                return Err(Failure::new(
+                    "demo",
+                    "a server thread stopped reporting",
+                ));
+            }
         }
     }
     Ok(())
@@ -553,19 +625,37 @@ fn next_thread(reports: &Receiver<Said>) -> Result<Receiver<Said>, Failure> {
 fn socket(t: &mut Transcript, name: &str) -> Result<TcpStream, Failure> {
     t.client_note(format!("client {name}"));
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&socket));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&socket),
+    );
     Ok(TcpStream::from(socket.or_fail("socket")?))
 }
 
-fn connect(t: &mut Transcript, stream: &TcpStream, addr: SocketAddr) -> Result<(), Failure> {
+fn connect(
+    t: &mut Transcript,
+    stream: &TcpStream,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
     let connected = SockRef::from(stream).connect(&addr.into());
     t.client(call("connect").on(stream).args(addr).returned(&connected));
     connected.or_fail(format!("connect {addr}"))
 }
 
-fn send(t: &mut Transcript, stream: &TcpStream, data: &[u8]) -> Result<(), Failure> {
+fn send(
+    t: &mut Transcript,
+    stream: &TcpStream,
+    data: &[u8],
+) -> Result<(), Failure> {
     let sent = (&*stream).write(data);
-    t.client(call("send").on(stream).args(bytes(data)).args("MSG_NOSIGNAL").returned(&sent));
+    t.client(
+        call("send")
+            .on(stream)
+            .args(bytes(data))
+            .args("MSG_NOSIGNAL")
+            .returned(&sent),
+    );
     match sent.or_fail("send")? {
         n if n == data.len() => Ok(()),
         n => Err(Failure::new("send", format!("only {n} bytes sent"))),
@@ -573,11 +663,17 @@ fn send(t: &mut Transcript, stream: &TcpStream, data: &[u8]) -> Result<(), Failu
 }
 
 /// One `recv`; `None` when it timed out.
-fn recv(t: &mut Transcript, stream: &TcpStream) -> Result<Option<Vec<u8>>, Failure> {
+fn recv(
+    t: &mut Transcript,
+    stream: &TcpStream,
+) -> Result<Option<Vec<u8>>, Failure> {
     let mut buf = [0u8; RECV_SIZE];
     let got = (&*stream).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(received(call("recv").on(stream).args(RECV_SIZE).returned(&got), &buf[..n]));
+    t.client(received(
+        call("recv").on(stream).args(RECV_SIZE).returned(&got),
+        &buf[..n],
+    ));
     match got {
         Ok(n) => Ok(Some(buf[..n].to_vec())),
         Err(err) if is_timeout(&err) => Ok(None),

@@ -20,7 +20,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream,
+};
 use std::os::fd::{AsFd, AsRawFd};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,9 +37,13 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::unistd::Pid;
 use socket2::{Domain, Socket, Type};
 use transcript::cli::{at_least_one, seconds};
-use transcript::lines::{BUSY, Lines, MAX_LINE, TOO_LONG, TooLong, is_shutdown, reply};
+use transcript::lines::{
+    BUSY, Lines, MAX_LINE, TOO_LONG, TooLong, is_shutdown, reply,
+};
 use transcript::process::{log, open_descriptors};
-use transcript::{Call, Failure, OrFail, Transcript, bytes, call, duration, received};
+use transcript::{
+    Call, Failure, OrFail, Transcript, bytes, call, duration, received,
+};
 
 /// The article's address. Loopback: only this machine can connect.
 const DEFAULT_ADDR: &str = "127.0.0.1:8001";
@@ -141,7 +147,9 @@ fn server(addr: SocketAddr, limits: Limits) -> Result<(), Failure> {
     if left == inherited {
         log(format_args!("Shut down: every descriptor it opened is closed"));
     } else {
-        log(format_args!("Shut down: open descriptors {left} (at start: {inherited})"));
+        log(format_args!(
+            "Shut down: open descriptors {left} (at start: {inherited})"
+        ));
     }
     Ok(())
     // ANCHOR_END: server
@@ -158,13 +166,22 @@ fn shutdown_signals() -> SigSet {
 /// The server's life: start the pool and the signal thread, accept until
 /// told to stop, then let every open connection finish and wait for the
 /// workers. Returns once nothing is left running.
-fn run(listener: TcpListener, limits: Limits, say: &Say, pace: &Pace) -> Result<(), Failure> {
+fn run(
+    listener: TcpListener,
+    limits: Limits,
+    say: &Say,
+    pace: &Pace,
+) -> Result<(), Failure> {
     // ANCHOR: run
     let local = listener.local_addr().or_fail("getsockname")?;
     // Made now, used at shutdown to wake the accept loop: by then the
     // process may be out of descriptors and unable to make one.
     let waker = Socket::new(Domain::for_address(local), Type::STREAM, None);
-    say.call(|| call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&waker));
+    say.call(|| {
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&waker)
+    });
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         open: Mutex::new(BTreeMap::new()),
@@ -174,7 +191,10 @@ fn run(listener: TcpListener, limits: Limits, say: &Say, pace: &Pace) -> Result<
         wake_addr: reachable(local),
     });
     let pool = Pool::start(limits.workers, worker)?;
-    say.note(format!("{} worker threads wait for connections on a channel", limits.workers));
+    say.note(format!(
+        "{} worker threads wait for connections on a channel",
+        limits.workers
+    ));
     start_signal_thread(&shared, say)?;
 
     accept_loop(&listener, &shared, &pool, limits, say, pace);
@@ -235,7 +255,12 @@ impl Shared {
         let woke = match self.waker.lock().unwrap().as_ref() {
             Some(waker) => {
                 let woke = waker.connect(&self.wake_addr.into());
-                say.call(|| call("connect").on(waker).args(self.wake_addr).returned(&woke));
+                say.call(|| {
+                    call("connect")
+                        .on(waker)
+                        .args(self.wake_addr)
+                        .returned(&woke)
+                });
                 woke
             }
             None => Ok(()),
@@ -267,9 +292,17 @@ impl Shared {
     }
 
     /// Waits, at most `limit`, while `waiting` holds for the wake-up state.
-    fn wait_for_wake(&self, waiting: impl Fn(Wake) -> bool, limit: Duration) -> Wake {
+    fn wait_for_wake(
+        &self,
+        waiting: impl Fn(Wake) -> bool,
+        limit: Duration,
+    ) -> Wake {
         let wake = self.wake.lock().unwrap();
-        *self.wake_changed.wait_timeout_while(wake, limit, |wake| waiting(*wake)).unwrap().0
+        *self
+            .wake_changed
+            .wait_timeout_while(wake, limit, |wake| waiting(*wake))
+            .unwrap()
+            .0
     }
 
     /// Whether a connection comes from our own wake-up socket.
@@ -288,8 +321,12 @@ impl Shared {
 /// A listener on every address (0.0.0.0) is reached through loopback.
 fn reachable(local: SocketAddr) -> SocketAddr {
     match local.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, local.port()).into(),
-        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, local.port()).into(),
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            (Ipv4Addr::LOCALHOST, local.port()).into()
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            (Ipv6Addr::LOCALHOST, local.port()).into()
+        }
         _ => local,
     }
 }
@@ -307,7 +344,9 @@ fn start_signal_thread(shared: &Arc<Shared>, say: &Say) -> Result<(), Failure> {
             match shutdown_signals().wait() {
                 Ok(signal) if signals_seen == 0 => {
                     signals_seen += 1;
-                    thread_say.event(format!("sigwait returned {signal}: shutting down"));
+                    thread_say.event(format!(
+                        "sigwait returned {signal}: shutting down"
+                    ));
                     shared.begin_shutdown(&thread_say);
                 }
                 Ok(signal) => {
@@ -344,7 +383,9 @@ fn accept_loop(
         let result = listener.accept();
         say.call(|| call("accept").on(listener).returned(&result));
         match result {
-            Ok((conn, peer)) => admit(conn, peer, &mut arrivals, shared, pool, limits, say),
+            Ok((conn, peer)) => {
+                admit(conn, peer, &mut arrivals, shared, pool, limits, say)
+            }
             Err(err) => {
                 say.event(format!("accept: {err}"));
                 pause_if_out_of_descriptors(&err);
@@ -396,7 +437,10 @@ fn admit(
     let mut open = shared.open.lock().unwrap();
     if open.len() >= limits.max_conns {
         drop(open);
-        say.event(format!("{peer}: {} connections open, the limit: refused", limits.max_conns));
+        say.event(format!(
+            "{peer}: {} connections open, the limit: refused",
+            limits.max_conns
+        ));
         refuse(conn, say);
         return;
     }
@@ -430,7 +474,13 @@ fn refuse(conn: TcpStream, say: &Say) {
     // A new connection's send buffer is empty, so this short line fits and
     // the send cannot hold up the accept loop.
     let sent = (&conn).write(BUSY);
-    say.call(|| call("send").on(&conn).args(bytes(BUSY)).args("MSG_NOSIGNAL").returned(&sent));
+    say.call(|| {
+        call("send")
+            .on(&conn)
+            .args(bytes(BUSY))
+            .args("MSG_NOSIGNAL")
+            .returned(&sent)
+    });
     close(conn, say);
     // ANCHOR_END: refuse
 }
@@ -441,13 +491,18 @@ fn refuse(conn: TcpStream, say: &Say) {
 fn finish_open_connections(shared: &Shared, say: &Say) {
     // ANCHOR: finish
     let open = shared.open.lock().unwrap();
-    say.event(format!("stopped accepting; {} connections to finish", open.len()));
+    say.event(format!(
+        "stopped accepting; {} connections to finish",
+        open.len()
+    ));
     for conn in open.values() {
         // A recv blocked on this socket returns 0 at once; bytes that had
         // arrived are still returned first (`man 2 shutdown`). A connection
         // still waiting in the queue gets the same when its worker comes.
         let done = conn.shutdown(Shutdown::Read);
-        say.call(|| call("shutdown").on(&**conn).args("SHUT_RD").returned(&done));
+        say.call(|| {
+            call("shutdown").on(&**conn).args("SHUT_RD").returned(&done)
+        });
     }
     // ANCHOR_END: finish
 }
@@ -463,7 +518,10 @@ struct Pool {
 
 impl Pool {
     /// Starts `size` threads, each running the loop `work`.
-    fn start(size: usize, work: fn(&Mutex<Receiver<Job>>)) -> Result<Pool, Failure> {
+    fn start(
+        size: usize,
+        work: fn(&Mutex<Receiver<Job>>),
+    ) -> Result<Pool, Failure> {
         // ANCHOR: pool
         let (jobs, queue) = channel::<Job>();
         // One receiver, shared: each job goes to exactly one worker.
@@ -528,9 +586,19 @@ fn serve(conn: &TcpStream, idle: Duration, shared: &Shared, say: &Say) {
     // A client that goes quiet or stops reading holds a worker, which in a
     // pool is a scarce thing: both directions get a time limit.
     let set = conn.set_read_timeout(Some(idle));
-    say.call(|| call("setsockopt").on(conn).args(format!("SO_RCVTIMEO, {}", duration(idle))).returned(&set));
+    say.call(|| {
+        call("setsockopt")
+            .on(conn)
+            .args(format!("SO_RCVTIMEO, {}", duration(idle)))
+            .returned(&set)
+    });
     let set = set.and_then(|()| conn.set_write_timeout(Some(idle)));
-    say.call(|| call("setsockopt").on(conn).args(format!("SO_SNDTIMEO, {}", duration(idle))).returned(&set));
+    say.call(|| {
+        call("setsockopt")
+            .on(conn)
+            .args(format!("SO_SNDTIMEO, {}", duration(idle)))
+            .returned(&set)
+    });
     let why = match set {
         Ok(()) => answer_lines(conn, idle, shared, say),
         Err(err) => format!("setsockopt: {err}: closed"),
@@ -539,7 +607,12 @@ fn serve(conn: &TcpStream, idle: Duration, shared: &Shared, say: &Say) {
 }
 
 /// Reads and answers lines until the conversation ends; returns why.
-fn answer_lines(conn: &TcpStream, idle: Duration, shared: &Shared, say: &Say) -> String {
+fn answer_lines(
+    conn: &TcpStream,
+    idle: Duration,
+    shared: &Shared,
+    say: &Say,
+) -> String {
     // ANCHOR: answer_lines
     let mut lines = Lines::new(MAX_LINE);
     let mut buf = [0u8; RECV_SIZE];
@@ -547,14 +620,21 @@ fn answer_lines(conn: &TcpStream, idle: Duration, shared: &Shared, say: &Say) ->
         // Blocks this worker only: the others serve their own clients.
         let got = (&*conn).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        say.call(|| received(call("recv").on(conn).args(RECV_SIZE).returned(&got), &buf[..n]));
+        say.call(|| {
+            received(
+                call("recv").on(conn).args(RECV_SIZE).returned(&got),
+                &buf[..n],
+            )
+        });
         match got {
             Ok(0) if shared.stop.load(Ordering::SeqCst) => {
                 return "input ended for the shutdown: closed".to_string();
             }
             Ok(0) => return "closed by the client".to_string(),
             Ok(_) => {}
-            Err(err) if is_timeout(&err) => return format!("idle for {}: closed", duration(idle)),
+            Err(err) if is_timeout(&err) => {
+                return format!("idle for {}: closed", duration(idle));
+            }
             Err(err) => return format!("recv: {err}: closed"),
         }
         // One recv may hold half a line or several lines (lesson 5).
@@ -576,7 +656,10 @@ fn answer_lines(conn: &TcpStream, idle: Duration, shared: &Shared, say: &Say) ->
             }
         }
         if replies.is_empty() {
-            say.note(format!("{} bytes of an unfinished line: recv again", lines.partial()));
+            say.note(format!(
+                "{} bytes of an unfinished line: recv again",
+                lines.partial()
+            ));
             continue;
         }
         if let Err(err) = send_all(conn, &replies, say) {
@@ -621,7 +704,13 @@ fn linger(conn: &TcpStream, limit: Duration, say: &Say) {
 fn send_all(conn: &TcpStream, mut data: &[u8], say: &Say) -> io::Result<()> {
     while !data.is_empty() {
         let sent = (&*conn).write(data);
-        say.call(|| call("send").on(conn).args(bytes(data)).args("MSG_NOSIGNAL").returned(&sent));
+        say.call(|| {
+            call("send")
+                .on(conn)
+                .args(bytes(data))
+                .args("MSG_NOSIGNAL")
+                .returned(&sent)
+        });
         data = &data[sent?..];
     }
     Ok(())
@@ -647,7 +736,8 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: demo_pool
     t.section("two workers, at most three connections");
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let listener = TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
+    let listener =
+        TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
     let addr = listener.local_addr().or_fail("getsockname")?;
     t.server_note(format!(
         "TcpListener::bind(\"{wanted}\") = fd {}: socket, setsockopt, bind, listen",
@@ -656,7 +746,9 @@ fn demo() -> Result<(), Failure> {
     let limits = Limits { workers: 2, max_conns: 3, idle: DEMO_IDLE };
     let (tx, reports) = channel();
     let (go, permits) = channel();
-    let server = thread::spawn(move || run(listener, limits, &Say::To(tx), &Pace::Demo(permits)));
+    let server = thread::spawn(move || {
+        run(listener, limits, &Say::To(tx), &Pace::Demo(permits))
+    });
     show(&mut t, &reports, 2)?; // socket (the waker), "2 worker threads"
     let signal_thread = next_thread(&reports)?;
 
@@ -671,7 +763,10 @@ fn demo() -> Result<(), Failure> {
     send(&mut t, &c, b"hello from C\n")?;
     let set = c.set_read_timeout(Some(CLIENT_PATIENCE));
     t.client(
-        call("setsockopt").on(&c).args(format!("SO_RCVTIMEO, {}", duration(CLIENT_PATIENCE))).returned(&set),
+        call("setsockopt")
+            .on(&c)
+            .args(format!("SO_RCVTIMEO, {}", duration(CLIENT_PATIENCE)))
+            .returned(&set),
     );
     set.or_fail("setsockopt SO_RCVTIMEO")?;
     if recv(&mut t, &c)?.is_some() {
@@ -688,14 +783,19 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR_END: demo_pool
 
     // ANCHOR: demo_traps
-    t.section(format!("the worker loop: {OVERLAP_JOBS} workers, {OVERLAP_JOBS} jobs"));
+    t.section(format!(
+        "the worker loop: {OVERLAP_JOBS} workers, {OVERLAP_JOBS} jobs"
+    ));
     let together = overlap(worker_holding_the_lock)?;
     t.server_note(format!(
         "while let Ok(job) = queue.lock().unwrap().recv() {{ job() }}: {}",
         at_once(together)
     ));
     let together = overlap(worker)?;
-    t.server_note(format!("let next = queue.lock().unwrap().recv(); then run it: {}", at_once(together)));
+    t.server_note(format!(
+        "let next = queue.lock().unwrap().recv(); then run it: {}",
+        at_once(together)
+    ));
 
     accept_is_not_woken(&mut t)?;
     // ANCHOR_END: demo_traps
@@ -703,7 +803,9 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: demo_shutdown
     t.section("Ctrl-C: stop accepting, finish, exit");
     permit(&go)?;
-    t.server_note("the accept loop calls accept again: only a connection wakes it");
+    t.server_note(
+        "the accept loop calls accept again: only a connection wakes it",
+    );
     // To the process, as Ctrl-C does, not to this thread (raise would):
     // every thread blocks SIGINT, and the signal thread's sigwait takes it.
     kill(Pid::this(), Signal::SIGINT).or_fail("kill SIGINT")?;
@@ -722,7 +824,9 @@ fn demo() -> Result<(), Failure> {
     recv(&mut t, &c)?;
     t.client_note("C's request, sent before the shutdown, was answered");
     show(&mut t, &reports, 1)?; // "every worker has finished"
-    server.join().map_err(|_| Failure::new("demo", "the server thread panicked"))??;
+    server
+        .join()
+        .map_err(|_| Failure::new("demo", "the server thread panicked"))??;
     for client in [a, b, c] {
         close_client(&mut t, client);
     }
@@ -744,7 +848,9 @@ fn overlap(work: fn(&Mutex<Receiver<Job>>)) -> Result<usize, Failure> {
         }));
     }
     for _ in 0..OVERLAP_JOBS {
-        finished.recv_timeout(REPORT_WAIT).map_err(|_| Failure::new("demo", "a job never finished"))?;
+        finished
+            .recv_timeout(REPORT_WAIT)
+            .map_err(|_| Failure::new("demo", "a job never finished"))?;
     }
     pool.finish();
     Ok(meter.state.lock().unwrap().most)
@@ -804,7 +910,8 @@ fn accept_is_not_woken(t: &mut Transcript) -> Result<(), Failure> {
     // ANCHOR: demo_not_woken
     t.section("what wakes a thread blocked in accept");
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let listener = TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
+    let listener =
+        TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
     let addr = listener.local_addr().or_fail("getsockname")?;
     let listener_fd = listener.as_raw_fd();
     t.server_note(format!(
@@ -812,7 +919,11 @@ fn accept_is_not_woken(t: &mut Transcript) -> Result<(), Failure> {
     ));
     // Before the thread takes a descriptor number for its accept.
     let waker = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&waker));
+    t.server(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&waker),
+    );
     let waker = waker.or_fail("socket")?;
 
     let listener = Arc::new(listener);
@@ -820,12 +931,16 @@ fn accept_is_not_woken(t: &mut Transcript) -> Result<(), Failure> {
     let (tx, reports) = channel();
     let acceptor = {
         let (listener, stop) = (Arc::clone(&listener), Arc::clone(&stop));
-        thread::spawn(move || accept_until_stopped(listener, &stop, &Say::To(tx)))
+        thread::spawn(move || {
+            accept_until_stopped(listener, &stop, &Say::To(tx))
+        })
     };
     t.server_note(format!("a thread blocks in accept(fd {listener_fd})"));
 
     drop(listener);
-    t.server_note("drop(listener) here: no system call, the thread holds its own Arc");
+    t.server_note(
+        "drop(listener) here: no system call, the thread holds its own Arc",
+    );
     still_blocked(t, &reports)?;
     stop.store(true, Ordering::SeqCst);
     t.server_note("stop flag set: accept does not look at flags");
@@ -835,7 +950,9 @@ fn accept_is_not_woken(t: &mut Transcript) -> Result<(), Failure> {
     t.server(call("connect").on(&waker).args(addr).returned(&woke));
     woke.or_fail(format!("connect {addr}"))?;
     show(t, &reports, 4)?; // accept, "stop flag set", close, close listener
-    acceptor.join().map_err(|_| Failure::new("demo", "the accepting thread panicked"))?;
+    acceptor
+        .join()
+        .map_err(|_| Failure::new("demo", "the accepting thread panicked"))?;
     let fd = waker.as_raw_fd();
     drop(waker);
     t.server(call("close").on_fd(fd).gave(&()));
@@ -845,7 +962,11 @@ fn accept_is_not_woken(t: &mut Transcript) -> Result<(), Failure> {
 
 /// The shape of every accept loop with a stop flag. When it ends, the
 /// thread's handle is the last one, and dropping it closes the listener.
-fn accept_until_stopped(listener: Arc<TcpListener>, stop: &AtomicBool, say: &Say) {
+fn accept_until_stopped(
+    listener: Arc<TcpListener>,
+    stop: &AtomicBool,
+    say: &Say,
+) {
     loop {
         let result = listener.accept();
         say.call(|| call("accept").on(&*listener).returned(&result));
@@ -864,7 +985,10 @@ fn accept_until_stopped(listener: Arc<TcpListener>, stop: &AtomicBool, say: &Say
 }
 
 /// Shows that a thread has reported nothing for `STILL_BLOCKED`.
-fn still_blocked(t: &mut Transcript, reports: &Receiver<Said>) -> Result<(), Failure> {
+fn still_blocked(
+    t: &mut Transcript,
+    reports: &Receiver<Said>,
+) -> Result<(), Failure> {
     match reports.recv_timeout(STILL_BLOCKED) {
         Err(RecvTimeoutError::Timeout) => {
             t.server_note(format!(
@@ -947,7 +1071,10 @@ impl Say {
     }
 
     /// Where a new connection's reports go, and the demo's end of them.
-    fn for_connection(&self, peer: SocketAddr) -> (Say, Option<Receiver<Said>>) {
+    fn for_connection(
+        &self,
+        peer: SocketAddr,
+    ) -> (Say, Option<Receiver<Said>>) {
         match self {
             Say::Log(_) => (Say::Log(Some(peer)), None),
             Say::To(_) => self.for_thread(),
@@ -974,13 +1101,24 @@ impl Say {
 }
 
 /// Prints the next `n` reports from a server thread, in the server column.
-fn show(t: &mut Transcript, reports: &Receiver<Said>, n: usize) -> Result<(), Failure> {
+fn show(
+    t: &mut Transcript,
+    reports: &Receiver<Said>,
+    n: usize,
+) -> Result<(), Failure> {
     for _ in 0..n {
         match reports.recv_timeout(REPORT_WAIT) {
             Ok(Said::Call(call)) => t.server(call),
             Ok(Said::Note(text)) => t.server_note(text),
-            Ok(Said::Thread(_)) => return Err(Failure::new("demo", "unexpected new thread")),
-            Err(_) => return Err(Failure::new("demo", "a server thread stopped reporting")),
+            Ok(Said::Thread(_)) => {
+                return Err(Failure::new("demo", "unexpected new thread"));
+            }
+            Err(_) => {
+                return Err(Failure::new(
+                    "demo",
+                    "a server thread stopped reporting",
+                ));
+            }
         }
     }
     Ok(())
@@ -998,11 +1136,19 @@ fn next_thread(reports: &Receiver<Said>) -> Result<Receiver<Said>, Failure> {
 fn socket(t: &mut Transcript, name: &str) -> Result<TcpStream, Failure> {
     t.client_note(format!("client {name}"));
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&socket));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&socket),
+    );
     Ok(TcpStream::from(socket.or_fail("socket")?))
 }
 
-fn connect(t: &mut Transcript, stream: &TcpStream, addr: SocketAddr) -> Result<(), Failure> {
+fn connect(
+    t: &mut Transcript,
+    stream: &TcpStream,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
     let connected = socket2::SockRef::from(stream).connect(&addr.into());
     t.client(call("connect").on(stream).args(addr).returned(&connected));
     connected.or_fail(format!("connect {addr}"))
@@ -1023,9 +1169,19 @@ fn connected(
     next_thread(reports)
 }
 
-fn send(t: &mut Transcript, stream: &TcpStream, data: &[u8]) -> Result<(), Failure> {
+fn send(
+    t: &mut Transcript,
+    stream: &TcpStream,
+    data: &[u8],
+) -> Result<(), Failure> {
     let sent = (&*stream).write(data);
-    t.client(call("send").on(stream).args(bytes(data)).args("MSG_NOSIGNAL").returned(&sent));
+    t.client(
+        call("send")
+            .on(stream)
+            .args(bytes(data))
+            .args("MSG_NOSIGNAL")
+            .returned(&sent),
+    );
     match sent.or_fail("send")? {
         n if n == data.len() => Ok(()),
         n => Err(Failure::new("send", format!("only {n} bytes sent"))),
@@ -1033,11 +1189,17 @@ fn send(t: &mut Transcript, stream: &TcpStream, data: &[u8]) -> Result<(), Failu
 }
 
 /// One `recv`; `None` when it timed out.
-fn recv(t: &mut Transcript, stream: &TcpStream) -> Result<Option<Vec<u8>>, Failure> {
+fn recv(
+    t: &mut Transcript,
+    stream: &TcpStream,
+) -> Result<Option<Vec<u8>>, Failure> {
     let mut buf = [0u8; RECV_SIZE];
     let got = (&*stream).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(received(call("recv").on(stream).args(RECV_SIZE).returned(&got), &buf[..n]));
+    t.client(received(
+        call("recv").on(stream).args(RECV_SIZE).returned(&got),
+        &buf[..n],
+    ));
     match got {
         Ok(n) => Ok(Some(buf[..n].to_vec())),
         Err(err) if is_timeout(&err) => Ok(None),

@@ -31,13 +31,19 @@ use clap::{Parser, Subcommand};
 use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
+use nix::sys::signal::{
+    SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction,
+};
 use nix::unistd::Pid;
 use socket2::{Domain, SockRef, Socket, Type};
 use transcript::cli::{at_least_one, seconds};
-use transcript::lines::{BUSY, Lines, MAX_LINE, TOO_LONG, TooLong, is_shutdown, reply};
+use transcript::lines::{
+    BUSY, Lines, MAX_LINE, TOO_LONG, TooLong, is_shutdown, reply,
+};
 use transcript::process::{log, open_descriptors};
-use transcript::{Call, Failure, OrFail, Transcript, bytes, call, duration, received};
+use transcript::{
+    Call, Failure, OrFail, Transcript, bytes, call, duration, received,
+};
 
 /// The article's address. Loopback: only this machine can connect.
 const DEFAULT_ADDR: &str = "127.0.0.1:8001";
@@ -103,8 +109,10 @@ fn main() -> ExitCode {
     transcript::run("lesson-12", || match cli.command {
         None | Some(Command::Demo) => demo(),
         Some(Command::Server { addr, max_conns, idle }) => {
-            let limits =
-                Limits { max_conns: at_least_one("--max-conns", max_conns)?, idle: seconds("--idle", idle)? };
+            let limits = Limits {
+                max_conns: at_least_one("--max-conns", max_conns)?,
+                idle: seconds("--idle", idle)?,
+            };
             server(addr, limits)
         }
     })
@@ -116,7 +124,10 @@ fn server(addr: SocketAddr, limits: Limits) -> Result<(), Failure> {
     // ANCHOR: server
     let inherited = open_descriptors();
     let mut server = Server::start(addr, limits, Say::server_log())?;
-    log(format_args!("Listening on {} (at most {} connections)", server.local, limits.max_conns));
+    log(format_args!(
+        "Listening on {} (at most {} connections)",
+        server.local, limits.max_conns
+    ));
     while !server.finished() {
         server.turn()?;
     }
@@ -125,7 +136,9 @@ fn server(addr: SocketAddr, limits: Limits) -> Result<(), Failure> {
     if left == inherited {
         log(format_args!("Shut down: every descriptor it opened is closed"));
     } else {
-        log(format_args!("Shut down: open descriptors {left} (at start: {inherited})"));
+        log(format_args!(
+            "Shut down: open descriptors {left} (at start: {inherited})"
+        ));
     }
     Ok(())
     // ANCHOR_END: server
@@ -212,41 +225,64 @@ struct Server {
 
 impl Server {
     /// The listening socket, the self-pipe and the signal handlers.
-    fn start(addr: SocketAddr, limits: Limits, mut say: Say) -> Result<Server, Failure> {
+    fn start(
+        addr: SocketAddr,
+        limits: Limits,
+        mut say: Say,
+    ) -> Result<Server, Failure> {
         // ANCHOR: start
         // Non-blocking from birth: one flag to socket(), no extra call.
-        let listener = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None);
+        let listener = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking(),
+            None,
+        );
         say.call(|| {
-            call("socket").args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC").returned(&listener)
+            call("socket")
+                .args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC")
+                .returned(&listener)
         });
         let listener = listener.or_fail("socket")?;
         // What std's TcpListener::bind does too: a restart can rebind (lesson 7).
         let reuse = listener.set_reuse_address(true);
-        say.call(|| call("setsockopt").on(&listener).args("SO_REUSEADDR, 1").returned(&reuse));
+        say.call(|| {
+            call("setsockopt")
+                .on(&listener)
+                .args("SO_REUSEADDR, 1")
+                .returned(&reuse)
+        });
         reuse.or_fail("setsockopt SO_REUSEADDR")?;
         let bound = listener.bind(&addr.into());
         say.call(|| call("bind").on(&listener).args(addr).returned(&bound));
         bound.or_fail(format!("bind {addr}"))?;
         let listening = listener.listen(BACKLOG);
-        say.call(|| call("listen").on(&listener).args(BACKLOG).returned(&listening));
+        say.call(|| {
+            call("listen").on(&listener).args(BACKLOG).returned(&listening)
+        });
         listening.or_fail("listen")?;
         let local = listener.local_addr().or_fail("getsockname")?;
-        let local = local.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+        let local = local
+            .as_socket()
+            .ok_or(Failure::new("getsockname", "not an IP address"))?;
 
         // The self-pipe: a signal handler may do almost nothing (man 7
         // signal-safety), but it may write a byte, and poll watches the
         // other end along with the sockets. A socket pair serves as a pipe.
         let pair = Socket::pair(Domain::UNIX, Type::STREAM.nonblocking(), None);
-        let fds = pair.as_ref().map(|(a, b)| format!("fds {} and {}", a.as_raw_fd(), b.as_raw_fd()));
+        let fds = pair.as_ref().map(|(a, b)| {
+            format!("fds {} and {}", a.as_raw_fd(), b.as_raw_fd())
+        });
         say.call(|| {
-            let made = call("socketpair").args("AF_UNIX, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC");
+            let made = call("socketpair")
+                .args("AF_UNIX, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC");
             match &fds {
                 Ok(fds) => made.gave(&()).detail(fds),
                 Err(err) => made.failed(*err),
             }
         });
         let (wake, wake_writer) = pair.or_fail("socketpair")?;
-        let (wake, wake_writer) = (UnixStream::from(wake), UnixStream::from(wake_writer));
+        let (wake, wake_writer) =
+            (UnixStream::from(wake), UnixStream::from(wake_writer));
         catch_shutdown_signals(&wake_writer)?;
         say.note(format!(
             "SIGINT and SIGTERM now run a handler that writes a byte to fd {}",
@@ -278,7 +314,8 @@ impl Server {
     fn turn(&mut self) -> Result<(), Failure> {
         // ANCHOR: turn
         let now = Instant::now();
-        let accepting = self.listener.is_some() && self.accept_paused_until.is_none_or(|until| now >= until);
+        let accepting = self.listener.is_some()
+            && self.accept_paused_until.is_none_or(|until| now >= until);
         if accepting {
             self.accept_paused_until = None;
         }
@@ -296,19 +333,37 @@ impl Server {
         let result = poll(&mut watched, timeout);
         let ready: Vec<(RawFd, PollFlags)> = watched
             .iter()
-            .filter_map(|p| Some((p.as_fd().as_raw_fd(), p.revents().filter(|r| !r.is_empty())?)))
+            .filter_map(|p| {
+                Some((
+                    p.as_fd().as_raw_fd(),
+                    p.revents().filter(|r| !r.is_empty())?,
+                ))
+            })
             .collect();
         self.say.call(|| {
             let asked: Vec<String> = watched
                 .iter()
-                .map(|p| format!("fd {} {}", p.as_fd().as_raw_fd(), flags(p.events())))
+                .map(|p| {
+                    format!(
+                        "fd {} {}",
+                        p.as_fd().as_raw_fd(),
+                        flags(p.events())
+                    )
+                })
                 .collect();
-            let got: Vec<String> = ready.iter().map(|(fd, r)| format!("fd {fd}: {}", flags(*r))).collect();
+            let got: Vec<String> = ready
+                .iter()
+                .map(|(fd, r)| format!("fd {fd}: {}", flags(*r)))
+                .collect();
             let timeout = match timeout {
                 PollTimeout::NONE => "-1".to_string(),
                 _ => format!("≤{}", self.limits.idle.as_millis()),
             };
-            let shown = call("poll").args(format!("[{}], {}, {timeout}", asked.join(", "), asked.len()));
+            let shown = call("poll").args(format!(
+                "[{}], {}, {timeout}",
+                asked.join(", "),
+                asked.len()
+            ));
             let shown = shown.returned(&result.map(|n| n as i64));
             if got.is_empty() { shown } else { shown.detail(got.join("; ")) }
         });
@@ -340,13 +395,17 @@ impl Server {
     /// How long `poll` may sleep: until the nearest idle deadline (or the
     /// end of an accept pause), or for ever with no connection open.
     fn timeout(&self, now: Instant) -> PollTimeout {
-        let deadlines = self.conns.values().map(|c| c.last_progress + self.limits.idle);
+        let deadlines =
+            self.conns.values().map(|c| c.last_progress + self.limits.idle);
         let nearest = deadlines.chain(self.accept_paused_until).min();
         match nearest {
             None => PollTimeout::NONE,
             Some(when) => {
                 // Rounded up: waking a millisecond early would find nothing due.
-                let ms = when.saturating_duration_since(now).as_micros().div_ceil(1000);
+                let ms = when
+                    .saturating_duration_since(now)
+                    .as_micros()
+                    .div_ceil(1000);
                 PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
             }
         }
@@ -358,23 +417,36 @@ impl Server {
         // ANCHOR: accept_all
         while let Some(listener) = &self.listener {
             // The new connection is non-blocking from birth too.
-            let result = listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-            self.say
-                .call(|| call("accept").on(listener).args("SOCK_NONBLOCK|SOCK_CLOEXEC").returned(&result));
+            let result =
+                listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+            self.say.call(|| {
+                call("accept")
+                    .on(listener)
+                    .args("SOCK_NONBLOCK|SOCK_CLOEXEC")
+                    .returned(&result)
+            });
             let (socket, peer) = match result {
                 Ok(pair) => pair,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     if !self.stopping {
-                        self.say.note("EAGAIN: nobody else is waiting; back to poll");
+                        self.say.note(
+                            "EAGAIN: nobody else is waiting; back to poll",
+                        );
                     }
                     return;
                 }
-                Err(err) if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                Err(err)
+                    if matches!(
+                        err.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE)
+                    ) =>
+                {
                     // The listener stays readable while clients wait: poll
                     // would report it again at once, for ever. Stop watching
                     // it for a moment instead (lesson 13 does better).
                     self.say.event(format!("accept: {err}: pausing accepts"));
-                    self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                    self.accept_paused_until =
+                        Some(Instant::now() + ACCEPT_PAUSE);
                     return;
                 }
                 Err(err) => {
@@ -383,11 +455,14 @@ impl Server {
                     continue;
                 }
             };
-            let peer = peer.as_socket().unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
+            let peer =
+                peer.as_socket().unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
             let stream = TcpStream::from(socket);
             if self.conns.len() >= self.limits.max_conns {
-                self.say
-                    .event(format!("{peer}: {} connections open, the limit: refused", self.limits.max_conns));
+                self.say.event(format!(
+                    "{peer}: {} connections open, the limit: refused",
+                    self.limits.max_conns
+                ));
                 self.refuse(stream);
                 continue;
             }
@@ -416,7 +491,13 @@ impl Server {
     fn refuse(&mut self, stream: TcpStream) {
         // A new connection's send buffer is empty: this short line fits.
         let sent = (&stream).write(BUSY);
-        self.say.call(|| call("send").on(&stream).args(bytes(BUSY)).args("MSG_NOSIGNAL").returned(&sent));
+        self.say.call(|| {
+            call("send")
+                .on(&stream)
+                .args(bytes(BUSY))
+                .args("MSG_NOSIGNAL")
+                .returned(&sent)
+        });
         let fd = stream.as_raw_fd();
         drop(stream);
         self.say.call(|| call("close").on_fd(fd).gave(&()));
@@ -434,11 +515,14 @@ impl Server {
             return;
         }
         // POLLOUT, or an error the next send will report: try sending again.
-        if revents.intersects(PollFlags::POLLOUT | PollFlags::POLLERR | PollFlags::POLLHUP) {
+        if revents.intersects(
+            PollFlags::POLLOUT | PollFlags::POLLERR | PollFlags::POLLHUP,
+        ) {
             conn.blocked = false;
         }
         // A reset or a hang-up shows as POLLERR/POLLHUP too: recv says which.
-        let readable = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
+        let readable =
+            PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
         if revents.intersects(readable) && !conn.reading_done {
             // Level-triggered: one recv is enough; if more is waiting, the
             // next poll reports this socket again.
@@ -449,7 +533,9 @@ impl Server {
             return;
         }
         if conn.blocked {
-            self.say.note(format!("fd {fd}: the new reply waits behind the others, for POLLOUT"));
+            self.say.note(format!(
+                "fd {fd}: the new reply waits behind the others, for POLLOUT"
+            ));
         } else {
             self.flush(fd);
         }
@@ -459,11 +545,18 @@ impl Server {
     /// One `recv` on a connection, and the lines it completes.
     fn receive(&mut self, fd: RawFd) -> Received {
         // ANCHOR: receive
-        let Some(conn) = self.conns.get_mut(&fd) else { return Received::Failed };
+        let Some(conn) = self.conns.get_mut(&fd) else {
+            return Received::Failed;
+        };
         let mut buf = [0u8; RECV_SIZE];
         let got = (&conn.stream).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        self.say.call(|| received(call("recv").on(&conn.stream).args(RECV_SIZE).returned(&got), &buf[..n]));
+        self.say.call(|| {
+            received(
+                call("recv").on(&conn.stream).args(RECV_SIZE).returned(&got),
+                &buf[..n],
+            )
+        });
         match got {
             Ok(0) => {
                 conn.reading_done = true;
@@ -475,7 +568,9 @@ impl Server {
                 conn.bytes_in += n;
             }
             // Nothing after all: not an error, just nothing to do yet.
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Received::Nothing,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                return Received::Nothing;
+            }
             Err(err) => {
                 conn.dead = Some(format!("recv: {err}: closed"));
                 return Received::Failed;
@@ -492,7 +587,8 @@ impl Server {
                 Err(TooLong) => {
                     conn.out.extend_from_slice(TOO_LONG);
                     conn.reading_done = true;
-                    conn.ending = format!("a line longer than {MAX_LINE} bytes: closed");
+                    conn.ending =
+                        format!("a line longer than {MAX_LINE} bytes: closed");
                     conn.linger_first = true;
                     break;
                 }
@@ -515,7 +611,11 @@ impl Server {
         while !conn.out.is_empty() {
             let sent = (&conn.stream).write(&conn.out);
             self.say.call(|| {
-                call("send").on(&conn.stream).args(bytes(&conn.out)).args("MSG_NOSIGNAL").returned(&sent)
+                call("send")
+                    .on(&conn.stream)
+                    .args(bytes(&conn.out))
+                    .args("MSG_NOSIGNAL")
+                    .returned(&sent)
             });
             match sent {
                 Ok(n) => {
@@ -542,7 +642,9 @@ impl Server {
     fn on_signal(&mut self) {
         let mut byte = [0u8; 16];
         let got = (&self.wake).read(&mut byte);
-        self.say.call(|| call("recv").on(&self.wake).args(byte.len()).returned(&got));
+        self.say.call(|| {
+            call("recv").on(&self.wake).args(byte.len()).returned(&got)
+        });
         self.say.event("a shutdown signal: stop accepting, answer what has arrived, then close");
         self.begin_shutdown();
     }
@@ -566,7 +668,11 @@ impl Server {
         for fd in fds {
             // Read what has arrived, until EAGAIN: those requests are
             // answered. After that, the connection reads no more.
-            while self.conns.get(&fd).is_some_and(|c| !c.reading_done && c.dead.is_none()) {
+            while self
+                .conns
+                .get(&fd)
+                .is_some_and(|c| !c.reading_done && c.dead.is_none())
+            {
                 if !matches!(self.receive(fd), Received::Bytes) {
                     break;
                 }
@@ -574,7 +680,8 @@ impl Server {
             if let Some(conn) = self.conns.get_mut(&fd) {
                 if !conn.reading_done {
                     conn.reading_done = true;
-                    conn.ending = "input ended for the shutdown: closed".to_string();
+                    conn.ending =
+                        "input ended for the shutdown: closed".to_string();
                 }
                 if !conn.blocked {
                     self.flush(fd);
@@ -588,7 +695,9 @@ impl Server {
     fn reap_idle(&mut self, now: Instant) {
         let idle = self.limits.idle;
         for conn in self.conns.values_mut() {
-            if conn.dead.is_none() && now.duration_since(conn.last_progress) >= idle {
+            if conn.dead.is_none()
+                && now.duration_since(conn.last_progress) >= idle
+            {
                 conn.dead = Some(if conn.lingering {
                     conn.ending.clone()
                 } else {
@@ -609,7 +718,9 @@ impl Server {
     fn start_lingering(&mut self, fd: RawFd) {
         let Some(conn) = self.conns.get_mut(&fd) else { return };
         let done = conn.stream.shutdown(Shutdown::Write);
-        self.say.call(|| call("shutdown").on(&conn.stream).args("SHUT_WR").returned(&done));
+        self.say.call(|| {
+            call("shutdown").on(&conn.stream).args("SHUT_WR").returned(&done)
+        });
         match done {
             Ok(()) => {
                 conn.lingering = true;
@@ -624,7 +735,9 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&fd) else { return };
         let mut buf = [0u8; RECV_SIZE];
         let got = (&conn.stream).read(&mut buf);
-        self.say.call(|| call("recv").on(&conn.stream).args(RECV_SIZE).returned(&got));
+        self.say.call(|| {
+            call("recv").on(&conn.stream).args(RECV_SIZE).returned(&got)
+        });
         match got {
             Ok(n) if n > 0 => {}
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
@@ -639,11 +752,18 @@ impl Server {
         let done: Vec<RawFd> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.dead.is_some() || (c.reading_done && c.out.is_empty() && !c.lingering))
+            .filter(|(_, c)| {
+                c.dead.is_some()
+                    || (c.reading_done && c.out.is_empty() && !c.lingering)
+            })
             .map(|(fd, _)| *fd)
             .collect();
         for fd in done {
-            if self.conns.get(&fd).is_some_and(|c| c.dead.is_none() && c.linger_first) {
+            if self
+                .conns
+                .get(&fd)
+                .is_some_and(|c| c.dead.is_none() && c.linger_first)
+            {
                 self.start_lingering(fd);
                 continue;
             }
@@ -688,7 +808,9 @@ extern "C" fn on_shutdown_signal(_signal: libc::c_int) {
     let byte = b"!";
     // SAFETY: write is async-signal-safe; the pointer and length describe
     // a live static byte. A full pipe (EAGAIN) already holds a wake-up.
-    let _ = unsafe { libc::write(WAKE_FD.load(Ordering::SeqCst), byte.as_ptr().cast(), 1) };
+    let _ = unsafe {
+        libc::write(WAKE_FD.load(Ordering::SeqCst), byte.as_ptr().cast(), 1)
+    };
     // The interrupted code may be about to read errno: leave it as it was.
     Errno::set_raw(saved);
 }
@@ -698,12 +820,16 @@ fn catch_shutdown_signals(wake_writer: &UnixStream) -> Result<(), Failure> {
     WAKE_FD.store(wake_writer.as_raw_fd(), Ordering::SeqCst);
     // SA_RESTART: calls other than poll resume after the handler; poll
     // always returns EINTR, and the loop then finds the byte.
-    let action =
-        SigAction::new(SigHandler::Handler(on_shutdown_signal), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(on_shutdown_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only makes async-signal-safe calls and reads
         // atomics.
-        unsafe { sigaction(signal, &action) }.or_fail(format!("sigaction {signal}"))?;
+        unsafe { sigaction(signal, &action) }
+            .or_fail(format!("sigaction {signal}"))?;
     }
     Ok(())
 }
@@ -711,7 +837,8 @@ fn catch_shutdown_signals(wake_writer: &UnixStream) -> Result<(), Failure> {
 /// Before the self-pipe is closed, so a late signal cannot write to a
 /// descriptor number that something else may get next.
 fn restore_default_signals() {
-    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    let default =
+        SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: restoring the default disposition installs no handler.
         let _ = unsafe { sigaction(signal, &default) };
@@ -792,15 +919,25 @@ fn demo() -> Result<(), Failure> {
 
     send(&mut t, &a, b"slow ")?;
     send(&mut t, &b, b"hello from B\n")?;
-    turn(&mut t, &mut server, &[(a_fd, PollFlags::POLLIN), (b_fd, PollFlags::POLLIN)])?;
+    turn(
+        &mut t,
+        &mut server,
+        &[(a_fd, PollFlags::POLLIN), (b_fd, PollFlags::POLLIN)],
+    )?;
     recv(&mut t, &b)?;
-    t.client_note("B is answered while A's line is unfinished: no one waited in recv");
+    t.client_note(
+        "B is answered while A's line is unfinished: no one waited in recv",
+    );
     send(&mut t, &a, b"client\n")?;
     turn(&mut t, &mut server, &[(a_fd, PollFlags::POLLIN)])?;
     recv(&mut t, &a)?;
     close(&mut t, a);
     close(&mut t, b);
-    turn(&mut t, &mut server, &[(a_fd, PollFlags::POLLIN), (b_fd, PollFlags::POLLIN)])?;
+    turn(
+        &mut t,
+        &mut server,
+        &[(a_fd, PollFlags::POLLIN), (b_fd, PollFlags::POLLIN)],
+    )?;
     // ANCHOR_END: demo_start
 
     // ANCHOR: demo_reset
@@ -849,7 +986,11 @@ fn demo() -> Result<(), Failure> {
         server.wake_writer.as_raw_fd()
     ));
     let wake_fd = server.wake.as_raw_fd();
-    turn(&mut t, &mut server, &[(wake_fd, PollFlags::POLLIN), (f_fd, PollFlags::POLLIN)])?;
+    turn(
+        &mut t,
+        &mut server,
+        &[(wake_fd, PollFlags::POLLIN), (f_fd, PollFlags::POLLIN)],
+    )?;
     while !server.finished() {
         turn(&mut t, &mut server, &[])?;
     }
@@ -890,12 +1031,17 @@ fn full_buffer(
     let e_fd = newest(server);
     let conn = &server.conns[&e_fd].stream;
     let set = SockRef::from(conn).set_send_buffer_size(4096);
-    t.server(call("setsockopt").on(conn).args("SO_SNDBUF, 4096").returned(&set));
-    t.server_note("(the demo shrinks the server's buffer for E, as a slow network would)");
+    t.server(
+        call("setsockopt").on(conn).args("SO_SNDBUF, 4096").returned(&set),
+    );
+    t.server_note(
+        "(the demo shrinks the server's buffer for E, as a slow network would)",
+    );
     set.or_fail("setsockopt SO_SNDBUF")?;
 
-    let requests: Vec<u8> =
-        (0..LINES).flat_map(|n| format!("{n:02} {}\n", "e".repeat(996)).into_bytes()).collect();
+    let requests: Vec<u8> = (0..LINES)
+        .flat_map(|n| format!("{n:02} {}\n", "e".repeat(996)).into_bytes())
+        .collect();
     send(t, &e, &requests)?;
     // A busy stretch, summed up below instead of shown call by call: how
     // the bytes split over recv and send calls depends on the kernel.
@@ -931,11 +1077,18 @@ fn full_buffer(
             Ok(0) => break,
             Ok(n) => replies.extend_from_slice(&buf[..n]),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                let waiting = server.conns.get(&e_fd).is_some_and(|c| !c.out.is_empty());
-                if waiting && peek(server, e_fd, PollFlags::POLLOUT).contains(PollFlags::POLLOUT) {
+                let waiting =
+                    server.conns.get(&e_fd).is_some_and(|c| !c.out.is_empty());
+                if waiting
+                    && peek(server, e_fd, PollFlags::POLLOUT)
+                        .contains(PollFlags::POLLOUT)
+                {
                     server.turn()?;
                 } else if Instant::now() > deadline {
-                    return Err(Failure::new("demo", "E's replies stopped coming"));
+                    return Err(Failure::new(
+                        "demo",
+                        "E's replies stopped coming",
+                    ));
                 } else {
                     wait_readable(&e, Duration::from_millis(10)).ok();
                 }
@@ -950,7 +1103,9 @@ fn full_buffer(
         replies.iter().filter(|&&b| b == b'\n').count(),
         if replies == expected { "all in order" } else { "NOT what was sent" }
     ));
-    t.server_note(format!("fd {e_fd}: each POLLOUT let the server send more, until nothing waited"));
+    t.server_note(format!(
+        "fd {e_fd}: each POLLOUT let the server send more, until nothing waited"
+    ));
     close(t, e);
     turn(t, server, &[(e_fd, PollFlags::POLLIN)])?;
     // ANCHOR_END: demo_full
@@ -966,7 +1121,8 @@ fn more_than_a_flag(t: &mut Transcript) -> Result<(), Failure> {
     let addr = listener.local_addr().or_fail("getsockname")?;
     // A client with a small receive buffer, so that what it does not read
     // soon fills it.
-    let client = Socket::new(Domain::IPV4, Type::STREAM, None).or_fail("socket")?;
+    let client =
+        Socket::new(Domain::IPV4, Type::STREAM, None).or_fail("socket")?;
     client.set_recv_buffer_size(4096).or_fail("setsockopt SO_RCVBUF")?;
     client.connect(&addr.into()).or_fail(format!("connect {addr}"))?;
     let client = TcpStream::from(client);
@@ -983,7 +1139,9 @@ fn more_than_a_flag(t: &mut Transcript) -> Result<(), Failure> {
     wait_readable(&near, SETTLE_LIMIT)?;
     let mut reader = BufReader::new(&near);
     let mut line = String::new();
-    t.server_note("BufReader::read_line() makes one recv, into an 8 KiB buffer:");
+    t.server_note(
+        "BufReader::read_line() makes one recv, into an 8 KiB buffer:",
+    );
     let got = reader.read_line(&mut line);
     let kept = reader.buffer().to_vec();
     let took = match &got {
@@ -991,7 +1149,9 @@ fn more_than_a_flag(t: &mut Transcript) -> Result<(), Failure> {
         Err(err) => Err(io::Error::new(err.kind(), err.to_string())),
     };
     let all = [line.as_bytes(), &kept].concat();
-    t.server(call("recv").on(&near).args(8192).returned(&took).detail(bytes(&all)));
+    t.server(
+        call("recv").on(&near).args(8192).returned(&took).detail(bytes(&all)),
+    );
     got.or_fail("read_line")?;
     t.server_note(format!(
         "read_line returns {}; {} stays in the BufReader",
@@ -1009,7 +1169,9 @@ fn more_than_a_flag(t: &mut Transcript) -> Result<(), Failure> {
     t.server_note("before it reads again never gets to the second line. Empty the BufReader first.");
 
     let set = SockRef::from(&near).set_send_buffer_size(4096);
-    t.server(call("setsockopt").on(&near).args("SO_SNDBUF, 4096").returned(&set));
+    t.server(
+        call("setsockopt").on(&near).args("SO_SNDBUF, 4096").returned(&set),
+    );
     set.or_fail("setsockopt SO_SNDBUF")?;
     let big = vec![b'w'; 100_000];
     let wrote = (&near).write_all(&big);
@@ -1024,7 +1186,9 @@ fn more_than_a_flag(t: &mut Transcript) -> Result<(), Failure> {
     drop(near);
     t.server(call("close").on_fd(fd).gave(&()));
     let mut arrived = Vec::new();
-    client.set_read_timeout(Some(SETTLE_LIMIT)).or_fail("setsockopt SO_RCVTIMEO")?;
+    client
+        .set_read_timeout(Some(SETTLE_LIMIT))
+        .or_fail("setsockopt SO_RCVTIMEO")?;
     (&client).read_to_end(&mut arrived).or_fail("recv")?;
     let part = !arrived.is_empty() && arrived.len() < big.len();
     t.client_note(format!(
@@ -1063,13 +1227,22 @@ fn read_exact_loses(t: &mut Transcript) -> Result<(), Failure> {
     t.server(unread_call(&near, &before));
     let before = before.or_fail("ioctl FIONREAD")?;
     let mut frame = [0u8; 10];
-    t.server_note("read_exact(10 bytes) calls recv until it has 10 or an error comes:");
+    t.server_note(
+        "read_exact(10 bytes) calls recv until it has 10 or an error comes:",
+    );
     let got = (&near).read_exact(&mut frame).map(|()| frame.len());
     let after = unread(&near);
     // Its calls cannot be seen from here, only what they took from the
     // kernel's buffer: one recv for what was there, then one that failed.
-    let took = before.saturating_sub(*after.as_ref().unwrap_or(&0)).min(frame.len());
-    t.server(call("recv").on(&near).args(frame.len()).gave(&took).detail(bytes(&frame[..took])));
+    let took =
+        before.saturating_sub(*after.as_ref().unwrap_or(&0)).min(frame.len());
+    t.server(
+        call("recv")
+            .on(&near)
+            .args(frame.len())
+            .gave(&took)
+            .detail(bytes(&frame[..took])),
+    );
     t.server(call("recv").on(&near).args(frame.len() - took).returned(&got));
     t.server(unread_call(&near, &after));
     after.or_fail("ioctl FIONREAD")?;
@@ -1085,7 +1258,10 @@ fn read_exact_loses(t: &mut Transcript) -> Result<(), Failure> {
     let mut buf = [0u8; 16];
     let rest = (&near).read(&mut buf);
     let n = *rest.as_ref().unwrap_or(&0);
-    t.server(received(call("recv").on(&near).args(16).returned(&rest), &buf[..n]));
+    t.server(received(
+        call("recv").on(&near).args(16).returned(&rest),
+        &buf[..n],
+    ));
     t.server_note(if n == 4 {
         "only the last 4 bytes are left: read_exact took the first 6, and its caller was not told"
     } else {
@@ -1104,7 +1280,9 @@ fn read_exact_loses(t: &mut Transcript) -> Result<(), Failure> {
 fn unread(stream: &TcpStream) -> io::Result<usize> {
     let mut count: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int, which `count` is.
-    if unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut count) } == -1 {
+    if unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut count) }
+        == -1
+    {
         return Err(io::Error::last_os_error());
     }
     Ok(usize::try_from(count).unwrap_or(0))
@@ -1141,7 +1319,11 @@ fn show(t: &mut Transcript, server: &mut Server) {
 
 /// One narrated turn of the event loop, once every event in `expected`
 /// has arrived.
-fn turn(t: &mut Transcript, server: &mut Server, expected: &[(RawFd, PollFlags)]) -> Result<(), Failure> {
+fn turn(
+    t: &mut Transcript,
+    server: &mut Server,
+    expected: &[(RawFd, PollFlags)],
+) -> Result<(), Failure> {
     settle(server, expected)?;
     server.turn()?;
     show(t, server);
@@ -1151,7 +1333,10 @@ fn turn(t: &mut Transcript, server: &mut Server, expected: &[(RawFd, PollFlags)]
 /// Waits (bounded) until each descriptor in `expected` reports its
 /// events, looking with `poll` and a timeout of 0: pacing for the demo,
 /// not part of the server.
-fn settle(server: &Server, expected: &[(RawFd, PollFlags)]) -> Result<(), Failure> {
+fn settle(
+    server: &Server,
+    expected: &[(RawFd, PollFlags)],
+) -> Result<(), Failure> {
     let deadline = Instant::now() + SETTLE_LIMIT;
     for &(fd, events) in expected {
         loop {
@@ -1160,7 +1345,10 @@ fn settle(server: &Server, expected: &[(RawFd, PollFlags)]) -> Result<(), Failur
                 break;
             }
             if Instant::now() > deadline {
-                return Err(Failure::new("demo", format!("fd {fd} never reported {}", flags(events))));
+                return Err(Failure::new(
+                    "demo",
+                    format!("fd {fd} never reported {}", flags(events)),
+                ));
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -1169,13 +1357,14 @@ fn settle(server: &Server, expected: &[(RawFd, PollFlags)]) -> Result<(), Failur
 }
 
 fn peek(server: &Server, fd: RawFd, events: PollFlags) -> PollFlags {
-    let borrowed = if server.listener.as_ref().is_some_and(|l| l.as_raw_fd() == fd) {
-        server.listener.as_ref().map(|l| l.as_fd())
-    } else if server.wake.as_raw_fd() == fd {
-        Some(server.wake.as_fd())
-    } else {
-        server.conns.get(&fd).map(|c| c.stream.as_fd())
-    };
+    let borrowed =
+        if server.listener.as_ref().is_some_and(|l| l.as_raw_fd() == fd) {
+            server.listener.as_ref().map(|l| l.as_fd())
+        } else if server.wake.as_raw_fd() == fd {
+            Some(server.wake.as_fd())
+        } else {
+            server.conns.get(&fd).map(|c| c.stream.as_fd())
+        };
     let Some(borrowed) = borrowed else { return PollFlags::empty() };
     let mut asked = [PollFd::new(borrowed, events)];
     match poll(&mut asked, PollTimeout::ZERO) {
@@ -1199,7 +1388,11 @@ fn flags(events: PollFlags) -> String {
         (PollFlags::POLLHUP, "POLLHUP"),
         (PollFlags::POLLNVAL, "POLLNVAL"),
     ];
-    let set: Vec<&str> = names.iter().filter(|(f, _)| events.contains(*f)).map(|(_, n)| *n).collect();
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(f, _)| events.contains(*f))
+        .map(|(_, n)| *n)
+        .collect();
     if set.is_empty() { "0".to_string() } else { set.join("|") }
 }
 
@@ -1207,19 +1400,37 @@ fn flags(events: PollFlags) -> String {
 fn socket(t: &mut Transcript, name: &str) -> Result<TcpStream, Failure> {
     t.client_note(format!("client {name}"));
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&socket));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&socket),
+    );
     Ok(TcpStream::from(socket.or_fail("socket")?))
 }
 
-fn connect(t: &mut Transcript, stream: &TcpStream, addr: SocketAddr) -> Result<(), Failure> {
+fn connect(
+    t: &mut Transcript,
+    stream: &TcpStream,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
     let connected = SockRef::from(stream).connect(&addr.into());
     t.client(call("connect").on(stream).args(addr).returned(&connected));
     connected.or_fail(format!("connect {addr}"))
 }
 
-fn send(t: &mut Transcript, stream: &TcpStream, data: &[u8]) -> Result<(), Failure> {
+fn send(
+    t: &mut Transcript,
+    stream: &TcpStream,
+    data: &[u8],
+) -> Result<(), Failure> {
     let sent = (&*stream).write(data);
-    t.client(call("send").on(stream).args(bytes(data)).args("MSG_NOSIGNAL").returned(&sent));
+    t.client(
+        call("send")
+            .on(stream)
+            .args(bytes(data))
+            .args("MSG_NOSIGNAL")
+            .returned(&sent),
+    );
     match sent.or_fail("send")? {
         n if n == data.len() => Ok(()),
         n => Err(Failure::new("send", format!("only {n} bytes sent"))),
@@ -1230,7 +1441,10 @@ fn recv(t: &mut Transcript, stream: &TcpStream) -> Result<Vec<u8>, Failure> {
     let mut buf = [0u8; RECV_SIZE];
     let got = (&*stream).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(received(call("recv").on(stream).args(RECV_SIZE).returned(&got), &buf[..n]));
+    t.client(received(
+        call("recv").on(stream).args(RECV_SIZE).returned(&got),
+        &buf[..n],
+    ));
     Ok(buf[..got.or_fail("recv")?].to_vec())
 }
 

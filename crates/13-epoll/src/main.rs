@@ -29,16 +29,23 @@ use clap::{Parser, Subcommand};
 use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::epoll::{
+    Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout,
+};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use socket2::{Domain, SockRef, Socket, Type};
 use transcript::cli::{at_least_one, seconds};
-use transcript::lines::{BUSY, Lines, MAX_LINE, TOO_LONG, TooLong, is_shutdown, reply};
+use transcript::lines::{
+    BUSY, Lines, MAX_LINE, TOO_LONG, TooLong, is_shutdown, reply,
+};
 use transcript::process::{log, open_descriptors, open_fds};
-use transcript::{Call, Failure, OrFail, Outcome, Ret, Transcript, bytes, call, duration, received};
+use transcript::{
+    Call, Failure, OrFail, Outcome, Ret, Transcript, bytes, call, duration,
+    received,
+};
 
 /// The article's address. Loopback: only this machine can connect.
 const DEFAULT_ADDR: &str = "127.0.0.1:8001";
@@ -138,7 +145,9 @@ fn server(addr: SocketAddr, limits: Limits) -> Result<(), Failure> {
     if left == inherited {
         log(format_args!("Shut down: every descriptor it opened is closed"));
     } else {
-        log(format_args!("Shut down: open descriptors {left} (at start: {inherited})"));
+        log(format_args!(
+            "Shut down: open descriptors {left} (at start: {inherited})"
+        ));
     }
     Ok(())
 }
@@ -232,11 +241,17 @@ impl Conns {
 
     /// Every connection, by ascending descriptor number.
     fn iter(&self) -> impl Iterator<Item = (RawFd, &Conn)> {
-        self.slots.iter().enumerate().filter_map(|(i, c)| Some((i as RawFd, c.as_ref()?)))
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i as RawFd, c.as_ref()?)))
     }
 
     fn iter_mut(&mut self) -> impl Iterator<Item = (RawFd, &mut Conn)> {
-        self.slots.iter_mut().enumerate().filter_map(|(i, c)| Some((i as RawFd, c.as_mut()?)))
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i as RawFd, c.as_mut()?)))
     }
 }
 
@@ -275,18 +290,29 @@ struct Server {
 
 impl Server {
     /// The signalfd, the listener, the spare descriptor and the epoll.
-    fn start(addr: SocketAddr, limits: Limits, mut say: Say) -> Result<Server, Failure> {
+    fn start(
+        addr: SocketAddr,
+        limits: Limits,
+        mut say: Say,
+    ) -> Result<Server, Failure> {
         // ANCHOR: start
         // Blocked signals are not delivered; they wait, and a signalfd
         // hands them out as data to read (man 2 signalfd). Blocked before
         // any thread exists, so no thread takes them the old way.
         let blocked = shutdown_signals().thread_block();
-        say.call(|| call("sigprocmask").args("SIG_BLOCK, [SIGINT SIGTERM]").returned(&blocked));
-        blocked.or_fail("sigprocmask")?;
-        let signals =
-            SignalFd::with_flags(&shutdown_signals(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC);
         say.call(|| {
-            let made = call("signalfd").args("-1, [SIGINT SIGTERM], SFD_NONBLOCK|SFD_CLOEXEC");
+            call("sigprocmask")
+                .args("SIG_BLOCK, [SIGINT SIGTERM]")
+                .returned(&blocked)
+        });
+        blocked.or_fail("sigprocmask")?;
+        let signals = SignalFd::with_flags(
+            &shutdown_signals(),
+            SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+        );
+        say.call(|| {
+            let made = call("signalfd")
+                .args("-1, [SIGINT SIGTERM], SFD_NONBLOCK|SFD_CLOEXEC");
             match &signals {
                 Ok(fd) => made.gave(&NewFd(fd.as_raw_fd())),
                 Err(err) => made.failed(err),
@@ -294,26 +320,45 @@ impl Server {
         });
         let signals = signals.or_fail("signalfd")?;
 
-        let listener = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None);
+        let listener = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking(),
+            None,
+        );
         say.call(|| {
-            call("socket").args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC").returned(&listener)
+            call("socket")
+                .args("AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC")
+                .returned(&listener)
         });
         let listener = listener.or_fail("socket")?;
         let reuse = listener.set_reuse_address(true);
-        say.call(|| call("setsockopt").on(&listener).args("SO_REUSEADDR, 1").returned(&reuse));
+        say.call(|| {
+            call("setsockopt")
+                .on(&listener)
+                .args("SO_REUSEADDR, 1")
+                .returned(&reuse)
+        });
         reuse.or_fail("setsockopt SO_REUSEADDR")?;
         let bound = listener.bind(&addr.into());
         say.call(|| call("bind").on(&listener).args(addr).returned(&bound));
         bound.or_fail(format!("bind {addr}"))?;
         let listening = listener.listen(BACKLOG);
-        say.call(|| call("listen").on(&listener).args(BACKLOG).returned(&listening));
+        say.call(|| {
+            call("listen").on(&listener).args(BACKLOG).returned(&listening)
+        });
         listening.or_fail("listen")?;
         let local = listener.local_addr().or_fail("getsockname")?;
-        let local = local.as_socket().ok_or(Failure::new("getsockname", "not an IP address"))?;
+        let local = local
+            .as_socket()
+            .ok_or(Failure::new("getsockname", "not an IP address"))?;
 
         // Kept for the day accept fails with EMFILE (see accept_all).
         let spare = File::open("/dev/null");
-        say.call(|| call("open").args("\"/dev/null\", O_RDONLY|O_CLOEXEC").returned(&spare));
+        say.call(|| {
+            call("open")
+                .args("\"/dev/null\", O_RDONLY|O_CLOEXEC")
+                .returned(&spare)
+        });
         let spare = spare.or_fail("open /dev/null")?;
 
         // The interest list lives in the kernel, behind this descriptor.
@@ -347,7 +392,12 @@ impl Server {
         server.listener = Some(listener);
         // Level-triggered: one signal is read per event, and a second one
         // is reported again until it is read.
-        register(&server.epoll, &mut server.say, &server.signals, EpollFlags::EPOLLIN)?;
+        register(
+            &server.epoll,
+            &mut server.say,
+            &server.signals,
+            EpollFlags::EPOLLIN,
+        )?;
         // ANCHOR_END: start
         Ok(server)
     }
@@ -358,7 +408,11 @@ impl Server {
     }
 
     /// Adds a descriptor to the interest list, its number as the event's data.
-    fn register(&mut self, fd: impl AsFd, flags: EpollFlags) -> Result<(), Failure> {
+    fn register(
+        &mut self,
+        fd: impl AsFd,
+        flags: EpollFlags,
+    ) -> Result<(), Failure> {
         register(&self.epoll, &mut self.say, fd, flags)
     }
 
@@ -383,21 +437,26 @@ impl Server {
         // make progress, or the next idle check (man 2 epoll_wait). Only
         // the ready ones come back, at most MAX_EVENTS of them.
         let result = self.epoll.wait(&mut events, timeout);
-        let ready: Vec<(RawFd, EpollFlags)> = events[..*result.as_ref().unwrap_or(&0)]
+        let ready: Vec<(RawFd, EpollFlags)> = events
+            [..*result.as_ref().unwrap_or(&0)]
             .iter()
             .map(|e| (e.data() as RawFd, e.events()))
             .collect();
         let epfd = self.epoll.0.as_raw_fd();
         let idle = self.limits.idle;
         self.say.call(|| {
-            let got: Vec<String> =
-                ready.iter().map(|(fd, f)| format!("fd {fd}: {}", epoll_flags(*f))).collect();
+            let got: Vec<String> = ready
+                .iter()
+                .map(|(fd, f)| format!("fd {fd}: {}", epoll_flags(*f)))
+                .collect();
             let timeout = if timeout == EpollTimeout::NONE {
                 "-1".to_string()
             } else {
                 format!("≤{}", idle.as_millis())
             };
-            let shown = call("epoll_wait").on_fd(epfd).args(format!("{MAX_EVENTS}, {timeout}"));
+            let shown = call("epoll_wait")
+                .on_fd(epfd)
+                .args(format!("{MAX_EVENTS}, {timeout}"));
             let shown = shown.returned(&result.map(|n| n as i64));
             if got.is_empty() { shown } else { shown.detail(got.join("; ")) }
         });
@@ -406,7 +465,9 @@ impl Server {
             // Our signals are blocked, but a stopped and continued process
             // sees EINTR too (man 7 signal): go round again.
             Err(Errno::EINTR) => return Ok(()),
-            Err(err) => return Err(Failure::new("epoll_wait", io::Error::from(err))),
+            Err(err) => {
+                return Err(Failure::new("epoll_wait", io::Error::from(err)));
+            }
         }
         for (fd, flags) in ready {
             if self.listener.as_ref().is_some_and(|l| l.as_raw_fd() == fd) {
@@ -441,7 +502,10 @@ impl Server {
         match self.next_reap.into_iter().chain(self.accept_paused_until).min() {
             None => EpollTimeout::NONE,
             Some(when) => {
-                let ms = when.saturating_duration_since(now).as_micros().div_ceil(1000);
+                let ms = when
+                    .saturating_duration_since(now)
+                    .as_micros()
+                    .div_ceil(1000);
                 EpollTimeout::try_from(ms).unwrap_or(EpollTimeout::MAX)
             }
         }
@@ -455,13 +519,23 @@ impl Server {
             if self.accept_paused_until.is_some() {
                 return;
             }
-            let result = listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-            self.say
-                .call(|| call("accept").on(listener).args("SOCK_NONBLOCK|SOCK_CLOEXEC").returned(&result));
+            let result =
+                listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+            self.say.call(|| {
+                call("accept")
+                    .on(listener)
+                    .args("SOCK_NONBLOCK|SOCK_CLOEXEC")
+                    .returned(&result)
+            });
             let (socket, peer) = match result {
                 Ok(pair) => pair,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
-                Err(err) if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                Err(err)
+                    if matches!(
+                        err.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE)
+                    ) =>
+                {
                     if self.out_of_descriptors(err) {
                         continue;
                     }
@@ -472,11 +546,14 @@ impl Server {
                     continue;
                 }
             };
-            let peer = peer.as_socket().unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
+            let peer =
+                peer.as_socket().unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
             let stream = TcpStream::from(socket);
             if self.conns.len() >= self.limits.max_conns {
-                self.say
-                    .event(format!("{peer}: {} connections open, the limit: refused", self.limits.max_conns));
+                self.say.event(format!(
+                    "{peer}: {} connections open, the limit: refused",
+                    self.limits.max_conns
+                ));
                 refuse(stream, &mut self.say);
                 continue;
             }
@@ -505,7 +582,9 @@ impl Server {
             };
             // The newest connection's deadline may be the nearest.
             let deadline = conn.last_progress + self.limits.idle;
-            self.next_reap = Some(self.next_reap.map_or(deadline, |next| next.min(deadline)));
+            self.next_reap = Some(
+                self.next_reap.map_or(deadline, |next| next.min(deadline)),
+            );
             self.last_accepted = Some(fd);
             self.conns.insert(fd, conn);
         }
@@ -534,9 +613,14 @@ impl Server {
         self.say.call(|| call("close").on_fd(fd).gave(&()));
         let mut someone = false;
         if let Some(listener) = &self.listener {
-            let result = listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-            self.say
-                .call(|| call("accept").on(listener).args("SOCK_NONBLOCK|SOCK_CLOEXEC").returned(&result));
+            let result =
+                listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+            self.say.call(|| {
+                call("accept")
+                    .on(listener)
+                    .args("SOCK_NONBLOCK|SOCK_CLOEXEC")
+                    .returned(&result)
+            });
             match result {
                 Ok((socket, _)) => {
                     refuse(TcpStream::from(socket), &mut self.say);
@@ -549,7 +633,11 @@ impl Server {
             }
         }
         let spare = File::open("/dev/null");
-        self.say.call(|| call("open").args("\"/dev/null\", O_RDONLY|O_CLOEXEC").returned(&spare));
+        self.say.call(|| {
+            call("open")
+                .args("\"/dev/null\", O_RDONLY|O_CLOEXEC")
+                .returned(&spare)
+        });
         self.spare = spare.ok();
         someone
         // ANCHOR_END: emfile
@@ -568,10 +656,13 @@ impl Server {
             self.drop_what_comes(fd);
             return;
         }
-        if flags.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
+        if flags.intersects(
+            EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP,
+        ) {
             conn.blocked = false;
         }
-        let readable = EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
+        let readable =
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
         if flags.intersects(readable) && !conn.reading_done {
             if self.limits.edge {
                 // Nothing will report again what this event announced.
@@ -621,11 +712,18 @@ impl Server {
 
     /// One `recv`, and the lines it completes.
     fn receive(&mut self, fd: RawFd) -> Received {
-        let Some(conn) = self.conns.get_mut(fd) else { return Received::Failed };
+        let Some(conn) = self.conns.get_mut(fd) else {
+            return Received::Failed;
+        };
         let mut buf = [0u8; RECV_SIZE];
         let got = (&conn.stream).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        self.say.call(|| received(call("recv").on(&conn.stream).args(RECV_SIZE).returned(&got), &buf[..n]));
+        self.say.call(|| {
+            received(
+                call("recv").on(&conn.stream).args(RECV_SIZE).returned(&got),
+                &buf[..n],
+            )
+        });
         match got {
             Ok(0) => {
                 conn.reading_done = true;
@@ -636,7 +734,9 @@ impl Server {
                 conn.last_progress = Instant::now();
                 conn.bytes_in += n;
             }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Received::Nothing,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                return Received::Nothing;
+            }
             Err(err) => {
                 conn.dead = Some(format!("recv: {err}: closed"));
                 return Received::Failed;
@@ -652,7 +752,8 @@ impl Server {
                 Err(TooLong) => {
                     conn.out.extend_from_slice(TOO_LONG);
                     conn.reading_done = true;
-                    conn.ending = format!("a line longer than {MAX_LINE} bytes: closed");
+                    conn.ending =
+                        format!("a line longer than {MAX_LINE} bytes: closed");
                     conn.linger_first = true;
                     break;
                 }
@@ -667,7 +768,11 @@ impl Server {
         while !conn.out.is_empty() && !conn.blocked && conn.dead.is_none() {
             let sent = (&conn.stream).write(&conn.out);
             self.say.call(|| {
-                call("send").on(&conn.stream).args(bytes(&conn.out)).args("MSG_NOSIGNAL").returned(&sent)
+                call("send")
+                    .on(&conn.stream)
+                    .args(bytes(&conn.out))
+                    .args("MSG_NOSIGNAL")
+                    .returned(&sent)
             });
             match sent {
                 Ok(n) if n == conn.out.len() => {
@@ -680,7 +785,9 @@ impl Server {
                     conn.out.drain(..n);
                     conn.last_progress = Instant::now();
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => conn.blocked = true,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    conn.blocked = true
+                }
                 Err(err) => conn.dead = Some(format!("send: {err}: closed")),
             }
         }
@@ -717,12 +824,17 @@ impl Server {
             self.say.call(|| {
                 call("epoll_ctl")
                     .on_fd(epfd)
-                    .args(format!("EPOLL_CTL_MOD, fd {fd}, {}", epoll_flags(wanted)))
+                    .args(format!(
+                        "EPOLL_CTL_MOD, fd {fd}, {}",
+                        epoll_flags(wanted)
+                    ))
                     .returned(&changed)
             });
             match changed {
                 Ok(()) => conn.registered = wanted,
-                Err(err) => conn.dead = Some(format!("epoll_ctl: {err}: closed")),
+                Err(err) => {
+                    conn.dead = Some(format!("epoll_ctl: {err}: closed"))
+                }
             }
         }
         // ANCHOR_END: interests
@@ -732,14 +844,23 @@ impl Server {
     fn on_signal(&mut self) {
         // ANCHOR: on_signal
         let got = self.signals.read_signal();
-        let signo = got.as_ref().ok().and_then(|s| s.as_ref()).map(|s| s.ssi_signo as i32);
-        let name =
-            signo.and_then(|n| Signal::try_from(n).ok()).map_or("a signal".to_string(), |s| s.to_string());
+        let signo = got
+            .as_ref()
+            .ok()
+            .and_then(|s| s.as_ref())
+            .map(|s| s.ssi_signo as i32);
+        let name = signo
+            .and_then(|n| Signal::try_from(n).ok())
+            .map_or("a signal".to_string(), |s| s.to_string());
         let fd = self.signals.as_raw_fd();
         self.say.call(|| {
-            let read = call("read").on_fd(fd).args(size_of::<libc::signalfd_siginfo>());
+            let read = call("read")
+                .on_fd(fd)
+                .args(size_of::<libc::signalfd_siginfo>());
             match &got {
-                Ok(Some(_)) => read.gave(&size_of::<libc::signalfd_siginfo>()).detail(&name),
+                Ok(Some(_)) => read
+                    .gave(&size_of::<libc::signalfd_siginfo>())
+                    .detail(&name),
                 Ok(None) => read.failed(&Errno::EAGAIN),
                 Err(err) => read.failed(err),
             }
@@ -752,7 +873,9 @@ impl Server {
             log(format_args!("{name} again: exiting at once"));
             std::process::exit(130);
         }
-        self.say.event(format!("{name}: stop accepting, answer what has arrived, then close"));
+        self.say.event(format!(
+            "{name}: stop accepting, answer what has arrived, then close"
+        ));
         self.begin_shutdown();
         // ANCHOR_END: on_signal
     }
@@ -777,7 +900,8 @@ impl Server {
                 && !conn.reading_done
             {
                 conn.reading_done = true;
-                conn.ending = "input ended for the shutdown: closed".to_string();
+                conn.ending =
+                    "input ended for the shutdown: closed".to_string();
             }
             self.flush(fd);
         }
@@ -824,7 +948,9 @@ impl Server {
     fn start_lingering(&mut self, fd: RawFd) {
         let Some(conn) = self.conns.get_mut(fd) else { return };
         let done = conn.stream.shutdown(Shutdown::Write);
-        self.say.call(|| call("shutdown").on(&conn.stream).args("SHUT_WR").returned(&done));
+        self.say.call(|| {
+            call("shutdown").on(&conn.stream).args("SHUT_WR").returned(&done)
+        });
         match done {
             Ok(()) => {
                 conn.lingering = true;
@@ -844,7 +970,9 @@ impl Server {
         loop {
             let mut buf = [0u8; RECV_SIZE];
             let got = (&conn.stream).read(&mut buf);
-            self.say.call(|| call("recv").on(&conn.stream).args(RECV_SIZE).returned(&got));
+            self.say.call(|| {
+                call("recv").on(&conn.stream).args(RECV_SIZE).returned(&got)
+            });
             match got {
                 Ok(n) if n > 0 => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
@@ -860,12 +988,18 @@ impl Server {
     /// Closing a socket also takes it off the interest list.
     fn close_finished(&mut self, touched: &[RawFd]) {
         for &fd in touched {
-            let finished =
-                |c: &Conn| c.dead.is_some() || (c.reading_done && c.out.is_empty() && !c.lingering);
+            let finished = |c: &Conn| {
+                c.dead.is_some()
+                    || (c.reading_done && c.out.is_empty() && !c.lingering)
+            };
             if !self.conns.get(fd).is_some_and(finished) {
                 continue;
             }
-            if self.conns.get(fd).is_some_and(|c| c.dead.is_none() && c.linger_first) {
+            if self
+                .conns
+                .get(fd)
+                .is_some_and(|c| c.dead.is_none() && c.linger_first)
+            {
                 self.start_lingering(fd);
                 if self.conns.get(fd).is_none_or(|c| c.dead.is_none()) {
                     continue;
@@ -901,7 +1035,12 @@ impl Server {
 }
 
 /// Adds `fd` to `epoll`'s interest list, its number as the event's data.
-fn register(epoll: &Epoll, say: &mut Say, fd: impl AsFd, flags: EpollFlags) -> Result<(), Failure> {
+fn register(
+    epoll: &Epoll,
+    say: &mut Say,
+    fd: impl AsFd,
+    flags: EpollFlags,
+) -> Result<(), Failure> {
     let number = fd.as_fd().as_raw_fd();
     let added = epoll.add(fd, EpollEvent::new(flags, number as u64));
     let epfd = epoll.0.as_raw_fd();
@@ -918,7 +1057,13 @@ fn register(epoll: &Epoll, say: &mut Say, fd: impl AsFd, flags: EpollFlags) -> R
 fn refuse(stream: TcpStream, say: &mut Say) {
     // A new connection's send buffer is empty: this short line fits.
     let sent = (&stream).write(BUSY);
-    say.call(|| call("send").on(&stream).args(bytes(BUSY)).args("MSG_NOSIGNAL").returned(&sent));
+    say.call(|| {
+        call("send")
+            .on(&stream)
+            .args(bytes(BUSY))
+            .args("MSG_NOSIGNAL")
+            .returned(&sent)
+    });
     let fd = stream.as_raw_fd();
     drop(stream);
     say.call(|| call("close").on_fd(fd).gave(&()));
@@ -974,7 +1119,11 @@ fn demo() -> Result<(), Failure> {
     // ANCHOR: demo_server
     t.section("the server, edge-triggered: it drains every socket");
     let limits = Limits { max_conns: 64, idle: DEMO_IDLE, edge: true };
-    let mut server = Server::start(([127, 0, 0, 1], 0).into(), limits, Say { demo: true, said: Vec::new() })?;
+    let mut server = Server::start(
+        ([127, 0, 0, 1], 0).into(),
+        limits,
+        Say { demo: true, said: Vec::new() },
+    )?;
     show(&mut t, &mut server.say);
     let addr = server.local;
     let listener_fd = server.listener.as_ref().map_or(-1, |l| l.as_raw_fd());
@@ -989,14 +1138,22 @@ fn demo() -> Result<(), Failure> {
     let b_fd = newest(&server);
     send(&mut t, &a, b"slow ")?;
     send(&mut t, &b, b"hello from B\n")?;
-    turn(&mut t, &mut server, &[(a_fd, PollFlags::POLLIN), (b_fd, PollFlags::POLLIN)])?;
+    turn(
+        &mut t,
+        &mut server,
+        &[(a_fd, PollFlags::POLLIN), (b_fd, PollFlags::POLLIN)],
+    )?;
     recv(&mut t, &b)?;
     send(&mut t, &a, b"client\n")?;
     turn(&mut t, &mut server, &[(a_fd, PollFlags::POLLIN)])?;
     recv(&mut t, &a)?;
     close(&mut t, a);
     close(&mut t, b);
-    turn(&mut t, &mut server, &[(a_fd, PollFlags::POLLIN), (b_fd, PollFlags::POLLIN)])?;
+    turn(
+        &mut t,
+        &mut server,
+        &[(a_fd, PollFlags::POLLIN), (b_fd, PollFlags::POLLIN)],
+    )?;
     // ANCHOR_END: demo_server
 
     // The problem first, then the way out.
@@ -1015,7 +1172,11 @@ fn demo() -> Result<(), Failure> {
     sent.or_fail("kill SIGINT")?;
     send(&mut t, &f, b"in flight\n")?;
     let signals_fd = server.signals.as_raw_fd();
-    turn(&mut t, &mut server, &[(signals_fd, PollFlags::POLLIN), (f_fd, PollFlags::POLLIN)])?;
+    turn(
+        &mut t,
+        &mut server,
+        &[(signals_fd, PollFlags::POLLIN), (f_fd, PollFlags::POLLIN)],
+    )?;
     while !server.finished() {
         turn(&mut t, &mut server, &[])?;
     }
@@ -1042,27 +1203,39 @@ fn spin_without_a_spare(t: &mut Transcript) -> Result<(), Failure> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).or_fail("bind")?;
     listener.set_nonblocking(true).or_fail("set_nonblocking")?;
     let addr = listener.local_addr().or_fail("getsockname")?;
-    t.server_note(format!("a non-blocking listener, made as in lesson 3: fd {}", listener.as_raw_fd()));
+    t.server_note(format!(
+        "a non-blocking listener, made as in lesson 3: fd {}",
+        listener.as_raw_fd()
+    ));
     let epoll = new_epoll(t)?;
     add(t, &epoll, &listener, EpollFlags::EPOLLIN)?;
     let h = socket(t, "H")?;
     connect(t, &h, addr)?;
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).or_fail("getrlimit")?;
+    let (soft, hard) =
+        getrlimit(Resource::RLIMIT_NOFILE).or_fail("getrlimit")?;
     let free = lowest_free_descriptor()?;
     let lowered = setrlimit(Resource::RLIMIT_NOFILE, free as u64, hard);
-    t.server(call("setrlimit").args(format!("RLIMIT_NOFILE, {free}")).returned(&lowered));
+    t.server(
+        call("setrlimit")
+            .args(format!("RLIMIT_NOFILE, {free}"))
+            .returned(&lowered),
+    );
     lowered.or_fail("setrlimit")?;
     // The loop: wait, accept, log the error, wait again.
     for _ in 0..2 {
         wait(t, &epoll, EpollTimeout::ZERO)?;
         let result = listener.accept();
-        t.server(call("accept").on(&listener).args("SOCK_CLOEXEC").returned(&result));
+        t.server(
+            call("accept").on(&listener).args("SOCK_CLOEXEC").returned(&result),
+        );
     }
     let mut spun = 0;
     for _ in 0..SPIN_TURNS {
         let mut events = [EpollEvent::empty(); 8];
         let ready = epoll.wait(&mut events, EpollTimeout::ZERO);
-        let refused = listener.accept().is_err_and(|e| e.raw_os_error() == Some(libc::EMFILE));
+        let refused = listener
+            .accept()
+            .is_err_and(|e| e.raw_os_error() == Some(libc::EMFILE));
         spun += usize::from(ready == Ok(1) && refused);
     }
     t.server_note(format!(
@@ -1071,10 +1244,14 @@ fn spin_without_a_spare(t: &mut Transcript) -> Result<(), Failure> {
     ));
     t.server_note("with a timeout of -1 the same: the loop never sleeps, and H is never answered");
     let restored = setrlimit(Resource::RLIMIT_NOFILE, soft, hard);
-    t.server(call("setrlimit").args("RLIMIT_NOFILE, as before").returned(&restored));
+    t.server(
+        call("setrlimit").args("RLIMIT_NOFILE, as before").returned(&restored),
+    );
     restored.or_fail("setrlimit")?;
     let accepted = listener.accept();
-    t.server(call("accept").on(&listener).args("SOCK_CLOEXEC").returned(&accepted));
+    t.server(
+        call("accept").on(&listener).args("SOCK_CLOEXEC").returned(&accepted),
+    );
     let (conn, _) = accepted.or_fail("accept")?;
     t.server_note("a descriptor is free again: H is accepted at last");
     let fd = conn.as_raw_fd();
@@ -1106,7 +1283,11 @@ fn level_and_edge(t: &mut Transcript) -> Result<(), Failure> {
     ));
     for edge in [false, true] {
         let epoll = new_epoll(t)?;
-        let flags = if edge { EpollFlags::EPOLLIN | EpollFlags::EPOLLET } else { EpollFlags::EPOLLIN };
+        let flags = if edge {
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLET
+        } else {
+            EpollFlags::EPOLLIN
+        };
         add(t, &epoll, &near, flags)?;
         send(t, &client, b"0123456789")?;
         wait(t, &epoll, EpollTimeout::NONE)?;
@@ -1114,7 +1295,10 @@ fn level_and_edge(t: &mut Transcript) -> Result<(), Failure> {
         let mut four = [0u8; 4];
         let got = (&near).read(&mut four);
         let n = *got.as_ref().unwrap_or(&0);
-        t.server(received(call("recv").on(&near).args(4).returned(&got), &four[..n]));
+        t.server(received(
+            call("recv").on(&near).args(4).returned(&got),
+            &four[..n],
+        ));
         let again = wait(t, &epoll, EpollTimeout::ZERO)?;
         t.server_note(match (edge, again) {
             (false, 1) => "reported again: 6 bytes are still unread",
@@ -1134,7 +1318,11 @@ fn level_and_edge(t: &mut Transcript) -> Result<(), Failure> {
     add(t, &epoll, &listener, EpollFlags::EPOLLIN | EpollFlags::EPOLLET)?;
     let first = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     let second = TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
-    t.client_note(format!("two clients connect: fds {} and {}", first.as_raw_fd(), second.as_raw_fd()));
+    t.client_note(format!(
+        "two clients connect: fds {} and {}",
+        first.as_raw_fd(),
+        second.as_raw_fd()
+    ));
     waiting_in_queue(t, &listener, 2)?;
     wait(t, &epoll, EpollTimeout::NONE)?;
     let one = listener.accept();
@@ -1180,24 +1368,36 @@ fn out_of_descriptors(
     let g = socket(t, "G")?;
     connect(t, &g, addr)?;
     let limits = getrlimit(Resource::RLIMIT_NOFILE);
-    t.server(call("getrlimit").args("RLIMIT_NOFILE").returned(&limits.map(|_| ())));
+    t.server(
+        call("getrlimit").args("RLIMIT_NOFILE").returned(&limits.map(|_| ())),
+    );
     let (soft, hard) = limits.or_fail("getrlimit")?;
     // A new descriptor gets the lowest free number, and must be below the
     // limit: with the limit at that number, the next one is refused.
     // (Descriptors above it, say leaked by a shell, stay open.)
     let free = lowest_free_descriptor()?;
     let lowered = setrlimit(Resource::RLIMIT_NOFILE, free as u64, hard);
-    t.server(call("setrlimit").args(format!("RLIMIT_NOFILE, {free}")).returned(&lowered));
+    t.server(
+        call("setrlimit")
+            .args(format!("RLIMIT_NOFILE, {free}"))
+            .returned(&lowered),
+    );
     lowered.or_fail("setrlimit")?;
-    t.server_note(format!("(the demo lowers the limit: fds 0 to {} are open, and no more may be)", free - 1));
+    t.server_note(format!(
+        "(the demo lowers the limit: fds 0 to {} are open, and no more may be)",
+        free - 1
+    ));
     turn(t, server, &[(listener_fd, PollFlags::POLLIN)])?;
     let restored = setrlimit(Resource::RLIMIT_NOFILE, soft, hard);
-    t.server(call("setrlimit").args("RLIMIT_NOFILE, as before").returned(&restored));
+    t.server(
+        call("setrlimit").args("RLIMIT_NOFILE, as before").returned(&restored),
+    );
     restored.or_fail("setrlimit")?;
     recv(t, &g)?;
     recv(t, &g)?;
     close(t, g);
-    let listener = server.listener.as_ref().ok_or(Failure::new("demo", "no listener"))?;
+    let listener =
+        server.listener.as_ref().ok_or(Failure::new("demo", "no listener"))?;
     let mut asked = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
     t.server_note(match poll(&mut asked, PollTimeout::ZERO) {
         Ok(0) => "the listener is not ready any more: nobody waits in its queue, nothing spins",
@@ -1224,7 +1424,12 @@ fn new_epoll(t: &mut Transcript) -> Result<Epoll, Failure> {
     epoll.or_fail("epoll_create1")
 }
 
-fn add(t: &mut Transcript, epoll: &Epoll, fd: impl AsFd, flags: EpollFlags) -> Result<(), Failure> {
+fn add(
+    t: &mut Transcript,
+    epoll: &Epoll,
+    fd: impl AsFd,
+    flags: EpollFlags,
+) -> Result<(), Failure> {
     let mut say = Say { demo: true, said: Vec::new() };
     let added = register(epoll, &mut say, fd, flags);
     show(t, &mut say);
@@ -1232,16 +1437,28 @@ fn add(t: &mut Transcript, epoll: &Epoll, fd: impl AsFd, flags: EpollFlags) -> R
 }
 
 /// One narrated `epoll_wait`; returns how many events came.
-fn wait(t: &mut Transcript, epoll: &Epoll, timeout: EpollTimeout) -> Result<usize, Failure> {
+fn wait(
+    t: &mut Transcript,
+    epoll: &Epoll,
+    timeout: EpollTimeout,
+) -> Result<usize, Failure> {
     let mut events = [EpollEvent::empty(); 8];
     let got = epoll.wait(&mut events, timeout);
     let n = *got.as_ref().unwrap_or(&0);
-    let shown: Vec<String> =
-        events[..n].iter().map(|e| format!("fd {}: {}", e.data(), epoll_flags(e.events()))).collect();
+    let shown: Vec<String> = events[..n]
+        .iter()
+        .map(|e| format!("fd {}: {}", e.data(), epoll_flags(e.events())))
+        .collect();
     let timeout = if timeout == EpollTimeout::NONE { "-1" } else { "0" };
-    let line = call("epoll_wait").on_fd(epoll.0.as_raw_fd()).args(format!("8, {timeout}"));
+    let line = call("epoll_wait")
+        .on_fd(epoll.0.as_raw_fd())
+        .args(format!("8, {timeout}"));
     let line = line.returned(&got.map(|n| n as i64));
-    t.server(if shown.is_empty() { line } else { line.detail(shown.join("; ")) });
+    t.server(if shown.is_empty() {
+        line
+    } else {
+        line.detail(shown.join("; "))
+    });
     got.or_fail("epoll_wait")
 }
 
@@ -1251,11 +1468,16 @@ fn drain_all(t: &mut Transcript, stream: &TcpStream) -> Result<(), Failure> {
         let mut buf = [0u8; RECV_SIZE];
         let got = (&*stream).read(&mut buf);
         let n = *got.as_ref().unwrap_or(&0);
-        t.server(received(call("recv").on(stream).args(RECV_SIZE).returned(&got), &buf[..n]));
+        t.server(received(
+            call("recv").on(stream).args(RECV_SIZE).returned(&got),
+            &buf[..n],
+        ));
         match got {
             Ok(0) => return Ok(()),
             Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                return Ok(());
+            }
             Err(err) => return Err(Failure::new("recv", err)),
         }
     }
@@ -1263,15 +1485,29 @@ fn drain_all(t: &mut Transcript, stream: &TcpStream) -> Result<(), Failure> {
 
 /// Waits (bounded) until the listener's queue holds `count` connections,
 /// and shows the count, as `ss` shows it in Recv-Q (lesson 8).
-fn waiting_in_queue(t: &mut Transcript, listener: &TcpListener, count: u32) -> Result<(), Failure> {
+fn waiting_in_queue(
+    t: &mut Transcript,
+    listener: &TcpListener,
+    count: u32,
+) -> Result<(), Failure> {
     let deadline = Instant::now() + SETTLE_LIMIT;
     loop {
         let queued = accept_queue(listener);
-        if queued.as_ref().is_ok_and(|&n| n >= count) || Instant::now() > deadline {
-            let shown = queued.as_ref().map(|_| ()).map_err(|e| io::Error::new(e.kind(), e.to_string()));
-            let line = call("getsockopt").on(listener).args("TCP_INFO").returned(&shown);
+        if queued.as_ref().is_ok_and(|&n| n >= count)
+            || Instant::now() > deadline
+        {
+            let shown = queued
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| io::Error::new(e.kind(), e.to_string()));
+            let line = call("getsockopt")
+                .on(listener)
+                .args("TCP_INFO")
+                .returned(&shown);
             t.server(match &queued {
-                Ok(n) => line.detail(format!("tcpi_unacked {n}: clients waiting to be accepted")),
+                Ok(n) => line.detail(format!(
+                    "tcpi_unacked {n}: clients waiting to be accepted"
+                )),
                 Err(_) => line,
             });
             queued.or_fail("getsockopt TCP_INFO")?;
@@ -1298,7 +1534,11 @@ fn accept_queue(listener: &TcpListener) -> io::Result<u32> {
             &mut len,
         )
     };
-    if ret == 0 { Ok(info.tcpi_unacked) } else { Err(io::Error::last_os_error()) }
+    if ret == 0 {
+        Ok(info.tcpi_unacked)
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn close_fd(t: &mut Transcript, epoll: Epoll) {
@@ -1318,7 +1558,11 @@ fn show(t: &mut Transcript, say: &mut Say) {
 }
 
 /// One narrated turn, once every event in `expected` has arrived.
-fn turn(t: &mut Transcript, server: &mut Server, expected: &[(RawFd, PollFlags)]) -> Result<(), Failure> {
+fn turn(
+    t: &mut Transcript,
+    server: &mut Server,
+    expected: &[(RawFd, PollFlags)],
+) -> Result<(), Failure> {
     settle(server, expected)?;
     server.turn()?;
     show(t, &mut server.say);
@@ -1328,11 +1572,18 @@ fn turn(t: &mut Transcript, server: &mut Server, expected: &[(RawFd, PollFlags)]
 /// Waits (bounded) until each descriptor in `expected` reports its events
 /// to a `poll` with a timeout of 0, which leaves epoll's state alone:
 /// pacing for the demo, not part of the server.
-fn settle(server: &Server, expected: &[(RawFd, PollFlags)]) -> Result<(), Failure> {
+fn settle(
+    server: &Server,
+    expected: &[(RawFd, PollFlags)],
+) -> Result<(), Failure> {
     let deadline = Instant::now() + SETTLE_LIMIT;
     for &(fd, events) in expected {
         loop {
-            let borrowed = if server.listener.as_ref().is_some_and(|l| l.as_raw_fd() == fd) {
+            let borrowed = if server
+                .listener
+                .as_ref()
+                .is_some_and(|l| l.as_raw_fd() == fd)
+            {
                 server.listener.as_ref().map(|l| l.as_fd())
             } else if server.signals.as_raw_fd() == fd {
                 Some(server.signals.as_fd())
@@ -1340,15 +1591,23 @@ fn settle(server: &Server, expected: &[(RawFd, PollFlags)]) -> Result<(), Failur
                 server.conns.get(fd).map(|c| c.stream.as_fd())
             };
             let Some(borrowed) = borrowed else {
-                return Err(Failure::new("demo", format!("fd {fd} is not the server's")));
+                return Err(Failure::new(
+                    "demo",
+                    format!("fd {fd} is not the server's"),
+                ));
             };
             let mut asked = [PollFd::new(borrowed, events)];
             let ready = poll(&mut asked, PollTimeout::ZERO);
-            if ready == Ok(1) && asked[0].revents().is_some_and(|r| r.contains(events)) {
+            if ready == Ok(1)
+                && asked[0].revents().is_some_and(|r| r.contains(events))
+            {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(Failure::new("demo", format!("fd {fd} never became ready")));
+                return Err(Failure::new(
+                    "demo",
+                    format!("fd {fd} never became ready"),
+                ));
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -1370,7 +1629,11 @@ fn epoll_flags(flags: EpollFlags) -> String {
         (EpollFlags::EPOLLHUP, "EPOLLHUP"),
         (EpollFlags::EPOLLET, "EPOLLET"),
     ];
-    let set: Vec<&str> = names.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect();
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(f, _)| flags.contains(*f))
+        .map(|(_, n)| *n)
+        .collect();
     if set.is_empty() { "0".to_string() } else { set.join("|") }
 }
 
@@ -1378,19 +1641,37 @@ fn epoll_flags(flags: EpollFlags) -> String {
 fn socket(t: &mut Transcript, name: &str) -> Result<TcpStream, Failure> {
     t.client_note(format!("client {name}"));
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.client(call("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC").returned(&socket));
+    t.client(
+        call("socket")
+            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
+            .returned(&socket),
+    );
     Ok(TcpStream::from(socket.or_fail("socket")?))
 }
 
-fn connect(t: &mut Transcript, stream: &TcpStream, addr: SocketAddr) -> Result<(), Failure> {
+fn connect(
+    t: &mut Transcript,
+    stream: &TcpStream,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
     let connected = SockRef::from(stream).connect(&addr.into());
     t.client(call("connect").on(stream).args(addr).returned(&connected));
     connected.or_fail(format!("connect {addr}"))
 }
 
-fn send(t: &mut Transcript, stream: &TcpStream, data: &[u8]) -> Result<(), Failure> {
+fn send(
+    t: &mut Transcript,
+    stream: &TcpStream,
+    data: &[u8],
+) -> Result<(), Failure> {
     let sent = (&*stream).write(data);
-    t.client(call("send").on(stream).args(bytes(data)).args("MSG_NOSIGNAL").returned(&sent));
+    t.client(
+        call("send")
+            .on(stream)
+            .args(bytes(data))
+            .args("MSG_NOSIGNAL")
+            .returned(&sent),
+    );
     match sent.or_fail("send")? {
         n if n == data.len() => Ok(()),
         n => Err(Failure::new("send", format!("only {n} bytes sent"))),
@@ -1401,7 +1682,10 @@ fn recv(t: &mut Transcript, stream: &TcpStream) -> Result<Vec<u8>, Failure> {
     let mut buf = [0u8; RECV_SIZE];
     let got = (&*stream).read(&mut buf);
     let n = *got.as_ref().unwrap_or(&0);
-    t.client(received(call("recv").on(stream).args(RECV_SIZE).returned(&got), &buf[..n]));
+    t.client(received(
+        call("recv").on(stream).args(RECV_SIZE).returned(&got),
+        &buf[..n],
+    ));
     Ok(buf[..got.or_fail("recv")?].to_vec())
 }
 

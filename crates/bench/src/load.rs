@@ -57,7 +57,8 @@ pub fn request_line(id: u32, seq: u64) -> [u8; LINE_LEN] {
     put_digits(&mut line[8..20], seq);
     line[20] = b' ';
     let shift = ((seq % 26 + u64::from(id) % 26) % 26) as usize;
-    line[21..LINE_LEN - 1].copy_from_slice(&LETTERS[shift..shift + LINE_LEN - 22]);
+    line[21..LINE_LEN - 1]
+        .copy_from_slice(&LETTERS[shift..shift + LINE_LEN - 22]);
     line[LINE_LEN - 1] = b'\n';
     line
 }
@@ -71,7 +72,10 @@ fn put_digits(out: &mut [u8], mut value: u64) {
 }
 
 /// Checks one reply line (newline included) against the request it answers.
-pub fn check_reply(reply: &[u8], request: &[u8; LINE_LEN]) -> Result<(), String> {
+pub fn check_reply(
+    reply: &[u8],
+    request: &[u8; LINE_LEN],
+) -> Result<(), String> {
     let content = &request[..LINE_LEN - 1];
     let Some(line) = reply.strip_suffix(b"\n") else {
         return Err("a reply without its newline".to_string());
@@ -110,12 +114,19 @@ pub struct Conn {
 impl Conn {
     /// Connects and does one blocking round trip, so that when this returns
     /// the server has accepted the connection and answered on it.
-    fn open(addr: SocketAddr, id: u32, timeout: Duration) -> Result<Conn, String> {
-        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    fn open(
+        addr: SocketAddr,
+        id: u32,
+        timeout: Duration,
+    ) -> Result<Conn, String> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| format!("connect: {e}"))?;
         // Each request is written once, whole: without TCP_NODELAY a small
         // write may wait for an ACK (Nagle, `man 7 tcp`).
         stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
-        stream.set_read_timeout(Some(timeout)).map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
         let mut conn = Conn {
             stream,
             id,
@@ -130,13 +141,22 @@ impl Conn {
             answered: 0,
             alive: true,
         };
-        (&conn.stream).write_all(&conn.request).map_err(|e| format!("send: {e}"))?;
+        (&conn.stream)
+            .write_all(&conn.request)
+            .map_err(|e| format!("send: {e}"))?;
         let mut buf = [0u8; 1024];
         while !conn.reply.contains(&b'\n') {
             match (&conn.stream).read(&mut buf) {
-                Ok(0) => return Err("the server closed the connection".to_string()),
+                Ok(0) => {
+                    return Err("the server closed the connection".to_string());
+                }
                 Ok(n) => conn.reply.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return Err(format!("no reply within {timeout:?}"));
                 }
                 Err(e) => return Err(format!("recv: {e}")),
@@ -148,7 +168,9 @@ impl Conn {
         check_reply(&conn.reply, &conn.request)?;
         conn.reply.clear();
         conn.answered = 1;
-        conn.stream.set_nonblocking(true).map_err(|e| format!("O_NONBLOCK: {e}"))?;
+        conn.stream
+            .set_nonblocking(true)
+            .map_err(|e| format!("O_NONBLOCK: {e}"))?;
         Ok(conn)
     }
 
@@ -162,13 +184,19 @@ impl Conn {
 /// before the next is opened, so the listener's accept queue never
 /// overflows (a dropped SYN would cost a one-second retransmission), and a
 /// server that stops answering new connections is found out at once.
-pub fn connect_all(addr: SocketAddr, count: usize, timeout: Duration) -> Result<Vec<Conn>, String> {
+pub fn connect_all(
+    addr: SocketAddr,
+    count: usize,
+    timeout: Duration,
+) -> Result<Vec<Conn>, String> {
     let started = Instant::now();
     let mut conns = Vec::with_capacity(count);
     for i in 0..count {
         // Each step is bounded by `timeout`; this bounds them all.
         if started.elapsed() > SETUP_LIMIT {
-            return Err(format!("opening {count} connections took over {SETUP_LIMIT:?} ({i} were open)"));
+            return Err(format!(
+                "opening {count} connections took over {SETUP_LIMIT:?} ({i} were open)"
+            ));
         }
         let conn = Conn::open(addr, i as u32, timeout).map_err(|err| {
             format!("connection {} of {count}: {err} ({} connections were open and answered)", i + 1, i)
@@ -251,7 +279,8 @@ impl Run {
     fn fail(&mut self, conn: &mut Conn, epoll: &Epoll, what: String) {
         self.errors += 1;
         if self.first_errors.len() < KEPT_ERRORS {
-            self.first_errors.push(format!("connection {}: {what}", conn.id + 1));
+            self.first_errors
+                .push(format!("connection {}: {what}", conn.id + 1));
         }
         if conn.outstanding {
             self.unanswered += 1;
@@ -305,7 +334,12 @@ struct Plan {
 /// `cpus` is empty. The connections are dealt out to the threads; this
 /// thread reads the CPU counters at the edges of the window, and the
 /// server's context switches just outside them.
-pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) -> Result<Run, String> {
+pub fn ping_pong(
+    conns: &mut [Conn],
+    stop: Stop,
+    probe: &Probe,
+    cpus: &[usize],
+) -> Result<Run, String> {
     // One read of the server's threads before the traffic starts, to learn
     // how long a read takes: a thread server has a thread per connection.
     let trial = SwitchRead::take(probe.server_pid)?;
@@ -346,7 +380,8 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) 
             bench_cores_busy: match probe.server_cpu {
                 Some(cpu) => {
                     let mut busy = crate::server::cpu_times(cpu)?.busy;
-                    for &g in probe.generator_cpus.iter().filter(|&&g| g != cpu) {
+                    for &g in probe.generator_cpus.iter().filter(|&&g| g != cpu)
+                    {
                         busy += crate::server::cpu_times(g)?.busy;
                     }
                     Some(busy)
@@ -369,7 +404,9 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) 
                 let cpu = cpus.get(i).copied();
                 scope.spawn(move || {
                     if let Some(cpu) = cpu {
-                        crate::sys::pin_to_cpu(cpu).map_err(|e| format!("sched_setaffinity {cpu}: {e}"))?;
+                        crate::sys::pin_to_cpu(cpu).map_err(|e| {
+                            format!("sched_setaffinity {cpu}: {e}")
+                        })?;
                     }
                     drive(chunk, plan, after_window)
                 })
@@ -388,12 +425,19 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) 
             let closed = sample();
             (opened, closed, (first, read_switches()))
         } else {
-            let before = plan.window_start.checked_sub(lead).unwrap_or(plan.start);
-            std::thread::sleep(before.saturating_duration_since(Instant::now()));
+            let before =
+                plan.window_start.checked_sub(lead).unwrap_or(plan.start);
+            std::thread::sleep(
+                before.saturating_duration_since(Instant::now()),
+            );
             let first = read_switches();
-            std::thread::sleep(plan.window_start.saturating_duration_since(Instant::now()));
+            std::thread::sleep(
+                plan.window_start.saturating_duration_since(Instant::now()),
+            );
             let opened = sample();
-            std::thread::sleep(plan.window_end.saturating_duration_since(Instant::now()));
+            std::thread::sleep(
+                plan.window_end.saturating_duration_since(Instant::now()),
+            );
             let closed = sample();
             let second = read_switches();
             after_window.store(false, Ordering::Relaxed);
@@ -401,7 +445,11 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) 
         };
         let runs: Vec<Result<Run, String>> = workers
             .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err("a generator thread panicked".into())))
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err("a generator thread panicked".into())
+                })
+            })
             .collect();
         (opened, closed, switch_reads, runs)
     });
@@ -428,13 +476,17 @@ pub fn ping_pong(conns: &mut [Conn], stop: Stop, probe: &Probe, cpus: &[usize]) 
     };
     run.server_ticks = t1.server.saturating_sub(t0.server);
     run.own_ticks = t1.own.saturating_sub(t0.own);
-    run.server_core_idle_ticks = match (t0.server_core_idle, t1.server_core_idle) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-        _ => None,
-    };
+    run.server_core_idle_ticks =
+        match (t0.server_core_idle, t1.server_core_idle) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
     // What kept those CPUs busy besides the server and the generator.
     run.other_ticks = match (t0.bench_cores_busy, t1.bench_cores_busy) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a).saturating_sub(run.server_ticks + run.own_ticks)),
+        (Some(a), Some(b)) => Some(
+            b.saturating_sub(a)
+                .saturating_sub(run.server_ticks + run.own_ticks),
+        ),
         _ => None,
     };
     let (first, second) = (switch_reads.0?, switch_reads.1?);
@@ -478,27 +530,40 @@ impl SwitchRead {
             count,
             span: later.middle.saturating_duration_since(self.middle),
             threads: later.by_thread.len(),
-            threads_gone: self.by_thread.keys().filter(|tid| !later.by_thread.contains_key(tid)).count(),
+            threads_gone: self
+                .by_thread
+                .keys()
+                .filter(|tid| !later.by_thread.contains_key(tid))
+                .count(),
             read_time: self.took.max(later.took),
         }
     }
 }
 
 /// One generator thread: ping-pong on its share of the connections.
-fn drive(conns: &mut [Conn], plan: Plan, after_window: &AtomicBool) -> Result<Run, String> {
-    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll_create1: {e}"))?;
+fn drive(
+    conns: &mut [Conn],
+    plan: Plan,
+    after_window: &AtomicBool,
+) -> Result<Run, String> {
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+        .map_err(|e| format!("epoll_create1: {e}"))?;
     for (slot, conn) in conns.iter_mut().enumerate() {
         conn.slot = slot as u64;
         epoll
             .add(conn.stream.as_fd(), EpollEvent::new(INTEREST, conn.slot))
             .map_err(|e| format!("epoll_ctl ADD: {e}"))?;
     }
-    let mut run = Run { latencies_ns: Vec::with_capacity(1 << 16), ..Run::default() };
+    let mut run =
+        Run { latencies_ns: Vec::with_capacity(1 << 16), ..Run::default() };
     let mut in_flight = 0usize;
     // Whether a connection sends again once answered.
     let goes_on = |conn: &Conn, now: Instant| match plan.per_connection {
         Some(n) => conn.answered < n + 1,
-        None => now < plan.window_end || (now < plan.send_end && after_window.load(Ordering::Relaxed)),
+        None => {
+            now < plan.window_end
+                || (now < plan.send_end && after_window.load(Ordering::Relaxed))
+        }
     };
     for conn in conns.iter_mut() {
         if goes_on(conn, plan.start) {
@@ -512,7 +577,8 @@ fn drive(conns: &mut [Conn], plan: Plan, after_window: &AtomicBool) -> Result<Ru
         let now = Instant::now();
         let sending_over = plan.per_connection.is_some()
             || now >= plan.send_end
-            || (now >= plan.window_end && !after_window.load(Ordering::Relaxed));
+            || (now >= plan.window_end
+                && !after_window.load(Ordering::Relaxed));
         if in_flight == 0 && sending_over {
             break;
         }
@@ -521,8 +587,11 @@ fn drive(conns: &mut [Conn], plan: Plan, after_window: &AtomicBool) -> Result<Ru
             break;
         }
         // Wake up in time to stop sending.
-        let next =
-            [plan.send_end, plan.hard_end].into_iter().filter(|t| *t > now).min().unwrap_or(plan.hard_end);
+        let next = [plan.send_end, plan.hard_end]
+            .into_iter()
+            .filter(|t| *t > now)
+            .min()
+            .unwrap_or(plan.hard_end);
         let wait_ms = (next - now).as_millis().clamp(1, 100) as u16;
         let ready = match epoll.wait(&mut events, wait_ms) {
             Ok(n) => n,
@@ -572,7 +641,10 @@ fn drive(conns: &mut [Conn], plan: Plan, after_window: &AtomicBool) -> Result<Ru
                 let problem = if !conn.outstanding {
                     Some("a reply to no request".to_string())
                 } else if newline + 1 != conn.reply.len() {
-                    Some("more than one line in reply to one request".to_string())
+                    Some(
+                        "more than one line in reply to one request"
+                            .to_string(),
+                    )
                 } else {
                     check_reply(&conn.reply, &conn.request).err()
                 };
@@ -586,21 +658,32 @@ fn drive(conns: &mut [Conn], plan: Plan, after_window: &AtomicBool) -> Result<Ru
                 in_flight -= 1;
                 conn.answered += 1;
                 run.verified += 1;
-                if plan.window_start <= answered_at && answered_at < plan.window_end {
+                if plan.window_start <= answered_at
+                    && answered_at < plan.window_end
+                {
                     run.requests += 1;
-                    run.latencies_ns.push((answered_at - conn.sent_at).as_nanos() as u64);
+                    run.latencies_ns
+                        .push((answered_at - conn.sent_at).as_nanos() as u64);
                 }
                 if goes_on(conn, answered_at) {
                     send_next(conn, &epoll, &mut run, &mut in_flight);
                 }
             } else if conn.reply.len() > MAX_REPLY {
                 in_flight -= usize::from(conn.outstanding);
-                run.fail(conn, &epoll, format!("a reply longer than {MAX_REPLY} bytes"));
+                run.fail(
+                    conn,
+                    &epoll,
+                    format!("a reply longer than {MAX_REPLY} bytes"),
+                );
                 continue;
             }
             if got_eof {
                 in_flight -= usize::from(conn.outstanding);
-                run.fail(conn, &epoll, "the server closed the connection".to_string());
+                run.fail(
+                    conn,
+                    &epoll,
+                    "the server closed the connection".to_string(),
+                );
             }
         }
     }
@@ -618,7 +701,12 @@ struct Sample {
     bench_cores_busy: Option<u64>,
 }
 
-fn send_next(conn: &mut Conn, epoll: &Epoll, run: &mut Run, in_flight: &mut usize) {
+fn send_next(
+    conn: &mut Conn,
+    epoll: &Epoll,
+    run: &mut Run,
+    in_flight: &mut usize,
+) {
     conn.seq += 1;
     conn.request = request_line(conn.id, conn.seq);
     conn.written = 0;
@@ -630,7 +718,12 @@ fn send_next(conn: &mut Conn, epoll: &Epoll, run: &mut Run, in_flight: &mut usiz
 
 /// Writes what is left of the request; if the kernel takes only part of
 /// it, asks epoll to say when the socket is writable again.
-fn write_rest(conn: &mut Conn, epoll: &Epoll, run: &mut Run, in_flight: &mut usize) {
+fn write_rest(
+    conn: &mut Conn,
+    epoll: &Epoll,
+    run: &mut Run,
+    in_flight: &mut usize,
+) {
     while conn.written < LINE_LEN {
         match (&conn.stream).write(&conn.request[conn.written..]) {
             Ok(n) => conn.written += n,
@@ -645,7 +738,8 @@ fn write_rest(conn: &mut Conn, epoll: &Epoll, run: &mut Run, in_flight: &mut usi
     }
     let wants_out = conn.written < LINE_LEN;
     if wants_out != conn.wants_out {
-        let flags = if wants_out { INTEREST | EpollFlags::EPOLLOUT } else { INTEREST };
+        let flags =
+            if wants_out { INTEREST | EpollFlags::EPOLLOUT } else { INTEREST };
         let mut event = EpollEvent::new(flags, conn.slot);
         if let Err(e) = epoll.modify(conn.stream.as_fd(), &mut event) {
             *in_flight -= usize::from(conn.outstanding);

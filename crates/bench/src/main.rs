@@ -113,7 +113,11 @@ impl Subject {
     /// The command for a run with `conns` connections.
     pub fn command(&self, conns: usize) -> ServerCmd {
         let mut cmd = self.cmd.clone();
-        cmd.args.extend(self.extra.iter().map(|arg| arg.replace("{conns}", &conns.to_string())));
+        cmd.args.extend(
+            self.extra
+                .iter()
+                .map(|arg| arg.replace("{conns}", &conns.to_string())),
+        );
         cmd
     }
 }
@@ -163,7 +167,9 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<bool, String> {
     if cfg!(debug_assertions) && !cli.smoke {
-        eprintln!("bench: warning: a debug build; measure with `cargo run -p bench --release`");
+        eprintln!(
+            "bench: warning: a debug build; measure with `cargo run -p bench --release`"
+        );
     }
     let subjects = subjects(cli)?;
     // After building the lessons, so that the build is not what it sees.
@@ -176,7 +182,11 @@ fn run(cli: &Cli) -> Result<bool, String> {
     let placement = place(cli)?;
     // Each connection is a descriptor in the generator and one in the
     // server (which inherits the limit), plus a margin for everything else.
-    let most = if cli.smoke { 20 } else { cli.connections.iter().copied().max().unwrap_or(1) };
+    let most = if cli.smoke {
+        20
+    } else {
+        cli.connections.iter().copied().max().unwrap_or(1)
+    };
     sys::raise_open_files(most as u64 + 256)?;
     let idle = match if cli.smoke { 100 } else { cli.idle } {
         0 => None,
@@ -201,8 +211,12 @@ fn place(cli: &Cli) -> Result<Placement, String> {
     if cli.no_pin {
         return Ok(Placement::default());
     }
-    let allowed = sys::allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
-    let server_cpu = cli.server_cpu.or(allowed.first().copied()).ok_or("no CPU to run on")?;
+    let allowed =
+        sys::allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
+    let server_cpu = cli
+        .server_cpu
+        .or(allowed.first().copied())
+        .ok_or("no CPU to run on")?;
     let generator_cpus: Vec<usize> = if cli.generator_cpus.is_empty() {
         allowed.iter().copied().filter(|&c| c != server_cpu).collect()
     } else {
@@ -213,9 +227,12 @@ fn place(cli: &Cli) -> Result<Placement, String> {
         return Ok(Placement::default());
     };
     if generator_cpus.contains(&server_cpu) {
-        println!("warning: the generator shares CPU {server_cpu} with the servers");
+        println!(
+            "warning: the generator shares CPU {server_cpu} with the servers"
+        );
     }
-    sys::pin_to_cpu(first).map_err(|e| format!("sched_setaffinity {first}: {e}"))?;
+    sys::pin_to_cpu(first)
+        .map_err(|e| format!("sched_setaffinity {first}: {e}"))?;
     Ok(Placement { server_cpu: Some(server_cpu), generator_cpus })
 }
 
@@ -226,15 +243,28 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     let tokio_echo = bin_dir.join("tokio-echo");
     // `cargo run -p bench` builds only the binary it runs: build the
     // reference server beside it (a no-op when it is up to date).
-    let status = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(workspace_root())
-        .args(["build", "--release", "--quiet", "-p", "bench", "--bin", "tokio-echo"])
-        .status()
-        .map_err(|e| format!("cargo build: {e}"))?;
+    let status =
+        Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "bench",
+                "--bin",
+                "tokio-echo",
+            ])
+            .status()
+            .map_err(|e| format!("cargo build: {e}"))?;
     if !status.success() || !tokio_echo.exists() {
-        return Err(format!("building {} failed ({status})", tokio_echo.display()));
+        return Err(format!(
+            "building {} failed ({status})",
+            tokio_echo.display()
+        ));
     }
-    let server_args = || vec!["server".to_string(), "--addr".into(), "127.0.0.1:0".into()];
+    let server_args =
+        || vec!["server".to_string(), "--addr".into(), "127.0.0.1:0".into()];
     let mut subjects = vec![Subject {
         key: "tokio".into(),
         what: "tokio current_thread (reference)".into(),
@@ -244,19 +274,28 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     }];
 
     let root = workspace_root();
-    let crates = fs::read_dir(root.join("crates")).map_err(|e| format!("read crates/: {e}"))?;
+    let crates = fs::read_dir(root.join("crates"))
+        .map_err(|e| format!("read crates/: {e}"))?;
     let mut present: Vec<u32> = crates
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter_map(|name| name.get(..2)?.parse::<u32>().ok().filter(|_| name.get(2..3) == Some("-")))
+        .filter_map(|name| {
+            name.get(..2)?
+                .parse::<u32>()
+                .ok()
+                .filter(|_| name.get(2..3) == Some("-"))
+        })
         .filter(|n| LESSONS.iter().any(|lesson| lesson.number == *n))
         .collect();
     present.sort_unstable();
-    let wanted = |key: &str| cli.only.is_empty() || cli.only.iter().any(|k| k == key);
+    let wanted =
+        |key: &str| cli.only.is_empty() || cli.only.iter().any(|k| k == key);
     present.retain(|n| wanted(&format!("lesson-{n:02}")));
 
     if !present.is_empty() {
         // The lessons are measured as a user would run them: optimised.
-        let mut build = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        let mut build = Command::new(
+            env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+        );
         build.current_dir(&root).args(["build", "--release", "--quiet"]);
         for n in &present {
             build.args(["-p", &format!("lesson-{n:02}")]);
@@ -266,12 +305,19 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
             return Err(format!("building the lessons failed ({status})"));
         }
     }
-    let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from);
     for n in present {
-        let lesson = LESSONS.iter().find(|lesson| lesson.number == n).expect("known lesson");
+        let lesson = LESSONS
+            .iter()
+            .find(|lesson| lesson.number == n)
+            .expect("known lesson");
         let key = format!("lesson-{n:02}");
         subjects.push(Subject {
-            cmd: ServerCmd { binary: target.join("release").join(&key), args: server_args() },
+            cmd: ServerCmd {
+                binary: target.join("release").join(&key),
+                args: server_args(),
+            },
             key,
             what: lesson.what.into(),
             extra: lesson.extra.iter().map(|a| a.to_string()).collect(),
@@ -283,7 +329,12 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     }
     let missing: Vec<String> = LESSONS
         .iter()
-        .filter(|l| l.number >= 10 && !subjects.iter().any(|s| s.key == format!("lesson-{:02}", l.number)))
+        .filter(|l| {
+            l.number >= 10
+                && !subjects
+                    .iter()
+                    .any(|s| s.key == format!("lesson-{:02}", l.number))
+        })
         .map(|l| format!("lesson-{:02} ({})", l.number, l.what))
         .collect();
     if !missing.is_empty() && cli.only.is_empty() {
@@ -294,8 +345,9 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
 
 /// A server named on the command line: `NAME=BINARY [ARG...]`.
 fn command_line_server(spec: &str) -> Result<Subject, String> {
-    let (key, rest) =
-        spec.split_once('=').ok_or(format!("--server {spec:?}: expected NAME=BINARY [ARG...]"))?;
+    let (key, rest) = spec
+        .split_once('=')
+        .ok_or(format!("--server {spec:?}: expected NAME=BINARY [ARG...]"))?;
     let mut words = rest.split_whitespace();
     let binary = words.next().ok_or(format!("--server {spec:?}: no binary"))?;
     Ok(Subject {
@@ -303,7 +355,11 @@ fn command_line_server(spec: &str) -> Result<Subject, String> {
         what: format!("{binary}, given with --server"),
         cmd: ServerCmd {
             binary: binary.into(),
-            args: vec!["server".to_string(), "--addr".into(), "127.0.0.1:0".into()],
+            args: vec![
+                "server".to_string(),
+                "--addr".into(),
+                "127.0.0.1:0".into(),
+            ],
         },
         extra: words.map(String::from).collect(),
         one_client_only: false,
@@ -322,7 +378,11 @@ pub fn lesson_crate_exists(key: &str) -> bool {
 
 /// Connection counts a subject is measured at.
 fn counts_for(subject: &Subject, counts: &[usize]) -> Vec<usize> {
-    counts.iter().copied().filter(|&n| !subject.one_client_only || n == 1).collect()
+    counts
+        .iter()
+        .copied()
+        .filter(|&n| !subject.one_client_only || n == 1)
+        .collect()
 }
 
 fn measure_all(
@@ -354,7 +414,8 @@ fn measure_all(
                         r.requests_per_s,
                         r.switches_per_request,
                         r.server_cpu_pct,
-                        r.server_core_idle_pct.map_or("–".to_string(), |p| format!("{p:.0} %")),
+                        r.server_core_idle_pct
+                            .map_or("–".to_string(), |p| format!("{p:.0} %")),
                         r.generator_cpu_pct
                     ),
                     Err(err) => println!(
@@ -387,7 +448,10 @@ fn measure_all(
                     subject.key,
                     row.bytes_per_conn().unwrap_or(f64::NAN)
                 ),
-                Err(err) => println!("{:<10} {count} idle connections: FAILED: {err}", subject.key),
+                Err(err) => println!(
+                    "{:<10} {count} idle connections: FAILED: {err}",
+                    subject.key
+                ),
             }
             idle_rows.push(row);
         }
@@ -428,11 +492,22 @@ fn probe(server: &Server, placement: &Placement) -> load::Probe {
 }
 
 /// One server at one connection count, on a fresh server process.
-fn measure(subject: &Subject, conns: usize, stop: Stop, placement: &Placement) -> Result<LoadRow, String> {
-    let mut server = Server::start(&subject.command(conns), placement.server_cpu)?;
+fn measure(
+    subject: &Subject,
+    conns: usize,
+    stop: Stop,
+    placement: &Placement,
+) -> Result<LoadRow, String> {
+    let mut server =
+        Server::start(&subject.command(conns), placement.server_cpu)?;
     let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
         .map_err(|err| format!("{err}{}", server.exit_note()))?;
-    let run = load::ping_pong(&mut clients, stop, &probe(&server, placement), &placement.generator_cpus)?;
+    let run = load::ping_pong(
+        &mut clients,
+        stop,
+        &probe(&server, placement),
+        &placement.generator_cpus,
+    )?;
     let note = server.exit_note();
     drop(clients);
     if !note.is_empty() {
@@ -443,9 +518,14 @@ fn measure(subject: &Subject, conns: usize, stop: Stop, placement: &Placement) -
 
 /// The server's resident memory before and after `count` connections that
 /// were each answered once and then left idle.
-fn idle_memory(subject: &Subject, count: usize, placement: &Placement) -> IdleRow {
+fn idle_memory(
+    subject: &Subject,
+    count: usize,
+    placement: &Placement,
+) -> IdleRow {
     let result = (|| {
-        let mut server = Server::start(&subject.command(count), placement.server_cpu)?;
+        let mut server =
+            Server::start(&subject.command(count), placement.server_cpu)?;
         let before = server.rss_bytes()?;
         let clients = load::connect_all(server.addr, count, SETUP_TIMEOUT)
             .map_err(|err| format!("{err}{}", server.exit_note()))?;
@@ -471,18 +551,28 @@ fn smoke(
     for subject in subjects {
         for conns in counts_for(subject, &[1, 20]) {
             let per_connection = 300 / conns as u64;
-            let stop = Stop::Requests { per_connection, limit: Duration::from_secs(20) };
+            let stop = Stop::Requests {
+                per_connection,
+                limit: Duration::from_secs(20),
+            };
             let result = (|| {
-                let mut server = Server::start(&subject.command(conns), placement.server_cpu)?;
-                let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
-                    .map_err(|err| format!("{err}{}", server.exit_note()))?;
+                let mut server = Server::start(
+                    &subject.command(conns),
+                    placement.server_cpu,
+                )?;
+                let mut clients =
+                    load::connect_all(server.addr, conns, SETUP_TIMEOUT)
+                        .map_err(|err| {
+                            format!("{err}{}", server.exit_note())
+                        })?;
                 let run = load::ping_pong(
                     &mut clients,
                     stop,
                     &probe(&server, placement),
                     &placement.generator_cpus,
                 )?;
-                let answered: u64 = clients.iter().map(load::Conn::answered).sum();
+                let answered: u64 =
+                    clients.iter().map(load::Conn::answered).sum();
                 let expected = conns as u64 * (per_connection + 1);
                 let note = server.exit_note();
                 if run.errors > 0 || answered != expected || !note.is_empty() {
@@ -508,7 +598,10 @@ fn smoke(
                     });
                 }
                 Err(err) => {
-                    println!("smoke {:<10} {conns:>2} connections: FAILED: {err}", subject.key);
+                    println!(
+                        "smoke {:<10} {conns:>2} connections: FAILED: {err}",
+                        subject.key
+                    );
                     ok = false;
                     rows.push(Measured {
                         key: subject.key.clone(),
@@ -522,7 +615,10 @@ fn smoke(
         if let (Some(count), false) = (idle, subject.one_client_only) {
             let row = idle_memory(subject, count, placement);
             if let Err(err) = &row.result {
-                println!("smoke {:<10} {count} idle connections: FAILED: {err}", subject.key);
+                println!(
+                    "smoke {:<10} {count} idle connections: FAILED: {err}",
+                    subject.key
+                );
                 ok = false;
             } else {
                 println!(
@@ -570,19 +666,34 @@ mod tests {
         let subject = Subject {
             key: "lesson-11".into(),
             what: pool.what.into(),
-            cmd: ServerCmd { binary: "lesson-11".into(), args: vec!["server".into()] },
+            cmd: ServerCmd {
+                binary: "lesson-11".into(),
+                args: vec!["server".into()],
+            },
             extra: pool.extra.iter().map(|a| a.to_string()).collect(),
             one_client_only: false,
         };
-        assert_eq!(subject.command(100).args, ["server", "--workers", "100", "--max-conns", "100"]);
+        assert_eq!(
+            subject.command(100).args,
+            ["server", "--workers", "100", "--max-conns", "100"]
+        );
     }
 
     #[test]
     fn any_line_server_can_be_named_on_the_command_line() {
-        let subject = command_line_server("mine=/usr/local/bin/echo-server --limit {conns}").unwrap();
+        let subject = command_line_server(
+            "mine=/usr/local/bin/echo-server --limit {conns}",
+        )
+        .unwrap();
         assert_eq!(subject.key, "mine");
-        assert_eq!(subject.cmd.binary, std::path::PathBuf::from("/usr/local/bin/echo-server"));
-        assert_eq!(subject.command(1000).args, ["server", "--addr", "127.0.0.1:0", "--limit", "1000"]);
+        assert_eq!(
+            subject.cmd.binary,
+            std::path::PathBuf::from("/usr/local/bin/echo-server")
+        );
+        assert_eq!(
+            subject.command(1000).args,
+            ["server", "--addr", "127.0.0.1:0", "--limit", "1000"]
+        );
         assert!(command_line_server("no-binary=").is_err());
         assert!(command_line_server("/bin/echo").is_err());
     }

@@ -37,10 +37,14 @@ fn colour(key: &str) -> RGBColor {
 }
 
 pub fn draw(report: &Report, path: &Path) -> Result<(), String> {
-    draw_inner(report, path).map_err(|e| format!("draw {}: {e}", path.display()))
+    draw_inner(report, path)
+        .map_err(|e| format!("draw {}: {e}", path.display()))
 }
 
-fn draw_inner(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+fn draw_inner(
+    report: &Report,
+    path: &Path,
+) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let title = if report.smoke {
@@ -60,13 +64,30 @@ fn draw_inner(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Er
     counts.sort_unstable();
     counts.dedup();
 
-    line_panel(report, &panels[0], &counts, "requests/s (higher is better)", false, |r| r.requests_per_s)?;
-    line_panel(report, &panels[1], &counts, "p99 latency, µs (lower is better; log scale)", true, |r| {
-        r.p99_us
-    })?;
-    line_panel(report, &panels[2], &counts, "server CPU µs per request (lower is better)", false, |r| {
-        r.cpu_us_per_request
-    })?;
+    line_panel(
+        report,
+        &panels[0],
+        &counts,
+        "requests/s (higher is better)",
+        false,
+        |r| r.requests_per_s,
+    )?;
+    line_panel(
+        report,
+        &panels[1],
+        &counts,
+        "p99 latency, µs (lower is better; log scale)",
+        true,
+        |r| r.p99_us,
+    )?;
+    line_panel(
+        report,
+        &panels[2],
+        &counts,
+        "server CPU µs per request (lower is better)",
+        false,
+        |r| r.cpu_us_per_request,
+    )?;
     idle_panel(report, &panels[3])?;
     root.present()?;
     Ok(())
@@ -104,11 +125,15 @@ fn line_panel(
     // labels around each power of ten.
     let to_axis = |v: f64| if log { v.log10() } else { v };
     let from_axis = move |y: f64| if log { 10f64.powf(y) } else { y };
-    let values = || series.iter().flat_map(|(_, p)| p.iter().map(|&(_, v)| to_axis(v)));
+    let values =
+        || series.iter().flat_map(|(_, p)| p.iter().map(|&(_, v)| to_axis(v)));
     // A log axis spans whole powers of ten, so that its labels are 10, 100,
     // 1000 and not values in between.
-    let (lo, hi) = match (values().reduce(f64::min), values().reduce(f64::max)) {
-        (Some(lo), Some(hi)) if log => (lo.floor(), hi.ceil().max(lo.floor() + 1.0)),
+    let (lo, hi) = match (values().reduce(f64::min), values().reduce(f64::max))
+    {
+        (Some(lo), Some(hi)) if log => {
+            (lo.floor(), hi.ceil().max(lo.floor() + 1.0))
+        }
         (Some(_), Some(hi)) => (0.0, hi * 1.15),
         _ => (0.0, 1.0),
     };
@@ -127,10 +152,12 @@ fn line_panel(
         .light_line_style(RGBColor(245, 245, 245))
         .x_labels(counts.len().max(2))
         .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => counts.get(*i as usize).map_or(String::new(), |&n| match n {
-                1 => "1 connection".to_string(),
-                n => format!("{n} connections"),
-            }),
+            SegmentValue::CenterOf(i) => {
+                counts.get(*i as usize).map_or(String::new(), |&n| match n {
+                    1 => "1 connection".to_string(),
+                    n => format!("{n} connections"),
+                })
+            }
             _ => String::new(),
         })
         .y_labels(y_labels)
@@ -142,17 +169,28 @@ fn line_panel(
         }
         let c = colour(key);
         let at = |&(i, v): &(i32, f64)| (SegmentValue::CenterOf(i), to_axis(v));
-        chart.draw_series(LineSeries::new(points.iter().map(at), c.stroke_width(2)))?;
-        chart.draw_series(points.iter().map(|p| Circle::new(at(p), 4, c.filled())))?;
+        chart.draw_series(LineSeries::new(
+            points.iter().map(at),
+            c.stroke_width(2),
+        ))?;
+        chart.draw_series(
+            points.iter().map(|p| Circle::new(at(p), 4, c.filled())),
+        )?;
     }
     Ok(())
 }
 
 /// One legend for all panels, under the title: a line in each server's
 /// colour and its name.
-fn legend(report: &Report, area: &Area) -> Result<(), Box<dyn std::error::Error>> {
-    let names: Vec<(RGBColor, String)> =
-        report.subjects.iter().map(|s| (colour(&s.key), short_name(&s.key))).collect();
+fn legend(
+    report: &Report,
+    area: &Area,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let names: Vec<(RGBColor, String)> = report
+        .subjects
+        .iter()
+        .map(|s| (colour(&s.key), short_name(&s.key)))
+        .collect();
     // The naive text measure of plotters' SVG backend: about 7 px a
     // character at 14 px; each entry is a 24 px line, a gap and its name.
     let entry = |name: &str| 24 + 8 + 7 * name.len() as i32 + 28;
@@ -160,9 +198,13 @@ fn legend(report: &Report, area: &Area) -> Result<(), Box<dyn std::error::Error>
     let total: i32 = names.iter().map(|(_, n)| entry(n)).sum();
     let mut x = (width as i32 - total).max(0) / 2;
     let y = height as i32 / 2;
-    let style = TextStyle::from(("sans-serif", 14)).pos(Pos::new(HPos::Left, VPos::Center));
+    let style = TextStyle::from(("sans-serif", 14))
+        .pos(Pos::new(HPos::Left, VPos::Center));
     for (c, name) in names {
-        area.draw(&PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)))?;
+        area.draw(&PathElement::new(
+            vec![(x, y), (x + 24, y)],
+            c.stroke_width(3),
+        ))?;
         area.draw(&Text::new(name.clone(), (x + 32, y), style.clone()))?;
         x += entry(&name);
     }
@@ -186,17 +228,26 @@ fn short_name(key: &str) -> String {
 /// Bytes of user-space memory per idle connection, one bar per server
 /// (log scale, drawn like the latency panel), with the epoll lesson's
 /// 256-byte target as a line.
-fn idle_panel(report: &Report, area: &Area) -> Result<(), Box<dyn std::error::Error>> {
-    let bars: Vec<(String, f64)> =
-        report.idle_rows.iter().filter_map(|row| Some((row.key.clone(), row.bytes_per_conn()?))).collect();
+fn idle_panel(
+    report: &Report,
+    area: &Area,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let bars: Vec<(String, f64)> = report
+        .idle_rows
+        .iter()
+        .filter_map(|row| Some((row.key.clone(), row.bytes_per_conn()?)))
+        .collect();
     let caption = match report.idle_count {
-        Some(n) => format!("bytes of server RSS per idle connection ({n} open; log scale)"),
+        Some(n) => format!(
+            "bytes of server RSS per idle connection ({n} open; log scale)"
+        ),
         None => "memory per idle connection: not measured".to_string(),
     };
     // Figures below 1 byte (memory handed back meanwhile) sit on the floor;
     // the table has the number.
     let height = |v: f64| v.max(1.0).log10();
-    let top = bars.iter().map(|(_, v)| height(*v)).fold(height(256.0), f64::max);
+    let top =
+        bars.iter().map(|(_, v)| height(*v)).fold(height(256.0), f64::max);
     // Whole powers of ten, with room above the highest bar for its name.
     let top = (top + 0.4).ceil();
     let n = bars.len().max(1) as f64;
@@ -216,11 +267,15 @@ fn idle_panel(report: &Report, area: &Area) -> Result<(), Box<dyn std::error::Er
         .draw()?;
     chart.draw_series(bars.iter().enumerate().map(|(i, (key, v))| {
         let x = i as f64;
-        Rectangle::new([(x - 0.3, 0.0), (x + 0.3, height(*v))], colour(key).filled())
+        Rectangle::new(
+            [(x - 0.3, 0.0), (x + 0.3, height(*v))],
+            colour(key).filled(),
+        )
     }))?;
     // Each bar is named above its top, with its figure; the target line is
     // named on the line itself.
-    let above = TextStyle::from(("sans-serif", 13)).pos(Pos::new(HPos::Center, VPos::Bottom));
+    let above = TextStyle::from(("sans-serif", 13))
+        .pos(Pos::new(HPos::Center, VPos::Bottom));
     chart.draw_series(bars.iter().enumerate().map(|(i, (key, v))| {
         EmptyElement::at((i as f64, height(*v)))
             + Text::new(format!("{key}: {v:.0} B"), (0, -4), above.clone())
@@ -230,9 +285,12 @@ fn idle_panel(report: &Report, area: &Area) -> Result<(), Box<dyn std::error::Er
         [(-0.5, height(256.0)), (n - 0.5, height(256.0))],
         target.stroke_width(1),
     ))?;
-    let left = TextStyle::from(("sans-serif", 12)).color(&target).pos(Pos::new(HPos::Left, VPos::Bottom));
+    let left = TextStyle::from(("sans-serif", 12))
+        .color(&target)
+        .pos(Pos::new(HPos::Left, VPos::Bottom));
     chart.draw_series(std::iter::once(
-        EmptyElement::at((-0.5, height(256.0))) + Text::new("epoll lesson's target: 256 B", (4, -3), left),
+        EmptyElement::at((-0.5, height(256.0)))
+            + Text::new("epoll lesson's target: 256 B", (4, -3), left),
     ))?;
     Ok(())
 }

@@ -77,15 +77,20 @@ impl LoadRow {
                 f64::NAN
             } else {
                 let span = run.server_switches.span.as_secs_f64().max(1e-9);
-                (run.server_switches.count as f64 / span) / (run.requests as f64 / seconds)
+                (run.server_switches.count as f64 / span)
+                    / (run.requests as f64 / seconds)
             },
             server_threads: run.server_switches.threads,
             server_threads_gone: run.server_switches.threads_gone,
             switch_read_ms: run.server_switches.read_time.as_secs_f64() * 1e3,
-            server_cpu_pct: run.server_ticks as f64 * tick_us / 1e6 / seconds * 100.0,
-            generator_cpu_pct: run.own_ticks as f64 * tick_us / 1e6 / seconds * 100.0,
+            server_cpu_pct: run.server_ticks as f64 * tick_us / 1e6 / seconds
+                * 100.0,
+            generator_cpu_pct: run.own_ticks as f64 * tick_us / 1e6 / seconds
+                * 100.0,
             generator_threads: run.threads.max(1),
-            other_work_pct: run.other_ticks.map(|t| t as f64 * tick_us / 1e6 / seconds * 100.0),
+            other_work_pct: run
+                .other_ticks
+                .map(|t| t as f64 * tick_us / 1e6 / seconds * 100.0),
             generator_us_per_request: if run.requests == 0 {
                 f64::NAN
             } else {
@@ -137,16 +142,25 @@ const DISTURBANCE_SLACK_PCT: f64 = 3.0;
 /// The figure from the rounds least disturbed by other work on the
 /// machine, and among those the one with the median requests/s; a failed
 /// round fails the figure.
-pub fn pick_round(subject: &Subject, conns: usize, rounds: &[&Result<LoadRow, String>]) -> Measured {
+pub fn pick_round(
+    subject: &Subject,
+    conns: usize,
+    rounds: &[&Result<LoadRow, String>],
+) -> Measured {
     let mut good = Vec::new();
     let mut failure = None;
     for (i, round) in rounds.iter().enumerate() {
         match round {
             Ok(row) => match row.problem() {
                 None => good.push(row.clone()),
-                Some(problem) => failure = failure.or(Some(format!("round {}: {problem}", i + 1))),
+                Some(problem) => {
+                    failure =
+                        failure.or(Some(format!("round {}: {problem}", i + 1)))
+                }
             },
-            Err(err) => failure = failure.or(Some(format!("round {}: {err}", i + 1))),
+            Err(err) => {
+                failure = failure.or(Some(format!("round {}: {err}", i + 1)))
+            }
         }
     }
     let rounds_rps = good.iter().map(|r| r.requests_per_s).collect();
@@ -168,8 +182,13 @@ impl Measured {
     /// The lowest and highest requests/s among the rounds, as a cell.
     fn spread(&self) -> String {
         let low = self.rounds_rps.iter().copied().fold(f64::INFINITY, f64::min);
-        let high = self.rounds_rps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if self.rounds_rps.len() < 2 { "–".to_string() } else { format!("{low:.0}–{high:.0}") }
+        let high =
+            self.rounds_rps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if self.rounds_rps.len() < 2 {
+            "–".to_string()
+        } else {
+            format!("{low:.0}–{high:.0}")
+        }
     }
 }
 
@@ -183,7 +202,11 @@ pub struct IdleRow {
 }
 
 impl IdleRow {
-    pub fn new(key: &str, count: usize, result: Result<(u64, u64), String>) -> IdleRow {
+    pub fn new(
+        key: &str,
+        count: usize,
+        result: Result<(u64, u64), String>,
+    ) -> IdleRow {
         IdleRow { key: key.to_string(), count, result }
     }
 
@@ -212,17 +235,26 @@ impl Machine {
     /// the CPUs for one second to see how busy other work keeps them.
     pub fn read(sample_busy: bool) -> Machine {
         let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+        let cpus =
+            cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
         let cpu_model = cpuinfo
             .lines()
             .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
             .map_or("unknown".to_string(), |(_, m)| m.trim().to_string());
         let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
             .map_or("unknown".to_string(), |k| k.trim().to_string());
-        let days = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
+        let days = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 86_400) as i64;
         let (y, m, d) = civil_date(days);
         let busy_before = sample_busy.then(busy_share).flatten();
-        Machine { date: format!("{y:04}-{m:02}-{d:02}"), cpus, cpu_model, kernel, busy_before }
+        Machine {
+            date: format!("{y:04}-{m:02}-{d:02}"),
+            cpus,
+            cpu_model,
+            kernel,
+            busy_before,
+        }
     }
 }
 
@@ -232,8 +264,13 @@ impl Machine {
 fn busy_share() -> Option<f64> {
     let totals = || -> Option<(u64, u64)> {
         let stat = fs::read_to_string("/proc/stat").ok()?;
-        let fields: Vec<u64> =
-            stat.lines().next()?.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
         let idle = fields.get(3)? + fields.get(4)?;
         Some((idle, fields.iter().sum()))
     };
@@ -275,14 +312,62 @@ enum Metric {
 }
 
 const TARGETS: &[Target] = &[
-    Target { key: "lesson-13", metric: Metric::RequestsRatio, conns: 100, at_least: true, bound: 1.05 },
-    Target { key: "lesson-13", metric: Metric::RequestsRatio, conns: 1000, at_least: true, bound: 1.05 },
-    Target { key: "lesson-13", metric: Metric::CpuRatio, conns: 100, at_least: false, bound: 1.0 },
-    Target { key: "lesson-13", metric: Metric::CpuRatio, conns: 1000, at_least: false, bound: 1.0 },
-    Target { key: "lesson-13", metric: Metric::IdleBytes, conns: 0, at_least: false, bound: 256.0 },
-    Target { key: "lesson-12", metric: Metric::RequestsRatio, conns: 100, at_least: true, bound: 0.8 },
-    Target { key: "lesson-11", metric: Metric::RequestsRatio, conns: 100, at_least: true, bound: 0.75 },
-    Target { key: "lesson-10", metric: Metric::RequestsRatio, conns: 100, at_least: true, bound: 0.7 },
+    Target {
+        key: "lesson-13",
+        metric: Metric::RequestsRatio,
+        conns: 100,
+        at_least: true,
+        bound: 1.05,
+    },
+    Target {
+        key: "lesson-13",
+        metric: Metric::RequestsRatio,
+        conns: 1000,
+        at_least: true,
+        bound: 1.05,
+    },
+    Target {
+        key: "lesson-13",
+        metric: Metric::CpuRatio,
+        conns: 100,
+        at_least: false,
+        bound: 1.0,
+    },
+    Target {
+        key: "lesson-13",
+        metric: Metric::CpuRatio,
+        conns: 1000,
+        at_least: false,
+        bound: 1.0,
+    },
+    Target {
+        key: "lesson-13",
+        metric: Metric::IdleBytes,
+        conns: 0,
+        at_least: false,
+        bound: 256.0,
+    },
+    Target {
+        key: "lesson-12",
+        metric: Metric::RequestsRatio,
+        conns: 100,
+        at_least: true,
+        bound: 0.8,
+    },
+    Target {
+        key: "lesson-11",
+        metric: Metric::RequestsRatio,
+        conns: 100,
+        at_least: true,
+        bound: 0.75,
+    },
+    Target {
+        key: "lesson-10",
+        metric: Metric::RequestsRatio,
+        conns: 100,
+        at_least: true,
+        bound: 0.7,
+    },
 ];
 
 /// One target and how it came out.
@@ -323,7 +408,12 @@ pub struct Report {
 
 impl Report {
     pub fn row(&self, key: &str, conns: usize) -> Option<&LoadRow> {
-        self.rows.iter().find(|r| r.key == key && r.conns == conns)?.result.as_ref().ok()
+        self.rows
+            .iter()
+            .find(|r| r.key == key && r.conns == conns)?
+            .result
+            .as_ref()
+            .ok()
     }
 
     fn idle(&self, key: &str) -> Option<f64> {
@@ -331,7 +421,12 @@ impl Report {
     }
 
     /// `value(row) / value(tokio's row)` at the same connection count.
-    pub fn ratio(&self, key: &str, conns: usize, value: impl Fn(&LoadRow) -> f64) -> Option<f64> {
+    pub fn ratio(
+        &self,
+        key: &str,
+        conns: usize,
+        value: impl Fn(&LoadRow) -> f64,
+    ) -> Option<f64> {
         let of = value(self.row(key, conns)?);
         let reference = value(self.row(REFERENCE, conns)?);
         let ratio = of / reference;
@@ -344,7 +439,10 @@ impl Report {
     }
 
     pub fn what(&self, key: &str) -> &str {
-        self.subjects.iter().find(|s| s.key == key).map_or("", |s| s.what.as_str())
+        self.subjects
+            .iter()
+            .find(|s| s.key == key)
+            .map_or("", |s| s.what.as_str())
     }
 
     pub fn targets(&self) -> Vec<Checked> {
@@ -352,9 +450,17 @@ impl Report {
             .iter()
             .map(|t| {
                 let (name, unit) = match t.metric {
-                    Metric::RequestsRatio => (format!("requests/s at {} connections", t.conns), "× tokio"),
-                    Metric::CpuRatio => (format!("CPU µs/request at {} connections", t.conns), "× tokio"),
-                    Metric::IdleBytes => ("bytes per idle connection".to_string(), "bytes"),
+                    Metric::RequestsRatio => (
+                        format!("requests/s at {} connections", t.conns),
+                        "× tokio",
+                    ),
+                    Metric::CpuRatio => (
+                        format!("CPU µs/request at {} connections", t.conns),
+                        "× tokio",
+                    ),
+                    Metric::IdleBytes => {
+                        ("bytes per idle connection".to_string(), "bytes")
+                    }
                 };
                 let what = format!(
                     "{} ({}): {name} {} {} {unit}",
@@ -373,22 +479,31 @@ impl Report {
                     Err(format!("not measured: {} {why}", t.key))
                 } else {
                     let value = match t.metric {
-                        Metric::RequestsRatio => self.ratio(t.key, t.conns, |r| r.requests_per_s),
-                        Metric::CpuRatio => self.ratio(t.key, t.conns, |r| r.cpu_us_per_request),
+                        Metric::RequestsRatio => {
+                            self.ratio(t.key, t.conns, |r| r.requests_per_s)
+                        }
+                        Metric::CpuRatio => {
+                            self.ratio(t.key, t.conns, |r| r.cpu_us_per_request)
+                        }
                         Metric::IdleBytes => self.idle(t.key),
                     };
-                    value.ok_or_else(|| "not measured: see the tables".to_string())
+                    value.ok_or_else(|| {
+                        "not measured: see the tables".to_string()
+                    })
                 };
-                let met =
-                    measured.as_ref().is_ok_and(|&v| if t.at_least { v >= t.bound } else { v <= t.bound });
+                let met = measured.as_ref().is_ok_and(|&v| {
+                    if t.at_least { v >= t.bound } else { v <= t.bound }
+                });
                 let caveat = match (t.metric, &measured) {
                     (Metric::IdleBytes, _) | (_, Err(_)) => None,
                     (Metric::RequestsRatio, _) => {
-                        let notes: Vec<String> =
-                            [self.pace_caveat(t.key, t.conns), self.rounds_straddle(t.key, t.conns, t.bound)]
-                                .into_iter()
-                                .flatten()
-                                .collect();
+                        let notes: Vec<String> = [
+                            self.pace_caveat(t.key, t.conns),
+                            self.rounds_straddle(t.key, t.conns, t.bound),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect();
                         (!notes.is_empty()).then(|| notes.join("; "))
                     }
                     _ => self.pace_caveat(t.key, t.conns),
@@ -401,11 +516,19 @@ impl Report {
     /// When the rounds of `key` and of tokio are far enough apart that
     /// pairing other rounds would have put the ratio on the other side of
     /// `bound`, says so with the range of ratios the rounds allow.
-    fn rounds_straddle(&self, key: &str, conns: usize, bound: f64) -> Option<String> {
+    fn rounds_straddle(
+        &self,
+        key: &str,
+        conns: usize,
+        bound: f64,
+    ) -> Option<String> {
         let rounds = |k: &str| {
-            let m = self.rows.iter().find(|m| m.key == k && m.conns == conns)?;
-            let low = m.rounds_rps.iter().copied().fold(f64::INFINITY, f64::min);
-            let high = m.rounds_rps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let m =
+                self.rows.iter().find(|m| m.key == k && m.conns == conns)?;
+            let low =
+                m.rounds_rps.iter().copied().fold(f64::INFINITY, f64::min);
+            let high =
+                m.rounds_rps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             (m.rounds_rps.len() >= 2 && low > 0.0).then_some((low, high))
         };
         let (low, high) = rounds(key)?;
@@ -424,14 +547,23 @@ impl Report {
             .iter()
             .filter_map(|k| {
                 let row = self.row(k, conns)?;
-                let other = row.other_work_pct.filter(|&o| o > OTHER_WORK_LIMIT_PCT);
-                (row.server_cpu_pct < SERVER_BOUND_CPU_PCT || other.is_some()).then(|| {
-                    let idle = row
-                        .server_core_idle_pct
-                        .map_or(String::new(), |i| format!(", its core idle {i:.0} %"));
-                    let other = other.map_or(String::new(), |o| format!(", other work {o:.0} % of a CPU"));
-                    format!("{k} used {:.0} % of its core{idle}{other}", row.server_cpu_pct)
-                })
+                let other =
+                    row.other_work_pct.filter(|&o| o > OTHER_WORK_LIMIT_PCT);
+                (row.server_cpu_pct < SERVER_BOUND_CPU_PCT || other.is_some())
+                    .then(|| {
+                        let idle = row
+                            .server_core_idle_pct
+                            .map_or(String::new(), |i| {
+                                format!(", its core idle {i:.0} %")
+                            });
+                        let other = other.map_or(String::new(), |o| {
+                            format!(", other work {o:.0} % of a CPU")
+                        });
+                        format!(
+                            "{k} used {:.0} % of its core{idle}{other}",
+                            row.server_cpu_pct
+                        )
+                    })
             })
             .collect();
         (!limits.is_empty()).then(|| {
@@ -460,11 +592,18 @@ impl Report {
         let p = &self.placement;
         let pinning = match p.server_cpu {
             Some(server) => {
-                let cpus: Vec<String> = p.generator_cpus.iter().map(|c| c.to_string()).collect();
+                let cpus: Vec<String> =
+                    p.generator_cpus.iter().map(|c| c.to_string()).collect();
                 let threads = if cpus.len() == 1 {
-                    format!("the load generator (one thread) to CPU {}", cpus[0])
+                    format!(
+                        "the load generator (one thread) to CPU {}",
+                        cpus[0]
+                    )
                 } else {
-                    format!("the load generator to CPUs {}, one thread each", cpus.join(", "))
+                    format!(
+                        "the load generator to CPUs {}, one thread each",
+                        cpus.join(", ")
+                    )
                 };
                 format!("each server pinned to CPU {server} and {threads}")
             }
@@ -478,10 +617,11 @@ impl Report {
                 self.rounds, self.seconds, self.warmup
             )
         };
-        let nice = self.nice.map_or(String::new(), |n| format!(", at nice {n}"));
-        let busy = m
-            .busy_before
-            .map_or(String::new(), |b| format!(", {b:.0} % busy with other work in the second before"));
+        let nice =
+            self.nice.map_or(String::new(), |n| format!(", at nice {n}"));
+        let busy = m.busy_before.map_or(String::new(), |b| {
+            format!(", {b:.0} % busy with other work in the second before")
+        });
         format!(
             "Measured on {} on Linux {}, {} CPUs ({}){busy}; {pinning}{nice}; {how}; 64-byte request lines, one request in flight per connection.",
             m.date, m.kernel, m.cpus, m.cpu_model
@@ -495,7 +635,8 @@ impl Report {
             let key = &row.key;
             let n = row.conns;
             let ratio = |value: fn(&LoadRow) -> f64| {
-                self.ratio(key, n, value).map_or("–".to_string(), |r| format!("{r:.2}"))
+                self.ratio(key, n, value)
+                    .map_or("–".to_string(), |r| format!("{r:.2}"))
             };
             let mut line = vec![key.clone(), n.to_string()];
             match &row.result {
@@ -511,14 +652,19 @@ impl Report {
                     ratio(|r| r.cpu_us_per_request),
                     format!("{:.2}", r.switches_per_request),
                     format!("{:.0} %", r.server_cpu_pct),
-                    r.server_core_idle_pct.map_or("–".to_string(), |p| format!("{p:.0} %")),
+                    r.server_core_idle_pct
+                        .map_or("–".to_string(), |p| format!("{p:.0} %")),
                     format!("{:.0} %", r.generator_cpu_pct),
                     format!("{:.2}", r.generator_us_per_request),
-                    r.other_work_pct.map_or("–".to_string(), |p| format!("{p:.0} %")),
+                    r.other_work_pct
+                        .map_or("–".to_string(), |p| format!("{p:.0} %")),
                 ]),
                 Err(err) => {
                     line.push(format!("failed: {err}"));
-                    line.extend(std::iter::repeat_n(String::new(), Self::LOAD_HEAD.len() - 3));
+                    line.extend(std::iter::repeat_n(
+                        String::new(),
+                        Self::LOAD_HEAD.len() - 3,
+                    ));
                 }
             }
             cells.push(line);
@@ -559,8 +705,12 @@ impl Report {
                     Ok((before, after)) => line.extend([
                         format!("{:.1} MiB", *before as f64 / 1048576.0),
                         format!("{:.1} MiB", *after as f64 / 1048576.0),
-                        format!("{:.0}", row.bytes_per_conn().unwrap_or(f64::NAN)),
-                        self.idle_ratio(&row.key).map_or("–".to_string(), |r| format!("{r:.2}")),
+                        format!(
+                            "{:.0}",
+                            row.bytes_per_conn().unwrap_or(f64::NAN)
+                        ),
+                        self.idle_ratio(&row.key)
+                            .map_or("–".to_string(), |r| format!("{r:.2}")),
                     ]),
                     Err(err) => {
                         line.push(format!("failed: {err}"));
@@ -572,8 +722,13 @@ impl Report {
             .collect()
     }
 
-    const IDLE_HEAD: [&'static str; 5] =
-        ["server", "RSS before", "RSS after", "bytes per idle connection", "× tokio"];
+    const IDLE_HEAD: [&'static str; 5] = [
+        "server",
+        "RSS before",
+        "RSS after",
+        "bytes per idle connection",
+        "× tokio",
+    ];
 
     fn servers_list(&self) -> String {
         self.subjects
@@ -599,13 +754,22 @@ impl Report {
         let _ = writeln!(out, "{}\n", self.conditions());
         out.push_str(&text_table(&Self::LOAD_HEAD, &self.load_cells()));
         if let Some(count) = self.idle_count {
-            let _ = writeln!(out, "\nServer memory with {count} idle connections:\n");
+            let _ = writeln!(
+                out,
+                "\nServer memory with {count} idle connections:\n"
+            );
             out.push_str(&text_table(&Self::IDLE_HEAD, &self.idle_cells()));
         }
-        let _ = writeln!(out, "\nTargets (ratios to tokio current_thread in this run):");
+        let _ = writeln!(
+            out,
+            "\nTargets (ratios to tokio current_thread in this run):"
+        );
         for t in self.targets() {
             let mut verdict = match &t.measured {
-                Ok(v) => format!("{} (measured {v:.2})", if t.met { "met" } else { "NOT met" }),
+                Ok(v) => format!(
+                    "{} (measured {v:.2})",
+                    if t.met { "met" } else { "NOT met" }
+                ),
                 Err(why) => why.clone(),
             };
             if let Some(caveat) = &t.caveat {
@@ -619,7 +783,10 @@ impl Report {
     /// results.md, which the book's benchmark appendix includes.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "<!-- Written by `just bench` (crates/bench); do not edit by hand. -->\n");
+        let _ = writeln!(
+            out,
+            "<!-- Written by `just bench` (crates/bench); do not edit by hand. -->\n"
+        );
         let _ = writeln!(out, "{}\n", self.conditions());
         let _ = writeln!(out, "Servers: {}.\n", self.servers_list());
         out.push_str(&markdown_table(
@@ -639,13 +806,19 @@ impl Report {
                 &self.idle_cells(),
             ));
         }
-        let _ = writeln!(out, "\nTargets, as ratios to tokio `current_thread` in this run:\n");
+        let _ = writeln!(
+            out,
+            "\nTargets, as ratios to tokio `current_thread` in this run:\n"
+        );
         let cells: Vec<Vec<String>> = self
             .targets()
             .into_iter()
             .map(|t| {
                 let (value, mut verdict) = match &t.measured {
-                    Ok(v) => (format!("{v:.2}"), if t.met { "met" } else { "**not met**" }.to_string()),
+                    Ok(v) => (
+                        format!("{v:.2}"),
+                        if t.met { "met" } else { "**not met**" }.to_string(),
+                    ),
                     Err(why) => ("–".to_string(), why.clone()),
                 };
                 if let Some(caveat) = &t.caveat {
@@ -654,7 +827,11 @@ impl Report {
                 vec![t.what, value, verdict]
             })
             .collect();
-        out.push_str(&markdown_table(&["target", "measured", "result"], &[false, true, false], &cells));
+        out.push_str(&markdown_table(
+            &["target", "measured", "result"],
+            &[false, true, false],
+            &cells,
+        ));
         out
     }
 
@@ -681,8 +858,15 @@ impl Report {
             num(self.seconds),
             num(self.warmup),
             self.rounds,
-            self.placement.server_cpu.map_or("null".to_string(), |c| c.to_string()),
-            self.placement.generator_cpus.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
+            self.placement
+                .server_cpu
+                .map_or("null".to_string(), |c| c.to_string()),
+            self.placement
+                .generator_cpus
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             self.nice.map_or("null".to_string(), |n| n.to_string()),
             crate::load::LINE_LEN,
             self.smoke
@@ -724,7 +908,8 @@ impl Report {
                 }
             })
             .collect();
-        let _ = writeln!(out, "  \"load\": [\n    {}\n  ],", loads.join(",\n    "));
+        let _ =
+            writeln!(out, "  \"load\": [\n    {}\n  ],", loads.join(",\n    "));
         let idles: Vec<String> = self
             .idle_rows
             .iter()
@@ -744,7 +929,8 @@ impl Report {
                 }
             })
             .collect();
-        let _ = writeln!(out, "  \"idle\": [\n    {}\n  ],", idles.join(",\n    "));
+        let _ =
+            writeln!(out, "  \"idle\": [\n    {}\n  ],", idles.join(",\n    "));
         let targets: Vec<String> = self
             .targets()
             .into_iter()
@@ -758,17 +944,23 @@ impl Report {
                 )
             })
             .collect();
-        let _ = writeln!(out, "  \"targets\": [\n    {}\n  ]", targets.join(",\n    "));
+        let _ = writeln!(
+            out,
+            "  \"targets\": [\n    {}\n  ]",
+            targets.join(",\n    ")
+        );
         out.push_str("}\n");
         out
     }
 
     /// Writes results.md, results.json and results.svg into `dir`.
     pub fn write(&self, dir: &Path) -> Result<(), String> {
-        fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| format!("create {}: {e}", dir.display()))?;
         let write = |name: &str, text: String| {
             let path = dir.join(name);
-            fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))
+            fs::write(&path, text)
+                .map_err(|e| format!("write {}: {e}", path.display()))
         };
         write("results.md", self.markdown())?;
         write("results.json", self.json())?;
@@ -793,7 +985,8 @@ fn json_str(s: &str) -> String {
 }
 
 fn text_table(head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> =
+        head.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
             // A failure message runs past its column instead of widening it.
@@ -822,7 +1015,11 @@ fn text_table(head: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// A Markdown table; `numeric` says which columns are right-aligned.
-fn markdown_table(head: &[&str], numeric: &[bool], rows: &[Vec<String>]) -> String {
+fn markdown_table(
+    head: &[&str],
+    numeric: &[bool],
+    rows: &[Vec<String>],
+) -> String {
     assert_eq!(head.len(), numeric.len(), "one alignment per column");
     let mut out = format!("| {} |\n|", head.join(" | "));
     for &right in numeric {
@@ -830,7 +1027,8 @@ fn markdown_table(head: &[&str], numeric: &[bool], rows: &[Vec<String>]) -> Stri
     }
     out.push('\n');
     for row in rows {
-        let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+        let cells: Vec<String> =
+            row.iter().map(|c| c.replace('|', "\\|")).collect();
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
     out
@@ -867,7 +1065,10 @@ mod tests {
         Subject {
             key: key.to_string(),
             what: "test".into(),
-            cmd: crate::server::ServerCmd { binary: "/bin/true".into(), args: Vec::new() },
+            cmd: crate::server::ServerCmd {
+                binary: "/bin/true".into(),
+                args: Vec::new(),
+            },
             extra: Vec::new(),
             one_client_only: false,
         }
@@ -895,7 +1096,11 @@ mod tests {
                     }),
                 ),
                 measured("lesson-13", 100, Ok(row(110_000.0, 7.0))),
-                measured("lesson-13", 1000, Err("connection 5 of 1000: no reply".into())),
+                measured(
+                    "lesson-13",
+                    1000,
+                    Err("connection 5 of 1000: no reply".into()),
+                ),
             ],
             idle_rows: vec![
                 IdleRow::new("tokio", 10, Ok((1000, 91_000))),
@@ -905,7 +1110,10 @@ mod tests {
             seconds: 2.0,
             warmup: 0.5,
             rounds: 3,
-            placement: crate::Placement { server_cpu: Some(0), generator_cpus: vec![1] },
+            placement: crate::Placement {
+                server_cpu: Some(0),
+                generator_cpus: vec![1],
+            },
             nice: None,
             smoke: false,
         }
@@ -914,25 +1122,42 @@ mod tests {
     #[test]
     fn targets_use_ratios_to_tokio_at_the_same_connection_count() {
         let report = sample_report();
-        assert_eq!(report.ratio("lesson-13", 100, |r| r.requests_per_s), Some(1.1));
+        assert_eq!(
+            report.ratio("lesson-13", 100, |r| r.requests_per_s),
+            Some(1.1)
+        );
         let targets = report.targets();
-        let find = |text: &str| targets.iter().find(|t| t.what.contains(text)).unwrap();
+        let find = |text: &str| {
+            targets.iter().find(|t| t.what.contains(text)).unwrap()
+        };
         let rps_100 = find("lesson-13 (test): requests/s at 100 connections");
         assert!(rps_100.met);
         let rps_1000 = find("lesson-13 (test): requests/s at 1000 connections");
         assert!(!rps_1000.met && rps_1000.measured.is_err(), "failed run");
         let cpu_100 = find("lesson-13 (test): CPU µs/request at 100");
         assert!(cpu_100.met);
-        assert_eq!(cpu_100.caveat, None, "both servers' runs were server-bound");
+        assert_eq!(
+            cpu_100.caveat, None,
+            "both servers' runs were server-bound"
+        );
         let caveat = report.pace_caveat("lesson-13", 1000).unwrap();
-        assert!(caveat.contains("tokio used 80 % of its core, its core idle 15 %"), "{caveat}");
+        assert!(
+            caveat.contains("tokio used 80 % of its core, its core idle 15 %"),
+            "{caveat}"
+        );
         let idle = find("bytes per idle connection");
         assert_eq!(idle.measured, Ok(100.0));
         assert!(idle.met);
         let missing = find("lesson-10");
         assert!(!missing.met);
         // lesson-10 is not among this report's servers: no crate, or --only.
-        assert!(missing.measured.as_ref().unwrap_err().starts_with("not measured: lesson-10 "));
+        assert!(
+            missing
+                .measured
+                .as_ref()
+                .unwrap_err()
+                .starts_with("not measured: lesson-10 ")
+        );
     }
 
     #[test]
@@ -951,9 +1176,20 @@ mod tests {
 
     #[test]
     fn the_figure_comes_from_the_least_disturbed_rounds() {
-        let round = |rps, other| Ok(LoadRow { other_work_pct: Some(other), ..row(rps, 5.0) });
-        let rounds = [round(100.0, 30.0), round(80.0, 1.0), round(90.0, 2.0), round(70.0, 3.5)];
-        let picked = pick_round(&subject("tokio"), 100, &rounds.iter().collect::<Vec<_>>());
+        let round = |rps, other| {
+            Ok(LoadRow { other_work_pct: Some(other), ..row(rps, 5.0) })
+        };
+        let rounds = [
+            round(100.0, 30.0),
+            round(80.0, 1.0),
+            round(90.0, 2.0),
+            round(70.0, 3.5),
+        ];
+        let picked = pick_round(
+            &subject("tokio"),
+            100,
+            &rounds.iter().collect::<Vec<_>>(),
+        );
         // 30 % other work rules out the fastest round; the rest are within
         // 3 points of the quietest, and 80 is their median.
         assert_eq!(picked.result.as_ref().unwrap().requests_per_s, 80.0);
@@ -968,7 +1204,8 @@ mod tests {
         report.rows[0].rounds_rps = vec![100_000.0, 95_000.0, 104_000.0];
         report.rows[2].rounds_rps = vec![110_000.0, 97_000.0, 106_000.0];
         // 97k / 104k = 0.93 < 1.05 <= 110k / 95k = 1.16: either side possible.
-        let said = report.rounds_straddle("lesson-13", 100, 1.05).expect("straddles");
+        let said =
+            report.rounds_straddle("lesson-13", 100, 1.05).expect("straddles");
         assert!(said.contains("ratios from 0.93 to 1.16"), "{said}");
         // All pairings above the bound: nothing to say.
         assert_eq!(report.rounds_straddle("lesson-13", 100, 0.9), None);
@@ -991,8 +1228,14 @@ mod tests {
 
     #[test]
     fn markdown_tables_right_align_the_numbers() {
-        let table =
-            markdown_table(&["server", "requests/s"], &[false, true], &[vec!["tokio".into(), "10".into()]]);
-        assert_eq!(table, "| server | requests/s |\n| --- | ---: |\n| tokio | 10 |\n");
+        let table = markdown_table(
+            &["server", "requests/s"],
+            &[false, true],
+            &[vec!["tokio".into(), "10".into()]],
+        );
+        assert_eq!(
+            table,
+            "| server | requests/s |\n| --- | ---: |\n| tokio | 10 |\n"
+        );
     }
 }

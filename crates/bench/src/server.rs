@@ -34,9 +34,16 @@ pub struct Server {
 
 impl Server {
     /// Starts the server, pinned to `cpu` if given, and waits for its address.
-    pub fn start(cmd: &ServerCmd, cpu: Option<usize>) -> Result<Server, String> {
+    pub fn start(
+        cmd: &ServerCmd,
+        cpu: Option<usize>,
+    ) -> Result<Server, String> {
         let mut command = Command::new(&cmd.binary);
-        command.args(&cmd.args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .args(&cmd.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if let Some(cpu) = cpu {
             // SAFETY: between fork and exec only async-signal-safe calls are
             // allowed; sched_setaffinity is a plain system call.
@@ -44,7 +51,9 @@ impl Server {
                 command.pre_exec(move || crate::sys::pin_to_cpu(cpu));
             }
         }
-        let mut child = command.spawn().map_err(|err| format!("start {}: {err}", cmd.binary.display()))?;
+        let mut child = command
+            .spawn()
+            .map_err(|err| format!("start {}: {err}", cmd.binary.display()))?;
         let pid = child.id();
         let stdout = child.stdout.take().expect("stdout was piped");
         let stderr = child.stderr.take().expect("stderr was piped");
@@ -56,7 +65,12 @@ impl Server {
         // A server that writes to a full pipe blocks: always drain stderr.
         thread::spawn(move || keep_tail(stderr, &tail));
 
-        let mut server = Server { child, addr: SocketAddr::from(([0, 0, 0, 0], 0)), pid, stderr_tail };
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            pid,
+            stderr_tail,
+        };
         match addr_rx.recv_timeout(START_TIMEOUT) {
             Ok(addr) => {
                 server.addr = addr;
@@ -80,7 +94,9 @@ impl Server {
                     |_| String::new(),
                     |tail| tail.iter().cloned().collect::<Vec<_>>().join(" | "),
                 );
-                format!("; the server exited ({status}); its stderr ended with: {tail}")
+                format!(
+                    "; the server exited ({status}); its stderr ended with: {tail}"
+                )
             }
             Err(err) => format!("; waiting for the server failed: {err}"),
         }
@@ -106,7 +122,10 @@ impl Drop for Server {
 
 /// Sends the address from the first `Listening on ADDR` line, then reads
 /// the rest of stdout into nothing (lesson 2 prints a line per request).
-fn read_address_then_drain(stdout: ChildStdout, addr_tx: mpsc::Sender<SocketAddr>) {
+fn read_address_then_drain(
+    stdout: ChildStdout,
+    addr_tx: mpsc::Sender<SocketAddr>,
+) {
     let mut reader = BufReader::with_capacity(64 * 1024, stdout);
     let mut line = Vec::new();
     loop {
@@ -138,7 +157,9 @@ fn keep_tail(stream: impl Read, tail: &Mutex<VecDeque<String>>) {
             if tail.len() == 5 {
                 tail.pop_front();
             }
-            tail.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+            tail.push_back(
+                String::from_utf8_lossy(&line).trim_end().to_string(),
+            );
         }
         line.clear();
     }
@@ -147,8 +168,10 @@ fn keep_tail(stream: impl Read, tail: &Mutex<VecDeque<String>>) {
 /// utime + stime (fields 14 and 15 of `man 5 proc`'s /proc/pid/stat), which
 /// for a process count every thread it has had, the ended ones included.
 pub fn cpu_ticks(stat_path: &str) -> Result<u64, String> {
-    let stat = fs::read_to_string(stat_path).map_err(|err| format!("read {stat_path}: {err}"))?;
-    parse_cpu_ticks(&stat).ok_or_else(|| format!("{stat_path}: unexpected format"))
+    let stat = fs::read_to_string(stat_path)
+        .map_err(|err| format!("read {stat_path}: {err}"))?;
+    parse_cpu_ticks(&stat)
+        .ok_or_else(|| format!("{stat_path}: unexpected format"))
 }
 
 fn parse_cpu_ticks(stat: &str) -> Option<u64> {
@@ -166,8 +189,10 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
 /// Idle counts iowait; busy counts steal, time the hypervisor gave to
 /// another machine; guest time is already inside user time.
 pub fn cpu_times(cpu: usize) -> Result<CpuTimes, String> {
-    let stat = fs::read_to_string("/proc/stat").map_err(|e| format!("read /proc/stat: {e}"))?;
-    parse_cpu_times(&stat, cpu).ok_or_else(|| format!("/proc/stat: no line for cpu{cpu}"))
+    let stat = fs::read_to_string("/proc/stat")
+        .map_err(|e| format!("read /proc/stat: {e}"))?;
+    parse_cpu_times(&stat, cpu)
+        .ok_or_else(|| format!("/proc/stat: no line for cpu{cpu}"))
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -178,8 +203,14 @@ pub struct CpuTimes {
 
 fn parse_cpu_times(stat: &str, cpu: usize) -> Option<CpuTimes> {
     let name = format!("cpu{cpu}");
-    let line = stat.lines().find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
-    let fields: Vec<u64> = line.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
     let field = |i: usize| fields.get(i).copied().unwrap_or(0);
     Some(CpuTimes {
         busy: field(0) + field(1) + field(2) + field(5) + field(6) + field(7),
@@ -196,29 +227,38 @@ fn parse_cpu_times(stat: &str, cpu: usize) -> Option<CpuTimes> {
 /// is left out: its counters end with it.
 pub fn context_switches(pid: u32) -> Result<HashMap<u32, u64>, String> {
     let dir = format!("/proc/{pid}/task");
-    let entries = fs::read_dir(&dir).map_err(|err| format!("read {dir}: {err}"))?;
+    let entries =
+        fs::read_dir(&dir).map_err(|err| format!("read {dir}: {err}"))?;
     let mut switches = HashMap::new();
     // One buffer for every file: a thread server has a file per connection.
     let mut status = String::with_capacity(2048);
     for entry in entries {
         let entry = entry.map_err(|err| format!("read {dir}: {err}"))?;
-        let Some(tid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
             continue;
         };
         let path = entry.path().join("status");
         status.clear();
-        match fs::File::open(&path).and_then(|mut file| file.read_to_string(&mut status)) {
+        match fs::File::open(&path)
+            .and_then(|mut file| file.read_to_string(&mut status))
+        {
             Ok(_) => {}
             // ESRCH when the thread ended after it was opened.
             Err(err)
-                if err.kind() == std::io::ErrorKind::NotFound || err.raw_os_error() == Some(libc::ESRCH) =>
+                if err.kind() == std::io::ErrorKind::NotFound
+                    || err.raw_os_error() == Some(libc::ESRCH) =>
             {
                 continue;
             }
             Err(err) => return Err(format!("read {}: {err}", path.display())),
         }
-        let count = parse_context_switches(&status)
-            .ok_or_else(|| format!("{}: no ctxt_switches lines", path.display()))?;
+        let count = parse_context_switches(&status).ok_or_else(|| {
+            format!("{}: no ctxt_switches lines", path.display())
+        })?;
         switches.insert(tid, count);
     }
     Ok(switches)
@@ -229,14 +269,18 @@ fn parse_context_switches(status: &str) -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
         line[name.len()..].trim().parse().ok()
     };
-    Some(field("voluntary_ctxt_switches:")? + field("nonvoluntary_ctxt_switches:")?)
+    Some(
+        field("voluntary_ctxt_switches:")?
+            + field("nonvoluntary_ctxt_switches:")?,
+    )
 }
 
 /// VmRSS from /proc/pid/status: the user-space memory resident in RAM
 /// (socket buffers live in the kernel and are not counted).
 pub fn rss_bytes(pid: u32) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
-    let status = fs::read_to_string(&path).map_err(|err| format!("read {path}: {err}"))?;
+    let status = fs::read_to_string(&path)
+        .map_err(|err| format!("read {path}: {err}"))?;
     parse_rss_bytes(&status).ok_or_else(|| format!("{path}: no VmRSS line"))
 }
 
@@ -253,8 +297,14 @@ mod tests {
     #[test]
     fn finds_the_address_in_each_lessons_listening_line() {
         let addr: SocketAddr = "127.0.0.1:40123".parse().unwrap();
-        assert_eq!(listening_address("Listening on 127.0.0.1:40123\n"), Some(addr));
-        assert_eq!(listening_address("Listening on 127.0.0.1:40123 (backlog 5)\n"), Some(addr));
+        assert_eq!(
+            listening_address("Listening on 127.0.0.1:40123\n"),
+            Some(addr)
+        );
+        assert_eq!(
+            listening_address("Listening on 127.0.0.1:40123 (backlog 5)\n"),
+            Some(addr)
+        );
         assert_eq!(listening_address("Socket Bind Complete\n"), None);
     }
 
@@ -271,16 +321,26 @@ mod tests {
                     cpu0 5 0 5 200 2 0 0 0 0 0\n\
                     cpu1 5 0 5 300 3 0 0 0 0 0\n\
                     intr 1 2 3\n";
-        assert_eq!(parse_cpu_times(stat, 0), Some(CpuTimes { busy: 10, idle: 202 }));
-        assert_eq!(parse_cpu_times(stat, 1), Some(CpuTimes { busy: 10, idle: 303 }));
+        assert_eq!(
+            parse_cpu_times(stat, 0),
+            Some(CpuTimes { busy: 10, idle: 202 })
+        );
+        assert_eq!(
+            parse_cpu_times(stat, 1),
+            Some(CpuTimes { busy: 10, idle: 303 })
+        );
         assert_eq!(parse_cpu_times(stat, 2), None);
         let with_steal = "cpu0 5 1 5 200 2 3 4 7 9 0\n";
-        assert_eq!(parse_cpu_times(with_steal, 0), Some(CpuTimes { busy: 25, idle: 202 }));
+        assert_eq!(
+            parse_cpu_times(with_steal, 0),
+            Some(CpuTimes { busy: 25, idle: 202 })
+        );
     }
 
     #[test]
     fn rss_is_read_in_bytes() {
-        let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t    1536 kB\nThreads: 1\n";
+        let status =
+            "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t    1536 kB\nThreads: 1\n";
         assert_eq!(parse_rss_bytes(status), Some(1536 * 1024));
     }
 
@@ -294,11 +354,17 @@ mod tests {
         assert_eq!(parse_context_switches(status), Some(118_030));
         // "voluntary_ctxt_switches:" is not a prefix of the other line's
         // name, so neither line is read for the other.
-        let swapped = "nonvoluntary_ctxt_switches:\t5\nvoluntary_ctxt_switches:\t7\n";
+        let swapped =
+            "nonvoluntary_ctxt_switches:\t5\nvoluntary_ctxt_switches:\t7\n";
         assert_eq!(parse_context_switches(swapped), Some(12));
-        assert_eq!(parse_context_switches("Name:\tx\nvoluntary_ctxt_switches:\t7\n"), None);
         assert_eq!(
-            parse_context_switches("voluntary_ctxt_switches:\tmany\nnonvoluntary_ctxt_switches:\t1\n"),
+            parse_context_switches("Name:\tx\nvoluntary_ctxt_switches:\t7\n"),
+            None
+        );
+        assert_eq!(
+            parse_context_switches(
+                "voluntary_ctxt_switches:\tmany\nnonvoluntary_ctxt_switches:\t1\n"
+            ),
             None
         );
     }
@@ -310,6 +376,9 @@ mod tests {
         let switches = context_switches(std::process::id()).unwrap();
         // The test harness runs this test on a thread of its own.
         assert!(!switches.is_empty());
-        assert!(switches.contains_key(&std::process::id()), "the first thread's id is the pid");
+        assert!(
+            switches.contains_key(&std::process::id()),
+            "the first thread's id is the pid"
+        );
     }
 }

@@ -14,7 +14,12 @@ pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_ZERO(&mut set);
         libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+        if libc::sched_setaffinity(
+            0,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &set,
+        ) != 0
+        {
             return Err(io::Error::last_os_error());
         }
     }
@@ -36,10 +41,17 @@ pub fn allowed_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: as in pin_to_cpu; CPU_ISSET only reads the set.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+        if libc::sched_getaffinity(
+            0,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &mut set,
+        ) != 0
+        {
             return Err(io::Error::last_os_error());
         }
-        Ok((0..libc::CPU_SETSIZE as usize).filter(|&cpu| libc::CPU_ISSET(cpu, &set)).collect())
+        Ok((0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect())
     }
 }
 
@@ -55,7 +67,8 @@ pub fn ticks_per_second() -> u64 {
 /// (servers started afterwards inherit it). The soft limit can go up to the
 /// hard one; raising the hard one needs CAP_SYS_RESOURCE (`man 2 setrlimit`).
 pub fn raise_open_files(needed: u64) -> Result<u64, String> {
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit: {e}"))?;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
+        .map_err(|e| format!("getrlimit: {e}"))?;
     if soft >= needed {
         return Ok(soft);
     }

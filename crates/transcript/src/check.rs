@@ -151,13 +151,17 @@ const ALIASES: &[(&str, &[&str])] = &[
 /// The kernel entry points a narrated call may appear as; empty for a name
 /// this module does not know (which then never matches: add it to the table).
 pub fn kernel_names(narrated: &str) -> &'static [&'static str] {
-    ALIASES.iter().find(|(name, _)| *name == narrated).map_or(&[], |(_, kernel)| kernel)
+    ALIASES
+        .iter()
+        .find(|(name, _)| *name == narrated)
+        .map_or(&[], |(_, kernel)| kernel)
 }
 
 /// The value for strace's `-e` option: every entry point the aliases cover,
 /// each marked `?` so that a name this architecture lacks is not an error.
 pub fn strace_filter() -> String {
-    let names: Vec<String> = KERNEL.iter().map(|k| format!("?{}", k.name)).collect();
+    let names: Vec<String> =
+        KERNEL.iter().map(|k| format!("?{}", k.name)).collect();
     format!("trace={}", names.join(","))
 }
 
@@ -210,7 +214,9 @@ pub struct Traced {
 impl Traced {
     fn returned_fd(&self) -> Option<RawFd> {
         match (&self.ret, kernel(&self.name)) {
-            (TracedRet::Value(v), Some(k)) if k.returns_fd => RawFd::try_from(*v).ok(),
+            (TracedRet::Value(v), Some(k)) if k.returns_fd => {
+                RawFd::try_from(*v).ok()
+            }
             _ => None,
         }
     }
@@ -252,15 +258,21 @@ pub fn parse_strace(text: &str) -> Vec<Traced> {
     for (index, line) in text.lines().enumerate() {
         let (pid, rest) = split_pid(line);
         let rest = rest.trim_end();
-        if rest.starts_with("+++") || rest.starts_with("---") || rest.is_empty() {
+        if rest.starts_with("+++") || rest.starts_with("---") || rest.is_empty()
+        {
             continue;
         }
-        let (whole, started) = if let Some(resumed) = rest.strip_prefix("<... ") {
+        let (whole, started) = if let Some(resumed) = rest.strip_prefix("<... ")
+        {
             let Some((name, tail)) = resumed.split_once(" resumed>") else {
                 continue;
             };
             match pending.remove(&pid) {
-                Some((head, started)) if head.starts_with(&format!("{name}(")) => (head + tail, started),
+                Some((head, started))
+                    if head.starts_with(&format!("{name}(")) =>
+                {
+                    (head + tail, started)
+                }
                 _ => continue,
             }
         } else if let Some(head) = rest.strip_suffix("<unfinished ...>") {
@@ -285,7 +297,8 @@ fn split_pid(line: &str) -> (Option<u32>, &str) {
     {
         return (Some(pid), rest.trim_start());
     }
-    let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let digits = line.len()
+        - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     if digits > 0
         && line[digits..].starts_with(' ')
         && let Ok(pid) = line[..digits].parse()
@@ -299,16 +312,28 @@ fn split_pid(line: &str) -> (Option<u32>, &str) {
 fn parse_call(text: &str, line: usize, pid: Option<u32>) -> Option<Traced> {
     let open = text.find('(')?;
     let name = &text[..open];
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
         return None;
     }
     let (args, after) = split_args(&text[open + 1..])?;
     let ret = parse_ret(after.trim_start().strip_prefix('=')?.trim());
     let fd = match kernel(name).map(|k| k.first) {
-        Some(FirstArg::Fd | FirstArg::DirFd) => args.first().and_then(|a| parse_fd(a)),
+        Some(FirstArg::Fd | FirstArg::DirFd) => {
+            args.first().and_then(|a| parse_fd(a))
+        }
         _ => None,
     };
-    Some(Traced { line, started: line, pid, name: name.to_string(), fd, args, ret })
+    Some(Traced {
+        line,
+        started: line,
+        pid,
+        name: name.to_string(),
+        fd,
+        args,
+        ret,
+    })
 }
 
 /// Splits the text after a call's `(` into its top-level arguments and what
@@ -360,7 +385,9 @@ fn parse_ret(text: &str) -> TracedRet {
     let mut words = text.split_whitespace();
     match words.next() {
         Some("-1") => match words.next() {
-            Some(name) if name.starts_with('E') => TracedRet::Errno(name.to_string()),
+            Some(name) if name.starts_with('E') => {
+                TracedRet::Errno(name.to_string())
+            }
             _ => TracedRet::Unknown,
         },
         Some(word) => {
@@ -376,7 +403,8 @@ fn parse_ret(text: &str) -> TracedRet {
 
 /// A descriptor argument: `3`, or `3<socket:[123]>` as `strace -y` shows it.
 fn parse_fd(arg: &str) -> Option<RawFd> {
-    let digits = arg.len() - arg.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let digits =
+        arg.len() - arg.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let rest = &arg[digits..];
     if digits == 0 || !(rest.is_empty() || rest.starts_with('<')) {
         return None;
@@ -394,7 +422,9 @@ pub fn narration_window(traced: &[Traced]) -> Option<&[Traced]> {
     let header = traced.iter().position(|t| {
         matches!(t.name.as_str(), "write" | "writev")
             && t.fd == Some(1)
-            && t.args.get(1).is_some_and(|buf| buf.starts_with("\"step  ") || buf.contains("\\nstep  "))
+            && t.args.get(1).is_some_and(|buf| {
+                buf.starts_with("\"step  ") || buf.contains("\\nstep  ")
+            })
     })?;
     Some(&traced[header + 1..])
 }
@@ -524,7 +554,10 @@ fn same_result(narrated: &Ret, traced: &TracedRet) -> bool {
 /// descriptor table, which is what its narration speaks of. A child
 /// process has a table of its own, so a lesson that starts one could see a
 /// child's call stand in for its own; no lesson does so far.
-pub fn compare(narrated: &[Event], traced: &[Traced]) -> Result<Summary, Mismatch> {
+pub fn compare(
+    narrated: &[Event],
+    traced: &[Traced],
+) -> Result<Summary, Mismatch> {
     // Per history, the trace index after the last matched call, and the
     // trace indexes matched so far.
     let mut next: HashMap<Lane, usize> = HashMap::new();
@@ -532,14 +565,20 @@ pub fn compare(narrated: &[Event], traced: &[Traced]) -> Result<Summary, Mismatc
     let mut matched: Vec<usize> = Vec::with_capacity(narrated.len());
     for (index, event) in narrated.iter().enumerate() {
         let lanes = event_lanes(event);
-        let from = lanes.iter().map(|lane| next.get(lane).copied().unwrap_or(0)).max().unwrap_or(0);
-        let in_order = (from..traced.len()).find(|&i| same_call(event, &traced[i]));
+        let from = lanes
+            .iter()
+            .map(|lane| next.get(lane).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let in_order =
+            (from..traced.len()).find(|&i| same_call(event, &traced[i]));
         let found = in_order.or_else(|| {
             (0..from).find(|&i| {
                 same_call(event, &traced[i])
                     && !matched.contains(&i)
                     && lanes.iter().all(|lane| {
-                        let earlier = history.get(lane).map_or(&[][..], Vec::as_slice);
+                        let earlier =
+                            history.get(lane).map_or(&[][..], Vec::as_slice);
                         overtaken_while_blocked(traced, i, earlier)
                     })
             })
@@ -554,18 +593,27 @@ pub fn compare(narrated: &[Event], traced: &[Traced]) -> Result<Summary, Mismatc
         }
         matched.push(found);
     }
-    Ok(Summary { checked: matched.len(), fds: next.keys().filter(|lane| **lane != Lane::NoFd).count() })
+    Ok(Summary {
+        checked: matched.len(),
+        fds: next.keys().filter(|lane| **lane != Lane::NoFd).count(),
+    })
 }
 
 /// Whether traced call `i`, which finished before some of the calls
 /// `earlier` (already matched on its descriptor, narrated before it), may
 /// still be narrated after them: each of those is another task's, and call
 /// `i` had begun, and was blocked, before it finished.
-fn overtaken_while_blocked(traced: &[Traced], i: usize, earlier: &[usize]) -> bool {
+fn overtaken_while_blocked(
+    traced: &[Traced],
+    i: usize,
+    earlier: &[usize],
+) -> bool {
     let call = &traced[i];
     earlier.iter().filter(|&&m| m > i).all(|&m| {
         let other = &traced[m];
-        call.started < call.line && call.pid != other.pid && call.started < other.line
+        call.started < call.line
+            && call.pid != other.pid
+            && call.started < other.line
     })
 }
 
@@ -588,7 +636,11 @@ fn mismatch(
     let event = &narrated[failed];
     let names = kernel_names(&event.call);
     let mut r = String::new();
-    let _ = writeln!(r, "narrated call {} has no matching system call in the trace:", failed + 1);
+    let _ = writeln!(
+        r,
+        "narrated call {} has no matching system call in the trace:",
+        failed + 1
+    );
     let _ = writeln!(r, "  ✗ {}", show_event(event));
     if names.is_empty() {
         let _ = writeln!(
@@ -601,15 +653,23 @@ fn mismatch(
             Some(prev) => format!(", after trace line {}", prev.line),
             None => String::new(),
         };
-        let on = event.fd.map_or("with no descriptor".to_string(), |fd| format!("on fd {fd}"));
-        let _ = writeln!(r, "    wanted: {} {on} returning {}{after}", one_of(names), event.ret);
+        let on = event.fd.map_or("with no descriptor".to_string(), |fd| {
+            format!("on fd {fd}")
+        });
+        let _ = writeln!(
+            r,
+            "    wanted: {} {on} returning {}{after}",
+            one_of(names),
+            event.ret
+        );
     }
     for hint in near_misses(event, traced, from) {
         let _ = writeln!(r, "    {hint}");
     }
 
     // Where each trace line went: which narrated event it stands for.
-    let by_trace: HashMap<usize, usize> = matched.iter().enumerate().map(|(e, &t)| (t, e)).collect();
+    let by_trace: HashMap<usize, usize> =
+        matched.iter().enumerate().map(|(e, &t)| (t, e)).collect();
     for lane in event_lanes(event) {
         let _ = writeln!(r, "narrated {lane}:");
         for (i, e) in narrated.iter().enumerate() {
@@ -621,13 +681,20 @@ fn mismatch(
                 None if i == failed => ("✗", "no match".to_string()),
                 None => ("·", "not checked yet".to_string()),
             };
-            let _ = writeln!(r, "  {mark} {:>3}  {:<40} {note}", i + 1, show_event(e));
+            let _ = writeln!(
+                r,
+                "  {mark} {:>3}  {:<40} {note}",
+                i + 1,
+                show_event(e)
+            );
         }
         let _ = writeln!(r, "traced {lane}:");
         let on_lane: Vec<(usize, &Traced)> = traced
             .iter()
             .enumerate()
-            .filter(|(_, t)| kernel(&t.name).is_some() && traced_lanes(t).contains(&lane))
+            .filter(|(_, t)| {
+                kernel(&t.name).is_some() && traced_lanes(t).contains(&lane)
+            })
             .collect();
         const SHOWN: usize = 60;
         for &(i, t) in on_lane.iter().take(SHOWN) {
@@ -681,7 +748,9 @@ fn near_misses(event: &Event, traced: &[Traced], from: usize) -> Vec<String> {
         } else if ret_ok && i >= from {
             match t.fd {
                 Some(fd) => format!("same call and result, but on fd {fd}"),
-                None => "same call and result, but with no descriptor".to_string(),
+                None => {
+                    "same call and result, but with no descriptor".to_string()
+                }
             }
         } else {
             continue;
@@ -758,7 +827,9 @@ mod tests {
 "#;
 
     fn events(text: &str) -> Vec<Event> {
-        text.lines().map(|line| Event::from_line(line.trim()).expect("event line")).collect()
+        text.lines()
+            .map(|line| Event::from_line(line.trim()).expect("event line"))
+            .collect()
     }
 
     fn ev(call: &str, fd: Option<RawFd>, ret: Ret) -> Event {
@@ -806,10 +877,16 @@ mod tests {
              write(1, \"   1  close(fd 4) = 0\\n\", 22) = 22\n",
         );
         assert_eq!(calls.len(), 2);
-        assert_eq!((calls[0].fd, &calls[0].ret), (Some(4), &TracedRet::Value(9)));
+        assert_eq!(
+            (calls[0].fd, &calls[0].ret),
+            (Some(4), &TracedRet::Value(9))
+        );
         assert_eq!(calls[0].args.len(), 6);
         assert_eq!(calls[0].args[1], "\"a) = 9, [\\\"x\"");
-        assert_eq!((calls[1].fd, &calls[1].ret), (Some(1), &TracedRet::Value(22)));
+        assert_eq!(
+            (calls[1].fd, &calls[1].ret),
+            (Some(1), &TracedRet::Value(22))
+        );
     }
 
     #[test]
@@ -822,7 +899,10 @@ mod tests {
 13369 fcntl(5, F_GETFD)                 = 0x1 (flags FD_CLOEXEC)
 "#,
         );
-        let got: Vec<_> = calls.iter().map(|c| (c.name.as_str(), c.fd, c.ret.to_string())).collect();
+        let got: Vec<_> = calls
+            .iter()
+            .map(|c| (c.name.as_str(), c.fd, c.ret.to_string()))
+            .collect();
         assert_eq!(
             got,
             [
@@ -839,8 +919,10 @@ mod tests {
     #[test]
     fn joins_calls_that_other_threads_interrupted() {
         let calls = parse_strace(THREADS);
-        let got: Vec<_> =
-            calls.iter().map(|c| (c.line, c.pid, c.name.as_str(), c.fd, c.ret.to_string())).collect();
+        let got: Vec<_> = calls
+            .iter()
+            .map(|c| (c.line, c.pid, c.name.as_str(), c.fd, c.ret.to_string()))
+            .collect();
         assert_eq!(
             got,
             [
@@ -858,18 +940,26 @@ mod tests {
                 (16, Some(13873), "close", Some(5), "0".to_string()),
             ]
         );
-        assert_eq!(calls[5].args.len(), 4, "both halves of accept4's arguments");
+        assert_eq!(
+            calls[5].args.len(),
+            4,
+            "both halves of accept4's arguments"
+        );
     }
 
     #[test]
     fn reads_pids_as_strace_prints_them_on_stderr_and_fds_as_with_y() {
-        let calls = parse_strace("[pid  4242] close(3<TCP:[127.0.0.1:1->127.0.0.1:2]>) = 0\n");
+        let calls = parse_strace(
+            "[pid  4242] close(3<TCP:[127.0.0.1:1->127.0.0.1:2]>) = 0\n",
+        );
         assert_eq!((calls[0].pid, calls[0].fd), (Some(4242), Some(3)));
     }
 
     #[test]
     fn a_call_whose_end_never_came_is_not_a_call() {
-        let calls = parse_strace("7 accept4(3,  <unfinished ...>\n7 +++ killed by SIGKILL +++\n");
+        let calls = parse_strace(
+            "7 accept4(3,  <unfinished ...>\n7 +++ killed by SIGKILL +++\n",
+        );
         assert!(calls.is_empty());
     }
 
@@ -888,7 +978,8 @@ mod tests {
 
     #[test]
     fn lesson_2s_narration_matches_its_trace() {
-        let summary = compare(&events(LESSON_2_EVENTS), &lesson_2()).expect("a match");
+        let summary =
+            compare(&events(LESSON_2_EVENTS), &lesson_2()).expect("a match");
         assert_eq!(summary, Summary { checked: 24, fds: 3 });
     }
 
@@ -910,7 +1001,8 @@ mod tests {
             ev("close", Some(5), Ret::Value(0)),
             ev("close", Some(4), Ret::Value(0)),
         ];
-        let summary = compare(&narrated, &parse_strace(THREADS)).expect("a match");
+        let summary =
+            compare(&narrated, &parse_strace(THREADS)).expect("a match");
         assert_eq!(summary.checked, 12);
     }
 
@@ -937,7 +1029,8 @@ mod tests {
             ev("recv", Some(9), Ret::Value(0)),
             ev("close", Some(9), Ret::Value(0)),
         ];
-        let summary = compare(&narrated, &parse_strace(WOKEN)).expect("a match");
+        let summary =
+            compare(&narrated, &parse_strace(WOKEN)).expect("a match");
         assert_eq!(summary.checked, 5);
     }
 
@@ -957,34 +1050,51 @@ mod tests {
     #[test]
     fn fails_on_the_wrong_fd() {
         // recv(fd 5) = 14 narrated as recv on the listener, fd 3.
-        let narrated = lesson_2_events_with(9, ev("recv", Some(3), Ret::Value(14)));
+        let narrated =
+            lesson_2_events_with(9, ev("recv", Some(3), Ret::Value(14)));
         let err = compare(&narrated, &lesson_2()).unwrap_err();
         assert_eq!(err.event, 9);
         let report = err.to_string();
         assert!(report.contains("✗ recv(fd 3) = 14"), "{report}");
-        assert!(report.contains("wanted: recv, recvfrom or recvmsg on fd 3 returning 14"), "{report}");
-        assert!(report.contains("same call and result, but on fd 5"), "{report}");
+        assert!(
+            report.contains(
+                "wanted: recv, recvfrom or recvmsg on fd 3 returning 14"
+            ),
+            "{report}"
+        );
+        assert!(
+            report.contains("same call and result, but on fd 5"),
+            "{report}"
+        );
         assert!(report.contains("narrated on fd 3:"), "{report}");
         assert!(report.contains("traced on fd 3:"), "{report}");
     }
 
     #[test]
     fn fails_on_the_wrong_result() {
-        let narrated = lesson_2_events_with(9, ev("recv", Some(5), Ret::Value(13)));
+        let narrated =
+            lesson_2_events_with(9, ev("recv", Some(5), Ret::Value(13)));
         let err = compare(&narrated, &lesson_2()).unwrap_err();
         assert_eq!(err.event, 9);
-        assert!(err.to_string().contains("same call, but it returned 14"), "{err}");
+        assert!(
+            err.to_string().contains("same call, but it returned 14"),
+            "{err}"
+        );
     }
 
     #[test]
     fn fails_on_a_descriptor_narrated_as_a_plain_value_of_another_number() {
-        let narrated = lesson_2_events_with(6, ev("accept", Some(3), Ret::Fd(6)));
+        let narrated =
+            lesson_2_events_with(6, ev("accept", Some(3), Ret::Fd(6)));
         assert_eq!(compare(&narrated, &lesson_2()).unwrap_err().event, 6);
     }
 
     #[test]
     fn fails_on_the_wrong_errno() {
-        let narrated = lesson_2_events_with(19, ev("recv", Some(5), Ret::Errno("ETIMEDOUT".into())));
+        let narrated = lesson_2_events_with(
+            19,
+            ev("recv", Some(5), Ret::Errno("ETIMEDOUT".into())),
+        );
         let err = compare(&narrated, &lesson_2()).unwrap_err();
         assert_eq!(err.event, 19);
         assert!(err.to_string().contains("it returned -1 EAGAIN"), "{err}");
@@ -992,7 +1102,8 @@ mod tests {
 
     #[test]
     fn fails_on_a_success_narrated_for_a_call_that_failed() {
-        let narrated = lesson_2_events_with(19, ev("recv", Some(5), Ret::Value(0)));
+        let narrated =
+            lesson_2_events_with(19, ev("recv", Some(5), Ret::Value(0)));
         // The only recv(fd 5) = 0 is earlier, in the first conversation.
         let err = compare(&narrated, &lesson_2()).unwrap_err();
         assert_eq!(err.event, 19);
@@ -1031,30 +1142,46 @@ mod tests {
         narrated.insert(8, ev("shutdown", Some(4), Ret::Value(0)));
         let err = compare(&narrated, &lesson_2()).unwrap_err();
         assert_eq!(err.event, 8);
-        assert!(err.to_string().contains("wanted: shutdown on fd 4 returning 0"), "{err}");
+        assert!(
+            err.to_string().contains("wanted: shutdown on fd 4 returning 0"),
+            "{err}"
+        );
     }
 
     #[test]
     fn fails_on_a_name_with_no_aliases_rather_than_matching_anything() {
         let narrated = lesson_2_events_with(0, ev("sokcet", None, Ret::Fd(3)));
         let err = compare(&narrated, &lesson_2()).unwrap_err();
-        assert!(err.to_string().contains("not in check.rs's alias table"), "{err}");
+        assert!(
+            err.to_string().contains("not in check.rs's alias table"),
+            "{err}"
+        );
     }
 
     #[test]
     fn fstat_is_not_a_stat_of_a_path_relative_to_the_fd() {
-        let traced = parse_strace("newfstatat(3, \"x\", {st_mode=S_IFREG|0644, ...}, 0) = 0\n");
-        assert!(compare(&[ev("fstat", Some(3), Ret::Value(0))], &traced).is_err());
-        let traced =
-            parse_strace("statx(3, \"\", AT_STATX_SYNC_AS_STAT|AT_EMPTY_PATH, STATX_ALL, {...}) = 0\n");
-        assert!(compare(&[ev("fstat", Some(3), Ret::Value(0))], &traced).is_ok());
+        let traced = parse_strace(
+            "newfstatat(3, \"x\", {st_mode=S_IFREG|0644, ...}, 0) = 0\n",
+        );
+        assert!(
+            compare(&[ev("fstat", Some(3), Ret::Value(0))], &traced).is_err()
+        );
+        let traced = parse_strace(
+            "statx(3, \"\", AT_STATX_SYNC_AS_STAT|AT_EMPTY_PATH, STATX_ALL, {...}) = 0\n",
+        );
+        assert!(
+            compare(&[ev("fstat", Some(3), Ret::Value(0))], &traced).is_ok()
+        );
     }
 
     #[test]
     fn every_alias_is_a_traced_kernel_call() {
         for (narrated, kernels) in ALIASES {
             for name in *kernels {
-                assert!(kernel(name).is_some(), "{narrated} -> {name} is not traced");
+                assert!(
+                    kernel(name).is_some(),
+                    "{narrated} -> {name} is not traced"
+                );
             }
         }
         assert!(strace_filter().starts_with("trace=?accept,?accept4,"));

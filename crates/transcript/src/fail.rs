@@ -48,7 +48,10 @@ impl<T> OrFail<T> for nix::Result<T> {
 
 /// Runs a lesson's `main` body: on failure prints `program: failure` to
 /// stderr and exits with status 1, so a shell (or a test) sees it failed.
-pub fn run(program: &str, body: impl FnOnce() -> Result<(), Failure>) -> ExitCode {
+pub fn run(
+    program: &str,
+    body: impl FnOnce() -> Result<(), Failure>,
+) -> ExitCode {
     match body() {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -66,6 +69,9 @@ mod tests {
     fn a_failure_names_the_call_the_address_and_the_os_error() {
         let err: io::Result<()> = Err(io::Error::from_raw_os_error(98));
         let failure = err.or_fail("bind 127.0.0.1:8001").unwrap_err();
-        assert_eq!(failure.to_string(), "bind 127.0.0.1:8001: Address already in use (os error 98)");
+        assert_eq!(
+            failure.to_string(),
+            "bind 127.0.0.1:8001: Address already in use (os error 98)"
+        );
     }
 }

@@ -126,7 +126,14 @@ pub struct Call {
 /// Starts narrating the system call `name` (use the POSIX name: `accept`,
 /// `send`, `recv`).
 pub fn call(name: &'static str) -> Call {
-    Call { name, fd: None, args: String::new(), ret: None, shown: None, detail: String::new() }
+    Call {
+        name,
+        fd: None,
+        args: String::new(),
+        ret: None,
+        shown: None,
+        detail: String::new(),
+    }
 }
 
 /// A `recv` line that also shows the bytes it returned, when there are any:
@@ -159,7 +166,10 @@ impl Call {
     }
 
     /// What the call returned: a value or an error.
-    pub fn returned<T: Outcome, E: OsError>(self, result: &Result<T, E>) -> Call {
+    pub fn returned<T: Outcome, E: OsError>(
+        self,
+        result: &Result<T, E>,
+    ) -> Call {
         match result {
             Ok(value) => self.gave(value),
             Err(err) => self.failed(err),
@@ -222,7 +232,11 @@ impl Call {
     }
 
     fn event(&self) -> Option<Event> {
-        Some(Event { call: self.name.to_string(), fd: self.fd, ret: self.ret.clone()? })
+        Some(Event {
+            call: self.name.to_string(),
+            fd: self.fd,
+            ret: self.ret.clone()?,
+        })
     }
 }
 
@@ -237,7 +251,11 @@ pub struct Transcript {
 impl Transcript {
     /// A timeline with one column per actor, e.g. `&["server", "client"]`.
     pub fn new(columns: &[&'static str]) -> Transcript {
-        let t = Transcript { columns: columns.to_vec(), step: 0, events: Vec::new() };
+        let t = Transcript {
+            columns: columns.to_vec(),
+            step: 0,
+            events: Vec::new(),
+        };
         let mut header = String::from("step  ");
         for (i, name) in columns.iter().enumerate() {
             if i + 1 < columns.len() {
@@ -264,7 +282,8 @@ impl Transcript {
     /// Narrates a call made by the actor in column `column`.
     pub fn at(&mut self, column: usize, call: Call) {
         self.step += 1;
-        let line = format!("{:>4}  {}", self.step, self.pad(column, &call.text()));
+        let line =
+            format!("{:>4}  {}", self.step, self.pad(column, &call.text()));
         self.emit(line.trim_end());
         if let Some(event) = call.event() {
             self.events.push(event);
@@ -321,7 +340,8 @@ impl Drop for Transcript {
         let Some(path) = std::env::var_os(EVENTS_ENV) else {
             return;
         };
-        let text: String = self.events.iter().map(|e| e.to_line() + "\n").collect();
+        let text: String =
+            self.events.iter().map(|e| e.to_line() + "\n").collect();
         if let Err(err) = std::fs::write(&path, text) {
             eprintln!("transcript: cannot write events to {path:?}: {err}");
         }
@@ -334,14 +354,28 @@ mod tests {
 
     #[test]
     fn a_shown_value_replaces_the_printed_result_but_not_the_recorded_one() {
-        let sent = call("send").on_fd(4).args("1048576 bytes").gave(&6144usize).shown("N");
+        let sent = call("send")
+            .on_fd(4)
+            .args("1048576 bytes")
+            .gave(&6144usize)
+            .shown("N");
         assert_eq!(sent.text(), "send(fd 4, 1048576 bytes) = N");
-        assert_eq!(sent.event(), Some(Event { call: "send".into(), fd: Some(4), ret: Ret::Value(6144) }));
+        assert_eq!(
+            sent.event(),
+            Some(Event {
+                call: "send".into(),
+                fd: Some(4),
+                ret: Ret::Value(6144)
+            })
+        );
     }
 
     #[test]
     fn a_received_line_shows_the_bytes_only_when_there_are_some() {
-        let got = received(call("recv").on_fd(5).args(4096).gave(&6usize), b"hello\n");
+        let got = received(
+            call("recv").on_fd(5).args(4096).gave(&6usize),
+            b"hello\n",
+        );
         assert_eq!(got.text(), "recv(fd 5, 4096) = 6  (\"hello\\n\")");
         let end = received(call("recv").on_fd(5).args(4096).gave(&0usize), b"");
         assert_eq!(end.text(), "recv(fd 5, 4096) = 0");
@@ -349,7 +383,10 @@ mod tests {
 
     #[test]
     fn an_option_value_is_a_zero_return_and_the_value_after_it() {
-        let got = call("getsockopt").on_fd(4).args("SO_SNDBUF").gave(&OptionValue(8192));
+        let got = call("getsockopt")
+            .on_fd(4)
+            .args("SO_SNDBUF")
+            .gave(&OptionValue(8192));
         assert_eq!(got.text(), "getsockopt(fd 4, SO_SNDBUF) = 0  (value 8192)");
     }
 }

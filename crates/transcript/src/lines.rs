@@ -141,7 +141,10 @@ mod tests {
     fn one_feed_may_hold_several_lines() {
         let mut lines = Lines::new(MAX_LINE);
         lines.feed(b"one\ntwo\nthr");
-        assert_eq!(all(&mut lines), vec![Ok(b"one".to_vec()), Ok(b"two".to_vec())]);
+        assert_eq!(
+            all(&mut lines),
+            vec![Ok(b"one".to_vec()), Ok(b"two".to_vec())]
+        );
         assert_eq!(lines.partial(), 3);
     }
 

@@ -17,7 +17,11 @@ pub fn open_fds() -> io::Result<Vec<RawFd>> {
         .flatten()
         // The directory being read is itself an open descriptor, a link to
         // /proc/<pid>/fd: skip it, it is gone once the listing is done.
-        .filter(|entry| std::fs::read_link(entry.path()).map(|t| !t.starts_with("/proc/")).unwrap_or(false))
+        .filter(|entry| {
+            std::fs::read_link(entry.path())
+                .map(|t| !t.starts_with("/proc/"))
+                .unwrap_or(false)
+        })
         .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
         .collect();
     fds.sort_unstable();
@@ -27,7 +31,9 @@ pub fn open_fds() -> io::Result<Vec<RawFd>> {
 /// [`open_fds`] for a log line: `0 1 2 3`, or `unknown` when `/proc` cannot
 /// be read.
 pub fn open_descriptors() -> String {
-    open_fds().map(|fds| numbers(&fds)).unwrap_or_else(|_| "unknown".to_string())
+    open_fds()
+        .map(|fds| numbers(&fds))
+        .unwrap_or_else(|_| "unknown".to_string())
 }
 
 fn numbers(fds: &[RawFd]) -> String {
@@ -49,11 +55,19 @@ mod tests {
     #[test]
     fn open_fds_lists_a_file_while_it_is_open() {
         // Not a file under /proc: descriptors on /proc are left out.
-        let file = std::fs::File::open(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+        let file = std::fs::File::open(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/Cargo.toml"
+        ))
+        .unwrap();
         let open = open_fds().unwrap();
         // Other test threads open and close descriptors meanwhile: only
         // this one is known to be open during the listing.
-        assert!(open.contains(&file.as_raw_fd()), "fd {} not in {open:?}", file.as_raw_fd());
+        assert!(
+            open.contains(&file.as_raw_fd()),
+            "fd {} not in {open:?}",
+            file.as_raw_fd()
+        );
         assert!(open.is_sorted());
     }
 

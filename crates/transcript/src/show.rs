@@ -167,7 +167,11 @@ pub fn bytes(data: &[u8]) -> String {
 /// A duration as a socket option or a limit is usually given: whole seconds
 /// as `5 s`, anything else in milliseconds, `250 ms` (rounded down).
 pub fn duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
 }
 
 #[cfg(test)]

@@ -29,18 +29,27 @@ pub fn name(state: u8) -> &'static str {
 /// which is in /proc/net/tcp6). Addresses there are hex: the IPv4 address
 /// as a native-endian 32-bit number, then the port, `0100007F:1F41` for
 /// 127.0.0.1:8001 on x86.
-pub fn find(table: &str, local: SocketAddr, peer: SocketAddr) -> Option<&'static str> {
+pub fn find(
+    table: &str,
+    local: SocketAddr,
+    peer: SocketAddr,
+) -> Option<&'static str> {
     let hex = |addr: SocketAddr| match addr {
-        SocketAddr::V4(v4) => Some(format!("{:08X}:{:04X}", u32::from_ne_bytes(v4.ip().octets()), v4.port())),
+        SocketAddr::V4(v4) => Some(format!(
+            "{:08X}:{:04X}",
+            u32::from_ne_bytes(v4.ip().octets()),
+            v4.port()
+        )),
         SocketAddr::V6(_) => None,
     };
     let (local, peer) = (hex(local)?, hex(peer)?);
     // The first line holds the column titles.
     let state = table.lines().skip(1).find_map(|row| {
         let fields: Vec<&str> = row.split_whitespace().collect();
-        (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&peer.as_str()))
-            .then(|| fields.get(3).copied())
-            .flatten()
+        (fields.get(1) == Some(&local.as_str())
+            && fields.get(2) == Some(&peer.as_str()))
+        .then(|| fields.get(3).copied())
+        .flatten()
     })?;
     Some(u8::from_str_radix(state, 16).map_or("unknown state", name))
 }

@@ -44,13 +44,15 @@ fn main() -> ExitCode {
     let Command::Server { addr } = Cli::parse().command;
     // One thread runs every connection's task: the same single core the
     // lessons' poll and epoll servers get.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_io().build() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("tokio-echo: runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let runtime =
+        match tokio::runtime::Builder::new_current_thread().enable_io().build()
+        {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                eprintln!("tokio-echo: runtime: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
     match runtime.block_on(serve(addr)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -62,9 +64,9 @@ fn main() -> ExitCode {
 
 // ANCHOR: reference
 async fn serve(addr: SocketAddr) -> io::Result<()> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|err| io::Error::new(err.kind(), format!("bind {addr}: {err}")))?;
+    let listener = TcpListener::bind(addr).await.map_err(|err| {
+        io::Error::new(err.kind(), format!("bind {addr}: {err}"))
+    })?;
     // The bench (and a reader using port 0) learns the port from this line.
     println!("Listening on {}", listener.local_addr()?);
     loop {
@@ -91,7 +93,10 @@ async fn echo_lines(mut stream: TcpStream) -> io::Result<()> {
     loop {
         line.clear();
         // `take` bounds what one line may make us buffer.
-        let n = (&mut reader).take(MAX_LINE + 1).read_until(b'\n', &mut line).await?;
+        let n = (&mut reader)
+            .take(MAX_LINE + 1)
+            .read_until(b'\n', &mut line)
+            .await?;
         if n == 0 {
             return Ok(());
         }
