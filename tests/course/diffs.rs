@@ -9,8 +9,9 @@ use std::process::Command;
 
 use crate::support::root;
 
-/// The lines of `// ANCHOR: name` .. `// ANCHOR_END: name` in lesson `nn`'s
-/// main.rs, without anchor marker lines (as mdBook shows them).
+/// The lines of `// ANCHOR: name` .. `// ANCHOR_END: name` in the file of
+/// lesson `nn`'s `src/` that has that anchor, without anchor marker lines
+/// (as mdBook shows them).
 fn anchor_text(nn: &str, name: &str) -> String {
     let crates = root().join("crates");
     let dir = fs::read_dir(&crates)
@@ -22,7 +23,18 @@ fn anchor_text(nn: &str, name: &str) -> String {
             })
         })
         .unwrap_or_else(|| panic!("no crates/{nn}-*"));
-    let source = fs::read_to_string(dir.join("src/main.rs")).expect("main.rs");
+    let mut files: Vec<PathBuf> = fs::read_dir(dir.join("src"))
+        .expect("src/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    files.sort();
+    let begin = format!("ANCHOR: {name}");
+    let source = files
+        .iter()
+        .map(|f| fs::read_to_string(f).expect("read source"))
+        .find(|text| text.lines().any(|l| l.trim().ends_with(&begin)))
+        .unwrap_or_default();
     let mut inside = false;
     let mut found = false;
     let mut text = String::new();

@@ -144,6 +144,6 @@ fn a_bad_timeout_is_refused_with_a_message() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "lesson-04: --timeout: 0 is not a positive number of seconds\n"
+        "lesson-04: --timeout: 0 is not a number of seconds from 0.001 to 31536000\n"
     );
 }

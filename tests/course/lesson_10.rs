@@ -109,6 +109,6 @@ fn bad_arguments_get_a_message_and_a_non_zero_exit() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "lesson-10: --idle: 0 is not a positive number of seconds\n"
+        "lesson-10: --idle: 0 is not a number of seconds from 0.001 to 31536000\n"
     );
 }

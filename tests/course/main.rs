@@ -26,3 +26,4 @@ mod lesson_10;
 mod lesson_11;
 mod lesson_12;
 mod lesson_13;
+mod listings;

@@ -32,9 +32,13 @@ pub mod process;
 mod show;
 pub mod tcp_state;
 
+use std::cell::RefCell;
 use std::fmt::{self, Display, Write as _};
 use std::io::{self, Write as _};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 
 pub use fail::{Failure, OrFail, run};
 pub use show::{OptionValue, OsError, Outcome, bytes, duration};
@@ -116,23 +120,44 @@ impl Event {
 #[derive(Debug, Clone)]
 pub struct Call {
     name: &'static str,
+    column: usize,
     fd: Option<RawFd>,
     args: String,
     ret: Option<Ret>,
     shown: Option<String>,
     detail: String,
+    /// The buffer a `recv` filled, until [`Call::gave`] knows how much of
+    /// it the call returned.
+    data: Option<Vec<u8>>,
 }
 
 /// Starts narrating the system call `name` (use the POSIX name: `accept`,
 /// `send`, `recv`).
 pub fn call(name: &'static str) -> Call {
+    actor(0, name)
+}
+
+/// A call the server makes (column 0): `server("bind")`.
+pub fn server(name: &'static str) -> Call {
+    actor(0, name)
+}
+
+/// A call the client makes (column 1): `client("connect")`.
+pub fn client(name: &'static str) -> Call {
+    actor(1, name)
+}
+
+/// A call made by the actor in column `column`.
+pub fn actor(column: usize, name: &'static str) -> Call {
     Call {
         name,
+        column,
         fd: None,
         args: String::new(),
         ret: None,
         shown: None,
         detail: String::new(),
+        data: None,
     }
 }
 
@@ -180,13 +205,38 @@ impl Call {
     pub fn gave<T: Outcome + ?Sized>(mut self, value: &T) -> Call {
         self.ret = Some(value.ret());
         self.detail = value.detail();
+        if let (Some(data), Ret::Value(n)) = (self.data.take(), value.ret())
+            && n > 0
+        {
+            let n = (n as usize).min(data.len());
+            self = self.detail(bytes(&data[..n]));
+        }
         self
+    }
+
+    /// The buffer a `recv` read into: the line shows the bytes the call
+    /// returned, `recv(fd 5, 4096) = 6  ("hello\n")`, and nothing after an
+    /// error or at the end of the stream.
+    pub fn data(mut self, buf: &[u8]) -> Call {
+        self.data = Some(buf.to_vec());
+        self
+    }
+
+    /// The failure a program reports when this call fails, named by the
+    /// call and its arguments: `bind 127.0.0.1:8001`.
+    fn what(&self) -> String {
+        if self.args.is_empty() {
+            self.name.to_string()
+        } else {
+            format!("{} {}", self.name, self.args)
+        }
     }
 
     /// The call failed with `err`.
     pub fn failed<E: OsError>(mut self, err: &E) -> Call {
         self.ret = Some(Ret::Errno(err.errno_name()));
         self.detail = err.detail();
+        self.data = None;
         self
     }
 
@@ -242,20 +292,239 @@ impl Call {
 
 /// The numbered timeline a demo prints. Each line goes to stdout as soon as
 /// it is narrated, so the order on screen is the order of the calls.
+///
+/// There is one timeline per process, held here rather than passed around:
+/// while a `Transcript` is alive, [`Told::told`], [`Told::traced`],
+/// [`tell`] and the note functions print into it from any thread (unless
+/// that thread [`redirect`]s its narration); when none is alive they print
+/// nothing and cost one atomic load. So the same lesson code runs narrated
+/// in the demo and silent as the interactive server.
 pub struct Transcript {
+    _private: (),
+}
+
+/// The timeline's state, shared by every thread of the process.
+struct Timeline {
     columns: Vec<&'static str>,
     step: u32,
     events: Vec<Event>,
 }
 
+/// Whether a [`Transcript`] is alive: checked before any narration is built.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static TIMELINE: Mutex<Option<Timeline>> = Mutex::new(None);
+
+thread_local! {
+    /// Where this thread's narration goes instead of the timeline.
+    static OUTLET: RefCell<Option<Sender<Said>>> = const { RefCell::new(None) };
+}
+
+/// One piece of narration a thread handed over instead of printing it (see
+/// [`redirect`]): the receiving thread prints it with [`Said::show`] when
+/// the order of the conversation makes it certain.
+#[derive(Debug)]
+pub enum Said {
+    /// A system call and what it returned.
+    Call(Call),
+    /// A line of commentary, in column `.0`.
+    Note(usize, String),
+}
+
+impl Said {
+    /// Prints this piece of narration into the timeline now.
+    pub fn show(self) {
+        match self {
+            Said::Call(call) => print_call(call),
+            Said::Note(column, text) => print_note(column, &text),
+        }
+    }
+}
+
+/// From now on, narration made on this thread is sent to `outlet` instead
+/// of being printed, so a demo with several threads can print it in an
+/// order that does not depend on how the kernel schedules them. Does
+/// nothing when no transcript is alive (the interactive programs).
+pub fn redirect(outlet: Sender<Said>) {
+    if narrating() {
+        OUTLET.with(|o| *o.borrow_mut() = Some(outlet));
+    }
+}
+
+/// Whether a transcript is alive, so narration would be shown.
+pub fn narrating() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+fn timeline() -> std::sync::MutexGuard<'static, Option<Timeline>> {
+    // A thread that panicked while printing leaves the lines as they were.
+    TIMELINE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Hands `said` to this thread's outlet; gives it back if there is none.
+fn redirected(said: Said) -> Option<Said> {
+    OUTLET.with(|o| match &*o.borrow() {
+        Some(outlet) => {
+            // The receiver gone means the demo stopped listening: drop it.
+            let _ = outlet.send(said);
+            None
+        }
+        None => Some(said),
+    })
+}
+
+fn print_call(call: Call) {
+    let Some(Said::Call(call)) = redirected(Said::Call(call)) else {
+        return;
+    };
+    let mut timeline = timeline();
+    let Some(t) = timeline.as_mut() else { return };
+    t.step += 1;
+    let line = format!("{:>4}  {}", t.step, t.pad(call.column, &call.text()));
+    emit(line.trim_end());
+    if let Some(event) = call.event() {
+        t.events.push(event);
+    }
+}
+
+fn print_note(column: usize, text: &str) {
+    let Some(Said::Note(column, text)) =
+        redirected(Said::Note(column, text.to_string()))
+    else {
+        return;
+    };
+    let timeline = timeline();
+    let Some(t) = timeline.as_ref() else { return };
+    let line = format!("      {}", t.pad(column, &format!("# {text}")));
+    emit(line.trim_end());
+}
+
+fn emit(line: &str) {
+    // A demo that cannot print has nothing left to show: stop quietly
+    // (for example when piped into `head`).
+    if writeln!(io::stdout(), "{line}").is_err() {
+        std::process::exit(0);
+    }
+}
+
+impl Timeline {
+    fn pad(&self, column: usize, text: &str) -> String {
+        let indent = " ".repeat(COLUMN * column);
+        if column + 1 < self.columns.len() {
+            format!("{indent}{text:<COLUMN$}")
+        } else {
+            format!("{indent}{text}")
+        }
+    }
+}
+
+/// Narrates a system call that has already returned: built only when a
+/// transcript is alive. For a call with no `Result` to attach it to, such
+/// as the `close` that dropping a socket makes:
+/// `drop(conn); tell(|| server("close").on_fd(fd).gave(&()));`
+pub fn tell(call: impl FnOnce() -> Call) {
+    if narrating() {
+        print_call(call());
+    }
+}
+
+/// A line of commentary in the server's column (column 0).
+pub fn server_note(text: impl Display) {
+    note(0, text);
+}
+
+/// A line of commentary in the client's column (column 1).
+pub fn client_note(text: impl Display) {
+    note(1, text);
+}
+
+/// A line of commentary in column `column`: not a system call.
+pub fn note(column: usize, text: impl Display) {
+    if narrating() {
+        print_note(column, &text.to_string());
+    }
+}
+
+/// A heading that spans the whole width, between parts of a demo.
+pub fn section(title: impl Display) {
+    if narrating() {
+        let _timeline = timeline();
+        emit("");
+        emit(&format!("-- {title} --"));
+    }
+}
+
+/// `log!("Connected with {peer}")`: a line of the interactive server's log,
+/// written like `println!`, but a closed stdout (`server | head -3`) does
+/// not stop the server, and while a transcript is alive (the demo, which
+/// shows system calls instead) it prints nothing. See [`log()`].
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => { $crate::log(format_args!($($arg)*)) };
+}
+
+/// A line of the interactive server's log. The demo shows system calls
+/// instead, so while a transcript is alive this prints nothing.
+pub fn log(line: impl Display) {
+    if !narrating() {
+        process::log(format_args!("{line}"));
+    }
+}
+
+/// Something worth a line in the server's log and a note in the demo.
+pub fn event(line: impl Display) {
+    if narrating() {
+        server_note(line);
+    } else {
+        process::log(format_args!("{line}"));
+    }
+}
+
+/// Narration attached to a system call's result, so the call, its line in
+/// the transcript and its error handling read as one statement:
+///
+/// ```ignore
+/// listener.listen(5).told(|| server("listen").on(&listener).args(5))?;
+/// ```
+///
+/// The closure runs only while a transcript is alive (and, for `told`,
+/// when the call failed, to name it), so the interactive server pays for
+/// nothing it does not print.
+pub trait Told<T, E> {
+    /// Narrates the call, then turns an error into a [`Failure`] named by
+    /// the call and its arguments (`bind 127.0.0.1:8001: Address already in
+    /// use (os error 98)`), for `?`.
+    fn told(self, call: impl FnOnce() -> Call) -> Result<T, Failure>;
+
+    /// Narrates the call and returns its result unchanged, for a caller
+    /// that matches on the error (`WouldBlock`, `EINTR`).
+    fn traced(self, call: impl FnOnce() -> Call) -> Result<T, E>;
+}
+
+impl<T: Outcome, E: OsError + Into<io::Error>> Told<T, E> for Result<T, E> {
+    fn told(self, call: impl FnOnce() -> Call) -> Result<T, Failure> {
+        if narrating() {
+            let call = call();
+            let what = call.what();
+            print_call(call.returned(&self));
+            self.map_err(|err| Failure::new(what, err.into()))
+        } else {
+            self.map_err(|err| Failure::new(call().what(), err.into()))
+        }
+    }
+
+    fn traced(self, call: impl FnOnce() -> Call) -> Result<T, E> {
+        if narrating() {
+            print_call(call().returned(&self));
+        }
+        self
+    }
+}
+
 impl Transcript {
-    /// A timeline with one column per actor, e.g. `&["server", "client"]`.
+    /// Starts the process's timeline with one column per actor, e.g.
+    /// `&["server", "client"]`, and prints its header. One at a time: a
+    /// second one replaces the first.
     pub fn new(columns: &[&'static str]) -> Transcript {
-        let t = Transcript {
-            columns: columns.to_vec(),
-            step: 0,
-            events: Vec::new(),
-        };
         let mut header = String::from("step  ");
         for (i, name) in columns.iter().enumerate() {
             if i + 1 < columns.len() {
@@ -264,8 +533,15 @@ impl Transcript {
                 header.push_str(name);
             }
         }
-        t.emit(&header);
-        t
+        let mut timeline = timeline();
+        *timeline = Some(Timeline {
+            columns: columns.to_vec(),
+            step: 0,
+            events: Vec::new(),
+        });
+        ACTIVE.store(true, Ordering::Relaxed);
+        emit(&header);
+        Transcript { _private: () }
     }
 
     /// Narrates a call made by the actor in column 0 (the server, or the
@@ -280,68 +556,46 @@ impl Transcript {
     }
 
     /// Narrates a call made by the actor in column `column`.
-    pub fn at(&mut self, column: usize, call: Call) {
-        self.step += 1;
-        let line =
-            format!("{:>4}  {}", self.step, self.pad(column, &call.text()));
-        self.emit(line.trim_end());
-        if let Some(event) = call.event() {
-            self.events.push(event);
-        }
+    pub fn at(&mut self, column: usize, mut call: Call) {
+        call.column = column;
+        print_call(call);
     }
 
     /// A line of commentary in the server's column: not a system call.
     pub fn server_note(&mut self, text: impl Display) {
-        self.note_at(0, text);
+        note(0, text);
     }
 
     /// A line of commentary in the client's column: not a system call.
     pub fn client_note(&mut self, text: impl Display) {
-        self.note_at(1, text);
+        note(1, text);
     }
 
     /// A line of commentary in column `column`: not a system call.
     pub fn note_at(&mut self, column: usize, text: impl Display) {
-        let line = format!("      {}", self.pad(column, &format!("# {text}")));
-        self.emit(line.trim_end());
+        note(column, text);
     }
 
     /// A heading that spans the whole width, between parts of a demo.
     pub fn section(&mut self, title: impl Display) {
-        self.emit("");
-        self.emit(&format!("-- {title} --"));
-    }
-
-    fn pad(&self, column: usize, text: &str) -> String {
-        let indent = " ".repeat(COLUMN * column);
-        if column + 1 < self.columns.len() {
-            format!("{indent}{text:<COLUMN$}")
-        } else {
-            format!("{indent}{text}")
-        }
-    }
-
-    fn emit(&self, line: &str) {
-        // A demo that cannot print has nothing left to show: stop quietly
-        // (for example when piped into `head`).
-        if writeln!(io::stdout(), "{line}").is_err() {
-            std::process::exit(0);
-        }
+        section(title);
     }
 
     /// The events narrated so far.
-    pub fn events(&self) -> &[Event] {
-        &self.events
+    pub fn events(&self) -> Vec<Event> {
+        timeline().as_ref().map(|t| t.events.clone()).unwrap_or_default()
     }
 }
 
 impl Drop for Transcript {
     fn drop(&mut self) {
+        ACTIVE.store(false, Ordering::Relaxed);
+        let Some(timeline) = timeline().take() else { return };
         let Some(path) = std::env::var_os(EVENTS_ENV) else {
             return;
         };
         let text: String =
-            self.events.iter().map(|e| e.to_line() + "\n").collect();
+            timeline.events.iter().map(|e| e.to_line() + "\n").collect();
         if let Err(err) = std::fs::write(&path, text) {
             eprintln!("transcript: cannot write events to {path:?}: {err}");
         }

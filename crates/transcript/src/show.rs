@@ -78,6 +78,30 @@ macro_rules! outcome_is_fd {
 }
 outcome_is_fd!(Socket, OwnedFd, TcpStream, TcpListener, std::fs::File);
 
+/// `getsockname` or `getpeername`: the call returns 0 and fills in the
+/// address, shown after it.
+impl Outcome for SockAddr {
+    fn ret(&self) -> Ret {
+        Ret::Value(0)
+    }
+    fn detail(&self) -> String {
+        match self.as_socket() {
+            Some(addr) => addr.to_string(),
+            None => "unnamed".to_string(),
+        }
+    }
+}
+
+/// `getsockname` or `getpeername` with std: 0, and the address after it.
+impl Outcome for SocketAddr {
+    fn ret(&self) -> Ret {
+        Ret::Value(0)
+    }
+    fn detail(&self) -> String {
+        self.to_string()
+    }
+}
+
 /// `accept` with socket2: the new descriptor and who is on the other end.
 impl Outcome for (Socket, SockAddr) {
     fn ret(&self) -> Ret {
