@@ -76,13 +76,30 @@ trace n:
             /^[0-9]+ / { if (started) { $1 = ""; print "      kernel>" $0 } ; next }
             { started = 1; print; fflush() }'
 
-# Show what lesson M changes compared with lesson N: a unified diff of their sources
-diff n m:
+# Show what lesson M changes compared with lesson N: a diff of the code a reader takes away (add --all for whole crates, demo and CLI included)
+diff n m *all:
     #!/usr/bin/env bash
     set -euo pipefail
-    a=$(ls -d crates/$(printf '%02d' "{{n}}")-*/src) b=$(ls -d crates/$(printf '%02d' "{{m}}")-*/src)
-    # The prefixes put the lesson numbers in every file header.
-    git --no-pager diff --no-index --src-prefix="lesson-{{n}}:" --dst-prefix="lesson-{{m}}:" "$a" "$b" || [ $? -eq 1 ]  # 1 means "they differ"
+    src() { ls -d crates/$(printf '%02d' "$1")-*/src; }
+    a=$(src "{{n}}") b=$(src "{{m}}")
+    if [ "{{all}}" != "--all" ]; then
+        # The takeaway: every source file but the demo and the command line
+        # (CONTRIBUTING.md, "Where each role lives").
+        tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+        for pair in "{{n}}:$a" "{{m}}:$b"; do
+            to="$tmp/lesson-${pair%%:*}"; mkdir -p "$to"
+            (cd "${pair#*:}" && find . -name '*.rs' ! -name main.rs ! -name 'demo*.rs' ! -path './demo/*' \
+                -exec cp --parents {} "$to/" \;)
+        done
+        cd "$tmp"
+        git --no-pager diff --no-index --no-prefix "lesson-{{n}}" "lesson-{{m}}" || [ $? -le 1 ]
+        exit
+    fi
+    # The prefixes put the lesson numbers in every file header; status 1
+    # only means "they differ".
+    status=0
+    git --no-pager diff --no-index --src-prefix="lesson-{{n}}:" --dst-prefix="lesson-{{m}}:" "$a" "$b" || status=$?
+    [ "$status" -le 1 ]
 
 # Run every test: snapshots, interop, book checks, kernel checks
 test:
