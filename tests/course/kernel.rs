@@ -39,9 +39,10 @@ fn every_narrated_call_is_one_the_kernel_made() {
         match check_lesson(n) {
             Ok(counts) => {
                 eprintln!(
-                    "lesson {n:02}: {} narrated calls checked against the kernel \
-                     ({} narrated lines, {} commentary lines not checked)",
-                    counts.events, counts.steps, counts.commentary
+                    "lesson {n:02}: {} narrated calls and {} of their arguments \
+                     checked against the kernel ({} narrated lines, {} \
+                     commentary lines not checked)",
+                    counts.events, counts.args, counts.steps, counts.commentary
                 );
                 checked += counts.events;
                 commentary += counts.commentary;
@@ -98,6 +99,9 @@ fn strace_works() -> Result<(), String> {
 struct Counts {
     /// Narrated calls matched to the kernel's.
     events: usize,
+    /// Values among their arguments (a backlog, an address, a flag, an
+    /// option's value, bytes sent), each found among the kernel's.
+    args: usize,
     /// Numbered transcript lines: one per narrated call.
     steps: usize,
     /// `# note` and `-- section --` lines: words, not system calls.
@@ -158,7 +162,18 @@ fn check_lesson(n: u32) -> Result<Counts, String> {
     let summary = compare(&narrated, window).map_err(|mismatch| {
         format!("narration differs from the kernel's trace\n{mismatch}\ntranscript:\n{stdout}")
     })?;
-    Ok(Counts { events: summary.checked, steps, commentary })
+    let args: usize = narrated
+        .iter()
+        .map(|e| transcript::args::narrated(&e.args).len())
+        .sum();
+    // Every demo narrates arguments (a socket's type, a bind address): if
+    // none were read, the comparison has quietly stopped.
+    if args == 0 {
+        return Err("no narrated argument was compared: are the events \
+                    written with their arguments?"
+            .to_string());
+    }
+    Ok(Counts { events: summary.checked, args, steps, commentary })
 }
 
 /// Numbered steps and commentary lines in a transcript. The header and

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::fmt::{self, Display, Write as _};
 use std::os::fd::RawFd;
 
+use crate::args::{self, Atom};
 use crate::{Event, Ret};
 
 /// Where a kernel entry point's first argument names a descriptor.
@@ -497,12 +498,26 @@ fn traced_lanes(traced: &Traced) -> Vec<Lane> {
 }
 
 /// Whether `traced` is the call `event` narrates: a kernel entry point the
-/// narrated name may appear as, on the same descriptor, with the same result.
+/// narrated name may appear as, on the same descriptor, with the same
+/// result, and with every argument the narration shows ([`wrong_args`]).
 fn same_call(event: &Event, traced: &Traced) -> bool {
     kernel_names(&event.call).contains(&traced.name.as_str())
         && event.fd == traced.fd
         && same_result(&event.ret, &traced.ret)
         && !stat_of_a_path(event, traced)
+        && wrong_args(event, traced).is_empty()
+}
+
+/// The arguments `event` shows that `traced` does not: each narrated value
+/// (a backlog, an address, a flag, an option's value, the bytes sent) must
+/// be among what the kernel received, after the renamings strace shows
+/// (`SO_RCVTIMEO` is `SO_RCVTIMEO_OLD` with a raw `timeval`, `accept` is
+/// `accept4`). What the narration leaves out is not compared.
+pub fn wrong_args(event: &Event, traced: &Traced) -> Vec<Atom> {
+    let acts_on_fd =
+        kernel(&traced.name).is_some_and(|k| k.first == FirstArg::Fd);
+    let kernel = args::traced(&traced.name, &traced.args, acts_on_fd);
+    args::unmatched(&args::narrated(&event.args), &kernel)
 }
 
 /// `newfstatat(3, "name", ...)` and `statx(3, "name", ...)` stat a path
@@ -617,10 +632,14 @@ fn overtaken_while_blocked(
     })
 }
 
-/// The event as the check reads it: `accept(fd 3) = fd 5`.
+/// The event as the check reads it: `listen(fd 3, 5) = 0`.
 fn show_event(event: &Event) -> String {
-    let fd = event.fd.map_or(String::new(), |fd| format!("fd {fd}"));
-    format!("{}({fd}) = {}", event.call, event.ret)
+    let mut args: Vec<String> =
+        event.fd.map(|fd| format!("fd {fd}")).into_iter().collect();
+    if !event.args.is_empty() {
+        args.push(event.args.clone());
+    }
+    format!("{}({}) = {}", event.call, args.join(", "), event.ret)
 }
 
 /// Builds the report for narrated event `failed`, the first without a match:
@@ -736,7 +755,16 @@ fn near_misses(event: &Event, traced: &[Traced], from: usize) -> Vec<String> {
         }
         let fd_ok = t.fd == event.fd;
         let ret_ok = same_result(&event.ret, &t.ret);
-        let why = if fd_ok && ret_ok && i < from {
+        let wrong = wrong_args(event, t);
+        let why = if fd_ok && ret_ok && !wrong.is_empty() && i >= from {
+            let shown: Vec<String> =
+                wrong.iter().map(|a| a.to_string()).collect();
+            format!(
+                "same call, fd and result, but the kernel got no {}: the narration \
+                 shows an argument the call did not have",
+                shown.join(", ")
+            )
+        } else if fd_ok && ret_ok && i < from {
             "the same call, but it comes before a call already matched to an earlier \
              narrated one on the same fd: out of order"
                 .to_string()
@@ -833,7 +861,7 @@ mod tests {
     }
 
     fn ev(call: &str, fd: Option<RawFd>, ret: Ret) -> Event {
-        Event { call: call.to_string(), fd, ret }
+        Event { call: call.to_string(), fd, ret, args: String::new() }
     }
 
     fn lesson_2() -> Vec<Traced> {
@@ -868,6 +896,70 @@ mod tests {
         let open = &calls[25];
         assert_eq!((open.name.as_str(), open.fd), ("openat", None));
         assert_eq!(calls[28].ret, TracedRet::Unknown);
+    }
+
+    /// Lesson 2's events with the arguments its demo narrates, as its
+    /// events file holds them.
+    fn lesson_2_with_args() -> Vec<Event> {
+        let args = [
+            "AF_INET, SOCK_STREAM|SOCK_CLOEXEC",
+            "127.0.0.1:0",
+            "",
+            "5",
+            "AF_INET, SOCK_STREAM|SOCK_CLOEXEC",
+            "127.0.0.1:50913",
+            "",
+            "SO_RCVTIMEO, 10 s",
+            "\"hello, server\\n\"",
+            "4096",
+            "\"hello, server\\n\"",
+            "4096",
+            "",
+            "4096",
+            "",
+            "AF_INET, SOCK_STREAM|SOCK_CLOEXEC",
+            "127.0.0.1:50913",
+            "",
+            "SO_RCVTIMEO, 100 ms",
+            "4096",
+            "",
+            "4096",
+            "",
+            "",
+        ];
+        let mut narrated = events(LESSON_2_EVENTS);
+        assert_eq!(narrated.len(), args.len());
+        for (event, args) in narrated.iter_mut().zip(args) {
+            event.args = args.to_string();
+        }
+        narrated
+    }
+
+    #[test]
+    fn narrated_arguments_match_the_kernels_in_a_real_run() {
+        let summary =
+            compare(&lesson_2_with_args(), &lesson_2()).expect("match");
+        assert_eq!(summary.checked, 24);
+    }
+
+    #[test]
+    fn a_narrated_backlog_the_kernel_did_not_get_is_a_mismatch() {
+        // listen(3, 5) in the trace; the narration says 6.
+        let mut narrated = lesson_2_with_args();
+        narrated[3].args = "6".to_string();
+        let report = compare(&narrated, &lesson_2()).unwrap_err();
+        assert_eq!(report.event, 3);
+        assert!(report.to_string().contains("the kernel got no 6"), "{report}");
+    }
+
+    #[test]
+    fn a_narrated_option_value_the_kernel_did_not_get_is_a_mismatch() {
+        // The second SO_RCVTIMEO was 100 ms; the narration says 10 s.
+        let mut narrated = lesson_2_with_args();
+        narrated[18].args = "SO_RCVTIMEO, 10 s".to_string();
+        let report = compare(&narrated, &lesson_2()).unwrap_err();
+        assert_eq!(report.event, 18);
+        assert!(report.to_string().contains("no 10000 ms"), "{report}");
     }
 
     #[test]

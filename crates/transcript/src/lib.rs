@@ -24,6 +24,7 @@
 //! that are not system calls (notes, headings, values a program computed) are
 //! printed without a step number and recorded as nothing.
 
+pub mod args;
 pub mod check;
 pub mod cli;
 mod fail;
@@ -80,6 +81,9 @@ pub struct Event {
     pub fd: Option<RawFd>,
     /// What it returned.
     pub ret: Ret,
+    /// The other arguments, as the transcript prints them (`127.0.0.1:0`,
+    /// `SO_RCVTIMEO, 10 s`): [`check`] compares each with the kernel's.
+    pub args: String,
 }
 
 impl Event {
@@ -91,7 +95,9 @@ impl Event {
             Ret::Value(v) => v.to_string(),
             Ret::Errno(name) => name.clone(),
         };
-        format!("{}\t{fd}\t{ret}", self.call)
+        // Narrated bytes are escaped (`\t`), so a tab separates fields.
+        let args = self.args.replace('\t', "\\t");
+        format!("{}\t{fd}\t{ret}\t{args}", self.call)
     }
 
     /// Parses a line written by [`Event::to_line`].
@@ -110,7 +116,8 @@ impl Event {
         } else {
             Ret::Errno(ret.to_string())
         };
-        Some(Event { call, fd, ret })
+        let args = parts.next().unwrap_or_default().to_string();
+        Some(Event { call, fd, ret, args })
     }
 }
 
@@ -286,6 +293,7 @@ impl Call {
             call: self.name.to_string(),
             fd: self.fd,
             ret: self.ret.clone()?,
+            args: self.args.clone(),
         })
     }
 }
@@ -619,7 +627,8 @@ mod tests {
             Some(Event {
                 call: "send".into(),
                 fd: Some(4),
-                ret: Ret::Value(6144)
+                ret: Ret::Value(6144),
+                args: "1048576 bytes".into(),
             })
         );
     }
