@@ -26,3 +26,5 @@ mod lesson_10;
 mod lesson_11;
 mod lesson_12;
 mod lesson_13;
+mod manpages;
+mod sysctls;
