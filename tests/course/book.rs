@@ -374,7 +374,7 @@ struct Citation {
 
 /// The paragraphs and list items of a chapter outside fenced code blocks,
 /// each with the number of its first line.
-fn paragraphs(text: &str) -> Vec<(usize, String)> {
+pub(crate) fn paragraphs(text: &str) -> Vec<(usize, String)> {
     let item = Regex::new(r"^\s*(?:[-*+]|[0-9]+\.)\s|^#").unwrap();
     let mut found: Vec<(usize, String)> = Vec::new();
     let mut current: Option<(usize, String)> = None;

@@ -27,3 +27,5 @@ mod lesson_11;
 mod lesson_12;
 mod lesson_13;
 mod listings;
+mod manpages;
+mod sysctls;

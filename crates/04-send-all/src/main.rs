@@ -6,8 +6,8 @@
 //! Python's `sendall` and Rust's `write_all` do for you. And "taken" is not
 //! "sent": the kernel decides when the bytes leave, and by default (Nagle's
 //! algorithm) it holds a small write back while an earlier one is
-//! unacknowledged, which costs a request written in two pieces about 40 ms
-//! per round, even on loopback.
+//! unacknowledged, which costs a request written in two pieces 40 ms
+//! or more per round (a delayed ACK), even on loopback.
 //!
 //! What was wrong before: lesson 2's server called `send` once and only
 //! complained when it came up short; the article presents `sendall` and

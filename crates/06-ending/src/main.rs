@@ -6,8 +6,9 @@
 //! ends both, and *how* it ends matters: with nothing left unread it sends
 //! FIN, but with unread data (or `SO_LINGER` 0) it sends RST, and the peer's
 //! next read fails with `ECONNRESET`. Writing to a peer that has gone
-//! succeeds once, and fails with `EPIPE` after its RST comes back. The side
-//! that closes first keeps the connection in TIME_WAIT for a minute.
+//! succeeds until its RST comes back (a round trip), then fails with `EPIPE`
+//! (`ECONNRESET` first if no FIN came before the RST). The side that closes
+//! first keeps the connection in TIME_WAIT for 60 s, fixed on Linux.
 //!
 //! What was missing before: lessons 2 and 3 ended every conversation with
 //! `close` and took the 0-byte read to mean "done". That hides a request

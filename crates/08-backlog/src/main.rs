@@ -42,8 +42,9 @@ const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
 const HANDSHAKE_WAIT_MS: u16 = 200;
 
 /// How long the demo waits for the stalled clients once there is room.
-/// Their SYNs are resent 1 s after the first one, then 3 s, 7 s...
-/// (`man 7 tcp`, `tcp_syn_retries`); this covers the third resend.
+/// Their SYNs are resent 1 s after the first one, then at 2 s and 3 s with
+/// `net.ipv4.tcp_syn_linear_timeouts` (Linux 6.5 and later), or at 3 s and
+/// 7 s without it; this covers the third resend either way.
 const RETRY_WAIT_MS: u16 = 8000;
 
 /// How long the server waits for a connection a client says it completed.
@@ -359,7 +360,8 @@ fn demo(backlog: i32, clients: usize) -> Result<(), Failure> {
     }
     if !resent_after.is_empty() {
         // Print what cannot vary: each wait fell in the window between the
-        // first resend (1 s) and the second (3 s after the first SYN).
+        // first resend (1 s) and the second (2 s after the first SYN with
+        // Linux 6.5's linear SYN timeouts, 3 s on older kernels).
         let first_resend = resent_after.iter().all(|d| {
             (Duration::from_millis(900)..Duration::from_secs(2)).contains(d)
         });
