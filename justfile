@@ -7,56 +7,69 @@ default:
     @just --list --unsorted
 
 # Lesson 1: a socket is a file descriptor
+[no-exit-message]
 lesson-1 *args:
-    cargo run --quiet -p lesson-01 -- "$@"
+    @cargo run --quiet -p lesson-01 -- "$@"
 
 # Lesson 2: the article's server and client, one raw socket call at a time
+[no-exit-message]
 lesson-2 *args:
-    cargo run --quiet -p lesson-02 -- "$@"
+    @cargo run --quiet -p lesson-02 -- "$@"
 
 # Lesson 3: the same with std::net, and the system calls behind it
+[no-exit-message]
 lesson-3 *args:
-    cargo run --quiet -p lesson-03 -- "$@"
+    @cargo run --quiet -p lesson-03 -- "$@"
 
 # Lesson 4: send is not send_all: short writes, a write-all loop, Nagle's algorithm
+[no-exit-message]
 lesson-4 *args:
-    cargo run --quiet -p lesson-04 -- "$@"
+    @cargo run --quiet -p lesson-04 -- "$@"
 
 # Lesson 5: a byte stream, not messages: framing by newline and by length
+[no-exit-message]
 lesson-5 *args:
-    cargo run --quiet -p lesson-05 -- "$@"
+    @cargo run --quiet -p lesson-05 -- "$@"
 
 # Lesson 6: ending a conversation: half-close, RST, EPIPE and TIME_WAIT
+[no-exit-message]
 lesson-6 *args:
-    cargo run --quiet -p lesson-06 -- "$@"
+    @cargo run --quiet -p lesson-06 -- "$@"
 
 # Lesson 7: when things fail: address in use, reuse options, refused, port 0 and the 4-tuple
+[no-exit-message]
 lesson-7 *args:
-    cargo run --quiet -p lesson-07 -- "$@"
+    @cargo run --quiet -p lesson-07 -- "$@"
 
 # Lesson 8: what listen(backlog) really bounds: the accept queue, not the connections
+[no-exit-message]
 lesson-8 *args:
-    cargo run --quiet -p lesson-08 -- "$@"
+    @cargo run --quiet -p lesson-08 -- "$@"
 
 # Lesson 9: timeouts, deadlines, dead peers, and a server that survives them
+[no-exit-message]
 lesson-9 *args:
-    cargo run --quiet -p lesson-09 -- "$@"
+    @cargo run --quiet -p lesson-09 -- "$@"
 
 # Lesson 10: many clients, one thread each
+[no-exit-message]
 lesson-10 *args:
-    cargo run --quiet -p lesson-10 -- "$@"
+    @cargo run --quiet -p lesson-10 -- "$@"
 
 # Lesson 11: a bounded thread pool, a connection limit and a graceful shutdown
+[no-exit-message]
 lesson-11 *args:
-    cargo run --quiet -p lesson-11 -- "$@"
+    @cargo run --quiet -p lesson-11 -- "$@"
 
 # Lesson 12: non-blocking sockets and poll: one thread serves every client
+[no-exit-message]
 lesson-12 *args:
-    cargo run --quiet -p lesson-12 -- "$@"
+    @cargo run --quiet -p lesson-12 -- "$@"
 
 # Lesson 13: epoll, level- and edge-triggered, with a signalfd shutdown and EMFILE handled
+[no-exit-message]
 lesson-13 *args:
-    cargo run --quiet -p lesson-13 -- "$@"
+    @cargo run --quiet -p lesson-13 -- "$@"
 
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 trace n:
