@@ -29,3 +29,4 @@ mod lesson_13;
 mod listings;
 mod manpages;
 mod sysctls;
+mod try_it;
