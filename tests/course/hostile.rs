@@ -2037,3 +2037,57 @@ fn rss_below_ceiling(pid: u32) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `--timeout` values no socket option can hold: too small (`SO_RCVTIMEO`
+/// counts microseconds, and 0 means "wait for ever"), too large, or not a
+/// duration at all. Each is refused with one line naming the flag and exit
+/// status 1, before the server binds anything.
+#[test]
+fn one_at_a_time_servers_refuse_absurd_timeouts() {
+    let failures: Vec<String> = ONE_AT_A_TIME
+        .iter()
+        .flat_map(|&lesson| {
+            ["1e-7", "0", "-1", "NaN", "inf", "1e19"].into_iter().filter_map(
+                move |value| {
+                    refused_timeout(lesson, value).err().map(|e| {
+                        format!("lesson {lesson} --timeout {value}: {e}")
+                    })
+                },
+            )
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Runs `server --timeout=VALUE`; a server that accepts the value runs on,
+/// so it is given [`PROMPT`] to exit before it counts as having accepted.
+fn refused_timeout(lesson: u32, value: &str) -> Result<(), String> {
+    use std::process::Stdio;
+    let mut command = Command::new(bin(lesson));
+    command
+        .args(["server", "--addr", "127.0.0.1:0"])
+        .arg(format!("--timeout={value}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    die_with_this_thread(&mut command);
+    let mut child = command.spawn().map_err(|e| format!("spawn: {e}"))?;
+    let exited = wait_until_for(PROMPT, || {
+        child.try_wait().map(|s| s.is_some()).map_err(|e| e.to_string())
+    })?;
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("accepted: the server is running".into());
+    }
+    let out = child.wait_with_output().map_err(|e| format!("wait: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let flag = format!("lesson-{lesson:02}: --timeout: ");
+    if out.status.code() != Some(1)
+        || stderr.lines().count() != 1
+        || !stderr.starts_with(&flag)
+    {
+        return Err(format!("{}, stderr {stderr:?}", out.status));
+    }
+    Ok(())
+}
