@@ -93,7 +93,7 @@ fn open_both() -> Result<(OwnedFd, Socket), Failure> {
 // ANCHOR_END: create
 
 // ANCHOR: fstat
-/// One call for both: the file type bits of `st_mode` say what each
+/// The same call for both: the file type bits of `st_mode` say what each
 /// descriptor names. Returns the socket's, for its inode number.
 fn fstat_both(file: &OwnedFd, socket: &Socket) -> Result<FileStat, Failure> {
     fstat(file).map(Stat).told(|| server("fstat").on(file))?;
