@@ -1882,3 +1882,212 @@ fn ticks_per_second() -> f64 {
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if ticks > 0 { ticks as f64 } else { 100.0 }
 }
+
+// ---------------------------------------------------------------------------
+// Lessons 2 and 3: the one-at-a-time servers, stopped and continued, and
+// with their output closed (issue 13, items 3 and 6).
+// ---------------------------------------------------------------------------
+
+/// The one-at-a-time servers whose `serve_one` reads with a timeout and
+/// logs each client.
+const ONE_AT_A_TIME: [u32; 2] = [2, 3];
+
+/// The most resident memory a one-at-a-time server may hold after these
+/// cases: it keeps one 4 KiB buffer and one connection; a few MiB is the
+/// program itself.
+const ONE_AT_A_TIME_RSS_CEILING_KB: u64 = 16 * 1024;
+
+/// Ctrl-Z and `fg` while a client is connected and quiet: a `recv` with a
+/// timeout fails with EINTR after a stop and continue (`man 7 signal`),
+/// and a server that takes that for a failed connection hangs up on a
+/// client that did nothing wrong. The client must be answered after `fg`.
+#[test]
+fn one_at_a_time_servers_survive_stop_and_continue() {
+    let failures: Vec<String> = ONE_AT_A_TIME
+        .iter()
+        .filter_map(|&n| {
+            stop_and_continue(n).err().map(|e| format!("lesson {n}: {e}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn stop_and_continue(lesson: u32) -> Result<(), String> {
+    let mut command = Command::new(bin(lesson));
+    command.args(["server", "--addr", "127.0.0.1:0", "--timeout", "10"]);
+    die_with_this_thread(&mut command);
+    let mut server = Server::start(&mut command);
+    let addr: SocketAddr = server.addr.parse().map_err(|e| format!("{e}"))?;
+    let pid = server.pid();
+    let mut stream = connect(addr)?;
+    round_trip(&mut stream, b"before the stop\n")?;
+    // The server must be inside its recv when it is stopped: that is the
+    // call the stop interrupts.
+    if !wait_until(|| Ok(in_recv(pid)))? {
+        return Err("the server never waited in recvfrom".into());
+    }
+    signal(pid, libc::SIGSTOP)?;
+    if !wait_until(|| Ok(process_state(pid) == Some('T')))? {
+        return Err("the server did not stop".into());
+    }
+    signal(pid, libc::SIGCONT)?;
+    round_trip(&mut stream, b"after the continue\n").map_err(|e| {
+        format!("{e}; the server printed:\n{}", server.printed())
+    })?;
+    drop(stream);
+    server.wait_for("closed the connection");
+    let mut next = connect(addr)?;
+    round_trip(&mut next, b"the next client\n")?;
+    rss_below_ceiling(pid)
+}
+
+/// A server whose output nobody reads any more (`server | head -3`): each
+/// log line then fails with EPIPE, and `println!` panics on it. The server
+/// must go on serving, one client after another.
+#[test]
+fn one_at_a_time_servers_survive_a_closed_stdout() {
+    let failures: Vec<String> = ONE_AT_A_TIME
+        .iter()
+        .filter_map(|&n| {
+            closed_stdout(n).err().map(|e| format!("lesson {n}: {e}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn closed_stdout(lesson: u32) -> Result<(), String> {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut command = Command::new(bin(lesson));
+    command
+        .args(["server", "--addr", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    die_with_this_thread(&mut command);
+    let mut child = command.spawn().map_err(|e| format!("spawn: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = io::BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .ok_or("the server exited before it listened")?
+            .map_err(|e| format!("read the server's output: {e}"))?;
+        if let Some(rest) = line.split("Listening on ").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+        }
+    };
+    // Nobody reads the server's output from here on: its next line fails.
+    drop(lines);
+    let addr: SocketAddr =
+        addr.parse().map_err(|e| format!("address {addr:?}: {e}"))?;
+    let pid = child.id();
+    let served = (|| {
+        for name in ["first", "second", "third"] {
+            let mut stream = connect(addr)?;
+            round_trip(&mut stream, format!("{name} client\n").as_bytes())
+                .map_err(|e| format!("{name} client: {e}"))?;
+        }
+        rss_below_ceiling(pid)
+    })();
+    let exited = child.try_wait().map_err(|e| format!("wait: {e}"))?;
+    let _ = child.kill();
+    let _ = child.wait();
+    match (served, exited) {
+        (Ok(()), None) => Ok(()),
+        (Ok(()), Some(status)) => Err(format!("the server exited: {status}")),
+        (Err(e), status) => Err(format!("{e} (the server: {status:?})")),
+    }
+}
+
+/// Whether process `pid` is blocked in `recvfrom` (the call std and
+/// socket2 make for a read): `/proc/PID/syscall` starts with the number of
+/// the system call the process is in.
+fn in_recv(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|text| {
+        text.split_whitespace().next()
+            == Some(libc::SYS_recvfrom.to_string().as_str())
+    })
+}
+
+/// The state letter of process `pid` (`S` sleeping, `T` stopped...).
+fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+fn signal(pid: u32, signal: libc::c_int) -> Result<(), String> {
+    // SAFETY: kill only sends a signal to our own child process.
+    if unsafe { libc::kill(pid as libc::pid_t, signal) } == -1 {
+        return Err(format!("kill: {}", io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn rss_below_ceiling(pid: u32) -> Result<(), String> {
+    let rss = status_kb(pid, "VmRSS")?;
+    if rss > ONE_AT_A_TIME_RSS_CEILING_KB {
+        return Err(format!(
+            "VmRSS {rss} kB, above {ONE_AT_A_TIME_RSS_CEILING_KB} kB"
+        ));
+    }
+    Ok(())
+}
+
+/// `--timeout` values no socket option can hold: too small (`SO_RCVTIMEO`
+/// counts microseconds, and 0 means "wait for ever"), too large, or not a
+/// duration at all. Each is refused with one line naming the flag and exit
+/// status 1, before the server binds anything.
+#[test]
+fn one_at_a_time_servers_refuse_absurd_timeouts() {
+    let failures: Vec<String> = ONE_AT_A_TIME
+        .iter()
+        .flat_map(|&lesson| {
+            ["1e-7", "0", "-1", "NaN", "inf", "1e19"].into_iter().filter_map(
+                move |value| {
+                    refused_timeout(lesson, value).err().map(|e| {
+                        format!("lesson {lesson} --timeout {value}: {e}")
+                    })
+                },
+            )
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Runs `server --timeout=VALUE`; a server that accepts the value runs on,
+/// so it is given [`PROMPT`] to exit before it counts as having accepted.
+fn refused_timeout(lesson: u32, value: &str) -> Result<(), String> {
+    use std::process::Stdio;
+    let mut command = Command::new(bin(lesson));
+    command
+        .args(["server", "--addr", "127.0.0.1:0"])
+        .arg(format!("--timeout={value}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    die_with_this_thread(&mut command);
+    let mut child = command.spawn().map_err(|e| format!("spawn: {e}"))?;
+    let exited = wait_until_for(PROMPT, || {
+        child.try_wait().map(|s| s.is_some()).map_err(|e| e.to_string())
+    })?;
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("accepted: the server is running".into());
+    }
+    let out = child.wait_with_output().map_err(|e| format!("wait: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let flag = format!("lesson-{lesson:02}: --timeout: ");
+    if out.status.code() != Some(1)
+        || stderr.lines().count() != 1
+        || !stderr.starts_with(&flag)
+    {
+        return Err(format!("{}, stderr {stderr:?}", out.status));
+    }
+    Ok(())
+}

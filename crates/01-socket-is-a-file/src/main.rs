@@ -9,18 +9,26 @@
 //! "everything is a file" without showing it. Here the kernel says so
 //! itself: `fstat` reports the socket's file type as `S_IFSOCK`, and
 //! `/proc/self/fd` lists it beside an ordinary file.
+//!
+//! The lesson is one demo, read top to bottom: `demo` calls the steps in
+//! the order of the timeline (`open_both`, `fstat_both`, `proc_links`,
+//! `seek_both`, `close_and_reuse`). Each call carries its line of the
+//! timeline as a suffix, `.told(|| ...)` (see the transcript crate).
 
+use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
-use nix::sys::stat::{Mode, SFlag, fstat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
 use nix::unistd::{Whence, close, lseek};
 use socket2::{Domain, Socket, Type};
-use transcript::{Failure, OrFail, Transcript, bytes, call};
+use transcript::{
+    Failure, Outcome, Ret, Told, Transcript, bytes, server, server_note,
+};
 
 /// A file every Unix system has, opened to compare with the socket.
 const ORDINARY_FILE: &str = "/etc/passwd";
@@ -53,114 +61,143 @@ fn main() -> ExitCode {
     })
 }
 
+/// The timeline: a file and a socket, side by side, from `open` to
+/// `close`.
 fn demo() -> Result<(), Failure> {
-    let mut t = Transcript::new(&["this process"]);
-    t.server_note("fds 0, 1 and 2 are stdin, stdout and stderr; a new one gets the lowest free number");
+    let _timeline = Transcript::new(&["this process"]);
+    server_note(
+        "fds 0, 1 and 2 are stdin, stdout and stderr; \
+         a new one gets the lowest free number",
+    );
+    let (file, socket) = open_both()?;
+    let socket_stat = fstat_both(&file, &socket)?;
+    proc_links(&file, &socket, &socket_stat)?;
+    seek_both(&file, &socket)?;
+    close_and_reuse(file, socket)
+}
 
-    // ANCHOR: create
+// ANCHOR: create
+/// An ordinary file and a socket: both calls return a descriptor.
+fn open_both() -> Result<(OwnedFd, Socket), Failure> {
     // An ordinary file first, for comparison: open() returns a descriptor.
-    let file = open(ORDINARY_FILE, OFlag::O_RDONLY, Mode::empty());
-    t.server(
-        call("open")
-            .args(format!("{ORDINARY_FILE:?}, O_RDONLY"))
-            .returned(&file),
-    );
-    let file = file.or_fail(format!("open {ORDINARY_FILE}"))?;
+    let file = open(ORDINARY_FILE, OFlag::O_RDONLY, Mode::empty())
+        .told(|| server("open").args(format!("{ORDINARY_FILE:?}, O_RDONLY")))?;
 
-    // socket() returns a descriptor from the same table: the next free number.
-    // socket2 always adds SOCK_CLOEXEC, so programs we start do not inherit it.
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&socket),
-    );
-    let socket = socket.or_fail("socket")?;
-    // ANCHOR_END: create
+    // socket() returns a descriptor from the same table: the next free
+    // number. socket2 always adds SOCK_CLOEXEC, so programs we start do
+    // not inherit it.
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
+        .told(|| server("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC"))?;
+    Ok((file, socket))
+}
+// ANCHOR_END: create
 
-    // ANCHOR: fstat
-    // fstat() works on any descriptor; the file type bits say what it names.
-    let file_stat = fstat(&file).or_fail("fstat")?;
-    t.server(
-        call("fstat").on(&file).gave(&()).detail(file_type(file_stat.st_mode)),
-    );
-    let socket_stat = fstat(&socket).or_fail("fstat")?;
-    t.server(
-        call("fstat")
-            .on(&socket)
-            .gave(&())
-            .detail(file_type(socket_stat.st_mode)),
-    );
-    // ANCHOR_END: fstat
+// ANCHOR: fstat
+/// The same call for both: the file type bits of `st_mode` say what each
+/// descriptor names. Returns the socket's, for its inode number.
+fn fstat_both(file: &OwnedFd, socket: &Socket) -> Result<FileStat, Failure> {
+    fstat(file).map(Stat).told(|| server("fstat").on(file))?;
+    let Stat(stat) =
+        fstat(socket).map(Stat).told(|| server("fstat").on(socket))?;
+    Ok(stat)
+}
+// ANCHOR_END: fstat
 
-    // ANCHOR: proc
-    // /proc/self/fd has one symbolic link per open descriptor. A file's link
-    // points at its path; a socket has no path, only an inode in sockfs.
-    let file_link = fd_link(&mut t, file.as_raw_fd())?;
-    t.server_note(format!("fd {} is the file {file_link}", file.as_raw_fd()));
-    let socket_link = fd_link(&mut t, socket.as_raw_fd())?;
+// ANCHOR: proc
+/// `/proc/self/fd` has one symbolic link per open descriptor. A file's
+/// link points at its path; a socket has no path, only an inode in sockfs.
+fn proc_links(
+    file: &OwnedFd,
+    socket: &Socket,
+    socket_stat: &FileStat,
+) -> Result<(), Failure> {
+    let file_link = fd_link(file.as_raw_fd())?.unwrap_or_default();
+    server_note(format!("fd {} is the file {file_link}", file.as_raw_fd()));
+    let socket_link = fd_link(socket.as_raw_fd())?.unwrap_or_default();
+    server_note(format!("fd {} is {socket_link}", socket.as_raw_fd()));
     let same_inode = socket_link == format!("socket:[{}]", socket_stat.st_ino);
-    t.server_note(format!("fd {} is {socket_link}", socket.as_raw_fd()));
-    t.server_note(format!(
+    server_note(format!(
         "same inode as fstat's st_ino: {}",
         yes_no(same_inode)
     ));
-    // ANCHOR_END: proc
+    Ok(())
+}
+// ANCHOR_END: proc
 
-    // ANCHOR: seek
-    // Where the file picture ends: a socket is a stream with no position.
-    let at = lseek(&file, 0, Whence::SeekSet);
-    t.server(call("lseek").on(&file).args("0, SEEK_SET").returned(&at));
-    let at = lseek(&socket, 0, Whence::SeekSet);
-    t.server(call("lseek").on(&socket).args("0, SEEK_SET").returned(&at));
-    // ANCHOR_END: seek
+// ANCHOR: seek
+/// Where the file picture ends: a socket is a stream with no position.
+fn seek_both(file: &OwnedFd, socket: &Socket) -> Result<(), Failure> {
+    lseek(file, 0, Whence::SeekSet)
+        .told(|| server("lseek").on(file).args("0, SEEK_SET"))?;
+    // The kernel refuses with ESPIPE, "illegal seek", as for a pipe.
+    match lseek(socket, 0, Whence::SeekSet)
+        .traced(|| server("lseek").on(socket).args("0, SEEK_SET"))
+    {
+        Err(Errno::ESPIPE) | Ok(_) => Ok(()),
+        Err(errno) => Err(Failure::new("lseek", io::Error::from(errno))),
+    }
+}
+// ANCHOR_END: seek
 
-    // ANCHOR: close
-    // close() gives the number back to the kernel; nothing names the socket now.
+// ANCHOR: close
+/// close() gives the number back to the kernel; the next descriptor takes
+/// the lowest free number, the one just closed.
+fn close_and_reuse(file: OwnedFd, socket: Socket) -> Result<(), Failure> {
     let closed_fd = socket.as_raw_fd();
-    let closed = close(socket);
-    t.server(call("close").on_fd(closed_fd).returned(&closed));
-    fd_link(&mut t, closed_fd)?;
+    close(socket).told(|| server("close").on_fd(closed_fd))?;
+    // Nothing names the socket now: its link is gone.
+    fd_link(closed_fd)?;
 
-    // The next descriptor reuses the lowest free number: the one just closed.
-    let again = Socket::new(Domain::IPV4, Type::STREAM, None);
-    t.server(
-        call("socket")
-            .args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC")
-            .returned(&again),
-    );
-    let again = again.or_fail("socket")?;
-    t.server_note(format!(
+    let again = Socket::new(Domain::IPV4, Type::STREAM, None)
+        .told(|| server("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC"))?;
+    server_note(format!(
         "the closed number was reused: {}",
         yes_no(again.as_raw_fd() == closed_fd)
     ));
 
     let again_fd = again.as_raw_fd();
-    t.server(call("close").on_fd(again_fd).returned(&close(again)));
+    close(again).told(|| server("close").on_fd(again_fd))?;
     let file_fd = file.as_raw_fd();
-    t.server(call("close").on_fd(file_fd).returned(&close(file)));
-    // ANCHOR_END: close
-    Ok(())
+    close(file).told(|| server("close").on_fd(file_fd))
+}
+// ANCHOR_END: close
+
+/// Reads `/proc/self/fd/N` and narrates it: the link's text, or `None`
+/// when there is no such descriptor (shown, not fatal).
+fn fd_link(fd: RawFd) -> Result<Option<String>, Failure> {
+    let path = format!("/proc/self/fd/{fd}");
+    match fs::read_link(&path)
+        .map(|target| Link(target.to_string_lossy().into_owned()))
+        .traced(|| server("readlink").args(bytes(path.as_bytes())))
+    {
+        Ok(Link(target)) => Ok(Some(target)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(Failure::new(format!("readlink {path}"), err)),
+    }
 }
 
-/// Reads `/proc/self/fd/N` and narrates it; a missing link is shown, not fatal.
-fn fd_link(t: &mut Transcript, fd: RawFd) -> Result<String, Failure> {
-    let path = PathBuf::from(format!("/proc/self/fd/{fd}"));
-    let target = std::fs::read_link(&path);
-    let shown = call("readlink").args(bytes(path.to_string_lossy().as_bytes()));
-    match &target {
-        Ok(target) => {
-            let text = target.to_string_lossy().into_owned();
-            t.server(shown.gave(&text.len()).detail(bytes(text.as_bytes())));
-            Ok(text)
-        }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            t.server(shown.failed(err));
-            Ok(String::new())
-        }
-        Err(_) => target
-            .map(|_| String::new())
-            .or_fail(format!("readlink {}", path.display())),
+/// What `fstat` filled in, as the timeline shows it: the call returns 0,
+/// and the file type follows.
+struct Stat(FileStat);
+
+impl Outcome for Stat {
+    fn ret(&self) -> Ret {
+        Ret::Value(0)
+    }
+    fn detail(&self) -> String {
+        file_type(self.0.st_mode).to_string()
+    }
+}
+
+/// What `readlink` read: it returns the length, and the text follows.
+struct Link(String);
+
+impl Outcome for Link {
+    fn ret(&self) -> Ret {
+        Ret::Value(self.0.len() as i64)
+    }
+    fn detail(&self) -> String {
+        bytes(self.0.as_bytes())
     }
 }
 
