@@ -263,7 +263,6 @@ fn write_all_hides(
 }
 // ANCHOR_END: write_all_hides
 
-// ANCHOR: std_connect
 /// `TcpStream::connect` is two calls, `socket` and `connect`; the server
 /// accepts the connection.
 fn std_connect(
@@ -279,7 +278,6 @@ fn std_connect(
         listener.accept().told(|| server("accept").on(listener))?;
     Ok((stream, conn))
 }
-// ANCHOR_END: std_connect
 
 // ANCHOR: nagle
 /// Write, write, read: a request in two small pieces, then wait for the

@@ -94,40 +94,37 @@ fn send_all(
     let mut tally = Tally::default();
     while tally.sent < data.len() {
         let rest = &data[tally.sent..];
-        let err = match (&*conn).write(rest) {
+        match (&*conn).write(rest) {
             // On a stream socket the kernel never takes 0 bytes of a
             // non-empty buffer: stop rather than spin.
-            Ok(0) => io::ErrorKind::WriteZero.into(),
+            Ok(0) => {
+                let err = io::ErrorKind::WriteZero.into();
+                return Err(Stalled { sent: tally.sent, err });
+            }
             Ok(n) => {
                 if n < rest.len() {
+                    let asked = rest.len();
                     log!(
-                        "send: asked to take {} bytes, the kernel took {n}",
-                        rest.len()
+                        "send: asked to take {asked} bytes, the kernel took {n}"
                     );
                     tally.short += 1;
                 }
                 tally.sends += 1;
                 tally.sent += n;
-                continue;
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                log!(
-                    "send would block after {} of {} bytes: poll for room",
-                    tally.sent,
-                    data.len()
-                );
+                let (sent, total) = (tally.sent, data.len());
+                log!("send would block after {sent} of {total}: poll for room");
                 tally.waits += 1;
-                match wait_for_room(conn, timeout) {
-                    Ok(()) => continue,
-                    Err(err) => err,
+                if let Err(err) = wait_for_room(conn, timeout) {
+                    return Err(Stalled { sent, err });
                 }
             }
             // A signal came before any byte was taken: nothing happened.
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => err,
-        };
-        // Unlike write_all, the loop can say how far it got.
-        return Err(Stalled { sent: tally.sent, err });
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            // Unlike write_all, the loop can say how far it got.
+            Err(err) => return Err(Stalled { sent: tally.sent, err }),
+        }
     }
     Ok(tally)
 }
