@@ -2039,8 +2039,39 @@ fn hostile_lesson_4_refuses_sizes_it_cannot_hold() {
         let status = child.wait().expect("wait for lesson-04");
         let expected = format!("lesson-04: {message}\n");
         if status.code() != Some(1) || stderr != expected {
-            failures.push(format!("{flag} {value}: {status}, {stderr:?}"));
+            let first = stderr.lines().find(|l| !l.is_empty()).unwrap_or("");
+            failures.push(format!("{flag} {value}: {status}, {first:?}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A client of lesson 5's server that sends line after line and never
+/// reads a reply. The server's replies fill the client's receive buffer and
+/// its own send buffer, and its `write_all` waits for room. It had a read
+/// timeout but no write timeout, so it waited for ever, serving nobody
+/// else (seen: the next client got no reply within PATIENCE). With
+/// `SO_SNDTIMEO` it drops that client after `--timeout` and serves the next.
+#[test]
+fn hostile_lesson_5_drops_a_client_that_never_reads_its_replies() {
+    let server = Server::lesson(5, &["--timeout", "1"]);
+    let addr: SocketAddr = server.addr.parse().expect("the server's address");
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    // Small, and set before connect: few replies fill it.
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.connect_timeout(&addr.into(), PATIENCE).expect("connect");
+    let mut hostile = TcpStream::from(socket);
+    hostile.set_write_timeout(Some(PATIENCE)).expect("SO_SNDTIMEO");
+    // 8 MiB of lines: their replies are four times as many bytes, more
+    // than any send and receive buffer hold. The server stops reading
+    // once it is stuck, so this write ends with an error, or PATIENCE.
+    let flood = thread::spawn(move || {
+        let _ = hostile.write_all(&b"x\n".repeat(4 << 20));
+    });
+    let served = lesson_5_client(addr);
+    let _ = flood.join();
+    let rss = status_kb(server.pid(), "VmRSS");
+    served.expect("the next client, after the one that never reads");
+    let rss = rss.expect("the server's VmRSS");
+    assert!(rss <= LESSONS_4_5_RSS_KB, "VmRSS {rss} kB");
 }

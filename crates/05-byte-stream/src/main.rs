@@ -84,7 +84,8 @@ enum Command {
             value_parser = max_frame
         )]
         max_frame: usize,
-        /// Seconds a client may stay silent before the server drops it
+        /// Seconds a client may stay silent, or leave its replies unread,
+        /// before the server drops it
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
     },

@@ -44,7 +44,7 @@ pub fn run(
 
 // ANCHOR: serve_one
 /// Answers frames until the client closes, sends a bad frame, goes quiet
-/// for `timeout`, or fails.
+/// or leaves its replies unread for `timeout`, or fails.
 fn serve_one(
     conn: &TcpStream,
     peer: SocketAddr,
@@ -52,8 +52,13 @@ fn serve_one(
     max: usize,
     timeout: Duration,
 ) {
-    if let Err(err) = conn.set_read_timeout(Some(timeout)) {
-        log!("setsockopt SO_RCVTIMEO for {peer}: {err}; closing");
+    // A client that goes quiet, or sends and never reads its replies, is
+    // dropped after `timeout`: it must not hold the server for ever.
+    let limits = conn
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| conn.set_write_timeout(Some(timeout)));
+    if let Err(err) = limits {
+        log!("setsockopt SO_RCVTIMEO, SO_SNDTIMEO for {peer}: {err}; closing");
         return;
     }
     // Bytes read but not yet framed: at most one unfinished frame plus
