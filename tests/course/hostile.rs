@@ -2091,3 +2091,196 @@ fn refused_timeout(lesson: u32, value: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------
+// Lessons 4 and 5: a closed stdout, and option values they cannot honour
+// (issue 13, items 5 and 6).
+// ---------------------------------------------------------------------
+
+/// The most either server's resident memory may reach in these cases: far
+/// above what they need (a few MiB), far below a server that kept what it
+/// was asked to send or sent.
+const LESSONS_4_5_RSS_KB: u64 = 64 * 1024;
+
+/// Starts lesson `n`'s server on port 0 with `args`, reads the line that
+/// says where it listens, then closes the read end of its stdout, as
+/// `server | head -1` does once `head` has its line.
+fn server_with_stdout_closed(
+    n: u32,
+    args: &[&str],
+) -> Result<(std::process::Child, SocketAddr), String> {
+    use std::io::BufRead;
+    let mut command = Command::new(bin(n));
+    command
+        .args(["server", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    die_with_this_thread(&mut command);
+    let mut child = command.spawn().map_err(|e| format!("spawn: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut first = String::new();
+    io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .map_err(|e| format!("read the server's first line: {e}"))?;
+    // The reader, and with it the pipe's only read end, is dropped here.
+    let addr = first
+        .split("Listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .ok_or(format!("no address in {first:?}"))?;
+    Ok((child, addr))
+}
+
+/// One client of lesson 4's server: reads the whole block (`--size`).
+fn lesson_4_client(addr: SocketAddr, size: usize) -> Result<(), String> {
+    let mut stream = connect(addr)?;
+    let mut got = Vec::new();
+    stream
+        .read_to_end(&mut got)
+        .map_err(|e| format!("read after {} bytes: {e}", got.len()))?;
+    let expected: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    if got != expected {
+        return Err(format!("{} of {size} bytes", got.len()));
+    }
+    Ok(())
+}
+
+/// One client of lesson 5's server: one line, its echo.
+fn lesson_5_client(addr: SocketAddr) -> Result<(), String> {
+    let mut stream = connect(addr)?;
+    stream.write_all(b"hi\n").map_err(|e| format!("send: {e}"))?;
+    let reply = read_until_newline(&mut stream)?;
+    if reply != b"echo: hi\n" {
+        return Err(format!("reply {:?}", String::from_utf8_lossy(&reply)));
+    }
+    Ok(())
+}
+
+/// `lesson-04 server | head -1`, `lesson-05 server | head -1`: the servers
+/// printed with `println!`, which panics when stdout is a closed pipe, so
+/// each died at its first client (seen: the client got 0 bytes, then the
+/// server exited with status 101). Both must serve client after client,
+/// silently, in bounded memory.
+#[test]
+fn hostile_lessons_4_and_5_serve_on_with_stdout_closed() {
+    let size = 100_000;
+    let cases: [(u32, &[&str]); 2] = [
+        (4, &["--size", "100000", "--timeout", "5"]),
+        (5, &["--timeout", "5"]),
+    ];
+    let mut failures = Vec::new();
+    for (n, args) in cases {
+        let result =
+            server_with_stdout_closed(n, args).and_then(|(mut child, addr)| {
+                let served = (0..3).try_for_each(|_| match n {
+                    4 => lesson_4_client(addr, size),
+                    _ => lesson_5_client(addr),
+                });
+                let rss = status_kb(child.id(), "VmRSS");
+                let running = matches!(child.try_wait(), Ok(None));
+                let _ = child.kill();
+                let _ = child.wait();
+                served?;
+                if !running {
+                    return Err("the server exited".to_string());
+                }
+                match rss? {
+                    kb if kb > LESSONS_4_5_RSS_KB => {
+                        Err(format!("VmRSS {kb} kB > {LESSONS_4_5_RSS_KB} kB"))
+                    }
+                    _ => Ok(()),
+                }
+            });
+        if let Err(e) = result {
+            failures.push(format!("lesson {n}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `lesson-04 server --size` is the block it keeps in memory and sends
+/// each client: an enormous one panicked ("capacity overflow", status 101)
+/// or aborted on allocation; zero was accepted and sent nothing. Each bad
+/// value, and an `--sndbuf` that is no C `int`, is now one line and
+/// status 1, before the server listens.
+#[test]
+fn hostile_lesson_4_refuses_sizes_it_cannot_hold() {
+    let mut failures = Vec::new();
+    for (flag, value, message) in [
+        (
+            "--size",
+            "18446744073709551615",
+            "--size: must be from 1 to 67108864",
+        ),
+        ("--size", "1000000000000", "--size: must be from 1 to 67108864"),
+        ("--size", "0", "--size: must be from 1 to 67108864"),
+        (
+            "--sndbuf",
+            "18446744073709551615",
+            "--sndbuf: must be from 1 to 2147483647",
+        ),
+        ("--sndbuf", "0", "--sndbuf: must be from 1 to 2147483647"),
+    ] {
+        let mut command = Command::new(bin(4));
+        command
+            .args(["server", "--addr", "127.0.0.1:0", flag, value])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        die_with_this_thread(&mut command);
+        let mut child = command.spawn().expect("spawn lesson-04");
+        // A server that accepted the value listens for ever: give it
+        // PATIENCE to exit, then count it as a failure.
+        let exited = wait_until(|| Ok(matches!(child.try_wait(), Ok(Some(_)))));
+        if !matches!(exited, Ok(true)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            failures.push(format!("{flag} {value}: accepted, still running"));
+            continue;
+        }
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        let status = child.wait().expect("wait for lesson-04");
+        let expected = format!("lesson-04: {message}\n");
+        if status.code() != Some(1) || stderr != expected {
+            let first = stderr.lines().find(|l| !l.is_empty()).unwrap_or("");
+            failures.push(format!("{flag} {value}: {status}, {first:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A client of lesson 5's server that sends line after line and never
+/// reads a reply. The server's replies fill the client's receive buffer and
+/// its own send buffer, and its `write_all` waits for room. It had a read
+/// timeout but no write timeout, so it waited for ever, serving nobody
+/// else (seen: the next client got no reply within PATIENCE). With
+/// `SO_SNDTIMEO` it drops that client after `--timeout` and serves the next.
+#[test]
+fn hostile_lesson_5_drops_a_client_that_never_reads_its_replies() {
+    let server = Server::lesson(5, &["--timeout", "1"]);
+    let addr: SocketAddr = server.addr.parse().expect("the server's address");
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    // Small, and set before connect: few replies fill it.
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.connect_timeout(&addr.into(), PATIENCE).expect("connect");
+    let mut hostile = TcpStream::from(socket);
+    hostile.set_write_timeout(Some(PATIENCE)).expect("SO_SNDTIMEO");
+    // 8 MiB of lines: their replies are four times as many bytes, more
+    // than any send and receive buffer hold. The server stops reading
+    // once it is stuck, so this write ends with an error, or PATIENCE.
+    let flood = thread::spawn(move || {
+        let _ = hostile.write_all(&b"x\n".repeat(4 << 20));
+    });
+    let served = lesson_5_client(addr);
+    let _ = flood.join();
+    let rss = status_kb(server.pid(), "VmRSS");
+    served.expect("the next client, after the one that never reads");
+    let rss = rss.expect("the server's VmRSS");
+    assert!(rss <= LESSONS_4_5_RSS_KB, "VmRSS {rss} kB");
+}
