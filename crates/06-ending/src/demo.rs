@@ -414,6 +414,7 @@ fn read_to_end(sock: &TcpStream) -> Result<(), Failure> {
     }
 }
 
+// ANCHOR: wait_for_reset
 /// Waits for the peer's RST instead of sleeping: with no events asked for,
 /// poll returns only on POLLERR or POLLHUP, which the reset sets (and at
 /// the latest after [`WAIT_MS`]).
@@ -431,6 +432,7 @@ fn wait_for_reset(conn: &TcpStream) -> Result<(), Failure> {
     ready.or_fail("poll")?;
     Ok(())
 }
+// ANCHOR_END: wait_for_reset
 
 /// A read that must have failed with a reset: anything else stops the demo.
 fn expect_reset(got: io::Result<usize>) -> Result<(), Failure> {
