@@ -26,7 +26,6 @@ const NOT_YET: &[&str] = &[
     "lesson-03.md",
     "lesson-04.md",
     "lesson-05.md",
-    "lesson-07.md",
     "lesson-08.md",
     "lesson-09.md",
     "lesson-10.md",

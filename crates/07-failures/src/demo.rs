@@ -172,7 +172,8 @@ fn four_tuple(listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
     let differ = yes_no(ports.len() == accepted.len());
     server_note(format!("their peer ports all differ: {differ}"));
     server_note(
-        "(local address, local port, peer address, peer port) names a connection",
+        "(local address, local port, peer address, peer port) \
+         names a connection",
     );
     clients.into_iter().for_each(|sock| close(sock, client));
     accepted.into_iter().for_each(|(conn, ..)| close(conn, server));
@@ -216,7 +217,8 @@ fn reuse_port() -> Result<(Vec<Socket>, SocketAddr), Failure> {
 /// calls are counted, not printed.
 fn spread(listeners: Vec<Socket>, addr: SocketAddr) -> Result<(), Failure> {
     client_note(format!(
-        "{SPREAD_CLIENTS} clients: socket, connect, then the server polls both listeners"
+        "{SPREAD_CLIENTS} clients: socket, connect, \
+         then the server polls both listeners"
     ));
     server_note(
         "and accepts from the one that has the connection (calls not shown)",
@@ -338,7 +340,8 @@ fn rebind(addr: SocketAddr) -> Result<(), Failure> {
     server_note(format!("a new server with TcpListener::bind(\"{addr}\"):"));
     let new = std_listen(addr)?;
     server_note(
-        "SO_REUSEADDR on the old socket and the new one: TIME_WAIT no longer blocks",
+        "SO_REUSEADDR on the old socket and the new one: \
+         TIME_WAIT no longer blocks",
     );
     close(new, server);
     Ok(())
