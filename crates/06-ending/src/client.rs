@@ -12,12 +12,17 @@ use crate::RECV_SIZE;
 /// Sends all of stdin, half-closes, and prints the reply until the server
 /// closes. A reset or any other failure exits with one line and status 1.
 pub fn run(addr: SocketAddr) -> Result<(), Failure> {
+    // All of stdin first: the server gives up on a client that stays
+    // silent too long, and a person typing the request may pause.
+    let mut request = Vec::new();
+    io::stdin().read_to_end(&mut request).or_fail("read stdin")?;
     let mut stream =
         TcpStream::connect(addr).or_fail(format!("connect {addr}"))?;
     say(format!("Connected to {addr}\n").as_bytes())?;
-    let sent = send_all_of_stdin(&mut stream, addr)?;
+    stream.write_all(&request).or_fail(format!("send {addr}"))?;
     // Without this the server, reading to end of stream, would wait forever.
     stream.shutdown(Shutdown::Write).or_fail(format!("shutdown {addr}"))?;
+    let sent = request.len();
     say(format!("Sent {sent} bytes, then shutdown(Write)\n").as_bytes())?;
 
     // The reply goes out as it comes: a reply of any length takes no more
@@ -36,24 +41,6 @@ pub fn run(addr: SocketAddr) -> Result<(), Failure> {
     say(b"The server closed the connection\n")
 }
 // ANCHOR_END: client
-
-/// Copies stdin to the server as it is read; returns how many bytes.
-fn send_all_of_stdin(
-    stream: &mut TcpStream,
-    addr: SocketAddr,
-) -> Result<u64, Failure> {
-    let mut stdin = io::stdin().lock();
-    let mut buf = [0u8; RECV_SIZE];
-    let mut sent = 0;
-    loop {
-        let n = stdin.read(&mut buf).or_fail("read stdin")?;
-        if n == 0 {
-            return Ok(sent);
-        }
-        stream.write_all(&buf[..n]).or_fail(format!("send {addr}"))?;
-        sent += n as u64;
-    }
-}
 
 /// Writes to the terminal, at once. A closed stdout ends the client with an
 /// error instead of a panic.
