@@ -61,13 +61,14 @@ pub fn run(
     let pid = std::process::id();
     log!("Listening on {local} (pid {pid})");
     loop {
-        // An accept error concerns one connection, not the server.
         match listener.accept() {
+            // `conn` is dropped at the end of this line: the server closes
+            // first, and this end, on the listening port, waits in
+            // TIME_WAIT.
             Ok((conn, peer)) => tell_both_ends(&conn, &peer, pid),
+            // An accept error concerns one connection, not the server.
             Err(err) => log!("accept: {err}"),
         }
-        // `conn` is dropped here: the server closes first, and this end,
-        // on the listening port, waits in TIME_WAIT.
     }
 }
 // ANCHOR_END: server
@@ -76,13 +77,9 @@ pub fn run(
 /// Writes the client its own address and the server's, as the kernel keeps
 /// them for this connection.
 fn tell_both_ends(conn: &Socket, peer: &SockAddr, pid: u32) {
-    let name = |addr: Option<SockAddr>| {
-        let addr = addr.and_then(|a| a.as_socket());
-        addr.map_or("unknown".to_string(), |a| a.to_string())
-    };
-    let peer = name(Some(peer.clone()));
+    let peer = shown(Some(peer));
     // The accepted socket's own address: the listener's port, always.
-    let here = name(conn.local_addr().ok());
+    let here = shown(conn.local_addr().ok().as_ref());
     log!("fd {}: {here} <-> {peer}", conn.as_raw_fd());
     let reply = format!("you are {peer}, I am {here} (pid {pid})\n");
     if let Err(err) = (&*conn).write_all(reply.as_bytes()) {
@@ -90,3 +87,11 @@ fn tell_both_ends(conn: &Socket, peer: &SockAddr, pid: u32) {
     }
 }
 // ANCHOR_END: tell_both_ends
+
+/// An address as `127.0.0.1:8001`, or `unknown`.
+fn shown(addr: Option<&SockAddr>) -> String {
+    match addr.and_then(SockAddr::as_socket) {
+        Some(addr) => addr.to_string(),
+        None => "unknown".to_string(),
+    }
+}
