@@ -166,7 +166,8 @@ fn four_tuple(listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
         "each accepted socket's local address is the listener's: {}",
         yes_no(same)
     ));
-    let mut ports: Vec<u16> = accepted.iter().map(|c| c.2.port()).collect();
+    let mut ports: Vec<u16> =
+        accepted.iter().map(|(_, _, peer)| peer.port()).collect();
     ports.sort_unstable();
     ports.dedup();
     let differ = yes_no(ports.len() == accepted.len());
