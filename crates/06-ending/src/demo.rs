@@ -40,14 +40,7 @@ const WAIT_MS: u16 = 5000;
 pub fn run() -> Result<(), Failure> {
     let _timeline = Transcript::new(&["server", "client"]);
     let (listener, addr) = listen()?;
-
-    section("shutdown(Write): done sending, still listening");
-    let (sock, conn, _peer) = connect(&listener, addr)?;
-    // Which end is the client's: the 4-tuple to look for afterwards.
-    let mine = sock.local_addr().told(|| client("getsockname").on(&sock))?;
-    half_close(sock, conn)?;
-    time_wait(mine, addr)?;
-
+    done_sending(&listener, addr)?;
     abortive_close(&listener, addr)?;
     unread_data(&listener, addr)?;
     drain_then_close(&listener, addr)?;
@@ -89,6 +82,19 @@ fn connect(
         .accept()
         .told(|| server("accept").on(listener).args("SOCK_CLOEXEC"))?;
     Ok((sock, conn, peer))
+}
+
+/// The first part: a half-close, then the TIME_WAIT it leaves.
+fn done_sending(
+    listener: &TcpListener,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
+    section("shutdown(Write): done sending, still listening");
+    let (sock, conn, _peer) = connect(listener, addr)?;
+    // Which end is the client's: the 4-tuple to look for afterwards.
+    let mine = sock.local_addr().told(|| client("getsockname").on(&sock))?;
+    half_close(sock, conn)?;
+    time_wait(mine, addr)
 }
 
 // ANCHOR: half_close
