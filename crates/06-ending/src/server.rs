@@ -86,7 +86,8 @@ fn serve_one(
         Ok(()) => log!("Closed {peer}: FIN sent"),
         Err(err) => log!("{peer}: {err}; closed"),
     }
-    // `conn` is dropped here: close, with nothing unread, sends no RST.
+    // `conn` is dropped here. After a whole drain nothing is left unread,
+    // so the close sends no RST; only a drain that gave up leaves any.
 }
 // ANCHOR_END: serve_one
 
