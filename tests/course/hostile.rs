@@ -2284,3 +2284,274 @@ fn hostile_lesson_5_drops_a_client_that_never_reads_its_replies() {
     let rss = rss.expect("the server's VmRSS");
     assert!(rss <= LESSONS_4_5_RSS_KB, "VmRSS {rss} kB");
 }
+
+// ---------------------------------------------------------------------------
+// Lessons 6 and 7: the half-closing server and client of lesson 6, the
+// 4-tuple server and client of lesson 7. Issue 13's items for them: a stop
+// and continue (Ctrl-Z, `fg`) must not close a waiting client, a closed
+// stdout must not stop a server, a never-ending reply must not grow a
+// client's memory; and lesson 6's server must bound a request that never
+// ends and still answer it without a reset.
+// ---------------------------------------------------------------------------
+mod lessons_06_07 {
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::process::{Child, Stdio};
+
+    use super::*;
+
+    /// The most a client of lessons 6 and 7 may hold in memory (its peak
+    /// resident set, VmHWM) while it is sent a reply of [`ENDLESS`] bytes.
+    const CLIENT_CEILING_KB: u64 = 32 * 1024;
+
+    /// How much the never-ending reply has sent when the client's memory is
+    /// read: twice the ceiling, so a client that keeps it all is over it.
+    const ENDLESS: usize = 64 * 1024 * 1024;
+
+    /// Lesson 6's server's limit on a request, as `server.rs` sets it.
+    const MAX_REQUEST: usize = 1 << 20;
+
+    /// A child process that is killed and reaped when this goes out of
+    /// scope, however the test ends.
+    struct Reaped(Child);
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// The state letter of process `pid` (`S` sleeping, `T` stopped...).
+    fn state(pid: u32) -> Result<char, String> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .ok_or_else(|| format!("no state in /proc/{pid}/stat"))
+    }
+
+    fn signal(pid: u32, signal: i32) -> Result<(), String> {
+        // SAFETY: kill sends a signal; it touches no memory of ours.
+        if unsafe { libc::kill(pid as i32, signal) } == -1 {
+            return Err(format!("kill: {}", io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Stops process `pid` and continues it, each time waiting until the
+    /// kernel shows it in the state asked for: what Ctrl-Z and `fg` do.
+    fn stop_and_continue(pid: u32) -> Result<(), String> {
+        signal(pid, libc::SIGSTOP)?;
+        if !wait_until(|| state(pid).map(|s| s == 'T'))? {
+            return Err("the server never stopped".to_string());
+        }
+        signal(pid, libc::SIGCONT)?;
+        if !wait_until(|| state(pid).map(|s| s != 'T'))? {
+            return Err("the server never continued".to_string());
+        }
+        Ok(())
+    }
+
+    /// Issue 13, item 3: a client is in the middle of its request, the
+    /// server waits in a `recv` with a timeout; the server is stopped and
+    /// continued. Before, that `recv` failed with EINTR and the server
+    /// closed the connection ("recv from ...: Interrupted system call"),
+    /// so the client got no answer. Now it reads on and answers.
+    #[test]
+    fn hostile_lesson_06_a_stop_and_continue_keeps_the_waiting_client() {
+        let mut server = Server::lesson(6, &["--timeout", "10"]);
+        let pid = server.pid();
+        let mut client = connect(server.addr.parse().unwrap()).unwrap();
+        client.write_all(b"first half, ").unwrap();
+        server.wait_for("Connected with");
+        // Blocked in its recv: sleeping, not running.
+        assert!(wait_until(|| state(pid).map(|s| s == 'S')).unwrap());
+        stop_and_continue(pid).unwrap();
+
+        // A server that gave up on us has reset the connection by now:
+        // these may fail, and the reply says so.
+        let sent = client.write_all(b"second half\n");
+        let shut = client.shutdown(Shutdown::Write);
+        let mut reply = Vec::new();
+        let end = client.read_to_end(&mut reply);
+        let printed = server.printed();
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            "received 24 bytes\n",
+            "send {sent:?}, shutdown {shut:?}, recv {end:?}; the server \
+             printed:\n{printed}"
+        );
+        assert!(!printed.contains("Interrupted"), "{printed}");
+        assert!(server.is_running());
+    }
+
+    /// Starts lesson `n`'s server with a stdout whose reading end is
+    /// closed as soon as it has said where it listens, as in
+    /// `server | head -1`.
+    fn with_stdout_closed(n: u32) -> (Reaped, SocketAddr) {
+        let mut command = Command::new(bin(n));
+        command
+            .args(["server", "--addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        die_with_this_thread(&mut command);
+        let mut child = Reaped(command.spawn().expect("spawn the server"));
+        let stdout = child.0.stdout.take().expect("stdout");
+        let mut first = String::new();
+        // Dropped at the end of the statement: the pipe's reading end
+        // closes, and the server's next log line meets EPIPE.
+        BufReader::new(stdout).read_line(&mut first).expect("first line");
+        let addr = first
+            .split("Listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        (child, addr)
+    }
+
+    /// One conversation with lesson `n`'s server: lesson 6 answers a
+    /// request ended by a half-close, lesson 7 tells the client its
+    /// 4-tuple.
+    fn converse(n: u32, addr: SocketAddr) -> Result<String, String> {
+        let mut stream = connect(addr)?;
+        if n == 6 {
+            stream.write_all(b"hello\n").map_err(|e| format!("send: {e}"))?;
+            stream
+                .shutdown(Shutdown::Write)
+                .map_err(|e| format!("shutdown: {e}"))?;
+        }
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).map_err(|e| format!("recv: {e}"))?;
+        Ok(String::from_utf8_lossy(&reply).into_owned())
+    }
+
+    /// Issue 13, item 6: the servers' output closed (`server | head -1`).
+    /// Before, their `println!` panicked on the first log line of the
+    /// first client ("failed printing to stdout: Broken pipe"), and the
+    /// process died with the client's connection. Now they log with
+    /// `log!`, which a closed stdout does not stop.
+    #[test]
+    fn hostile_lessons_06_07_a_closed_stdout_does_not_stop_the_server() {
+        let mut failures = Vec::new();
+        'lessons: for n in [6, 7] {
+            let (mut server, addr) = with_stdout_closed(n);
+            for round in 1..=3 {
+                let reply = converse(n, addr);
+                let alive = matches!(server.0.try_wait(), Ok(None));
+                let good = match &reply {
+                    Ok(text) if n == 6 => text == "received 6 bytes\n",
+                    Ok(text) => text.starts_with("you are 127.0.0.1:"),
+                    Err(_) => false,
+                };
+                if !good || !alive {
+                    let _ = server.0.kill();
+                    let mut stderr = String::new();
+                    if let Some(mut err) = server.0.stderr.take() {
+                        let _ = err.read_to_string(&mut stderr);
+                    }
+                    failures.push(format!(
+                        "lesson {n}, client {round}: {reply:?}, server \
+                         running: {alive}; its stderr:\n{stderr}"
+                    ));
+                    continue 'lessons;
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// A server that accepts one client, sends it [`ENDLESS`] bytes and
+    /// keeps the connection open: a reply with no end. Returns once they
+    /// are sent, that is once the client has read all but what the
+    /// kernel's buffers hold.
+    fn endless_reply(listener: &TcpListener) -> Result<TcpStream, String> {
+        let (mut conn, _) =
+            listener.accept().map_err(|e| format!("accept: {e}"))?;
+        conn.set_write_timeout(Some(PATIENCE))
+            .map_err(|e| format!("SO_SNDTIMEO: {e}"))?;
+        let chunk = vec![b'z'; 64 * 1024];
+        for _ in 0..ENDLESS / chunk.len() {
+            conn.write_all(&chunk).map_err(|e| format!("send: {e}"))?;
+        }
+        Ok(conn)
+    }
+
+    /// Issue 13, item 6, for the clients of lessons 6 and 7, which read
+    /// until the server closes: against a server that never does, their
+    /// memory must stay bounded. Before, both collected the reply with
+    /// `read_to_end` and held all 64 MiB (VmHWM above 64 MiB); now they
+    /// print it as it comes, one buffer at a time.
+    #[test]
+    fn hostile_lessons_06_07_clients_stay_small_against_an_endless_reply() {
+        let mut failures = Vec::new();
+        for n in [6, 7] {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let mut command = Command::new(bin(n));
+            command
+                .args(["client", "--addr", &addr])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            die_with_this_thread(&mut command);
+            let client = Reaped(command.spawn().expect("spawn the client"));
+            let conn = endless_reply(&listener)
+                .unwrap_or_else(|e| panic!("lesson {n}: {e}"));
+            let peak = status_kb(client.0.id(), "VmHWM").unwrap();
+            drop(conn);
+            if peak >= CLIENT_CEILING_KB {
+                failures.push(format!(
+                    "lesson {n}'s client peaked at {peak} kB for a reply of \
+                     {} MiB without end (ceiling {CLIENT_CEILING_KB} kB)",
+                    ENDLESS >> 20
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// Lesson 6's server against a client that sends more than a request
+    /// may hold without half-closing, then stops, reads, and half-closes
+    /// at last. The server must refuse at [`MAX_REQUEST`] instead of
+    /// reading on, and linger (FIN, then read until the client's FIN) so
+    /// that the client gets the refusal and a clean end, not a reset.
+    /// Before, the server read on until the client's FIN and answered
+    /// with the byte count: no request was too long.
+    #[test]
+    fn hostile_lesson_06_a_request_without_end_is_refused_cleanly() {
+        let mut server = Server::lesson(6, &["--timeout", "10"]);
+        let stream = connect(server.addr.parse().unwrap()).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        // More than MAX_REQUEST, less than it and MAX_DRAIN together.
+        let request = vec![b'y'; MAX_REQUEST + MAX_REQUEST / 2];
+        let writer = {
+            let mut stream = stream.try_clone().unwrap();
+            thread::spawn(move || stream.write_all(&request))
+        };
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !reply.ends_with(b"\n") {
+            match (&stream).read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("recv: {e}; got {reply:?}"),
+            }
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            format!("request too long: more than {MAX_REQUEST} bytes\n"),
+            "the server printed:\n{}",
+            server.printed()
+        );
+        writer.join().unwrap().expect("the whole request was taken");
+        stream.shutdown(Shutdown::Write).unwrap();
+        // The end of the stream, clean: no reset.
+        let rest = (&stream).read(&mut buf).expect("a clean end");
+        assert_eq!(rest, 0);
+        server.wait_for("Closed");
+        assert!(server.is_running());
+    }
+}
