@@ -208,10 +208,14 @@ impl Call {
         }
     }
 
-    /// The call succeeded with `value`.
+    /// The call succeeded with `value`. Words given with [`Call::detail`]
+    /// before (in a `.told(|| ...)` closure) follow the value's own.
     pub fn gave<T: Outcome + ?Sized>(mut self, value: &T) -> Call {
         self.ret = Some(value.ret());
-        self.detail = value.detail();
+        let earlier = std::mem::replace(&mut self.detail, value.detail());
+        if !earlier.is_empty() {
+            self = self.detail(earlier);
+        }
         if let (Some(data), Ret::Value(n)) = (self.data.take(), value.ret())
             && n > 0
         {
