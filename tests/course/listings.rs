@@ -28,7 +28,6 @@ const NOT_YET: &[&str] = &[
     "lesson-05.md",
     "lesson-06.md",
     "lesson-07.md",
-    "lesson-08.md",
     "lesson-09.md",
     "lesson-10.md",
     "lesson-11.md",

@@ -13,7 +13,6 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use socket2::{Domain, Socket, Type};
 use transcript::{Failure, OrFail};
 
-// ANCHOR: client
 /// Opens `clients` connections at once, reports when each completes, and
 /// holds them open until Enter.
 pub fn run(
@@ -43,9 +42,7 @@ pub fn run(
     io::stdin().lock().read_until(b'\n', &mut line).or_fail("read stdin")?;
     Ok(())
 }
-// ANCHOR_END: client
 
-// ANCHOR: start_all
 /// Starts `clients` handshakes without waiting for any: a nonblocking
 /// `connect` sends the SYN and returns `EINPROGRESS`.
 fn start_all(
@@ -70,12 +67,10 @@ fn start_all(
     }
     Ok(pending)
 }
-// ANCHOR_END: start_all
 
 /// Sockets that got in, how many failed, and those still waiting.
 type Handshakes = (Vec<Socket>, usize, Vec<(usize, Socket)>);
 
-// ANCHOR: wait_for_all
 /// Waits until every handshake has ended or `wait` has passed since
 /// `start`. `POLLOUT` says a handshake ended; `SO_ERROR` says how.
 fn wait_for_all(
@@ -127,7 +122,6 @@ fn wait_for_all(
     }
     Ok((connected, failed, pending))
 }
-// ANCHOR_END: wait_for_all
 
 /// Prints to the terminal, at once. A closed stdout ends the client with
 /// an error instead of a panic.

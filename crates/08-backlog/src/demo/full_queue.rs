@@ -139,7 +139,8 @@ fn connect_all(
         }
         if number == 1 {
             client_note(
-                "EINPROGRESS: the SYN is out; poll says when the handshake ends",
+                "EINPROGRESS: the SYN is out; \
+                 poll says when the handshake ends",
             );
         }
         // POLLOUT means the handshake is over, either way; SO_ERROR says how.
