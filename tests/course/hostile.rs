@@ -2555,3 +2555,109 @@ mod lessons_06_07 {
         assert!(server.is_running());
     }
 }
+
+// ---------------------------------------------------------------------------
+// Lesson 8: the backlog server with its output closed, and a value of
+// `--hold` that means nothing (issue 13, items 5 and 6).
+// ---------------------------------------------------------------------------
+
+/// The most resident memory lesson 8's server may hold after greeting
+/// [`BACKLOG_CLIENTS`] clients: it keeps at most `--hold` (64) sockets and
+/// no buffers; a few MiB is the program itself.
+const BACKLOG_RSS_CEILING_KB: u64 = 16 * 1024;
+
+/// More clients than the server's default `--hold` (64), so it also lets
+/// go of the oldest while nobody reads its log.
+const BACKLOG_CLIENTS: usize = 70;
+
+/// A server whose output nobody reads any more (`server | head -3`): each
+/// log line then fails with EPIPE, and `println!` panics on it (exit 101
+/// after the first accept, before this case was fixed). The server must
+/// go on accepting and greeting every client.
+#[test]
+fn backlog_server_survives_a_closed_stdout() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut command = Command::new(bin(8));
+    // No input: the server stops waiting for Enter and accepts at once.
+    command
+        .args(["server", "--addr", "127.0.0.1:0", "--backlog", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    die_with_this_thread(&mut command);
+    let mut child = command.spawn().expect("spawn lesson 8's server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = io::BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server exited before it listened")
+            .expect("read the server's output");
+        if let Some(rest) = line.split("Listening on ").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap_or_default();
+            break addr.parse::<SocketAddr>().expect("the address");
+        }
+    };
+    // Nobody reads the server's output from here on: its next line fails.
+    drop(lines);
+    let pid = child.id();
+    let served = (|| {
+        let mut held = Vec::new();
+        for number in 1..=BACKLOG_CLIENTS {
+            let mut stream = connect(addr)?;
+            let greeting = read_until_newline(&mut stream)?;
+            let expected = format!("connection #{number}; ");
+            if !greeting.starts_with(expected.as_bytes()) {
+                return Err(format!(
+                    "client {number} was greeted with {:?}",
+                    String::from_utf8_lossy(&greeting)
+                ));
+            }
+            held.push(stream);
+        }
+        let rss = status_kb(pid, "VmRSS")?;
+        if rss > BACKLOG_RSS_CEILING_KB {
+            return Err(format!(
+                "VmRSS {rss} kB, above {BACKLOG_RSS_CEILING_KB} kB"
+            ));
+        }
+        Ok(())
+    })();
+    let exited = child.try_wait().expect("wait for the server");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(exited, None, "the server exited ({served:?})");
+    assert_eq!(served, Ok(()));
+}
+
+/// `--hold 0` asks the server to keep no connection open, which it cannot
+/// do and still greet anyone: it must be refused with one line and exit
+/// status 1, not quietly read as 1 (before this case was fixed the server
+/// started and ran, and this case stopped it after its patience ran out).
+#[test]
+fn backlog_server_refuses_hold_zero() {
+    use std::process::Stdio;
+    let mut command = Command::new(bin(8));
+    command
+        .args(["server", "--addr", "127.0.0.1:0", "--hold", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    die_with_this_thread(&mut command);
+    let mut child = command.spawn().expect("spawn lesson 8's server");
+    let exited = wait_until_for(Duration::from_secs(5), || {
+        child.try_wait().map(|s| s.is_some()).map_err(|e| e.to_string())
+    });
+    if exited != Ok(true) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("lesson 8's server ran with --hold 0 instead of refusing it");
+    }
+    let output = child.wait_with_output().expect("the server's stderr");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "lesson-08: --hold: must be at least 1\n"
+    );
+}

@@ -160,6 +160,30 @@ fn the_server_holds_more_connections_than_its_backlog() {
     snapshot!("lesson_08__server", normalize(&server.transcript()));
 }
 
+/// A backlog above somaxconn is lowered without an error from `listen`;
+/// the server reads back the queue it got and says so.
+#[test]
+fn the_server_says_when_the_kernel_lowered_its_backlog() {
+    let mut server = Server::lesson(8, &["--backlog", "2147483647"]);
+    let limit = somaxconn();
+    assert!(
+        server.transcript().contains(&format!(
+            "(backlog 2147483647: the accept queue holds {limit} + 1)"
+        )),
+        "{}",
+        server.transcript()
+    );
+    let line = server.wait_for("The kernel lowered");
+    assert_eq!(
+        line,
+        "The kernel lowered backlog 2147483647 to net.core.somaxconn"
+    );
+    // A backlog the kernel grants gets no such line.
+    let mut server = Server::lesson(8, &["--backlog", "1"]);
+    server.wait_for("Accepting");
+    assert!(!server.transcript().contains("lowered"));
+}
+
 #[test]
 fn our_client_against_our_server() {
     let mut server = Server::lesson(8, &["--backlog", "2"]);
@@ -203,5 +227,10 @@ fn bad_arguments_get_a_message_and_a_non_zero_exit() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "lesson-08: --clients: 0 is not between 1 and 200\n"
+    );
+    let out = run(8, &["client", "--wait", "1e19"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("lesson-08: --wait: ")
     );
 }
