@@ -56,8 +56,12 @@ fn every_narrated_call_is_one_the_kernel_made() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
 
-/// The lesson numbers, from the `crates/NN-slug` folders.
+/// The lesson numbers, from the `crates/NN-slug` folders; only lesson N
+/// when the environment says `LESSON=N` (`just test N`, a reader's quick
+/// loop over one lesson).
 pub fn lessons() -> Vec<u32> {
+    let only: Option<u32> =
+        std::env::var("LESSON").ok().and_then(|n| n.trim().parse().ok());
     let crates = root().join("crates");
     let mut lessons: Vec<u32> = std::fs::read_dir(&crates)
         .expect("read crates/")
@@ -70,6 +74,10 @@ pub fn lessons() -> Vec<u32> {
         .collect();
     lessons.sort_unstable();
     assert!(!lessons.is_empty(), "no lesson folders in {}", crates.display());
+    if let Some(n) = only {
+        assert!(lessons.contains(&n), "LESSON={n}: no such lesson");
+        lessons.retain(|&l| l == n);
+    }
     lessons
 }
 
