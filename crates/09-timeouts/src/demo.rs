@@ -447,9 +447,8 @@ fn deadline(listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
             // Wait at most the idle timeout, and never past the deadline.
             let left = due.map(|d| d.saturating_duration_since(Instant::now()));
             let wait = left.map_or(IDLE, |left| left.min(IDLE));
-            if wait < SHORTEST {
-                break;
-            }
+            // At least SHORTEST: a zero SO_RCVTIMEO would wait for ever.
+            let wait = wait.max(SHORTEST);
             conn.set_read_timeout(Some(wait))
                 .told(|| server("setsockopt").on(&conn).args(shown(due)))?;
             if let Some(&byte) = next.next() {
