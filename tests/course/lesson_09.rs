@@ -256,3 +256,41 @@ fn the_plain_server_drops_a_quiet_client_and_serves_the_next() {
     assert_eq!(&echo, b"hello\n");
     drop(server);
 }
+
+/// The chapter shows the demo one part at a time, each part a line range
+/// of the snapshot. A range must be one whole section (from its `-- ... --`
+/// heading, or the column header for the first, to the line before the
+/// next blank line), so that a demo that gains or loses a line fails here
+/// instead of showing half a part.
+#[test]
+fn the_chapters_parts_are_whole_sections_of_the_transcript() {
+    let root = crate::support::root();
+    let chapter = std::fs::read_to_string(root.join("book/src/lesson-09.md"))
+        .expect("the chapter");
+    let snapshot = std::fs::read_to_string(
+        root.join("tests/snapshots/lesson_09__demo.snap"),
+    )
+    .expect("the snapshot");
+    let lines: Vec<&str> = snapshot.lines().collect();
+    let range = Regex::new(r"lesson_09__demo\.snap:(\d+):(\d*)\}\}").unwrap();
+    let mut parts = 0;
+    for cap in range.captures_iter(&chapter) {
+        let start: usize = cap[1].parse().unwrap();
+        let end: usize = cap[2].parse().unwrap_or(lines.len());
+        if start == 4 && end == lines.len() {
+            continue; // the whole transcript
+        }
+        parts += 1;
+        let first = lines[start - 1];
+        assert!(
+            first.starts_with("-- ") || first.starts_with("step  "),
+            "part {start}:{end} starts with {first:?}"
+        );
+        assert!(
+            end == lines.len() || lines[end].is_empty(),
+            "part {start}:{end} ends before {:?}",
+            lines[end]
+        );
+    }
+    assert_eq!(parts, 8, "one range per part of the demo");
+}
