@@ -1928,7 +1928,7 @@ fn hostile_lesson_09_stop_and_continue_close_no_connection() {
     let baseline = fd_count(pid).expect("the server's descriptors");
     let mut first = connect(addr).expect("first client");
     round_trip(&mut first, b"before\n").expect("first client, before");
-    let mut queued: Vec<TcpStream> = (0..3)
+    let queued: Vec<TcpStream> = (0..3)
         .map(|i| {
             let mut stream = connect(addr).expect("a queued client");
             let line = format!("queued {i}\n");
@@ -1942,13 +1942,13 @@ fn hostile_lesson_09_stop_and_continue_close_no_connection() {
     }
     round_trip(&mut first, b"after\n").expect("first client, after");
     drop(first);
-    for (i, stream) in queued.iter_mut().enumerate() {
+    // One at a time: each leaves once answered, and the next is served.
+    for (i, mut stream) in queued.into_iter().enumerate() {
         let line = format!("queued {i}\n");
         let mut got = vec![0u8; line.len()];
         stream.read_exact(&mut got).expect("a queued client's echo");
         assert_eq!(got, line.as_bytes());
     }
-    drop(queued);
     wait_for_fds(pid, baseline).expect("the server's descriptors");
     let log = server.printed();
     assert!(!log.contains("Interrupted"), "{log}");
@@ -2006,6 +2006,7 @@ fn hostile_lesson_09_client_gives_up_on_a_reply_with_no_end() {
     let streamer = thread::spawn(move || -> usize {
         let Ok((mut stream, _)) = listener.accept() else { return 0 };
         let _ = stream.set_write_timeout(Some(PATIENCE));
+        let _ = stream.set_read_timeout(Some(PATIENCE));
         let mut line = [0u8; 64];
         let _ = stream.read(&mut line);
         let chunk = [b'x'; 64 * 1024];
@@ -2024,6 +2025,8 @@ fn hostile_lesson_09_client_gives_up_on_a_reply_with_no_end() {
         &["client", "--addr", &addr.to_string(), "--timeout", "5"],
         b"hello\n",
     );
+    // A client that never connected would leave the streamer in accept.
+    drop(TcpStream::connect(addr));
     let sent = streamer.join().expect("the streaming server");
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
