@@ -2661,3 +2661,163 @@ fn backlog_server_refuses_hold_zero() {
         "lesson-08: --hold: must be at least 1\n"
     );
 }
+
+// ---------------------------------------------------------------------
+// Lesson 9 (issue 13, items 3 and 6): a server stopped and continued
+// with clients waiting, a server whose stdout is closed, and a client
+// against a server whose reply never ends.
+// ---------------------------------------------------------------------
+
+/// How many times the lesson 9 case stops and continues the server.
+const STOPS: usize = 5;
+
+/// The field after the name in `/proc/<pid>/stat`: `T` while stopped.
+fn task_state(pid: u32) -> Result<char, String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+        .ok_or_else(|| format!("no state in /proc/{pid}/stat"))
+}
+
+/// Sends `signal` to `pid`, then waits (bounded) until the kernel shows
+/// it stopped (`T`) or running again.
+fn signal_and_wait(pid: u32, signal: i32, stopped: bool) -> Result<(), String> {
+    // SAFETY: kill sends a signal to a process this test started.
+    if unsafe { libc::kill(pid as libc::pid_t, signal) } == -1 {
+        return Err(format!("kill: {}", io::Error::last_os_error()));
+    }
+    if wait_until(|| Ok((task_state(pid)? == 'T') == stopped))? {
+        Ok(())
+    } else {
+        Err(format!("the server never became stopped: {stopped}"))
+    }
+}
+
+/// Ctrl-Z and `fg`, five times, while the server waits in a `recv` with a
+/// timeout on one client and three more wait in its accept queue: the
+/// `recv` fails with EINTR (`man 7 signal`), which is no reason to close
+/// anything. Before the fix lesson 9 closed each client in turn with
+/// `recv: Interrupted system call (os error 4)`.
+#[test]
+fn hostile_lesson_09_stop_and_continue_close_no_connection() {
+    let mut server = Server::lesson(9, &["--idle", "10", "--deadline", "10"]);
+    let pid = server.pid();
+    let addr: SocketAddr = server.addr.parse().expect("the server's address");
+    let baseline = fd_count(pid).expect("the server's descriptors");
+    let mut first = connect(addr).expect("first client");
+    round_trip(&mut first, b"before\n").expect("first client, before");
+    let queued: Vec<TcpStream> = (0..3)
+        .map(|i| {
+            let mut stream = connect(addr).expect("a queued client");
+            let line = format!("queued {i}\n");
+            stream.write_all(line.as_bytes()).expect("a queued line");
+            stream
+        })
+        .collect();
+    for _ in 0..STOPS {
+        signal_and_wait(pid, libc::SIGSTOP, true).expect("stop");
+        signal_and_wait(pid, libc::SIGCONT, false).expect("continue");
+    }
+    round_trip(&mut first, b"after\n").expect("first client, after");
+    drop(first);
+    // One at a time: each leaves once answered, and the next is served.
+    for (i, mut stream) in queued.into_iter().enumerate() {
+        let line = format!("queued {i}\n");
+        let mut got = vec![0u8; line.len()];
+        stream.read_exact(&mut got).expect("a queued client's echo");
+        assert_eq!(got, line.as_bytes());
+    }
+    wait_for_fds(pid, baseline).expect("the server's descriptors");
+    let log = server.printed();
+    assert!(!log.contains("Interrupted"), "{log}");
+    assert!(server.is_running());
+}
+
+/// `lesson-09 server | head -3`: once `head` has gone, each log line the
+/// server writes fails with EPIPE. That must not stop it: before `log!`,
+/// it died of "failed printing to stdout: Broken pipe" at the next client.
+#[test]
+fn hostile_lesson_09_server_outlives_its_closed_stdout() {
+    let mut command = Command::new(bin(9));
+    command
+        .args(["server", "--addr", "127.0.0.1:0", "--idle", "5"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    die_with_this_thread(&mut command);
+    let mut child = command.spawn().expect("spawn lesson 9's server");
+    let stdout = child.stdout.take().expect("the server's stdout");
+    // Read its first line on a thread, so that the wait is bounded.
+    let (line_tx, line_rx) = channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let mut reader = io::BufReader::new(stdout);
+        let _ = io::BufRead::read_line(&mut reader, &mut line);
+        let _ = line_tx.send(line);
+        // `reader` goes here: the pipe's read end closes, like `head`'s.
+    });
+    let line = line_rx.recv_timeout(PATIENCE).expect("a first line");
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .expect("Listening on ADDR");
+    let served = (0..3).try_for_each(|i| {
+        let mut stream = connect(addr)?;
+        round_trip(&mut stream, format!("client {i}\n").as_bytes())
+    });
+    let status = child.try_wait().expect("the server's status");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, None, "the server exited");
+    served.expect("every client served with stdout closed");
+}
+
+/// A server that answers with bytes and never a newline: lesson 9's client
+/// must give up with one line, not collect the reply for ever (it grew to
+/// 2.1 GB in 6 s before the fix). The server here stops after [`ENDLESS`]
+/// bytes, so the old client, which read them all, ended "served".
+#[test]
+fn hostile_lesson_09_client_gives_up_on_a_reply_with_no_end() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    let streamer = thread::spawn(move || -> usize {
+        let Ok((mut stream, _)) = listener.accept() else { return 0 };
+        let _ = stream.set_write_timeout(Some(PATIENCE));
+        let _ = stream.set_read_timeout(Some(PATIENCE));
+        let mut line = [0u8; 64];
+        let _ = stream.read(&mut line);
+        let chunk = [b'x'; 64 * 1024];
+        let mut sent = 0;
+        while sent < ENDLESS {
+            match stream.write(&chunk) {
+                Ok(n) => sent += n,
+                // The client hung up: it stopped reading.
+                Err(_) => break,
+            }
+        }
+        sent
+    });
+    let out = crate::support::run(
+        9,
+        &["client", "--addr", &addr.to_string(), "--timeout", "5"],
+        b"hello\n",
+    );
+    // A client that never connected would leave the streamer in accept.
+    drop(TcpStream::connect(addr));
+    let sent = streamer.join().expect("the streaming server");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "lesson-09: recv {addr}: no newline in the first 65536 bytes \
+             of the reply\n"
+        )
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(sent < ENDLESS, "the client read all {sent} bytes");
+}
+
+/// How much the endless server sends at most: far more than a reply the
+/// client should accept, and more than loopback's buffers hold.
+const ENDLESS: usize = 64 * 1024 * 1024;

@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::snapshot;
 use crate::support::{
-    Server, help, normalize, python, run, stable_run, stdout_of,
+    Server, bin, help, normalize, python, run, stable_run, stdout_of,
 };
 
 /// The demo waits for real (a slow client, keepalive probes): about 4 s a
@@ -75,6 +76,10 @@ fn help_is_reviewed() {
     snapshot!(
         "lesson_09__help_server",
         stdout_of(&run(9, &["server", "--help"], b""))
+    );
+    snapshot!(
+        "lesson_09__help_plain",
+        stdout_of(&run(9, &["plain", "--help"], b""))
     );
     snapshot!(
         "lesson_09__help_client",
@@ -197,18 +202,95 @@ fn the_client_gives_up_on_a_connect_that_stalls() {
     );
 }
 
+/// Every duration flag is refused with one line and status 1 when it is
+/// not from 1 ms to a year: `--idle 1e-7` rounded to a zero SO_RCVTIMEO,
+/// which means "never", and `--deadline 1e19` overflowed `Instant + Duration`
+/// at the first client (a panic, exit 101).
 #[test]
 fn bad_arguments_get_a_message_and_a_non_zero_exit() {
-    let out = run(9, &["server", "--idle", "0"], b"");
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "lesson-09: --idle: 0 is not a number of seconds from 0.001 to 31536000\n"
-    );
-    let out = run(9, &["client", "--timeout=-2"], b"");
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "lesson-09: --timeout: -2 is not a number of seconds from 0.001 to 31536000\n"
-    );
+    for (args, shown) in [
+        (&["server", "--idle", "0"][..], "--idle: 0"),
+        (&["server", "--idle", "1e-7"], "--idle: 0.0000001"),
+        (&["server", "--deadline", "1e19"], "--deadline: 10000000000000000000"),
+        (&["plain", "--timeout", "1e-7"], "--timeout: 0.0000001"),
+        (&["plain", "--timeout", "inf"], "--timeout: inf"),
+        (&["client", "--timeout=-2"], "--timeout: -2"),
+        (&["client", "--timeout", "1e19"], "--timeout: 10000000000000000000"),
+    ] {
+        let out = run(9, args, b"");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "lesson-09: {shown} is not a number of seconds \
+                 from 0.001 to 31536000\n"
+            ),
+            "{args:?}"
+        );
+    }
+}
+
+/// The plain server (`plain.rs`, the chapter's first listing): it echoes,
+/// drops a client that stays quiet for `--timeout`, and then serves the
+/// next one, which waited in the accept queue meanwhile.
+#[test]
+fn the_plain_server_drops_a_quiet_client_and_serves_the_next() {
+    let server = Server::start(Command::new(bin(9)).args([
+        "plain",
+        "--addr",
+        "127.0.0.1:0",
+        "--timeout",
+        "0.3",
+    ]));
+    let patience = Some(Duration::from_secs(10));
+    let mut quiet = TcpStream::connect(&server.addr).expect("connect");
+    quiet.set_read_timeout(patience).unwrap();
+    let mut next = TcpStream::connect(&server.addr).expect("connect");
+    next.set_read_timeout(patience).unwrap();
+    next.write_all(b"hello\n").expect("send");
+    // The quiet client sees the server hang up: end of stream.
+    let mut buf = [0u8; 16];
+    assert_eq!(quiet.read(&mut buf).expect("read"), 0);
+    let mut echo = [0u8; 6];
+    next.read_exact(&mut echo).expect("the echo");
+    assert_eq!(&echo, b"hello\n");
+    drop(server);
+}
+
+/// The chapter shows the demo one part at a time, each part a line range
+/// of the snapshot. A range must be one whole section (from its `-- ... --`
+/// heading, or the column header for the first, to the line before the
+/// next blank line), so that a demo that gains or loses a line fails here
+/// instead of showing half a part.
+#[test]
+fn the_chapters_parts_are_whole_sections_of_the_transcript() {
+    let root = crate::support::root();
+    let chapter = std::fs::read_to_string(root.join("book/src/lesson-09.md"))
+        .expect("the chapter");
+    let snapshot = std::fs::read_to_string(
+        root.join("tests/snapshots/lesson_09__demo.snap"),
+    )
+    .expect("the snapshot");
+    let lines: Vec<&str> = snapshot.lines().collect();
+    let range = Regex::new(r"lesson_09__demo\.snap:(\d+):(\d*)\}\}").unwrap();
+    let mut parts = 0;
+    for cap in range.captures_iter(&chapter) {
+        let start: usize = cap[1].parse().unwrap();
+        let end: usize = cap[2].parse().unwrap_or(lines.len());
+        if start == 4 && end == lines.len() {
+            continue; // the whole transcript
+        }
+        parts += 1;
+        let first = lines[start - 1];
+        assert!(
+            first.starts_with("-- ") || first.starts_with("step  "),
+            "part {start}:{end} starts with {first:?}"
+        );
+        assert!(
+            end == lines.len() || lines[end].is_empty(),
+            "part {start}:{end} ends before {:?}",
+            lines[end]
+        );
+    }
+    assert_eq!(parts, 8, "one range per part of the demo");
 }
