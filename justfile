@@ -72,22 +72,72 @@ lesson-13 *args:
     @cargo run --quiet -p lesson-13 -- "$@"
 
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
+[no-exit-message]
 trace n:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    nn=$(printf '%02d' "{{n}}")
-    cargo build --quiet -p "lesson-$nn"
-    # strace logs a call as it returns, before the demo prints its line about
-    # it, so one pipe carries both in the order they happened. strace's lines
-    # start with the thread id (-f); the demo's never do. Calls made before
-    # the demo's first line (the loader, Rust's runtime) are left out, and
-    # read/write are not traced: strace would split its line for a write to
-    # stdout around the very line being written.
-    strace -f -qq -e signal=none -o /dev/stderr \
-        -e trace=network,close,openat,readlink,readlinkat,lseek,fstat,newfstatat,statx,poll,ppoll,epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,fcntl,pipe2,dup,dup2 \
-        "target/debug/lesson-$nn" 2>&1 | awk '
-            /^[0-9]+ / { if (started) { $1 = ""; print "      kernel>" $0 } ; next }
-            { started = 1; print; fflush() }'
+    #!/usr/bin/env python3
+    # The demo's stdout and strace's record come through two pipes. strace
+    # writes a call's line when the call returns, before the demo goes on to
+    # print its own line about it, so reading strace's pipe first whenever
+    # both have something keeps the order on screen. Lines are printed
+    # whole: a call that blocks in one thread while another thread makes
+    # calls is split by strace ("<unfinished ...>", later "<... accept4
+    # resumed>"), and is joined here into one line, shown when it returned.
+    import os, re, select, shutil, signal, subprocess, sys, tempfile
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `just trace 2 | head` ends quietly
+    nn = "%02d" % int("{{n}}")
+    subprocess.run(["cargo", "build", "--quiet", "-p", f"lesson-{nn}"], check=True)
+    calls = ("network,close,openat,readlink,readlinkat,lseek,fstat,newfstatat,statx,"
+             "poll,ppoll,epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,fcntl,pipe2,"
+             "dup,dup2,ioctl,signalfd4,rt_sigprocmask,kill,prlimit64,write")
+    # strace writes into a named pipe that it opens itself: a descriptor
+    # handed down to it would be inherited by the demo too, and shift the
+    # descriptor numbers the transcript shows.
+    tmp = tempfile.mkdtemp()
+    fifo = os.path.join(tmp, "strace")
+    os.mkfifo(fifo)
+    demo = subprocess.Popen(
+        ["strace", "-f", "-qq", "-e", "signal=none", "-o", fifo,
+         "-e", f"trace={calls}", f"target/debug/lesson-{nn}"],
+        stdout=subprocess.PIPE)
+    kernel_r = os.open(fifo, os.O_RDONLY)  # returns once strace has opened it
+    started = False  # the calls before the transcript's header are the runtime's
+    unfinished = {}  # thread id -> the first half of the call it blocks in
+
+    def kernel_line(line):
+        global started
+        pid, _, call = line.partition(" ")
+        call = call.strip()
+        if call.endswith("<unfinished ...>"):
+            unfinished[pid] = call[: -len("<unfinished ...>")].rstrip()
+            return
+        resumed = re.match(r"<\.\.\. (\w+) resumed>\s?(.*)", call)
+        if resumed:
+            call = unfinished.pop(pid, resumed.group(1) + "(...") + resumed.group(2)
+        if call.startswith(("write(1,", "writev(1,")):
+            # The demo's own output, shown as itself; its header starts it.
+            started = started or '"step  ' in call
+        elif started and not call.startswith(("+++", "---")):
+            print("      kernel> " + call, flush=True)
+
+    def demo_line(line):
+        print(line, flush=True)
+
+    handlers = {kernel_r: kernel_line, demo.stdout.fileno(): demo_line}
+    pending = {fd: b"" for fd in handlers}
+    while handlers:
+        ready = select.select(list(handlers), [], [])[0]
+        fd = kernel_r if kernel_r in ready else ready[0]
+        data = os.read(fd, 65536)
+        if not data:
+            if pending[fd]:
+                handlers[fd](pending[fd].decode(errors="replace"))
+            del handlers[fd]
+            continue
+        *whole, pending[fd] = (pending[fd] + data).split(b"\n")
+        for line in whole:
+            handlers[fd](line.decode(errors="replace"))
+    shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(demo.wait())
 
 # Show what lesson M changes compared with lesson N: a diff of the code a reader takes away (add --all for whole crates, demo and CLI included)
 diff n m *all:

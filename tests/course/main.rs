@@ -29,4 +29,5 @@ mod lesson_13;
 mod listings;
 mod manpages;
 mod sysctls;
+mod trace;
 mod try_it;

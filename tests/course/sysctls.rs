@@ -239,6 +239,7 @@ fn time_wait_lasts_what_the_book_says() {
     let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (mut server, _) = listener.accept().unwrap();
     let port = client.local_addr().unwrap().port();
+    let server_port = listener.local_addr().unwrap().port();
     // The client closes first, so its side ends in TIME_WAIT once the
     // server's FIN comes back.
     drop(client);
@@ -250,7 +251,9 @@ fn time_wait_lasts_what_the_book_says() {
     let left = loop {
         let out = Command::new("ss")
             .args(["-tanoH", "state", "time-wait"])
-            .arg(format!("sport = :{port}"))
+            // The whole 4-tuple: an older TIME_WAIT of the same ephemeral
+            // port, to another server, may still be there.
+            .arg(format!("sport = :{port} and dport = :{server_port}"))
             .output()
             .unwrap();
         let out = String::from_utf8_lossy(&out.stdout).to_string();

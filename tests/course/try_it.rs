@@ -220,7 +220,7 @@ fn section(text: &str) -> Result<Option<Section>, String> {
 struct Running {
     child: Child,
     output: Arc<Mutex<Vec<u8>>>,
-    /// How many of its two output pipes have reached their end.
+    /// Whether its output pipe has reached its end (1) or not (0).
     closed: Arc<AtomicUsize>,
 }
 
@@ -276,21 +276,23 @@ impl Reader {
             .arg(self.ported(&step.script))
             .current_dir(root())
             .env("PATH", path_with(&self.shim))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdin(Stdio::piped());
+        // One pipe for stdout and stderr, as one terminal shows both: the
+        // order of what the program printed is kept.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        command.stdout(writer.try_clone().expect("dup pipe")).stderr(writer);
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command.spawn().expect("run bash");
+        // The parent's copies of the writing end must go, or the reader
+        // never sees the end of the output.
+        drop(command);
         let output = Arc::new(Mutex::new(Vec::new()));
         let closed = Arc::new(AtomicUsize::new(0));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
+        {
             let output = Arc::clone(&output);
             let closed = Arc::clone(&closed);
             thread::spawn(move || {
-                let mut stream = stream;
+                let mut stream = reader;
                 let mut buf = [0u8; 4096];
                 while let Ok(n) = stream.read(&mut buf) {
                     if n == 0 {
@@ -298,7 +300,7 @@ impl Reader {
                     }
                     output.lock().unwrap().extend_from_slice(&buf[..n]);
                 }
-                closed.fetch_add(1, Ordering::SeqCst);
+                closed.store(1, Ordering::SeqCst);
             });
         }
         let mut stdin = child.stdin.take().unwrap();
@@ -387,9 +389,9 @@ impl Reader {
             }
             thread::sleep(Duration::from_millis(20));
         };
-        // Everything it printed is read once both pipes reach their end
-        // (a program it left running in the background may hold them).
-        while running.closed.load(Ordering::SeqCst) < 2
+        // Everything it printed is read once its pipe reaches its end (a
+        // program it left running in the background may hold it open).
+        while running.closed.load(Ordering::SeqCst) < 1
             && Instant::now() < until
         {
             thread::sleep(Duration::from_millis(5));
