@@ -8,17 +8,15 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use transcript::lines::{
-    Lines, MAX_LINE, TOO_LONG, TooLong, is_shutdown, reply,
-};
-use transcript::{Told, bytes, duration, server};
+use transcript::lines::{Lines, MAX_LINE, TOO_LONG, TooLong, is_shutdown};
+use transcript::{Told, bytes, duration, server, server_note};
 
 /// How much one `recv` may return.
 pub const RECV_SIZE: usize = 4096;
 
 /// Replies a connection may have waiting before the server stops reading
 /// its requests: a client that sends and never reads would otherwise make
-/// the server hold every reply it cannot send (lesson 12).
+/// the server hold every reply it cannot send.
 pub const HIGH_WATER: usize = 64 * 1024;
 
 // ANCHOR: conn
@@ -31,6 +29,7 @@ pub struct Conn {
     /// Replies the kernel has not taken yet. A short `send` leaves the
     /// rest here, to go when the socket is writable; nothing is dropped.
     pub out: Vec<u8>,
+    /// Where it is in its life.
     pub state: State,
     /// When it last read or wrote anything, for the idle limit.
     pub last_progress: Instant,
@@ -110,8 +109,10 @@ impl Conn {
             State::Open | State::Lingering(_) => false,
         }
     }
+}
 
-    // ANCHOR: receive
+// ANCHOR: receive
+impl Conn {
     /// One `recv`, and the replies to the lines it completes. Returns
     /// whether bytes came (so more may be waiting); a `shutdown` line sets
     /// `shutdown_asked`.
@@ -138,11 +139,13 @@ impl Conn {
         };
         self.last_progress = Instant::now();
         self.lines.feed(&buf[..n]);
+        let queued = self.out.len();
         while let Some(line) = self.lines.next_line() {
             match line {
                 Ok(line) => {
                     *shutdown_asked |= is_shutdown(&line);
-                    self.out.extend_from_slice(&reply(&line));
+                    self.out.extend_from_slice(&line);
+                    self.out.push(b'\n');
                 }
                 Err(TooLong) => {
                     self.out.extend_from_slice(TOO_LONG);
@@ -152,11 +155,19 @@ impl Conn {
                 }
             }
         }
+        if self.out.len() == queued {
+            let partial = self.lines.partial();
+            server_note(format_args!(
+                "{partial} bytes of an unfinished line: kept for the next recv"
+            ));
+        }
         true
     }
-    // ANCHOR_END: receive
+}
+// ANCHOR_END: receive
 
-    // ANCHOR: flush
+// ANCHOR: flush
+impl Conn {
     /// Sends waiting replies until they are all out or the kernel's
     /// buffer is full (`EAGAIN`): what is left waits for the socket to be
     /// writable.
@@ -183,8 +194,10 @@ impl Conn {
             self.last_progress = Instant::now();
         }
     }
-    // ANCHOR_END: flush
+}
+// ANCHOR_END: flush
 
+impl Conn {
     /// Reads no more requests, for the server's shutdown: what has been
     /// read is answered, and the close lingers, as the client may still be
     /// sending.
@@ -219,13 +232,24 @@ impl Conn {
         None
     }
 
-    // ANCHOR: linger
+    /// Why it ends, for the log line when it closes.
+    pub fn why(&self) -> Option<&Why> {
+        match &self.state {
+            State::Open => None,
+            State::Ending { why, .. } | State::Lingering(why) => Some(why),
+            State::Dead(why) => Some(why),
+        }
+    }
+}
+
+// ANCHOR: linger
+impl Conn {
     /// A lingering close, for a connection whose client may still be
     /// sending. Closing a socket with unread bytes makes the kernel send
     /// RST and throw away the replies it has not sent yet (lesson 6): a
-    /// client slow to read would lose them. So: FIN after the replies, then
-    /// read and drop what still comes until the client closes its side, or
-    /// the idle limit passes (the dropped bytes are not progress).
+    /// client slow to read would lose them. So: FIN after the replies,
+    /// then read and drop what still comes until the client closes its
+    /// side, or the idle limit passes (the dropped bytes are not progress).
     pub fn start_lingering(&mut self) {
         let state = std::mem::replace(&mut self.state, State::Open);
         let State::Ending { why, linger: true } = state else {
@@ -263,14 +287,5 @@ impl Conn {
         }
         false
     }
-    // ANCHOR_END: linger
-
-    /// Why it ends, for the log line when it closes.
-    pub fn why(&self) -> Option<&Why> {
-        match &self.state {
-            State::Open => None,
-            State::Ending { why, .. } | State::Lingering(why) => Some(why),
-            State::Dead(why) => Some(why),
-        }
-    }
 }
+// ANCHOR_END: linger

@@ -46,18 +46,6 @@ impl Conns {
         self.open == 0
     }
 
-    /// The descriptor numbers of every connection, ascending.
-    pub fn fds(&self) -> Vec<RawFd> {
-        self.numbers().collect()
-    }
-
-    fn numbers(&self) -> impl Iterator<Item = RawFd> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.as_ref().map(|_| i as RawFd))
-    }
-
     /// Every connection, by ascending descriptor number.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (RawFd, &mut Conn)> {
         self.slots

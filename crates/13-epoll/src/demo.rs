@@ -20,12 +20,13 @@ use nix::unistd::Pid;
 use socket2::{Domain, SockRef, Socket, Type};
 use transcript::process::open_fds;
 use transcript::{
-    Failure, OrFail, Told, Transcript, bytes, client, client_note, section,
-    server, server_note,
+    Call, Failure, OrFail, Told, Transcript, bytes, client, client_note,
+    section, server, server_note,
 };
 
 use crate::conn::RECV_SIZE;
-use crate::server::{Limits, Server, register, waited};
+use crate::interests::register;
+use crate::server::{Limits, Server};
 use crate::shutdown::close;
 
 /// The demo's idle limit: long enough that no step comes near it.
@@ -354,7 +355,7 @@ fn wait(epoll: &Epoll, timeout: EpollTimeout) -> Result<usize, Failure> {
     let got = epoll.wait(&mut events, timeout);
     let shown = if timeout == EpollTimeout::NONE { "-1" } else { "0" };
     let epfd = epoll.0.as_raw_fd();
-    transcript::tell(|| waited(epfd, 8, shown, &events, &got));
+    transcript::tell(|| wait_line(epfd, 8, shown, &events, &got));
     got.or_fail("epoll_wait")
 }
 
@@ -519,4 +520,60 @@ fn close_client(stream: TcpStream) {
     let fd = stream.as_raw_fd();
     drop(stream);
     transcript::tell(|| client("close").on_fd(fd).gave(&()));
+}
+
+/// The server's `epoll_wait` line: its timeout is shown as `-1` (for ever)
+/// or as at most the idle limit, which does not vary from run to run.
+pub fn waited(
+    server: &Server,
+    events: &[EpollEvent],
+    got: &nix::Result<usize>,
+    timeout: EpollTimeout,
+) -> Call {
+    let shown = match timeout == EpollTimeout::NONE {
+        true => "-1".to_string(),
+        false => format!("≤{}", server.limits.idle.as_millis()),
+    };
+    let epfd = server.epoll.0.as_raw_fd();
+    wait_line(epfd, events.len(), &shown, events, got)
+}
+
+/// An `epoll_wait` line and what it returned:
+/// `epoll_wait(fd 6, 64, -1) = 1  (fd 4: EPOLLIN)`.
+fn wait_line(
+    epfd: RawFd,
+    max: usize,
+    timeout: &str,
+    events: &[EpollEvent],
+    got: &nix::Result<usize>,
+) -> Call {
+    let ready = &events[..*got.as_ref().unwrap_or(&0)];
+    let call = server("epoll_wait").on_fd(epfd).args(max).args(timeout);
+    let call = call.returned(got);
+    if ready.is_empty() {
+        return call;
+    }
+    let shown: Vec<String> = ready
+        .iter()
+        .map(|e| format!("fd {}: {}", e.data(), epoll_flags(e.events())))
+        .collect();
+    call.detail(shown.join("; "))
+}
+
+/// `EPOLLIN|EPOLLET`, as strace prints them.
+pub fn epoll_flags(flags: EpollFlags) -> String {
+    let names = [
+        (EpollFlags::EPOLLIN, "EPOLLIN"),
+        (EpollFlags::EPOLLOUT, "EPOLLOUT"),
+        (EpollFlags::EPOLLRDHUP, "EPOLLRDHUP"),
+        (EpollFlags::EPOLLERR, "EPOLLERR"),
+        (EpollFlags::EPOLLHUP, "EPOLLHUP"),
+        (EpollFlags::EPOLLET, "EPOLLET"),
+    ];
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(f, _)| flags.contains(*f))
+        .map(|(_, n)| *n)
+        .collect();
+    if set.is_empty() { "0".to_string() } else { set.join("|") }
 }

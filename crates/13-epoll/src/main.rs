@@ -29,6 +29,8 @@
 mod conn;
 mod conns;
 mod demo;
+mod idle;
+mod interests;
 mod plain;
 mod server;
 mod shutdown;

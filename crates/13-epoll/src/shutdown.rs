@@ -7,7 +7,9 @@ use nix::errno::Errno;
 use nix::libc;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use transcript::{Failure, Outcome, Ret, Told, server, tell};
+use transcript::{Failure, Outcome, Ret, Told, event, server, tell};
+
+use crate::server::Server;
 
 /// SIGINT is Ctrl-C; SIGTERM is what `kill` and service managers send.
 fn shutdown_signals() -> SigSet {
@@ -59,6 +61,59 @@ pub fn read(signals: &SignalFd) -> Option<String> {
     matches!(got, Ok(Some(_))).then_some(name)
 }
 // ANCHOR_END: signalfd
+
+// ANCHOR: on_signal
+impl Server {
+    /// The signalfd is readable: a shutdown signal is waiting to be read.
+    pub fn on_signal(&mut self) {
+        let Some(name) = read(&self.signals) else { return };
+        if !self.stopping {
+            event(format_args!(
+                "{name}: stop accepting, answer what has arrived, then close"
+            ));
+            return self.begin_shutdown();
+        }
+        // A second signal while clients hold the shutdown up: close them
+        // all now. The loop still ends through `stop`, which closes the
+        // rest and reports what is left open.
+        event(format_args!("{name} again: closing every connection now"));
+        self.forced = true;
+        for (fd, conn) in self.conns.iter_mut() {
+            conn.kill();
+            self.touched.push(fd);
+        }
+    }
+}
+// ANCHOR_END: on_signal
+
+// ANCHOR: begin_shutdown
+impl Server {
+    /// Stops accepting and ends every connection's input: what has arrived
+    /// is answered, then each connection closes as its replies go out.
+    pub fn begin_shutdown(&mut self) {
+        if std::mem::replace(&mut self.stopping, true) {
+            return;
+        }
+        // Clients in the listener's queue think they are connected (lesson
+        // 8): take them, rather than reset them by closing the listener.
+        self.accept_all();
+        // Closing it also takes it off the interest list (man 7 epoll).
+        if let Some(listener) = self.listener.take() {
+            close(listener);
+        }
+        for (fd, conn) in self.conns.iter_mut() {
+            self.touched.push(fd);
+            // Read what has arrived, until EAGAIN, and answer it; but no
+            // further than HIGH_WATER of replies, as in every turn: a
+            // client that sends without end would keep this loop reading,
+            // and its replies growing, for ever.
+            while conn.reads() && conn.receive(&mut false) {}
+            conn.end_input();
+            conn.flush();
+        }
+    }
+}
+// ANCHOR_END: begin_shutdown
 
 /// A descriptor nix wraps in a type of its own, for a transcript line
 /// (`= fd 3`).
