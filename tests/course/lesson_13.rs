@@ -58,9 +58,31 @@ fn a_shutdown_line_ends_the_server_cleanly() {
     let mut rest = Vec::new();
     (&client).read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
+    // The server closes by lingering: it waits for the client to close.
+    drop(client);
     let status = server.wait_exit();
     assert!(status.success(), "{status:?}");
     snapshot!("lesson_13__server", normalize(&server.transcript()));
+}
+
+/// The plain loop of `plain.rs` serves several clients at once, and
+/// answers each with what it sent.
+#[test]
+fn the_plain_loop_serves_several_clients_at_once() {
+    let mut server = Server::start(Command::new(bin(13)).args([
+        "plain",
+        "--addr",
+        "127.0.0.1:0",
+    ]));
+    let clients: Vec<TcpStream> =
+        (0..3).map(|_| TcpStream::connect(&server.addr).unwrap()).collect();
+    for round in 0..3 {
+        for (n, client) in clients.iter().enumerate() {
+            let line = format!("client {n}, round {round}\n");
+            assert_eq!(exchange(client, line.as_bytes()), line.as_bytes());
+        }
+    }
+    assert!(server.is_running());
 }
 
 #[test]
