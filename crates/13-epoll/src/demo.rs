@@ -49,7 +49,6 @@ pub fn run() -> Result<(), Failure> {
     shutdown_by_signal(server)
 }
 
-// ANCHOR: demo_server
 /// Two clients, A slow to finish its line, served by one thread.
 fn edge_triggered_server() -> Result<Server, Failure> {
     section("the server, edge-triggered: it drains every socket");
@@ -75,9 +74,7 @@ fn edge_triggered_server() -> Result<Server, Failure> {
     turn(&mut server, &[(a_fd, PollFlags::POLLIN), (b_fd, PollFlags::POLLIN)])?;
     Ok(server)
 }
-// ANCHOR_END: demo_server
 
-// ANCHOR: demo_shutdown
 /// SIGINT with a request in flight: answered, then a lingering close.
 fn shutdown_by_signal(mut server: Server) -> Result<(), Failure> {
     section("Ctrl-C: a signalfd in the same epoll");
@@ -101,7 +98,8 @@ fn shutdown_by_signal(mut server: Server) -> Result<(), Failure> {
     recv(&f)?;
     recv(&f)?;
     client_note(
-        "F's request, sent after the signal but before the loop saw it, was answered",
+        "F's request, sent after the signal but before the loop saw it, was \
+         answered",
     );
     close_client(f);
     turn(&mut server, &[(f_fd, PollFlags::POLLIN)])?;
@@ -112,9 +110,7 @@ fn shutdown_by_signal(mut server: Server) -> Result<(), Failure> {
     server.stop();
     Ok(())
 }
-// ANCHOR_END: demo_shutdown
 
-// ANCHOR: demo_triggers
 /// Pitfall 22: with one read per event, edge triggering strands bytes and
 /// connections that level triggering would report again.
 fn level_and_edge() -> Result<(), Failure> {
@@ -125,7 +121,8 @@ fn level_and_edge() -> Result<(), Failure> {
     let (near, _) = listener.accept().or_fail("accept")?;
     near.set_nonblocking(true).or_fail("set_nonblocking")?;
     server_note(format!(
-        "a connected pair, made as in lesson 3: client fd {}, and fd {} here, non-blocking",
+        "a connected pair, made as in lesson 3: client fd {}, and fd {} \
+         here, non-blocking",
         client.as_raw_fd(),
         near.as_raw_fd()
     ));
@@ -134,7 +131,6 @@ fn level_and_edge() -> Result<(), Failure> {
     }
     accept_once(listener, addr, [client, near])
 }
-// ANCHOR_END: demo_triggers
 
 // ANCHOR: demo_one_read
 /// A handler that reads once per event, and only 4 bytes, of 10.
@@ -159,13 +155,15 @@ fn one_read_per_event(
     server_note(match (edge, again) {
         (false, 1) => "reported again: 6 bytes are still unread",
         (true, 0) => {
-            "no event, yet 6 bytes are unread: nothing new happened. A loop that waits"
+            "no event, yet 6 bytes are unread: nothing new happened. A loop \
+             that waits"
         }
         _ => "NOT what this part shows",
     });
     if edge {
         server_note(
-            "for the next event before reading strands them. Read until EAGAIN:",
+            "for the next event before reading strands them. Read until \
+             EAGAIN:",
         );
     }
     drain_all(near)?;
@@ -183,7 +181,8 @@ fn accept_once(
     pair: [TcpStream; 2],
 ) -> Result<(), Failure> {
     server_note(
-        "the listener too: two clients wait, and the listener is edge-triggered",
+        "the listener too: two clients wait, and the listener is \
+         edge-triggered",
     );
     listener.set_nonblocking(true).or_fail("set_nonblocking")?;
     let epoll = new_epoll()?;
@@ -200,7 +199,8 @@ fn accept_once(
     let one = listener.accept().told(|| server("accept").on(&listener))?;
     let again = wait(&epoll, EpollTimeout::ZERO)?;
     server_note(if again == 0 {
-        "no event, yet a client still waits: accept until EAGAIN, as accept_all does"
+        "no event, yet a client still waits: accept until EAGAIN, as \
+         accept_all does"
     } else {
         "NOT what this part shows"
     });
@@ -245,7 +245,8 @@ fn spin_without_a_spare() -> Result<(), Failure> {
     }
     let spun = (0..SPIN_TURNS).filter(|_| spins(&epoll, &listener)).count();
     server_note(format!(
-        "{SPIN_TURNS} more turns: {} the listener ready at once and accept failing with EMFILE",
+        "{SPIN_TURNS} more turns: {} the listener ready at once and accept \
+         failing with EMFILE",
         if spun == SPIN_TURNS {
             "each found"
         } else {
@@ -253,7 +254,8 @@ fn spin_without_a_spare() -> Result<(), Failure> {
         }
     ));
     server_note(
-        "with a timeout of -1 the same: the loop never sleeps, and H is never answered",
+        "with a timeout of -1 the same: the loop never sleeps, and H is \
+         never answered",
     );
     restore_the_limit(soft, hard)?;
     let (conn, _) = (listener.accept())
@@ -277,7 +279,6 @@ fn spins(epoll: &Epoll, listener: &TcpListener) -> bool {
     ready == Ok(1) && refused
 }
 
-// ANCHOR: demo_emfile
 /// Pitfall 10: `EMFILE` from `accept`, made to happen by lowering the
 /// limit on open descriptors, and handled with the spare.
 fn out_of_descriptors(server: &mut Server) -> Result<(), Failure> {
@@ -295,13 +296,13 @@ fn out_of_descriptors(server: &mut Server) -> Result<(), Failure> {
     let mut asked = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
     server_note(match poll(&mut asked, PollTimeout::ZERO) {
         Ok(0) => {
-            "the listener is not ready any more: nobody waits in its queue, nothing spins"
+            "the listener is not ready any more: nobody waits in its queue, \
+             nothing spins"
         }
         _ => "NOT what this part shows: the listener is still ready",
     });
     Ok(())
 }
-// ANCHOR_END: demo_emfile
 
 /// Lowers the limit on open descriptors to the number the next one would
 /// get, so the next is refused; returns the limits to restore. `shown`
@@ -322,7 +323,8 @@ fn lower_the_limit(shown: bool) -> Result<(u64, u64), Failure> {
         .told(|| server("setrlimit").args(format!("RLIMIT_NOFILE, {free}")))?;
     if shown {
         server_note(format!(
-            "(the demo lowers the limit: fds 0 to {} are open, and no more may be)",
+            "(the demo lowers the limit: fds 0 to {} are open, and no more \
+             may be)",
             free - 1
         ));
     }

@@ -33,8 +33,10 @@ impl Spare {
         })?;
         Ok(Spare(Some(file)))
     }
+}
 
-    // ANCHOR: emfile
+// ANCHOR: emfile
+impl Spare {
     /// `accept` failed with `EMFILE` (this process's limit) or `ENFILE`
     /// (the system's). The client stays queued and the listener stays
     /// ready: a level-triggered loop that just retries would spin at full
@@ -72,8 +74,10 @@ impl Spare {
         self.0 = Spare::open().ok().and_then(|spare| spare.0);
         found
     }
-    // ANCHOR_END: emfile
+}
+// ANCHOR_END: emfile
 
+impl Spare {
     /// Closes the spare, after the loop.
     pub fn close(mut self) {
         if let Some(spare) = self.0.take() {
