@@ -33,7 +33,6 @@ const NOT_YET: &[&str] = &[
     "lesson-10.md",
     "lesson-11.md",
     "lesson-12.md",
-    "lesson-13.md",
     "benchmarks.md",
 ];
 

@@ -310,17 +310,15 @@ impl Server {
         // A reset or a hang-up shows as EPOLLERR/EPOLLHUP: recv says which.
         let readable =
             EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
-        match conn.state {
-            // Level-triggered: one recv is enough; if more is waiting, the
-            // next epoll_wait reports this socket again. Reading on until
-            // EAGAIN would cost a second recv for every request.
-            State::Open if events.intersects(readable) => {
-                conn.receive(asked);
+        if events.intersects(readable) {
+            match conn.state {
+                // Level-triggered: one recv is enough; if more is waiting,
+                // the next epoll_wait reports this socket again. Reading
+                // on until EAGAIN would cost a second recv per request.
+                State::Open if conn.reads() => drop(conn.receive(asked)),
+                State::Lingering(_) => drop(conn.discard()),
+                _ => {}
             }
-            State::Lingering(_) if events.intersects(readable) => {
-                conn.discard();
-            }
-            _ => {}
         }
         conn.flush();
     }
