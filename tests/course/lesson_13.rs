@@ -310,3 +310,27 @@ fn a_slow_reader_gets_every_reply_and_the_refusal() {
         );
     }
 }
+
+/// A second signal while a client holds the shutdown up (the server
+/// lingers, waiting for it to close) closes every connection at once; the
+/// server still closes what it opened, says so, and exits with status 1.
+#[test]
+fn a_second_signal_cuts_the_shutdown_short_and_still_reports() {
+    let mut server = Server::lesson(13, &[]);
+    let client = TcpStream::connect(&server.addr).unwrap();
+    assert_eq!(exchange(&client, b"hello\n"), b"hello\n");
+    let pid = Pid::from_raw(server.pid() as i32);
+    kill(pid, Signal::SIGTERM).unwrap();
+    server.wait_for("SIGTERM: stop accepting");
+    kill(pid, Signal::SIGTERM).unwrap();
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(1));
+    let log = server.transcript();
+    assert!(log.contains("SIGTERM again: closing every connection now"));
+    assert!(log.contains("closed at once: a second signal"), "{log}");
+    assert!(
+        log.ends_with("Shut down: every descriptor it opened is closed\n"),
+        "{log}"
+    );
+    drop(client);
+}
