@@ -20,9 +20,12 @@
 //! The files, in reading order:
 //! - `plain.rs`: the loop a reader would write first, in 40 lines;
 //! - `server.rs`: the server (what you take away): the same loop, hardened;
-//! - `conn.rs`: one connection: its replies, and its state;
-//! - `shutdown.rs`: the signalfd; `spare.rs`: the spare descriptor;
-//! - `conns.rs`: the connections, by descriptor number;
+//! - `conn.rs`: one connection: its replies, and its state (one enum);
+//! - `interests.rs`: what each connection's `epoll` entry asks for;
+//! - `idle.rs`: the idle limit, without looking at every connection;
+//! - `spare.rs`: the spare descriptor, for `EMFILE`;
+//! - `shutdown.rs`: the signalfd, and the graceful shutdown;
+//! - `conns.rs`: the connections, found by descriptor number;
 //! - `demo.rs`: the experiments and the narrated timeline;
 //! - `main.rs`: this file, the command line.
 
