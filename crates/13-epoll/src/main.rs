@@ -18,7 +18,7 @@
 //! purpose, lets the server accept and refuse the client it has no room for.
 //!
 //! The files, in reading order:
-//! - `plain.rs`: the loop a reader would write first, in 40 lines;
+//! - `plain.rs`: the loop a reader would write first;
 //! - `server.rs`: the server (what you take away): the same loop, hardened;
 //! - `conn.rs`: one connection: its replies, and its state (one enum);
 //! - `interests.rs`: what each connection's `epoll` entry asks for;
