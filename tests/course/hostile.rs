@@ -2821,3 +2821,197 @@ fn hostile_lesson_09_client_gives_up_on_a_reply_with_no_end() {
 /// How much the endless server sends at most: far more than a reply the
 /// client should accept, and more than loopback's buffers hold.
 const ENDLESS: usize = 64 * 1024 * 1024;
+
+// ---------------------------------------------------------------------
+// Lesson 13 (epoll): an edge-triggered late reader, replies at a
+// graceful shutdown, and option values (issue 13, items 2, 4 and 5).
+// `HOSTILE_LESSON_13_BIN=path` runs these against another build of the
+// lesson (an older commit's, to see a case fail).
+// ---------------------------------------------------------------------
+
+/// The server's resident memory may not pass this in lesson 13's cases:
+/// each connection holds at most `HIGH_WATER` (64 KiB) of replies, so a
+/// server that holds tens of megabytes buffers without bound.
+const L13_RSS_CEILING_KB: u64 = 32 * 1024;
+
+/// Lesson 13's binary, or the one `HOSTILE_LESSON_13_BIN` names.
+fn lesson_13_bin() -> std::path::PathBuf {
+    std::env::var_os("HOSTILE_LESSON_13_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| bin(13))
+}
+
+/// Starts lesson 13's server on port 0 with `args`.
+fn lesson_13(args: &[&str]) -> Server {
+    let mut command = Command::new(lesson_13_bin());
+    command.args(["server", "--addr", "127.0.0.1:0"]).args(args);
+    die_with_this_thread(&mut command);
+    Server::start(&mut command)
+}
+
+/// Sends `lines` copies of `line` from a thread of its own, then ends its
+/// side; the thread gives back the error that stopped it, if any.
+fn send_lines(
+    stream: &TcpStream,
+    line: &'static [u8],
+    lines: usize,
+) -> thread::JoinHandle<io::Result<()>> {
+    let mut writer = stream.try_clone().expect("clone the client's socket");
+    thread::spawn(move || {
+        let chunk: Vec<u8> = line.repeat(4096);
+        let mut left = lines;
+        while left > 0 {
+            let n = left.min(4096);
+            writer.write_all(&chunk[..n * line.len()])?;
+            left -= n;
+        }
+        writer.shutdown(Shutdown::Write)
+    })
+}
+
+/// Reads until the end of the stream; returns the bytes and how it ended
+/// (`None`: a clean EOF).
+fn read_all(stream: &mut TcpStream) -> (Vec<u8>, Option<io::Error>) {
+    stream.set_read_timeout(Some(PATIENCE)).expect("SO_RCVTIMEO");
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (got, None),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return (got, Some(e)),
+        }
+    }
+}
+
+/// Issue 13, item 2: `--edge`, a client that sends 6,000,000 short lines
+/// and starts reading its replies a second later. Before the fix, the
+/// connection stopped reading for its replies (64 KiB waiting), sent them
+/// all at once, and was left with nothing to send and no `EPOLLIN` in its
+/// entry: no event came again, and the replies stopped at about 4.4 MB of
+/// 12 MB until the idle limit reset the client.
+#[test]
+fn hostile_lesson_13_edge_triggered_late_reader_gets_every_reply() {
+    const LINES: usize = 6_000_000;
+    for trigger in [&["--edge"][..], &[][..]] {
+        let server = lesson_13(&[&["--idle", "5"], trigger].concat());
+        let mut stream =
+            connect(server.addr.parse().expect("address")).expect("connect");
+        let writer = send_lines(&stream, b"a\n", LINES);
+        // The late reader: the server's replies back up meanwhile.
+        thread::sleep(Duration::from_secs(1));
+        let rss = status_kb(server.pid(), "VmRSS").expect("VmRSS");
+        let (got, end) = read_all(&mut stream);
+        let sent = writer.join().expect("the writer panicked");
+        assert!(
+            got.len() == 2 * LINES
+                && got.iter().all(|&b| b == b'a' || b == b'\n'),
+            "{trigger:?}: {} of {} reply bytes, then {}",
+            got.len(),
+            2 * LINES,
+            end.map_or("EOF".to_string(), |e| e.to_string())
+        );
+        assert!(end.is_none(), "{trigger:?}: {end:?}");
+        assert!(sent.is_ok(), "{trigger:?}: the writer: {sent:?}");
+        assert!(rss < L13_RSS_CEILING_KB, "{trigger:?}: VmRSS {rss} kB");
+    }
+}
+
+/// Issue 13, item 4: a client writes 20 MB of lines and starts reading its
+/// replies a second after SIGTERM. Every reply the server queued must
+/// reach it, then a clean end of the stream: closing while the client's
+/// bytes still arrive sends RST, which throws away the replies still in
+/// the server's send queue (lesson 6). The client sees the RST as a reset
+/// of its writes (its reads see the end of the stream on Linux, after the
+/// bytes that did arrive). Before the fix the writer was reset every time,
+/// after about 4.3 MB of replies, and the rest of them were lost.
+#[test]
+fn hostile_lesson_13_replies_survive_a_graceful_shutdown() {
+    const LINE: &[u8] = b"0123456789abcde\n";
+    const LINES: usize = 20 * 1024 * 1024 / LINE.len();
+    for trigger in [&[][..], &["--edge"][..]] {
+        let mut server = lesson_13(&[&["--idle", "5"], trigger].concat());
+        let mut stream =
+            connect(server.addr.parse().expect("address")).expect("connect");
+        let writer = send_lines(&stream, LINE, LINES);
+        // Until the server has stopped reading for its replies (lesson 12's
+        // HIGH_WATER): its receive queue, as `ss` shows it, holds bytes.
+        let pid = server.pid();
+        let port = server.addr.rsplit(':').next().expect("port").to_string();
+        let port: u16 = port.parse().expect("a port number");
+        let backed_up =
+            wait_until(|| Ok(unread_by(pid, port)? > 0)).expect("ss");
+        assert!(backed_up, "{trigger:?}: the server read everything");
+        let rss = status_kb(pid, "VmRSS").expect("VmRSS");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM");
+        thread::sleep(Duration::from_secs(1));
+        let (got, end) = read_all(&mut stream);
+        let sent = writer.join().expect("the writer panicked");
+        drop(stream);
+        let status = server.wait_exit();
+        assert!(sent.is_ok(), "{trigger:?}: the writer: {sent:?}");
+        let whole = got.len() / LINE.len() * LINE.len() == got.len()
+            && got.chunks(LINE.len()).all(|l| l == LINE);
+        assert!(
+            end.is_none() && whole && !got.is_empty(),
+            "{trigger:?}: {} reply bytes, then {}",
+            got.len(),
+            end.map_or("EOF".to_string(), |e| e.to_string())
+        );
+        assert!(status.success(), "{trigger:?}: {status:?}");
+        assert!(rss < L13_RSS_CEILING_KB, "{trigger:?}: VmRSS {rss} kB");
+        eprintln!(
+            "hostile: lesson 13 {trigger:?}: {} reply bytes after SIGTERM, then EOF",
+            got.len()
+        );
+    }
+}
+
+/// Bytes waiting in the receive queues of the server's connections (local
+/// port `port`), from `/proc/<pid>/net/tcp` (`rx_queue`, as `ss` shows
+/// in Recv-Q): the sum over the established ones.
+fn unread_by(pid: u32, port: u16) -> Result<u64, String> {
+    let table = fs::read_to_string(format!("/proc/{pid}/net/tcp"))
+        .map_err(|e| format!("/proc/{pid}/net/tcp: {e}"))?;
+    let mut sum = 0;
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // st (field 3) 01 is ESTABLISHED; tx_queue:rx_queue is field 4.
+        let local = fields.get(1).and_then(|a| a.split(':').nth(1));
+        let local = local.and_then(|p| u16::from_str_radix(p, 16).ok());
+        if fields.get(3) != Some(&"01") || local != Some(port) {
+            continue;
+        }
+        let rx = fields.get(4).and_then(|q| q.split(':').nth(1));
+        sum += rx.and_then(|q| u64::from_str_radix(q, 16).ok()).unwrap_or(0);
+    }
+    Ok(sum)
+}
+
+/// Issue 13, item 5: durations and counts that make no sense are refused
+/// with one line and exit status 1, before the server starts.
+#[test]
+fn hostile_lesson_13_absurd_option_values_are_refused() {
+    for (flag, value) in [
+        ("--idle", "1e19"),
+        ("--idle", "1e-7"),
+        ("--idle", "NaN"),
+        ("--max-conns", "0"),
+    ] {
+        let out = Command::new(lesson_13_bin())
+            .args(["server", "--addr", "127.0.0.1:0", flag, value])
+            .output()
+            .expect("run lesson 13");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("lesson-13: {flag}: "))
+                && stderr.lines().count() == 1,
+            "{flag} {value}: {stderr}"
+        );
+    }
+}

@@ -58,9 +58,31 @@ fn a_shutdown_line_ends_the_server_cleanly() {
     let mut rest = Vec::new();
     (&client).read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
+    // The server closes by lingering: it waits for the client to close.
+    drop(client);
     let status = server.wait_exit();
     assert!(status.success(), "{status:?}");
     snapshot!("lesson_13__server", normalize(&server.transcript()));
+}
+
+/// The plain loop of `plain.rs` serves several clients at once, and
+/// answers each with what it sent.
+#[test]
+fn the_plain_loop_serves_several_clients_at_once() {
+    let mut server = Server::start(Command::new(bin(13)).args([
+        "plain",
+        "--addr",
+        "127.0.0.1:0",
+    ]));
+    let clients: Vec<TcpStream> =
+        (0..3).map(|_| TcpStream::connect(&server.addr).unwrap()).collect();
+    for round in 0..3 {
+        for (n, client) in clients.iter().enumerate() {
+            let line = format!("client {n}, round {round}\n");
+            assert_eq!(exchange(client, line.as_bytes()), line.as_bytes());
+        }
+    }
+    assert!(server.is_running());
 }
 
 #[test]
@@ -287,4 +309,28 @@ fn a_slow_reader_gets_every_reply_and_the_refusal() {
             got.len()
         );
     }
+}
+
+/// A second signal while a client holds the shutdown up (the server
+/// lingers, waiting for it to close) closes every connection at once; the
+/// server still closes what it opened, says so, and exits with status 1.
+#[test]
+fn a_second_signal_cuts_the_shutdown_short_and_still_reports() {
+    let mut server = Server::lesson(13, &[]);
+    let client = TcpStream::connect(&server.addr).unwrap();
+    assert_eq!(exchange(&client, b"hello\n"), b"hello\n");
+    let pid = Pid::from_raw(server.pid() as i32);
+    kill(pid, Signal::SIGTERM).unwrap();
+    server.wait_for("SIGTERM: stop accepting");
+    kill(pid, Signal::SIGTERM).unwrap();
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(1));
+    let log = server.transcript();
+    assert!(log.contains("SIGTERM again: closing every connection now"));
+    assert!(log.contains("closed at once: a second signal"), "{log}");
+    assert!(
+        log.ends_with("Shut down: every descriptor it opened is closed\n"),
+        "{log}"
+    );
+    drop(client);
 }

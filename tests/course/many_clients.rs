@@ -267,6 +267,9 @@ pub fn shutdown_with_requests_in_flight(server: &mut Server, clients: usize) {
     }
     let mut buf = [0u8; 16];
     assert_eq!((&idle).read(&mut buf).expect("idle client"), 0);
+    // Having read to the end, the clients close, as a client does: a
+    // server that closes by lingering (lesson 13) waits for that.
+    drop((streams, idle));
 
     let status = server.wait_exit();
     assert!(status.success(), "exit status {status:?}");
