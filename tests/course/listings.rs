@@ -32,7 +32,6 @@ const NOT_YET: &[&str] = &[
     "lesson-09.md",
     "lesson-10.md",
     "lesson-11.md",
-    "lesson-12.md",
     "lesson-13.md",
     "benchmarks.md",
 ];

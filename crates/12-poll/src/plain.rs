@@ -48,7 +48,9 @@ pub fn run(addr: SocketAddr) -> Result<(), Failure> {
         }
     }
 }
+// ANCHOR_END: plain
 
+// ANCHOR: echo
 /// One `recv` and its echo; `false` when the connection is over.
 fn echo(mut conn: &TcpStream) -> bool {
     let mut buf = [0u8; 4096];
@@ -61,4 +63,4 @@ fn echo(mut conn: &TcpStream) -> bool {
         Err(err) => err.kind() == ErrorKind::WouldBlock,
     }
 }
-// ANCHOR_END: plain
+// ANCHOR_END: echo
