@@ -21,6 +21,7 @@ use transcript::{
 
 use crate::conn::RECV_SIZE;
 use crate::server::{Limits, Server};
+use crate::shutdown;
 
 /// The demo's idle limit: long enough that no step comes near it.
 const DEMO_IDLE: Duration = Duration::from_secs(10);
@@ -278,7 +279,7 @@ fn more_than_a_flag() -> Result<(), Failure> {
             Err(err) => format!("Err({:?})", err.kind()),
         }
     ));
-    close_server_side(near);
+    shutdown::close(near);
     let mut arrived = Vec::new();
     client
         .set_read_timeout(Some(SETTLE_LIMIT))
@@ -353,7 +354,7 @@ fn read_exact_loses() -> Result<(), Failure> {
     } else {
         "NOT what this part shows: the first bytes are still there"
     });
-    close_server_side(near);
+    shutdown::close(near);
     close(client);
     Ok(())
 }
@@ -582,10 +583,4 @@ fn close(stream: TcpStream) {
     let fd = stream.as_raw_fd();
     drop(stream);
     tell(|| client("close").on_fd(fd).gave(&()));
-}
-
-fn close_server_side(stream: TcpStream) {
-    let fd = stream.as_raw_fd();
-    drop(stream);
-    tell(|| server("close").on_fd(fd).gave(&()));
 }

@@ -21,7 +21,7 @@ use transcript::{
 
 use crate::conn::{Conn, State};
 use crate::demo::polled;
-use crate::shutdown::Signals;
+use crate::shutdown::{Signals, close};
 
 /// The listener's queue of connections not yet accepted (lesson 8).
 const BACKLOG: i32 = 128;
@@ -49,9 +49,9 @@ pub struct Server {
     pub conns: BTreeMap<RawFd, Conn>,
     pub limits: Limits,
     /// Until when accepting pauses because descriptors ran out.
-    accept_paused_until: Option<Instant>,
+    pub accept_paused_until: Option<Instant>,
     /// The shutdown has begun.
-    stopping: bool,
+    pub stopping: bool,
 }
 
 // ANCHOR: run
@@ -157,12 +157,7 @@ impl Server {
             if self.listener.as_ref().is_some_and(|l| l.as_raw_fd() == fd) {
                 self.accept_all();
             } else if fd == self.signals.as_fd().as_raw_fd() {
-                self.signals.take();
-                event(
-                    "a shutdown signal: stop accepting, \
-                     answer what has arrived, then close",
-                );
-                self.begin_shutdown();
+                self.on_signal();
             } else {
                 self.on_ready(fd, revents, &mut shutdown_asked);
             }
@@ -170,7 +165,7 @@ impl Server {
         if shutdown_asked {
             self.begin_shutdown();
         }
-        self.expire_idle(Instant::now());
+        self.reap_idle(Instant::now());
         self.close_finished();
         Ok(())
     }
@@ -235,7 +230,7 @@ impl Server {
     }
 
     /// Marks the connections that made no progress for the idle limit.
-    fn expire_idle(&mut self, now: Instant) {
+    fn reap_idle(&mut self, now: Instant) {
         for conn in self.conns.values_mut() {
             conn.expire(now, self.limits.idle);
         }
@@ -246,7 +241,7 @@ impl Server {
 impl Server {
     /// The listener is readable: accept every queued connection, until
     /// `EAGAIN` says the queue is empty.
-    fn accept_all(&mut self) {
+    pub fn accept_all(&mut self) {
         while let Some(listener) = &self.listener {
             // The new connection is non-blocking from birth too.
             let accepted = listener
@@ -308,9 +303,7 @@ fn refuse(stream: TcpStream, peer: SocketAddr, max_conns: usize) {
     let _ = (&stream).write(BUSY).traced(|| {
         server("send").on(&stream).args(bytes(BUSY)).args("MSG_NOSIGNAL")
     });
-    let fd = stream.as_raw_fd();
-    drop(stream);
-    tell(|| server("close").on_fd(fd).gave(&()));
+    close(stream);
 }
 
 // ANCHOR: on_ready
@@ -332,9 +325,9 @@ impl Server {
             PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
         if revents.intersects(readable) {
             match conn.state {
-                State::Open => drop(conn.receive(asked)),
+                State::Open if conn.reads() => drop(conn.receive(asked)),
                 State::Lingering(_) => drop(conn.discard()),
-                State::Ending { .. } | State::Dead(_) => {}
+                _ => {}
             }
         }
         if conn.out.is_empty() || matches!(conn.state, State::Dead(_)) {
@@ -351,57 +344,34 @@ impl Server {
 }
 // ANCHOR_END: on_ready
 
-// ANCHOR: begin_shutdown
-impl Server {
-    /// Stops accepting and ends every connection's input: what has arrived
-    /// is answered, then each connection closes as its replies go out.
-    fn begin_shutdown(&mut self) {
-        if std::mem::replace(&mut self.stopping, true) {
-            return;
-        }
-        // Clients in the listener's queue think they are connected (lesson
-        // 8): take them, rather than reset them by closing the listener.
-        self.accept_all();
-        if let Some(listener) = self.listener.take() {
-            let fd = listener.as_raw_fd();
-            drop(listener);
-            tell(|| server("close").on_fd(fd).gave(&()));
-        }
-        for conn in self.conns.values_mut() {
-            // Read what has arrived, until EAGAIN, and answer it; but no
-            // further than HIGH_WATER of replies, as in every turn: a
-            // client that sends without end would keep this loop reading,
-            // and its replies growing, for ever.
-            while conn.reads() && conn.receive(&mut false) {}
-            conn.end_input();
-            conn.flush();
-        }
-    }
-}
-// ANCHOR_END: begin_shutdown
-
 // ANCHOR: close_finished
 impl Server {
     /// Closes every connection that is done: dead, or with its replies
     /// out. One whose client may still be sending lingers first.
     fn close_finished(&mut self) {
         let done: Vec<RawFd> = (self.conns.iter())
-            .filter(|(_, c)| c.finished())
+            .filter(|(_, conn)| conn.finished())
             .map(|(fd, _)| *fd)
             .collect();
         for fd in done {
             let Some(conn) = self.conns.get_mut(&fd) else { continue };
             if let State::Ending { linger: true, .. } = conn.state {
                 conn.start_lingering();
-                continue;
+                if !conn.finished() {
+                    continue;
+                }
             }
-            let Some(conn) = self.conns.remove(&fd) else { continue };
-            if let Some(why) = conn.why() {
-                event(format_args!("{}: {why}", conn.peer));
-            }
-            drop(conn);
-            tell(|| server("close").on_fd(fd).gave(&()));
+            self.close(fd);
         }
+    }
+
+    /// Closes a connection: dropping its socket is `close(2)`.
+    pub fn close(&mut self, fd: RawFd) {
+        let Some(conn) = self.conns.remove(&fd) else { return };
+        if let Some(why) = conn.why() {
+            event(format_args!("{}: {why}", conn.peer));
+        }
+        close(conn.stream);
     }
 }
 // ANCHOR_END: close_finished

@@ -16,8 +16,10 @@ use nix::sys::signal::{
 };
 use socket2::{Domain, Socket, Type};
 use transcript::{
-    Failure, OrFail, Outcome, Ret, Told, server, server_note, tell,
+    Failure, OrFail, Outcome, Ret, Told, event, server, server_note, tell,
 };
+
+use crate::server::Server;
 
 /// The write end of the self-pipe, for the signal handler. An atomic,
 /// because a handler may read no lock and no ordinary `static mut`.
@@ -135,11 +137,8 @@ impl Signals {
         server_note(
             "the signals get their default action back; then the self-pipe goes",
         );
-        for end in [self.read, self.write] {
-            let fd = end.as_raw_fd();
-            drop(end);
-            tell(|| server("close").on_fd(fd).gave(&()));
-        }
+        close(self.read);
+        close(self.write);
     }
 }
 
@@ -148,4 +147,52 @@ impl AsFd for Signals {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.read.as_fd()
     }
+}
+
+// ANCHOR: on_signal
+impl Server {
+    /// The self-pipe is readable: a signal came.
+    pub fn on_signal(&mut self) {
+        self.signals.take();
+        event(
+            "a shutdown signal: stop accepting, \
+             answer what has arrived, then close",
+        );
+        self.begin_shutdown();
+    }
+}
+// ANCHOR_END: on_signal
+
+// ANCHOR: begin_shutdown
+impl Server {
+    /// Stops accepting and ends every connection's input: what has arrived
+    /// is answered, then each connection closes as its replies go out.
+    pub fn begin_shutdown(&mut self) {
+        if std::mem::replace(&mut self.stopping, true) {
+            return;
+        }
+        // Clients in the listener's queue think they are connected (lesson
+        // 8): take them, rather than reset them by closing the listener.
+        self.accept_all();
+        if let Some(listener) = self.listener.take() {
+            close(listener);
+        }
+        for conn in self.conns.values_mut() {
+            // Read what has arrived, until EAGAIN, and answer it; but no
+            // further than HIGH_WATER of replies, as in every turn: a
+            // client that sends without end would keep this loop reading,
+            // and its replies growing, for ever.
+            while conn.reads() && conn.receive(&mut false) {}
+            conn.end_input();
+            conn.flush();
+        }
+    }
+}
+// ANCHOR_END: begin_shutdown
+
+/// Closes a descriptor by dropping it, and says so.
+pub fn close<T: AsRawFd>(fd: T) {
+    let number: RawFd = fd.as_raw_fd();
+    drop(fd);
+    tell(|| server("close").on_fd(number).gave(&()));
 }
