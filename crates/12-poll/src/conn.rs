@@ -177,9 +177,13 @@ impl Conn {
                     .args("MSG_NOSIGNAL")
             });
             match sent {
-                // All out: give the buffer back, so an idle connection
-                // holds no memory but its own bookkeeping.
-                Ok(n) if n == self.out.len() => self.out = Vec::new(),
+                // All out. The buffer stays for the next reply, so a
+                // request costs no allocation; what a burst grew it to
+                // beyond RECV_SIZE goes back.
+                Ok(n) if n == self.out.len() => {
+                    self.out.clear();
+                    self.out.shrink_to(RECV_SIZE);
+                }
                 // Only what the kernel took leaves the buffer.
                 Ok(n) => drop(self.out.drain(..n)),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
