@@ -141,17 +141,20 @@ impl Server {
         // can make progress, or the nearest idle deadline (man 2 poll).
         let result = poll(&mut watched, timeout);
         tell(|| polled(&watched, &result, timeout, self.limits.idle));
+        match result {
+            Ok(_) => {}
+            // A signal handler ran during poll; its byte is in the pipe.
+            Err(Errno::EINTR) => return Ok(()),
+            Err(err) => {
+                return Err(Failure::new("poll", io::Error::from(err)));
+            }
+        }
+        // The ready ones: poll has set what happened in their revents.
         let ready: Vec<(RawFd, PollFlags)> = (watched.iter())
             .filter_map(|p| Some((p.as_fd().as_raw_fd(), p.revents()?)))
             .filter(|(_, revents)| !revents.is_empty())
             .collect();
         drop(watched);
-        match result {
-            Ok(_) => {}
-            // A signal handler ran during poll; its byte is in the pipe.
-            Err(Errno::EINTR) => return Ok(()),
-            Err(err) => return Err(Failure::new("poll", io::Error::from(err))),
-        }
         let mut shutdown_asked = false;
         for (fd, revents) in ready {
             if self.listener.as_ref().is_some_and(|l| l.as_raw_fd() == fd) {
