@@ -1927,8 +1927,7 @@ fn lesson_12_rss_until_exit(pid: u32) -> Result<u64, String> {
 /// returns how many bytes it has sent so far, and a flag that stops it.
 fn endless_sender(
     addr: &str,
-) -> (Arc<std::sync::atomic::AtomicUsize>, Arc<std::sync::atomic::AtomicBool>)
-{
+) -> (Arc<std::sync::atomic::AtomicUsize>, Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let sent = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));

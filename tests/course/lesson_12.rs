@@ -156,9 +156,11 @@ fn bad_arguments_get_a_message_and_a_non_zero_exit() {
 /// closes is dropped while the others go on.
 #[test]
 fn the_plain_loop_serves_several_clients_from_one_thread() {
-    let mut server = Server::start(
-        Command::new(bin(12)).args(["plain", "--addr", "127.0.0.1:0"]),
-    );
+    let mut server = Server::start(Command::new(bin(12)).args([
+        "plain",
+        "--addr",
+        "127.0.0.1:0",
+    ]));
     let slow = TcpStream::connect(&server.addr).unwrap();
     let other = TcpStream::connect(&server.addr).unwrap();
     (&slow).write_all(b"half a ").unwrap();
