@@ -3015,3 +3015,191 @@ fn hostile_lesson_13_absurd_option_values_are_refused() {
         );
     }
 }
+
+// ---------------------------------------------------------------------
+// Lesson 12: graceful shutdown against clients that send without end, or
+// read late (issue 13, items 1, 4 and 5).
+// ---------------------------------------------------------------------
+
+/// The most resident memory lesson 12's server may reach in these cases.
+/// It holds at most 64 KiB of replies per connection (`HIGH_WATER`), at
+/// shutdown too; a server that reads on without that cap queues megabytes
+/// of replies within a second (it grew from 3.9 MB to 103 MB in 11 s).
+const L12_RSS_CEILING_KB: u64 = 8 * 1024;
+
+/// Starts lesson 12's server on port 0 with `args`; it dies with the test.
+fn lesson_12_server(args: &[&str]) -> Server {
+    let mut command = Command::new(bin(12));
+    command.args(["server", "--addr", "127.0.0.1:0"]).args(args);
+    die_with_this_thread(&mut command);
+    Server::start(&mut command)
+}
+
+/// Samples the server's VmRSS until the process is gone (a zombie has no
+/// VmRSS) or [`PATIENCE`] is up, failing as soon as it passes the ceiling.
+/// Returns the highest value seen.
+fn lesson_12_rss_until_exit(pid: u32) -> Result<u64, String> {
+    let mut peak = 0;
+    let deadline = Instant::now() + PATIENCE;
+    while let Ok(kb) = status_kb(pid, "VmRSS") {
+        peak = peak.max(kb);
+        if peak > L12_RSS_CEILING_KB {
+            return Err(format!(
+                "VmRSS {peak} kB, above the ceiling of {L12_RSS_CEILING_KB} kB"
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("still running after {PATIENCE:?}"));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    Ok(peak)
+}
+
+/// A client that keeps sending empty lines and never reads, in a thread:
+/// returns how many bytes it has sent so far, and a flag that stops it.
+fn endless_sender(
+    addr: &str,
+) -> (Arc<std::sync::atomic::AtomicUsize>, Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let sent = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let stream = TcpStream::connect(addr).expect("connect");
+    // A bounded wait per send, so the flag is seen even when it blocks.
+    stream.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+    let (counted, stopped) = (sent.clone(), stop.clone());
+    thread::spawn(move || {
+        let chunk = [b'\n'; 65536];
+        while !stopped.load(Ordering::Relaxed) {
+            match (&stream).write(&chunk) {
+                Ok(n) => drop(counted.fetch_add(n, Ordering::Relaxed)),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+        }
+    });
+    (sent, stop)
+}
+
+/// Issue 13, item 1: a client loops sending `\n` x 65536 and never reads,
+/// then another sends `shutdown`. The shutdown used to read from it until
+/// `EAGAIN` without the 64 KiB cap on replies, which a client that never
+/// stops sending never lets come: 100 % CPU, memory without bound, and no
+/// exit. Now the server reads no further than the cap, the idle limit
+/// drops the sender, and the server exits 0 with its memory bounded.
+#[test]
+fn hostile_lesson_12_shutdown_beside_an_endless_sender_ends_bounded() {
+    use std::sync::atomic::Ordering;
+    let mut server = lesson_12_server(&["--idle", "2"]);
+    let pid = server.pid();
+    let (sent, stop) = endless_sender(&server.addr);
+    // Until the server has stopped reading from it: the kernel's buffers
+    // on both sides are full, and the sender is held up.
+    let filled = wait_until(|| {
+        let before = sent.load(Ordering::Relaxed);
+        thread::sleep(Duration::from_millis(100));
+        Ok(before > 0 && sent.load(Ordering::Relaxed) == before)
+    });
+    assert_eq!(filled, Ok(true), "the sender was never held up");
+    let asking = TcpStream::connect(&server.addr).expect("connect");
+    (&asking).write_all(b"shutdown\n").expect("send shutdown");
+    let mut reply = Vec::new();
+    asking.set_read_timeout(Some(PATIENCE)).unwrap();
+    (&asking).read_to_end(&mut reply).expect("the shutdown reply");
+    assert_eq!(reply, b"shutdown\n");
+    drop(asking);
+    let peak = lesson_12_rss_until_exit(pid);
+    stop.store(true, Ordering::Relaxed);
+    let peak = peak.unwrap_or_else(|e| panic!("lesson 12: {e}"));
+    eprintln!("lesson 12: VmRSS at most {peak} kB during the shutdown");
+    assert!(server.wait_exit().success());
+}
+
+/// Issue 13, item 4: a client writes 20 MB of lines and starts reading
+/// 1 s after SIGTERM. Every reply the server queued must reach it, then a
+/// clean end of stream: the server closes by lingering (FIN, then drains
+/// what still comes) instead of closing on unread bytes, which makes the
+/// kernel send RST and drop the replies not yet read. Memory stays under
+/// the ceiling (before the cap, the shutdown read all 20 MB and queued
+/// their replies).
+#[test]
+fn hostile_lesson_12_late_reader_at_shutdown_gets_its_replies_and_an_end() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut server = lesson_12_server(&["--idle", "5"]);
+    let pid = server.pid();
+    let stream = TcpStream::connect(&server.addr).expect("connect");
+    let writer = stream.try_clone().expect("try_clone");
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counted = sent.clone();
+    const TOTAL: usize = 20 * 1024 * 1024;
+    let sending = thread::spawn(move || -> io::Result<()> {
+        let chunk = b"a\n".repeat(32 * 1024);
+        while counted.load(Ordering::Relaxed) < TOTAL {
+            (&writer).write_all(&chunk)?;
+            counted.fetch_add(chunk.len(), Ordering::Relaxed);
+        }
+        writer.shutdown(Shutdown::Write)
+    });
+    let going = wait_until(|| Ok(sent.load(Ordering::Relaxed) >= 1 << 20));
+    assert_eq!(going, Ok(true), "the writer never got going");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let watch = thread::spawn(move || lesson_12_rss_until_exit(pid));
+    // The scenario: this client reads only a second later.
+    thread::sleep(Duration::from_secs(1));
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let end = loop {
+        match (&stream).read(&mut buf) {
+            Ok(0) => break None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break Some(e),
+        }
+    };
+    let peak = watch.join().expect("the memory watch");
+    let sending = sending.join().expect("the writer");
+    assert!(
+        end.is_none(),
+        "after {} reply bytes: {:?} instead of the end of the stream",
+        got.len(),
+        end
+    );
+    assert!(!got.is_empty() && got.chunks(2).all(|pair| pair == b"a\n"));
+    let peak = peak.unwrap_or_else(|e| panic!("lesson 12: {e}"));
+    eprintln!(
+        "lesson 12: {} reply bytes then EOF; the writer: {sending:?}; \
+         VmRSS at most {peak} kB",
+        got.len()
+    );
+    assert!(server.wait_exit().success());
+}
+
+/// Issue 13, item 5: durations and counts no server can use are refused
+/// with one line and status 1, before anything is bound.
+#[test]
+fn hostile_lesson_12_absurd_option_values_are_refused() {
+    for args in [
+        ["--idle", "1e19"],
+        ["--idle", "1e-7"],
+        ["--max-conns", "18446744073709551615"],
+        ["--max-conns", "0"],
+    ] {
+        // Bounded: a server that took the value would run until killed.
+        let out = crate::support::run(
+            12,
+            &["server", "--addr", "127.0.0.1:0", args[0], args[1]],
+            b"",
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("lesson-12: {}: ", args[0]))
+                && stderr.lines().count() == 1,
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! Lesson 12: non-blocking sockets and poll: one thread serves every client.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 
@@ -149,4 +149,28 @@ fn bad_arguments_get_a_message_and_a_non_zero_exit() {
         String::from_utf8_lossy(&out.stderr),
         "lesson-12: --idle: -3 is not a number of seconds from 0.001 to 31536000\n"
     );
+}
+
+/// The plain loop (`src/plain.rs`): one thread serves several clients at
+/// once; a client's unfinished line holds up no one, and a client that
+/// closes is dropped while the others go on.
+#[test]
+fn the_plain_loop_serves_several_clients_from_one_thread() {
+    let mut server = Server::start(Command::new(bin(12)).args([
+        "plain",
+        "--addr",
+        "127.0.0.1:0",
+    ]));
+    let slow = TcpStream::connect(&server.addr).unwrap();
+    let other = TcpStream::connect(&server.addr).unwrap();
+    (&slow).write_all(b"half a ").unwrap();
+    assert_eq!(exchange(&other, b"at once\n"), b"at once\n");
+    // Echoed as it came: "half a " was sent back in the meantime.
+    assert_eq!(exchange(&slow, b"line\n"), b"half a line\n");
+    drop(other);
+    let third = TcpStream::connect(&server.addr).unwrap();
+    assert_eq!(exchange(&third, b"third\n"), b"third\n");
+    assert_eq!(exchange(&slow, b"still\n"), b"still\n");
+    server.wait_for("Connected with");
+    assert!(server.is_running());
 }

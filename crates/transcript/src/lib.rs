@@ -362,6 +362,18 @@ pub fn redirect(outlet: Sender<Said>) {
     }
 }
 
+/// Runs `f` with this thread's narration dropped, neither printed nor
+/// recorded: for a busy stretch whose calls depend on the kernel's buffer
+/// sizes, which a demo sums up in a note instead of showing one by one.
+pub fn hushed<R>(f: impl FnOnce() -> R) -> R {
+    // An outlet whose receiver is gone: what is sent to it is dropped.
+    let (outlet, _) = std::sync::mpsc::channel();
+    let before = OUTLET.with(|o| o.replace(Some(outlet)));
+    let result = f();
+    OUTLET.with(|o| *o.borrow_mut() = before);
+    result
+}
+
 /// Whether a transcript is alive, so narration would be shown.
 pub fn narrating() -> bool {
     ACTIVE.load(Ordering::Relaxed)
