@@ -93,8 +93,10 @@ fn serve_one(conn: &Socket, peer: &str, timeout: Duration) {
 }
 // ANCHOR_END: serve_one
 
+// ANCHOR: is_timeout
 /// A read timeout shows up as `WouldBlock` (EAGAIN) on Linux, `TimedOut`
 /// on some other systems; a portable program accepts both.
 pub fn is_timeout(err: &io::Error) -> bool {
     matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
+// ANCHOR_END: is_timeout
