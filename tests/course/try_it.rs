@@ -12,6 +12,8 @@
 //! <!-- try: A ctrl-c expect="..." -->         Ctrl-C in terminal A
 //! <!-- try: C status=1 expect="Address already in use" -->
 //! <!-- try: C needs=nc -->                    uses a tool CI installs
+//! <!-- try: A type="\n" -->                   Enter, typed into A's program
+//! <!-- try: C match="LISTEN\s+2\s+1" -->        a regular expression
 //! ```
 //!
 //! A block runs as one `bash` script from the repository root, so it is
@@ -34,6 +36,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use regex::Regex;
+
 use crate::book::chapters;
 use crate::support::{bin, root};
 
@@ -52,6 +56,8 @@ struct Step {
     ctrl_c: bool,
     wait: Option<String>,
     input: String,
+    /// Typed into the terminal's running program (its stdin stays open).
+    typed: Option<String>,
     expect: Vec<String>,
     status: i32,
     within: Duration,
@@ -100,7 +106,12 @@ fn attributes(text: &str) -> Result<Vec<(String, Option<String>)>, String> {
                     '\\' => match chars.next() {
                         Some('n') => value.push('\n'),
                         Some('t') => value.push('\t'),
-                        Some(other) => value.push(other),
+                        Some(c @ ('"' | '\\')) => value.push(c),
+                        // A regular expression's \s, \d...: kept as is.
+                        Some(other) => {
+                            value.push('\\');
+                            value.push(other);
+                        }
                         None => return Err("a value ends in \\".into()),
                     },
                     c => value.push(c),
@@ -136,6 +147,8 @@ fn parse_step(comment: &str, line: usize) -> Result<Step, String> {
             ("ctrl-c", None) => step.ctrl_c = true,
             ("wait", Some(v)) => step.wait = Some(v),
             ("input", Some(v)) => step.input = v,
+            ("type", Some(v)) => step.typed = Some(v),
+            ("match", Some(v)) => step.expect.push(format!("~{v}")),
             ("expect", Some(v)) => step.expect.push(v),
             ("status", Some(v)) => {
                 step.status = v.parse().map_err(|_| format!("status={v}"))?
@@ -219,6 +232,9 @@ fn section(text: &str) -> Result<Option<Section>, String> {
 /// A terminal's program, left running, and everything it printed so far.
 struct Running {
     child: Child,
+    /// Its input, kept open for a program left running, so the reader can
+    /// type into it later; closed (end of input) for one that must finish.
+    stdin: Option<std::process::ChildStdin>,
     output: Arc<Mutex<Vec<u8>>>,
     /// Whether its output pipe has reached its end (1) or not (0).
     closed: Arc<AtomicUsize>,
@@ -304,13 +320,20 @@ impl Reader {
             });
         }
         let mut stdin = child.stdin.take().unwrap();
-        let input = step.input.clone().into_bytes();
-        // Input goes in, then end of input, as when the reader is done
-        // typing (Ctrl-D); a program that does not read it is fine.
-        thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-        Running { child, output, closed }
+        let mut kept = None;
+        if step.start {
+            // Left running: what the reader types later goes in here.
+            let _ = stdin.write_all(step.input.as_bytes());
+            kept = Some(stdin);
+        } else {
+            let input = step.input.clone().into_bytes();
+            // Input goes in, then end of input, as when the reader is done
+            // typing (Ctrl-D); a program that does not read it is fine.
+            thread::spawn(move || {
+                let _ = stdin.write_all(&input);
+            });
+        }
+        Running { child, stdin: kept, output, closed }
     }
 
     /// Waits until `running` printed every text of `wanted`, or `within`.
@@ -326,7 +349,12 @@ impl Reader {
             let missing: Vec<String> = wanted
                 .iter()
                 .map(|w| self.ported(w))
-                .filter(|w| !text.contains(w.as_str()))
+                .filter(|w| match w.strip_prefix("~") {
+                    Some(re) => {
+                        !Regex::new(re).is_ok_and(|re| re.is_match(&text))
+                    }
+                    None => !text.contains(w.as_str()),
+                })
                 .collect();
             if missing.is_empty() {
                 return Ok(());
@@ -345,6 +373,13 @@ impl Reader {
             let running = self.terminals.get_mut(&step.terminal).ok_or(
                 format!("terminal {} has nothing running", step.terminal),
             )?;
+            if let Some(typed) = &step.typed {
+                let stdin =
+                    running.stdin.as_mut().ok_or("its input is closed")?;
+                stdin
+                    .write_all(typed.as_bytes())
+                    .map_err(|e| format!("typing into it: {e}"))?;
+            }
             if step.ctrl_c {
                 running.interrupt();
                 let until = Instant::now() + step.within;
@@ -488,6 +523,11 @@ fn try_chapter(chapter: &str) {
 #[test]
 fn lesson_02_try_it() {
     try_chapter("lesson-02.md");
+}
+
+#[test]
+fn lesson_08_try_it() {
+    try_chapter("lesson-08.md");
 }
 
 #[test]
