@@ -55,7 +55,6 @@ pub fn run() -> Result<(), Failure> {
     Ok(())
 }
 
-// ANCHOR: demo_listen
 /// The listener both parts use, on a port the kernel picks.
 fn listen() -> Result<(TcpListener, SocketAddr), Failure> {
     let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
@@ -69,7 +68,6 @@ fn listen() -> Result<(TcpListener, SocketAddr), Failure> {
     ));
     Ok((listener, addr))
 }
-// ANCHOR_END: demo_listen
 
 // ANCHOR: one_at_a_time
 /// Lesson 2's loop, for comparison: the next `accept` waits until the
@@ -85,7 +83,6 @@ fn one_at_a_time(listener: &TcpListener, clients: usize) {
 }
 // ANCHOR_END: one_at_a_time
 
-// ANCHOR: demo_one_thread
 /// A waits in the middle of a line; B, behind it, waits for its turn.
 fn one_thread(
     listener: TcpListener,
@@ -122,7 +119,6 @@ fn one_thread(
     close(a, client);
     joined(server)
 }
-// ANCHOR_END: demo_one_thread
 
 /// B connects and sends a line, while the server's only thread waits for
 /// the rest of A's.
@@ -143,7 +139,6 @@ fn b_is_not_answered(b: &TcpStream, addr: SocketAddr) -> Result<(), Failure> {
     Ok(())
 }
 
-// ANCHOR: demo_threads
 /// The same two clients, a thread each: B is answered while A dawdles.
 fn thread_each(
     listener: TcpListener,
@@ -186,9 +181,7 @@ fn thread_each(
     }
     Ok(listener)
 }
-// ANCHOR_END: demo_threads
 
-// ANCHOR: demo_cost
 /// Starts `MEASURED_THREADS` threads that wait, as a connection's thread
 /// waits in `recv`, and reads what the kernel says they cost.
 fn thread_cost() -> Result<(), Failure> {
@@ -234,7 +227,6 @@ fn thread_cost() -> Result<(), Failure> {
     });
     Ok(())
 }
-// ANCHOR_END: demo_cost
 
 /// The two lines of `/proc/self/status` that say what threads cost.
 struct Status {

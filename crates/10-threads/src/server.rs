@@ -195,7 +195,6 @@ fn linger(conn: &TcpStream, limit: Duration) {
 }
 // ANCHOR_END: linger
 
-// ANCHOR: send_all
 /// `send` until every byte is taken: one call may take fewer (lesson 4).
 fn send_all(conn: &TcpStream, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
@@ -212,7 +211,6 @@ fn send_all(conn: &TcpStream, mut data: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
-// ANCHOR_END: send_all
 
 // ANCHOR: pause_if_out_of_descriptors
 /// Out of file descriptors, `accept` fails at once for as long as the
