@@ -43,9 +43,11 @@ fn help_is_reviewed() {
 /// client that says nothing no longer holds up the next one.
 #[test]
 fn the_plain_server_serves_a_client_while_another_is_silent() {
-    let mut server = Server::start(
-        Command::new(bin(10)).args(["plain", "--addr", "127.0.0.1:0"]),
-    );
+    let mut server = Server::start(Command::new(bin(10)).args([
+        "plain",
+        "--addr",
+        "127.0.0.1:0",
+    ]));
     let silent = TcpStream::connect(&server.addr).unwrap();
     server.wait_for("Connected with");
     let client = TcpStream::connect(&server.addr).unwrap();
