@@ -30,7 +30,6 @@ const NOT_YET: &[&str] = &[
     "lesson-07.md",
     "lesson-08.md",
     "lesson-09.md",
-    "lesson-11.md",
     "lesson-12.md",
     "lesson-13.md",
     "benchmarks.md",

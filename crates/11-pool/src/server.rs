@@ -116,6 +116,7 @@ pub fn serve_until_stopped(
 }
 // ANCHOR_END: serve_until_stopped
 
+// ANCHOR: shared
 /// What the accept loop, the workers and the signal thread share.
 pub struct Shared {
     /// Set once, when the shutdown begins.
@@ -130,9 +131,10 @@ pub struct Shared {
     /// Where it connects: the listener's own address.
     wake_addr: SocketAddr,
 }
+// ANCHOR_END: shared
 
+// ANCHOR: impl_shared
 impl Shared {
-    // ANCHOR: begin_shutdown
     /// Starts the shutdown, once: set the flag, then wake the accept loop.
     pub fn begin_shutdown(&self) {
         if self.stop.swap(true, Ordering::SeqCst) {
@@ -156,7 +158,6 @@ impl Shared {
             ));
         }
     }
-    // ANCHOR_END: begin_shutdown
 
     /// Whether a connection comes from our own wake-up socket.
     fn is_waker(&self, peer: SocketAddr) -> bool {
@@ -172,6 +173,7 @@ impl Shared {
         }
     }
 }
+// ANCHOR_END: impl_shared
 
 /// A listener on every address (0.0.0.0) is reached through loopback.
 fn reachable(local: SocketAddr) -> SocketAddr {
@@ -339,8 +341,8 @@ pub struct Pool {
     workers: Vec<JoinHandle<()>>,
 }
 
+// ANCHOR: pool
 impl Pool {
-    // ANCHOR: pool
     /// Starts `size` threads, each running the loop `work`.
     pub fn start(
         size: usize,
@@ -357,7 +359,6 @@ impl Pool {
         }
         Ok(Pool { jobs, workers })
     }
-    // ANCHOR_END: pool
 
     /// Queues a job; the next free worker runs it. (Sending fails only when
     /// every worker has gone, which nothing here makes happen.)
@@ -373,6 +374,7 @@ impl Pool {
         }
     }
 }
+// ANCHOR_END: pool
 
 // ANCHOR: worker
 /// A worker: takes the next job and runs it, until the channel is closed.
