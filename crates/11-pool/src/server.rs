@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use socket2::{Domain, Socket, Type};
@@ -195,16 +196,25 @@ fn reachable(local: SocketAddr) -> SocketAddr {
 fn start_signal_thread(shared: &Arc<Shared>) -> Result<(), Failure> {
     let shared = Arc::clone(shared);
     let waiting = narrated(move || {
-        match shutdown_signals().wait() {
-            Ok(signal) => {
-                event(format_args!("sigwait returned {signal}: shutting down"));
-                shared.begin_shutdown();
+        let mut seen = 0;
+        loop {
+            match shutdown_signals().wait() {
+                Ok(signal) if seen == 0 => {
+                    seen += 1;
+                    event(format_args!(
+                        "sigwait returned {signal}: shutting down"
+                    ));
+                    shared.begin_shutdown();
+                }
+                Ok(signal) => {
+                    log!("{signal} again: exiting at once");
+                    std::process::exit(130);
+                }
+                // A stop (Ctrl-Z) and continue may interrupt it (man 7
+                // signal): it is not a signal, so wait again.
+                Err(Errno::EINTR) => {}
+                Err(err) => return event(format_args!("sigwait: {err}")),
             }
-            Err(err) => return event(format_args!("sigwait: {err}")),
-        }
-        if let Ok(signal) = shutdown_signals().wait() {
-            log!("{signal} again: exiting at once");
-            std::process::exit(130);
         }
     });
     thread::Builder::new().spawn(waiting).or_fail("thread::spawn")?;
