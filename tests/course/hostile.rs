@@ -2143,11 +2143,9 @@ fn hostile_absurd_flag_values_are_refused_with_one_line() {
             if args[0] != "plain" {
                 command.arg("server");
             }
-            let out = command
-                .args(*args)
-                .args(["--addr", "127.0.0.1:0"])
-                .output()
-                .expect("run the lesson");
+            let out = bounded_output(
+                command.args(*args).args(["--addr", "127.0.0.1:0"]),
+            );
             let stderr = String::from_utf8_lossy(&out.stderr);
             let one_line = stderr.lines().count() == 1
                 && stderr.starts_with(&format!("lesson-{lesson}: "));
@@ -2160,4 +2158,23 @@ fn hostile_absurd_flag_values_are_refused_with_one_line() {
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Runs `command` to its end, or kills it after 3 s (a refusal takes
+/// milliseconds): a server that accepted an absurd value would otherwise
+/// serve for ever.
+fn bounded_output(command: &mut Command) -> std::process::Output {
+    die_with_this_thread(command);
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the lesson");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    child.wait_with_output().expect("the lesson's output")
 }
