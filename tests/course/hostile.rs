@@ -976,20 +976,19 @@ fn hostile(
                     (SLOW_PACE * SLOW_BYTES as u32).as_secs_f64()
                 ));
             }
-            // Dropped: only a per-request deadline does that (lesson 9).
+            // Dropped: only a deadline per request (lesson 9) or per line
+            // (lesson 11) does that.
+            let (limit, what) = line_deadline(spec);
             if !got.is_empty()
-                || took < DEADLINE.mul_f64(0.9)
-                || took > DEADLINE + PROMPT * 2
+                || took < limit.mul_f64(0.9)
+                || took > limit + PROMPT * 2
             {
                 return Err(format!(
                     "after {took:?} and {sent} bytes sent, got {:?} and no full reply",
                     String::from_utf8_lossy(&got)
                 ));
             }
-            Ok(format!(
-                "dropped at the {} s request deadline",
-                DEADLINE.as_secs()
-            ))
+            Ok(format!("dropped at the {} s {what}", limit.as_secs()))
         }
         Case::HalfClose => {
             let whole = b"a whole line\n";
@@ -2177,4 +2176,15 @@ fn bounded_output(command: &mut Command) -> std::process::Output {
     }
     let _ = child.kill();
     child.wait_with_output().expect("the lesson's output")
+}
+
+/// The deadline that drops a slowloris client, and the table's words for
+/// it: lesson 9's per-request `--deadline`; lesson 11 gives a line its
+/// idle limit from its first byte, since a slow client holds a worker.
+fn line_deadline(spec: &Spec) -> (Duration, &'static str) {
+    if spec.lesson == 11 {
+        (IDLE, "limit for a whole line")
+    } else {
+        (DEADLINE, "request deadline")
+    }
 }
