@@ -1964,6 +1964,10 @@ fn hostile_stop_and_continue_closes_nobody() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The late reader's server may hold this much memory (VmRSS) while the
+/// client has megabytes of lines in flight: a few MB is what it needs.
+const LATE_READER_RSS_KB: u64 = 64 * 1024;
+
 /// The lines of the late reader: "line 0000001\n" and so on, 13 bytes each.
 fn late_reader_lines(from: usize, count: usize) -> Vec<u8> {
     (from..from + count)
@@ -2028,6 +2032,12 @@ fn hostile_late_reader_gets_every_reply_at_shutdown() {
         signal(server.pid(), Signal::SIGTERM)?;
         // The hostile part: this client reads late.
         thread::sleep(Duration::from_secs(1));
+        // Meanwhile the server holds one connection's buffers, not the
+        // megabytes the client has sent: its memory stays bounded.
+        let rss = status_kb(server.pid(), "VmRSS")?;
+        if rss > LATE_READER_RSS_KB {
+            return Err(format!("the server's VmRSS grew to {rss} kB"));
+        }
         reader
             .set_read_timeout(Some(PATIENCE))
             .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
