@@ -976,20 +976,19 @@ fn hostile(
                     (SLOW_PACE * SLOW_BYTES as u32).as_secs_f64()
                 ));
             }
-            // Dropped: only a per-request deadline does that (lesson 9).
+            // Dropped: only a deadline per request (lesson 9) or per line
+            // (lesson 11) does that.
+            let (limit, what) = line_deadline(spec);
             if !got.is_empty()
-                || took < DEADLINE.mul_f64(0.9)
-                || took > DEADLINE + PROMPT * 2
+                || took < limit.mul_f64(0.9)
+                || took > limit + PROMPT * 2
             {
                 return Err(format!(
                     "after {took:?} and {sent} bytes sent, got {:?} and no full reply",
                     String::from_utf8_lossy(&got)
                 ));
             }
-            Ok(format!(
-                "dropped at the {} s request deadline",
-                DEADLINE.as_secs()
-            ))
+            Ok(format!("dropped at the {} s {what}", limit.as_secs()))
         }
         Case::HalfClose => {
             let whole = b"a whole line\n";
@@ -1881,6 +1880,323 @@ fn ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a configuration value.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+// ---------------------------------------------------------------------------
+// Lessons 10 and 11: stop and continue, replies at shutdown, slow senders
+// against the pool, absurd flag values (issue 13, items 3 to 6).
+// ---------------------------------------------------------------------------
+
+/// Sends `signal` to process `pid`.
+fn signal_pid(pid: u32, signal: nix::sys::signal::Signal) -> Result<(), String> {
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    nix::sys::signal::kill(pid, signal).map_err(|e| format!("kill: {e}"))
+}
+
+/// The state letter of process `pid` (`S`, `R`, `T` for stopped...).
+fn state_of(pid: u32) -> Result<char, String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    after
+        .trim_start()
+        .chars()
+        .next()
+        .ok_or_else(|| format!("no state in /proc/{pid}/stat"))
+}
+
+/// Stop (Ctrl-Z, SIGSTOP) and continue (`fg`, SIGCONT) a server with ten
+/// clients waiting in `recv`: a `recv` with a receive timeout then fails
+/// with EINTR (`man 7 signal`), and a server that takes it for a failed
+/// connection closes all ten. Before the fix, lessons 10 and 11 did:
+/// `recv: Interrupted system call (os error 4): closed`, ten times.
+/// Lesson 11 must also still stop gracefully on SIGTERM afterwards (its
+/// signal thread's sigwait may see the EINTR too).
+#[test]
+fn hostile_stop_and_continue_closes_nobody() {
+    use nix::sys::signal::Signal;
+    let clients = 10;
+    let failures: Vec<String> = [
+        (10, &["--idle", "30"][..]),
+        (11, &["--idle", "30", "--workers", "10", "--max-conns", "20"][..]),
+    ]
+    .into_iter()
+    .filter_map(|(lesson, args)| {
+        let mut server = Server::start(
+            Command::new(bin(lesson))
+                .args(["server", "--addr", "127.0.0.1:0"])
+                .args(args),
+        );
+        let run = |server: &mut Server| -> Result<(), String> {
+            let addr: SocketAddr =
+                server.addr.parse().map_err(|e| format!("address: {e}"))?;
+            let mut waiting = Vec::new();
+            for i in 0..clients {
+                let mut client = connect(addr)?;
+                round_trip(&mut client, format!("before {i}\n").as_bytes())?;
+                waiting.push(client);
+            }
+            // Every connection's thread or worker now waits in recv.
+            signal_pid(server.pid(), Signal::SIGSTOP)?;
+            if !wait_until(|| state_of(server.pid()).map(|s| s == 'T'))? {
+                return Err("the server never stopped".into());
+            }
+            signal_pid(server.pid(), Signal::SIGCONT)?;
+            for (i, client) in waiting.iter_mut().enumerate() {
+                round_trip(client, format!("after {i}\n").as_bytes())
+                    .map_err(|e| format!("client {i} after SIGCONT: {e}"))?;
+            }
+            if lesson == 11 {
+                drop(waiting);
+                signal_pid(server.pid(), Signal::SIGTERM)?;
+                let status = server.wait_exit();
+                if !status.success() {
+                    return Err(format!("after SIGTERM: {status:?}"));
+                }
+            }
+            Ok(())
+        };
+        run(&mut server).err().map(|e| {
+            format!("lesson {lesson}: {e}\n{}", tail(&server.printed(), ""))
+        })
+    })
+    .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The late reader's server may hold this much memory (VmRSS) while the
+/// client has megabytes of lines in flight: a few MB is what it needs.
+const LATE_READER_RSS_KB: u64 = 64 * 1024;
+
+/// The lines of the late reader: "line 0000001\n" and so on, 13 bytes each.
+fn late_reader_lines(from: usize, count: usize) -> Vec<u8> {
+    (from..from + count)
+        .flat_map(|i| format!("line {i:07}\n").into_bytes())
+        .collect()
+}
+
+/// A client pipelines up to 20 MB of lines and starts reading its replies
+/// only a second after the server got SIGTERM. The server must not close
+/// while the client's bytes still arrive and drop replies it had not
+/// delivered: the client must read replies to a whole number of its lines,
+/// in order, then a clean end of stream, and the server exit with 0.
+/// Before the fix, lesson 11 closed with unread bytes (RST): the client
+/// got a few hundred KB of the 4 MB of replies handed to the kernel, then
+/// ECONNRESET.
+#[test]
+fn hostile_late_reader_gets_every_reply_at_shutdown() {
+    use nix::sys::signal::Signal;
+    const TOTAL_LINES: usize = 20 * 1024 * 1024 / 13;
+    const CHUNK_LINES: usize = 5000;
+    const STARTED: usize = 256 * 1024;
+    let mut server = Server::start(Command::new(bin(11)).args([
+        "server",
+        "--addr",
+        "127.0.0.1:0",
+        "--idle",
+        "5",
+        "--workers",
+        "2",
+    ]));
+    let run = |server: &mut Server| -> Result<(), String> {
+        let addr: SocketAddr =
+            server.addr.parse().map_err(|e| format!("address: {e}"))?;
+        let mut reader = connect(addr)?;
+        let mut writer =
+            reader.try_clone().map_err(|e| format!("try_clone: {e}"))?;
+        let (progress, written) = channel::<usize>();
+        let sending = thread::spawn(move || {
+            let mut sent = 0;
+            let mut line = 0;
+            while line < TOTAL_LINES {
+                let count = CHUNK_LINES.min(TOTAL_LINES - line);
+                let chunk = late_reader_lines(line, count);
+                if writer.write_all(&chunk).is_err() {
+                    break;
+                }
+                (sent, line) = (sent + chunk.len(), line + count);
+                let _ = progress.send(sent);
+            }
+            sent
+        });
+        // The conversation is under way: the server has read some lines.
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match written.recv_timeout(left) {
+                Ok(sent) if sent >= STARTED => break,
+                Ok(_) => {}
+                Err(_) => return Err("the client could not send".into()),
+            }
+        }
+        signal_pid(server.pid(), Signal::SIGTERM)?;
+        // The hostile part: this client reads late.
+        thread::sleep(Duration::from_secs(1));
+        // Meanwhile the server holds one connection's buffers, not the
+        // megabytes the client has sent: its memory stays bounded.
+        let rss = status_kb(server.pid(), "VmRSS")?;
+        if rss > LATE_READER_RSS_KB {
+            return Err(format!("the server's VmRSS grew to {rss} kB"));
+        }
+        reader
+            .set_read_timeout(Some(PATIENCE))
+            .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+        let mut replies = Vec::new();
+        let end = reader.read_to_end(&mut replies);
+        let sent = sending.join().map_err(|_| "the writer panicked")?;
+        if let Err(e) = end {
+            return Err(format!(
+                "{} bytes of replies, then {e} (the client sent {sent})",
+                replies.len()
+            ));
+        }
+        let lines = replies.len() / 13;
+        if replies.len() % 13 != 0 || replies != late_reader_lines(0, lines) {
+            return Err(format!(
+                "{} bytes of replies are not replies to the first {lines} \
+                 lines",
+                replies.len()
+            ));
+        }
+        let status = server.wait_exit();
+        if !status.success() {
+            return Err(format!("the server ended with {status:?}"));
+        }
+        Ok(())
+    };
+    if let Err(e) = run(&mut server) {
+        panic!("lesson 11: {e}\n{}", tail(&server.printed(), ""));
+    }
+}
+
+/// Four workers, four clients that send a byte every 300 ms and never a
+/// newline, each byte well within the idle limit: the pool must still
+/// serve a fifth client once the slow ones have had `--idle` for their
+/// line. Before the fix, lesson 11 served no one else for as long as the
+/// slow clients went on (here, the fifth client's 8 s of patience).
+#[test]
+fn hostile_slow_senders_do_not_hold_the_pool() {
+    const SLOW: usize = 4;
+    let idle = Duration::from_secs(1);
+    let mut server = Server::start(Command::new(bin(11)).args([
+        "server",
+        "--addr",
+        "127.0.0.1:0",
+        "--idle",
+        "1",
+        "--workers",
+        "4",
+        "--max-conns",
+        "16",
+    ]));
+    let addr: SocketAddr = server.addr.parse().expect("the server's address");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow: Vec<_> = (0..SLOW)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            let mut stream = connect(addr).expect("connect");
+            thread::spawn(move || {
+                let until = Instant::now() + PATIENCE;
+                // Until the server drops it (a send fails) or the case ends.
+                while !stop.load(std::sync::atomic::Ordering::SeqCst)
+                    && Instant::now() < until
+                    && stream.write_all(b"x").is_ok()
+                {
+                    thread::sleep(Duration::from_millis(300));
+                }
+            })
+        })
+        .collect();
+    for _ in 0..SLOW {
+        server.wait_for("Connected with");
+    }
+    let waited = Instant::now();
+    let mut fifth = connect(addr).expect("connect");
+    fifth.set_read_timeout(Some(8 * idle)).expect("SO_RCVTIMEO");
+    fifth.write_all(b"my turn\n").expect("send");
+    let got = read_until_newline(&mut fifth);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for thread in slow {
+        thread.join().expect("a slow client panicked");
+    }
+    match got {
+        Ok(reply) if reply == b"my turn\n" => {}
+        other => panic!(
+            "after {:?} the fifth client got {other:?}\n{}",
+            waited.elapsed(),
+            tail(&server.printed(), "")
+        ),
+    }
+    assert!(server.printed().contains("no whole line in 1 s: closed"));
+}
+
+/// Absurd counts and durations are refused with one line and status 1,
+/// before the server allocates anything: `--workers 18446744073709551615`
+/// panicked with "capacity overflow", `--workers 1000000000000` aborted on
+/// allocation, and `--idle 1e19` overflowed the clock on the first client.
+#[test]
+fn hostile_absurd_flag_values_are_refused_with_one_line() {
+    let cases: &[(u32, &[&str])] = &[
+        (10, &["--idle", "1e19"]),
+        (10, &["--idle", "1e-7"]),
+        (11, &["--workers", "18446744073709551615"]),
+        (11, &["--workers", "1000000000000"]),
+        (11, &["--max-conns", "18446744073709551615"]),
+        (11, &["--idle", "1e19"]),
+        (11, &["plain", "--workers", "1000000000000"]),
+    ];
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|(lesson, args)| {
+            let mut command = Command::new(bin(*lesson));
+            if args[0] != "plain" {
+                command.arg("server");
+            }
+            let out = bounded_output(
+                command.args(*args).args(["--addr", "127.0.0.1:0"]),
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let one_line = stderr.lines().count() == 1
+                && stderr.starts_with(&format!("lesson-{lesson}: "));
+            (out.status.code() != Some(1) || !one_line).then(|| {
+                format!(
+                    "lesson {lesson} {args:?}: {:?}, {stderr:?}",
+                    out.status
+                )
+            })
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Runs `command` to its end, or kills it after 3 s (a refusal takes
+/// milliseconds): a server that accepted an absurd value would otherwise
+/// serve for ever.
+fn bounded_output(command: &mut Command) -> std::process::Output {
+    die_with_this_thread(command);
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the lesson");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    child.wait_with_output().expect("the lesson's output")
+}
+
+/// The deadline that drops a slowloris client, and the table's words for
+/// it: lesson 9's per-request `--deadline`; lesson 11 gives a line its
+/// idle limit from its first byte, since a slow client holds a worker.
+fn line_deadline(spec: &Spec) -> (Duration, &'static str) {
+    if spec.lesson == 11 {
+        (IDLE, "limit for a whole line")
+    } else {
+        (DEADLINE, "request deadline")
+    }
 }
 
 // ---------------------------------------------------------------------------

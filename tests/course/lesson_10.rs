@@ -39,6 +39,24 @@ fn help_is_reviewed() {
     );
 }
 
+/// The plain version, lesson 2's loop with a thread per connection: a
+/// client that says nothing no longer holds up the next one.
+#[test]
+fn the_plain_server_serves_a_client_while_another_is_silent() {
+    let mut server = Server::start(Command::new(bin(10)).args([
+        "plain",
+        "--addr",
+        "127.0.0.1:0",
+    ]));
+    let silent = TcpStream::connect(&server.addr).unwrap();
+    server.wait_for("Connected with");
+    let client = TcpStream::connect(&server.addr).unwrap();
+    assert_eq!(exchange(&client, b"hello\n"), b"hello\n");
+    drop(client);
+    server.wait_for("closed the connection");
+    drop(silent);
+}
+
 #[test]
 fn the_server_logs_each_connection() {
     let mut server = Server::lesson(10, &[]);

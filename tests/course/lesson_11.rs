@@ -1,9 +1,10 @@
 //! Lesson 11: a bounded thread pool, a connection limit and a graceful
 //! shutdown.
 
-use std::io::Read;
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -151,10 +152,46 @@ fn bind_to_a_port_in_use_fails_with_the_call_address_and_error() {
 
 #[test]
 fn bad_arguments_get_a_message_and_a_non_zero_exit() {
-    let out = run(11, &["server", "--workers", "0"], b"");
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "lesson-11: --workers: must be at least 1\n"
-    );
+    for (flag, value, why) in [
+        ("--workers", "0", "must be from 1 to 10000"),
+        ("--workers", "18446744073709551615", "must be from 1 to 10000"),
+        ("--workers", "1000000000000", "must be from 1 to 10000"),
+        ("--max-conns", "0", "must be from 1 to 1000000"),
+        (
+            "--idle",
+            "1e19",
+            "10000000000000000000 is not a number of seconds from 0.001 to 31536000",
+        ),
+    ] {
+        let out = run(11, &["server", flag, value], b"");
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("lesson-11: {flag}: {why}\n")
+        );
+    }
+}
+
+/// The plain version: a fixed pool of workers. With one worker, a second
+/// client waits until the first leaves: the bound the pool puts on threads.
+#[test]
+fn the_plain_pool_serves_clients_one_per_worker() {
+    let mut server = Server::start(Command::new(bin(11)).args([
+        "plain",
+        "--addr",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+    ]));
+    let first = TcpStream::connect(&server.addr).unwrap();
+    assert_eq!(exchange(&first, b"first\n"), b"first\n");
+    let second = TcpStream::connect(&server.addr).unwrap();
+    (&second).write_all(b"second\n").unwrap();
+    second.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let waiting = (&second).read(&mut [0u8; 16]).unwrap_err();
+    assert_eq!(waiting.kind(), ErrorKind::WouldBlock, "served at once");
+    second.set_read_timeout(None).unwrap();
+    drop(first);
+    assert_eq!(exchange(&second, b""), b"second\n");
+    assert!(server.is_running());
 }

@@ -39,7 +39,7 @@ use std::io::{self, Write as _};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender, channel};
 
 pub use fail::{Failure, OrFail, run};
 pub use show::{OptionValue, OsError, Outcome, bytes, duration};
@@ -372,6 +372,43 @@ pub fn hushed<R>(f: impl FnOnce() -> R) -> R {
     let result = f();
     OUTLET.with(|o| *o.borrow_mut() = before);
     result
+}
+
+/// Where [`narrated`] hands the narration of each new thread or job: the
+/// demo's end of it is [`threads`].
+static THREADS: Mutex<Option<Sender<Receiver<Said>>>> = Mutex::new(None);
+
+/// The body of a new thread (or a job for a pool) whose narration the demo
+/// must order: `thread::spawn(narrated(move || serve(conn)))`. While a
+/// transcript is alive, the body's narration goes to a channel of its own,
+/// made now, on the spawning thread, so the demo receives the channels
+/// from [`threads`] in the order the spawning threads made them. Otherwise
+/// the body runs as it is.
+pub fn narrated<T>(
+    body: impl FnOnce() -> T + Send,
+) -> impl FnOnce() -> T + Send {
+    let outlet = THREADS.lock().ok().and_then(|threads| {
+        let threads = threads.as_ref().filter(|_| narrating())?;
+        let (outlet, said) = channel();
+        threads.send(said).ok()?;
+        Some(outlet)
+    });
+    move || {
+        if let Some(outlet) = outlet {
+            redirect(outlet);
+        }
+        body()
+    }
+}
+
+/// The demo's end of [`narrated`]: one channel of narration per body made
+/// from now on, in order. A second call replaces the first.
+pub fn threads() -> Receiver<Receiver<Said>> {
+    let (tx, rx) = channel();
+    if let Ok(mut threads) = THREADS.lock() {
+        *threads = Some(tx);
+    }
+    rx
 }
 
 /// Whether a transcript is alive, so narration would be shown.

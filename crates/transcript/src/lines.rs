@@ -33,6 +33,7 @@ pub const SHUTDOWN: &[u8] = b"shutdown";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooLong;
 
+// ANCHOR: lines
 /// Bytes received on one connection, not yet returned as lines.
 #[derive(Debug, Clone)]
 pub struct Lines {
@@ -46,6 +47,7 @@ pub struct Lines {
     /// Set once a line broke the limit; from then on every call says so.
     too_long: bool,
 }
+// ANCHOR_END: lines
 
 impl Lines {
     /// An empty buffer that accepts lines of up to `max` bytes.
@@ -58,7 +60,6 @@ impl Lines {
         self.buf.extend_from_slice(bytes);
     }
 
-    // ANCHOR: next_line
     /// The next complete line, without its `\n`; `None` while the buffer
     /// holds no complete line; `Some(Err(TooLong))` as soon as a line is
     /// known to be longer than the limit, even before its `\n` arrives (so
@@ -94,7 +95,6 @@ impl Lines {
             }
         }
     }
-    // ANCHOR_END: next_line
 
     /// How many bytes of an unfinished line the buffer holds.
     pub fn partial(&self) -> usize {

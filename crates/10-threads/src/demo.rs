@@ -1,0 +1,333 @@
+//! The demo: two clients, A (slow: half a line, then a pause) and B
+//! (quick), first against a server with one thread, then against one with
+//! a thread per connection; then what a thread costs.
+//!
+//! The server threads do not print: each is `narrated`, so its narration
+//! goes into a channel of its own, and this thread prints each piece when
+//! the conversation makes its place certain. So the transcript is the same
+//! on every run, however the kernel schedules the threads.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Barrier};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, SockRef, Socket, Type};
+use transcript::{
+    Call, Failure, OrFail, Said, Told, Transcript, bytes, client, client_note,
+    duration, narrated, section, server, server_note, tell,
+};
+
+use crate::RECV_SIZE;
+use crate::server::{accept_one, is_timeout, serve};
+
+/// How long the demo waits for a server thread to report before it gives
+/// up: far longer than any step takes, so it only ends a hang.
+const REPORT_WAIT: Duration = Duration::from_secs(10);
+
+/// The demo's idle limit for its connections: long enough that no step of
+/// the demo comes near it, so it never fires.
+const DEMO_IDLE: Duration = Duration::from_secs(10);
+
+/// How long the demo's second client waits for a reply that cannot come
+/// from a server busy with the first client.
+const CLIENT_PATIENCE: Duration = Duration::from_millis(200);
+
+/// How many threads the demo starts to measure what one costs.
+const MEASURED_THREADS: usize = 100;
+
+/// The narration of each thread the demo or the server starts, in order.
+type Threads = Receiver<Receiver<Said>>;
+
+/// The timeline: one thread for both clients, then a thread each, then
+/// what threads cost.
+pub fn run() -> Result<(), Failure> {
+    let _timeline = Transcript::new(&["server", "clients"]);
+    let threads = transcript::threads();
+    let (listener, addr) = listen()?;
+    let listener = one_thread(listener, addr, &threads)?;
+    let listener = thread_each(listener, addr, &threads)?;
+    thread_cost()?;
+    close(listener, server);
+    Ok(())
+}
+
+/// The listener both parts use, on a port the kernel picks.
+fn listen() -> Result<(TcpListener, SocketAddr), Failure> {
+    let wanted: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let listener =
+        TcpListener::bind(wanted).or_fail(format!("bind {wanted}"))?;
+    let addr = listener.local_addr().or_fail("getsockname")?;
+    server_note(format_args!(
+        "TcpListener::bind(\"{wanted}\") = fd {}: socket, setsockopt, bind, \
+         listen (lesson 3)",
+        listener.as_raw_fd()
+    ));
+    Ok((listener, addr))
+}
+
+// ANCHOR: one_at_a_time
+/// Lesson 2's loop, for comparison: the next `accept` waits until the
+/// current client is done.
+fn one_at_a_time(listener: &TcpListener, clients: usize) {
+    for _ in 0..clients {
+        let accepted =
+            listener.accept().traced(|| server("accept").on(listener));
+        if let Ok((conn, peer)) = accepted {
+            serve(conn, peer, DEMO_IDLE);
+        }
+    }
+}
+// ANCHOR_END: one_at_a_time
+
+/// A waits in the middle of a line; B, behind it, waits for its turn.
+fn one_thread(
+    listener: TcpListener,
+    addr: SocketAddr,
+    threads: &Threads,
+) -> Result<TcpListener, Failure> {
+    section("one thread for every client, as in lesson 2");
+    let (a, b) = (socket("A")?, socket("B")?);
+    let server = thread::spawn(narrated(move || {
+        one_at_a_time(&listener, 2);
+        listener
+    }));
+    let said = next_thread(threads)?;
+    connect(&a, addr)?;
+    show(&said, 3)?; // accept, SO_RCVTIMEO, SO_SNDTIMEO
+    send(&a, b"slow ")?;
+    show(&said, 2)?; // recv, "unfinished line"
+    b_is_not_answered(&b, addr)?;
+    send(&a, b"client\n")?;
+    show(&said, 2)?; // recv, send
+    recv(&a)?;
+    // A is done: shutdown(SHUT_WR) ends its stream like close would, but
+    // A keeps its descriptor number until the end of this part, so the
+    // server's next accept cannot be given it (which would make the
+    // kernel's record of who used fd 4 first depend on thread timing).
+    a.shutdown(Shutdown::Write)
+        .told(|| client("shutdown").on(&a).args("SHUT_WR"))?;
+    show(&said, 3)?; // recv 0, "closed by the client", close
+    server_note("only now does the server get back to accept");
+    show(&said, 5)?; // accept, SO_RCVTIMEO, SO_SNDTIMEO, recv, send
+    recv(&b)?;
+    close(b, client);
+    show(&said, 3)?; // recv 0, "closed by the client", close
+    close(a, client);
+    joined(server)
+}
+
+/// B connects and sends a line, while the server's only thread waits for
+/// the rest of A's.
+fn b_is_not_answered(b: &TcpStream, addr: SocketAddr) -> Result<(), Failure> {
+    connect(b, addr)?;
+    client_note(
+        "connected: the kernel completed the handshake, nobody accepted",
+    );
+    send(b, b"hello from B\n")?;
+    let patience = duration(CLIENT_PATIENCE);
+    b.set_read_timeout(Some(CLIENT_PATIENCE)).told(|| {
+        client("setsockopt").on(b).args(format_args!("SO_RCVTIMEO, {patience}"))
+    })?;
+    if recv(b)?.is_some() {
+        return Err(Failure::new("demo", "B was answered by a busy server"));
+    }
+    client_note("no reply for B: the server's only thread waits in recv for A");
+    Ok(())
+}
+
+/// The same two clients, a thread each: B is answered while A dawdles.
+fn thread_each(
+    listener: TcpListener,
+    addr: SocketAddr,
+    threads: &Threads,
+) -> Result<TcpListener, Failure> {
+    section("one thread per client");
+    let (a, b) = (socket("A")?, socket("B")?);
+    let acceptor = thread::spawn(narrated(move || {
+        let served = [0; 2].map(|_| accept_one(&listener, DEMO_IDLE));
+        (listener, served)
+    }));
+    let said = next_thread(threads)?;
+    connect(&a, addr)?;
+    show(&said, 2)?; // accept, thread::spawn
+    let for_a = next_thread(threads)?;
+    show(&for_a, 2)?; // SO_RCVTIMEO, SO_SNDTIMEO
+    send(&a, b"slow ")?;
+    show(&for_a, 2)?; // recv, "unfinished line"
+
+    connect(&b, addr)?;
+    show(&said, 2)?; // accept, thread::spawn
+    let for_b = next_thread(threads)?;
+    show(&for_b, 2)?; // SO_RCVTIMEO, SO_SNDTIMEO
+    send(&b, b"hello from B\n")?;
+    show(&for_b, 2)?; // recv, send
+    recv(&b)?;
+    client_note("B is answered while A is still in the middle of its line");
+
+    send(&a, b"client\n")?;
+    show(&for_a, 2)?; // recv, send
+    recv(&a)?;
+    close(a, client);
+    show(&for_a, 3)?; // recv 0, "closed by the client", close
+    close(b, client);
+    show(&for_b, 3)?; // recv 0, "closed by the client", close
+    let (listener, served) = joined(acceptor)?;
+    for thread in served.into_iter().flatten() {
+        joined(thread)?;
+    }
+    Ok(listener)
+}
+
+/// Starts `MEASURED_THREADS` threads that wait, as a connection's thread
+/// waits in `recv`, and reads what the kernel says they cost.
+fn thread_cost() -> Result<(), Failure> {
+    section(format_args!("what {MEASURED_THREADS} waiting threads cost"));
+    // `join` returns when a thread has finished, a moment before the kernel
+    // stops counting it: wait (bounded) for the demo's earlier threads to go.
+    let before = Status::settled(1)?;
+    server_note(format_args!("/proc/self/status: Threads: {}", before.threads));
+    let (started_tx, started) = channel();
+    let release = Arc::new(Barrier::new(MEASURED_THREADS + 1));
+    let mut waiting = Vec::new();
+    for _ in 0..MEASURED_THREADS {
+        let (started_tx, release) = (started_tx.clone(), Arc::clone(&release));
+        let spawned = thread::Builder::new().spawn(move || {
+            let _ = started_tx.send(());
+            release.wait();
+        });
+        waiting.push(spawned.or_fail("thread::spawn")?);
+    }
+    // Measure once every thread runs, so each has touched its stack.
+    for _ in 0..MEASURED_THREADS {
+        started.recv_timeout(REPORT_WAIT).map_err(|_| {
+            Failure::new("demo", "a measured thread never started")
+        })?;
+    }
+    let after = Status::read()?;
+    release.wait();
+    for thread in waiting {
+        let _ = thread.join();
+    }
+    server_note(format_args!(
+        "{MEASURED_THREADS} threads started and waiting: Threads: {}",
+        after.threads
+    ));
+    let per_thread =
+        after.rss_kib.saturating_sub(before.rss_kib) / MEASURED_THREADS as u64;
+    // A rounded bucket, not the figure: the exact growth varies by a page
+    // or two from run to run (about 10 KiB per thread on x86-64 Linux).
+    server_note(if per_thread < 32 {
+        "VmRSS grew by less than 32 KiB per thread: the stack pages it touched"
+    } else {
+        "VmRSS grew by 32 KiB or more per thread"
+    });
+    Ok(())
+}
+
+/// The two lines of `/proc/self/status` that say what threads cost.
+struct Status {
+    threads: u64,
+    rss_kib: u64,
+}
+
+impl Status {
+    /// The status once the process has `threads` threads, or after a second
+    /// if it never gets there (the transcript then shows the surprise).
+    fn settled(threads: u64) -> Result<Status, Failure> {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let status = Status::read()?;
+            if status.threads == threads || Instant::now() > deadline {
+                return Ok(status);
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn read() -> Result<Status, Failure> {
+        let text = std::fs::read_to_string("/proc/self/status")
+            .or_fail("read /proc/self/status")?;
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| {
+                    rest.trim().trim_end_matches(" kB").parse().ok()
+                })
+                .ok_or(Failure::new("/proc/self/status", format!("no {name}")))
+        };
+        Ok(Status { threads: field("Threads:")?, rss_kib: field("VmRSS:")? })
+    }
+}
+
+/// Prints the next `n` pieces of a server thread's narration.
+fn show(said: &Receiver<Said>, n: usize) -> Result<(), Failure> {
+    for _ in 0..n {
+        said.recv_timeout(REPORT_WAIT)
+            .map_err(|_| Failure::new("demo", "a server thread fell silent"))?
+            .show();
+    }
+    Ok(())
+}
+
+/// The narration of the next thread started.
+fn next_thread(threads: &Threads) -> Result<Receiver<Said>, Failure> {
+    threads
+        .recv_timeout(REPORT_WAIT)
+        .map_err(|_| Failure::new("demo", "no thread was started"))
+}
+
+/// Waits for a thread of the demo's and takes what it returned.
+fn joined<T>(thread: JoinHandle<T>) -> Result<T, Failure> {
+    thread.join().map_err(|_| Failure::new("demo", "a thread panicked"))
+}
+
+/// A demo client's socket, made before any server thread can be waiting in
+/// `accept`: a thread blocked in accept has already taken the lowest free
+/// descriptor number for the connection it waits for, so sockets made
+/// while it waits would be numbered by luck.
+fn socket(name: &str) -> Result<TcpStream, Failure> {
+    client_note(format_args!("client {name}"));
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
+        .told(|| client("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC"))?;
+    Ok(TcpStream::from(socket))
+}
+
+fn connect(stream: &TcpStream, addr: SocketAddr) -> Result<(), Failure> {
+    SockRef::from(stream)
+        .connect(&addr.into())
+        .told(|| client("connect").on(stream).args(addr))
+}
+
+fn send(stream: &TcpStream, data: &[u8]) -> Result<(), Failure> {
+    let sent = (&*stream).write(data).told(|| {
+        client("send").on(stream).args(bytes(data)).args("MSG_NOSIGNAL")
+    })?;
+    if sent < data.len() {
+        return Err(Failure::new("send", format!("only {sent} bytes sent")));
+    }
+    Ok(())
+}
+
+/// One `recv`; `None` when it timed out.
+fn recv(stream: &TcpStream) -> Result<Option<Vec<u8>>, Failure> {
+    let mut buf = [0u8; RECV_SIZE];
+    match (&*stream)
+        .read(&mut buf)
+        .traced(|| client("recv").on(stream).args(RECV_SIZE).data(&buf))
+    {
+        Ok(n) => Ok(Some(buf[..n].to_vec())),
+        Err(err) if is_timeout(&err) => Ok(None),
+        Err(err) => Err(Failure::new("recv", err)),
+    }
+}
+
+/// Closes a socket of `side`'s: dropping it is `close(2)`.
+fn close(socket: impl AsRawFd, side: fn(&'static str) -> Call) {
+    let fd = socket.as_raw_fd();
+    drop(socket);
+    tell(|| side("close").on_fd(fd).gave(&()));
+}
