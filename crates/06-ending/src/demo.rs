@@ -1,4 +1,4 @@
-//! The demo: six ways a conversation ends, on one listener, each on a fresh
+//! The demo: seven ways a conversation ends, on one listener, each on a fresh
 //! connection, and the `broken-pipe` experiment. One thread plays both
 //! sides: every call that waits (a read, `poll`) waits for something the
 //! other side has already done, so the order on screen is the order of the
@@ -36,7 +36,7 @@ const STD_BACKLOG: i32 = 128;
 /// not a pause. On loopback it comes within microseconds.
 const WAIT_MS: u16 = 5000;
 
-/// Six endings, in the order the chapter tells them.
+/// Seven endings, in the order the chapter tells them.
 pub fn run() -> Result<(), Failure> {
     let _timeline = Transcript::new(&["server", "client"]);
     let (listener, addr) = listen()?;

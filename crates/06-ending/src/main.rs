@@ -21,7 +21,7 @@
 //! - `client.rs`: a client that half-closes and still reads the answer;
 //! - `server.rs`: a server that reads each request to its end, answers, and
 //!   ends its side so that no reset can eat the answer (what you take away);
-//! - `demo.rs`: six endings played by one thread, narrated as a timeline,
+//! - `demo.rs`: seven endings played by one thread, narrated as a timeline,
 //!   and the `broken-pipe` experiment;
 //! - `main.rs`: this file, the command line.
 
