@@ -249,12 +249,20 @@ struct Reader {
     ports: Vec<(u16, u16)>,
     shim: PathBuf,
     terminals: HashMap<String, Running>,
+    /// How many scripts it wrote into `shim`, one file per step.
+    scripts: usize,
 }
 
 impl Drop for Reader {
     fn drop(&mut self) {
         for running in self.terminals.values_mut() {
             running.kill();
+        }
+        for n in 1..=self.scripts {
+            let _ = std::fs::remove_file(self.shim.join(format!(
+                "step-{}-{n}.sh",
+                self.chapter.trim_end_matches(".md")
+            )));
         }
     }
 }
@@ -269,11 +277,19 @@ impl Reader {
         text
     }
 
-    fn spawn(&self, step: &Step) -> Running {
+    fn spawn(&mut self, step: &Step) -> Running {
+        // From a file, not `bash -c`: a reader's shell does not carry the
+        // commands in its own command line, where `pgrep -f` would find them.
+        self.scripts += 1;
+        let file = self.shim.join(format!(
+            "step-{}-{}.sh",
+            self.chapter.trim_end_matches(".md"),
+            self.scripts
+        ));
+        std::fs::write(&file, self.ported(&step.script)).expect("write step");
         let mut command = Command::new("bash");
         command
-            .arg("-c")
-            .arg(self.ported(&step.script))
+            .arg(&file)
             .current_dir(root())
             .env("PATH", path_with(&self.shim))
             .stdin(Stdio::piped())
@@ -469,6 +485,7 @@ fn try_chapter(chapter: &str) {
         ports: section.ports.iter().map(|&p| (p, free_port())).collect(),
         shim: just_shim(),
         terminals: HashMap::new(),
+        scripts: 0,
     };
     for step in &section.steps {
         if step.needs.iter().any(|tool| !crate::support::have(tool)) {
@@ -529,9 +546,15 @@ fn a_wrong_expectation_fails_the_step() {
         ports: Vec::new(),
         shim: std::env::temp_dir(),
         terminals: HashMap::new(),
+        scripts: 0,
     };
     let why = reader.run(&step).unwrap_err();
     assert!(why.contains("lacks [\"goodbye\"]"), "{why}");
     let right = Step { expect: vec!["hello".into()], ..step };
     reader.run(&right).expect("the right expectation passes");
+}
+
+#[test]
+fn lesson_01_try_it() {
+    try_chapter("lesson-01.md");
 }
