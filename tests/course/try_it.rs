@@ -558,3 +558,8 @@ fn a_wrong_expectation_fails_the_step() {
 fn lesson_01_try_it() {
     try_chapter("lesson-01.md");
 }
+
+#[test]
+fn lesson_03_try_it() {
+    try_chapter("lesson-03.md");
+}
