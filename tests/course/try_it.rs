@@ -563,3 +563,8 @@ fn lesson_01_try_it() {
 fn lesson_03_try_it() {
     try_chapter("lesson-03.md");
 }
+
+#[test]
+fn lesson_04_try_it() {
+    try_chapter("lesson-04.md");
+}
