@@ -12,17 +12,22 @@
 //! <!-- try: A ctrl-c expect="..." -->         Ctrl-C in terminal A
 //! <!-- try: C status=1 expect="Address already in use" -->
 //! <!-- try: C needs=nc -->                    uses a tool CI installs
+//! <!-- try: B start open input="hi\n" -->     typed, no Ctrl-D (below)
 //! ```
 //!
 //! A block runs as one `bash` script from the repository root, so it is
 //! exactly what the reader pastes. `expect` (repeatable) and `wait` are
-//! texts the output must contain within `within` seconds (default 10);
-//! `status` is the exit status (default 0). Each port a chapter's steps use
-//! is replaced by a free one, so the test never depends on a fixed port or
-//! on a TIME-WAIT left by another test; every process a step started is
-//! stopped at the end, passed or failed. Every shell block in a "Try it
-//! yourself" section must be a step: the prose cannot promise what no test
-//! ran.
+//! texts the output must contain within `within` seconds (default 10; a
+//! step left running waits for both); `status` is the exit status (default
+//! 0). The input ends (Ctrl-D) once typed, unless the step says `open`:
+//! then it stays open until the program stops, as a terminal's does while
+//! the reader types nothing more (OpenBSD `nc` stays after the peer closed
+//! while its input is open, and exits when both are done). Each port a
+//! chapter's steps use is replaced by a free one, so the test never
+//! depends on a fixed port or on a TIME-WAIT left by another test; every
+//! process a step started is stopped at the end, passed or failed. Every
+//! shell block in a "Try it yourself" section must be a step: the prose
+//! cannot promise what no test ran.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -52,6 +57,8 @@ struct Step {
     ctrl_c: bool,
     wait: Option<String>,
     input: String,
+    /// The input is not ended after it is typed (no Ctrl-D).
+    open: bool,
     expect: Vec<String>,
     status: i32,
     within: Duration,
@@ -134,6 +141,7 @@ fn parse_step(comment: &str, line: usize) -> Result<Step, String> {
         match (key.as_str(), value) {
             ("start", None) => step.start = true,
             ("ctrl-c", None) => step.ctrl_c = true,
+            ("open", None) => step.open = true,
             ("wait", Some(v)) => step.wait = Some(v),
             ("input", Some(v)) => step.input = v,
             ("expect", Some(v)) => step.expect.push(v),
@@ -222,6 +230,8 @@ struct Running {
     output: Arc<Mutex<Vec<u8>>>,
     /// How many of its two output pipes have reached their end.
     closed: Arc<AtomicUsize>,
+    /// Its input, while it stays open (`open`): closed when it is dropped.
+    _input: Arc<Mutex<Option<std::process::ChildStdin>>>,
 }
 
 impl Running {
@@ -317,14 +327,23 @@ impl Reader {
                 closed.fetch_add(1, Ordering::SeqCst);
             });
         }
-        let mut stdin = child.stdin.take().unwrap();
+        let stdin = Arc::new(Mutex::new(child.stdin.take()));
         let input = step.input.clone().into_bytes();
+        let open = step.open;
         // Input goes in, then end of input, as when the reader is done
-        // typing (Ctrl-D); a program that does not read it is fine.
+        // typing (Ctrl-D), unless it stays open; a program that does not
+        // read it is fine.
+        let typing = Arc::clone(&stdin);
         thread::spawn(move || {
-            let _ = stdin.write_all(&input);
+            let mut stdin = typing.lock().unwrap();
+            if let Some(pipe) = stdin.as_mut() {
+                let _ = pipe.write_all(&input);
+            }
+            if !open {
+                stdin.take();
+            }
         });
-        Running { child, output, closed }
+        Running { child, output, closed, _input: stdin }
     }
 
     /// Waits until `running` printed every text of `wanted`, or `within`.
@@ -372,8 +391,10 @@ impl Reader {
             let running = &self.terminals[&step.terminal];
             return self.expect(running, &step.expect, step.within);
         }
+        // The reader types the next command when the prompt is back: a
+        // program that is ending gets a moment to exit.
         if let Some(mut old) = self.terminals.remove(&step.terminal)
-            && old.child.try_wait().ok().flatten().is_none()
+            && !exits_within(&mut old.child, Duration::from_secs(2))
         {
             old.kill();
             return Err(format!(
@@ -383,7 +404,8 @@ impl Reader {
         }
         let mut running = self.spawn(step);
         if step.start {
-            let wanted: Vec<String> = step.wait.iter().cloned().collect();
+            let wanted: Vec<String> =
+                step.wait.iter().chain(&step.expect).cloned().collect();
             let result = self.expect(&running, &wanted, step.within);
             self.terminals.insert(step.terminal.clone(), running);
             return result;
@@ -421,6 +443,20 @@ impl Reader {
         let result = self.expect(&running, &step.expect, Duration::ZERO);
         self.terminals.insert(step.terminal.clone(), running);
         result
+    }
+}
+
+/// Whether `child` has exited, or exits within `within`.
+fn exits_within(child: &mut Child, within: Duration) -> bool {
+    let until = Instant::now() + within;
+    loop {
+        if child.try_wait().ok().flatten().is_some() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -567,4 +603,9 @@ fn lesson_03_try_it() {
 #[test]
 fn lesson_04_try_it() {
     try_chapter("lesson-04.md");
+}
+
+#[test]
+fn lesson_05_try_it() {
+    try_chapter("lesson-05.md");
 }
