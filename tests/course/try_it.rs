@@ -609,3 +609,8 @@ fn lesson_04_try_it() {
 fn lesson_05_try_it() {
     try_chapter("lesson-05.md");
 }
+
+#[test]
+fn lesson_06_try_it() {
+    try_chapter("lesson-06.md");
+}
