@@ -34,7 +34,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -228,8 +228,8 @@ fn section(text: &str) -> Result<Option<Section>, String> {
 struct Running {
     child: Child,
     output: Arc<Mutex<Vec<u8>>>,
-    /// How many of its two output pipes have reached their end.
-    closed: Arc<AtomicUsize>,
+    /// Whether its output pipe has reached its end.
+    closed: Arc<AtomicBool>,
     /// Its input, while it stays open (`open`): closed when it is dropped.
     _input: Arc<Mutex<Option<std::process::ChildStdin>>>,
 }
@@ -302,31 +302,34 @@ impl Reader {
             .arg(&file)
             .current_dir(root())
             .env("PATH", path_with(&self.shim))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdin(Stdio::piped());
+        // One pipe for both outputs, as a terminal is one: what a program
+        // writes to stderr stays in order with what it writes to stdout
+        // (strace's lines with the traced program's).
+        let (mut reader, writer) = std::io::pipe().expect("pipe");
+        command.stdout(writer.try_clone().expect("pipe")).stderr(writer);
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let mut child = command.spawn().expect("run bash");
+        let child = command.spawn().expect("run bash");
+        // The parent's copies of the write end go, so that the pipe ends
+        // when every program the step started has closed it.
+        drop(command);
         let output = Arc::new(Mutex::new(Vec::new()));
-        let closed = Arc::new(AtomicUsize::new(0));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
+        let closed = Arc::new(AtomicBool::new(false));
+        {
             let output = Arc::clone(&output);
             let closed = Arc::clone(&closed);
             thread::spawn(move || {
-                let mut stream = stream;
                 let mut buf = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut buf) {
+                while let Ok(n) = reader.read(&mut buf) {
                     if n == 0 {
                         break;
                     }
                     output.lock().unwrap().extend_from_slice(&buf[..n]);
                 }
-                closed.fetch_add(1, Ordering::SeqCst);
+                closed.store(true, Ordering::SeqCst);
             });
         }
+        let mut child = child;
         let stdin = Arc::new(Mutex::new(child.stdin.take()));
         let input = step.input.clone().into_bytes();
         let open = step.open;
@@ -425,9 +428,9 @@ impl Reader {
             }
             thread::sleep(Duration::from_millis(20));
         };
-        // Everything it printed is read once both pipes reach their end
-        // (a program it left running in the background may hold them).
-        while running.closed.load(Ordering::SeqCst) < 2
+        // Everything it printed is read once its pipe reaches its end (a
+        // program it left running in the background may hold it open).
+        while !running.closed.load(Ordering::SeqCst)
             && Instant::now() < until
         {
             thread::sleep(Duration::from_millis(5));
