@@ -430,9 +430,7 @@ impl Reader {
         };
         // Everything it printed is read once its pipe reaches its end (a
         // program it left running in the background may hold it open).
-        while !running.closed.load(Ordering::SeqCst)
-            && Instant::now() < until
-        {
+        while !running.closed.load(Ordering::SeqCst) && Instant::now() < until {
             thread::sleep(Duration::from_millis(5));
         }
         let code = status.code().unwrap_or(-1);
@@ -601,6 +599,41 @@ fn steps_are_read_from_their_comments() {
     assert_eq!(found.steps[1].expect, ["Reply: hi", "x y"]);
     assert_eq!(found.steps[1].status, 1);
     assert!(found.steps[2].ctrl_c && found.steps[2].script.is_empty());
+    assert!(!found.steps[1].open);
+    let open = parse_step("B start open input=\"x\\n\"", 1).unwrap();
+    assert!(open.open && open.start && open.input == "x\n");
+}
+
+#[test]
+fn input_left_open_is_not_ended() {
+    // `cat` copies its input until the input ends: with `open` it is
+    // still running after what was typed came back.
+    let step = Step {
+        line: 1,
+        terminal: "A".into(),
+        script: "cat".into(),
+        start: true,
+        open: true,
+        input: "typed\n".into(),
+        wait: Some("typed".into()),
+        within: WITHIN,
+        ..Step::default()
+    };
+    let mut reader = Reader {
+        chapter: "open-input".into(),
+        ports: Vec::new(),
+        shim: std::env::temp_dir(),
+        terminals: HashMap::new(),
+        scripts: 0,
+    };
+    reader.run(&step).expect("cat echoes what was typed");
+    let cat = reader.terminals.get_mut("A").unwrap();
+    assert!(!exits_within(&mut cat.child, Duration::from_millis(300)));
+    cat.kill();
+    let ended = Step { terminal: "B".into(), open: false, ..step };
+    reader.run(&ended).expect("cat echoes what was typed");
+    let cat = reader.terminals.get_mut("B").unwrap();
+    assert!(exits_within(&mut cat.child, WITHIN));
 }
 
 #[test]
