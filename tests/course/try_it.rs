@@ -13,6 +13,7 @@
 //! <!-- try: C status=1 expect="Address already in use" -->
 //! <!-- try: C needs=nc -->                    uses a tool CI installs
 //! <!-- try: B start open input="hi\n" -->     typed, no Ctrl-D (below)
+//! <!-- try: B done -->                        B's program has ended
 //! ```
 //!
 //! A block runs as one `bash` script from the repository root, so it is
@@ -59,6 +60,8 @@ struct Step {
     input: String,
     /// The input is not ended after it is typed (no Ctrl-D).
     open: bool,
+    /// Wait for the terminal's program to end (its prompt is back).
+    done: bool,
     expect: Vec<String>,
     status: i32,
     within: Duration,
@@ -142,6 +145,7 @@ fn parse_step(comment: &str, line: usize) -> Result<Step, String> {
             ("start", None) => step.start = true,
             ("ctrl-c", None) => step.ctrl_c = true,
             ("open", None) => step.open = true,
+            ("done", None) => step.done = true,
             ("wait", Some(v)) => step.wait = Some(v),
             ("input", Some(v)) => step.input = v,
             ("expect", Some(v)) => step.expect.push(v),
@@ -391,6 +395,9 @@ impl Reader {
                     thread::sleep(Duration::from_millis(20));
                 }
             }
+            if step.done && !exits_within(&mut running.child, step.within) {
+                return Err(format!("still running after {:?}", step.within));
+            }
             let running = &self.terminals[&step.terminal];
             return self.expect(running, &step.expect, step.within);
         }
@@ -602,6 +609,7 @@ fn steps_are_read_from_their_comments() {
     assert!(!found.steps[1].open);
     let open = parse_step("B start open input=\"x\\n\"", 1).unwrap();
     assert!(open.open && open.start && open.input == "x\n");
+    assert!(parse_step("B done", 1).unwrap().done);
 }
 
 #[test]
