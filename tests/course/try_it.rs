@@ -525,15 +525,16 @@ fn write_script(path: &std::path::Path, script: &str) {
     std::fs::rename(&aside, path).expect("rename shim");
 }
 
-/// Whether a step may use `tool`: installed, or stood in for in `shim`.
-/// `sudo` only counts when it asks no password (`sudo -n`): a test cannot
-/// type one. For root without sudo, `shim` has one that runs the command.
+/// Whether a step may use `tool`. `needs=just` means the real one (the
+/// stand-in in `shim` knows only `just lesson-N`). `sudo` counts when it
+/// asks no password (`sudo -n`): a test cannot type one; for root without
+/// sudo, `shim` has one that runs the command as it is.
 fn can_use(shim: &std::path::Path, tool: &str) -> bool {
+    if tool != "sudo" {
+        return !shim.join(tool).exists() && crate::support::have(tool);
+    }
     if shim.join(tool).exists() {
         return true;
-    }
-    if tool != "sudo" {
-        return crate::support::have(tool);
     }
     let works = Command::new("sudo")
         .args(["-n", "true"])
