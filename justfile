@@ -117,6 +117,8 @@ trace n:
             # The demo's own output, shown as itself; its header starts it.
             started = started or '"step  ' in call
         elif started and not call.startswith(("+++", "---")):
+            # strace pads short calls to a column before " = ": drop that.
+            call = re.sub(r"\)\s+= ", ") = ", call)
             print("      kernel> " + call, flush=True)
 
     def demo_line(line):
