@@ -74,14 +74,17 @@ pub fn normalize(text: &str) -> String {
     static FILTERS: OnceLock<Vec<(Regex, &str)>> = OnceLock::new();
     let filters = FILTERS.get_or_init(|| {
         vec![
-            // Port 0 stays: it is what the lessons ask for, not what they got.
-            // 0.0.0.0 and 127.255.255.255: lesson 14's unbound UDP client
-            // and loopback's broadcast address.
+            // Lesson 14: the address an unbound UDP socket gets from its
+            // first sendto, and loopback's broadcast address.
             (
-                Regex::new(
-                    r"(127\.0\.0\.1|127\.255\.255\.255|0\.0\.0\.0|\[::1\]|localhost):[1-9][0-9]*",
-                )
-                .unwrap(),
+                Regex::new(r"(0\.0\.0\.0|127\.255\.255\.255):[1-9][0-9]*")
+                    .unwrap(),
+                "$1:[PORT]",
+            ),
+            // Port 0 stays: it is what the lessons ask for, not what they got.
+            (
+                Regex::new(r"(127\.0\.0\.1|\[::1\]|localhost):[1-9][0-9]*")
+                    .unwrap(),
                 "$1:[PORT]",
             ),
             // A socket's inode, and the length of the link text that holds it.

@@ -245,9 +245,10 @@ fn loss() -> Result<(), Failure> {
     let sender = udp(client)?;
     flood(&sender, to)?;
     let arrived = drain(&inbox)?;
+    let ask = b"how many?";
     sender
-        .send_to(b"how many?", to)
-        .told(|| client("sendto").on(&sender).args(bytes(b"how many?")))?;
+        .send_to(ask, to)
+        .told(|| client("sendto").on(&sender).args(bytes(ask)).args(to))?;
     let dropped = drop_count(&inbox)?;
     if arrived + dropped == SENT && dropped > 0 {
         server_note(format!("arrived N + dropped D = {SENT} sent, D > 0"));

@@ -138,8 +138,6 @@ const ALIASES: &[(&str, &[&str])] = &[
     ("read", &["read", "readv"]),
     ("readlink", &["readlink", "readlinkat"]),
     ("recv", &["recv", "recvfrom", "recvmsg"]),
-    // Lesson 14's UDP calls, narrated by the names that carry an address
-    // or ancillary data.
     ("recvfrom", &["recvfrom"]),
     ("recvmsg", &["recvmsg"]),
     ("send", &["send", "sendto", "sendmsg"]),
