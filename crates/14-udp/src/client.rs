@@ -6,6 +6,7 @@ use std::io::{self, BufRead, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, Socket, Type};
 use transcript::{Failure, OrFail};
 
 use crate::MAX_DATAGRAM;
@@ -18,15 +19,16 @@ pub fn run(
     timeout: Duration,
     tries: usize,
 ) -> Result<(), Failure> {
-    // Any local port: the kernel picks one, as `connect` did for TCP.
-    let any: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let local = if addr.is_ipv4() { any } else { (addr.ip(), 0).into() };
-    let socket = UdpSocket::bind(local).or_fail(format!("bind {local}"))?;
-    // A connected UDP socket: no packet is sent, the kernel records the
-    // peer. Then recv takes only that peer's datagrams, and an ICMP "port
+    let domain = Domain::for_address(addr);
+    let socket = Socket::new(domain, Type::DGRAM, None).or_fail("socket")?;
+    // A connected UDP socket: no packet is sent. The kernel records the
+    // peer, and binds the socket to a free port on the address its route
+    // to the peer leaves from (127.0.0.1 for loopback), not to 0.0.0.0.
+    // Then recv takes only that peer's datagrams, and an ICMP "port
     // unreachable" comes back as ECONNREFUSED (an unconnected socket is
     // not told).
-    socket.connect(addr).or_fail(format!("connect {addr}"))?;
+    socket.connect(&addr.into()).or_fail(format!("connect {addr}"))?;
+    let socket = UdpSocket::from(socket);
     say(&format!("Sending to {addr}\n"))?;
 
     let mut stdin = io::stdin().lock();
