@@ -1,7 +1,8 @@
 //! The demo: every side played by one thread, which works because a UDP
-//! `sendto` returns once the datagram is queued at the receiver (or
-//! dropped): on loopback, by the time it returns, the kernel has done
-//! everything it will do with that datagram.
+//! `sendto` waits for nobody. On loopback, Linux queues the datagram at
+//! the receiver (or drops it) within the `sendto` call; the reads block
+//! where they can, and the drain after the flood, which cannot, checks
+//! its count against the kernel's drop counter.
 //!
 //! Each call carries its line of the timeline as a suffix, `.told(|| ...)`,
 //! which prints only in the demo (see the transcript crate).
