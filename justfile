@@ -71,6 +71,11 @@ lesson-12 *args:
 lesson-13 *args:
     @cargo run --quiet -p lesson-13 -- "$@"
 
+# Lesson 14: UDP datagrams: boundaries kept, truncation, loss counted, ICMP, broadcast, a client that retries
+[no-exit-message]
+lesson-14 *args:
+    @cargo run --quiet -p lesson-14 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 [no-exit-message]
 trace n:

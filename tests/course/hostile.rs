@@ -3522,3 +3522,48 @@ fn hostile_lesson_12_absurd_option_values_are_refused() {
         );
     }
 }
+
+// ---------------------------------------------------------------------
+// Lesson 14 (UDP): datagrams no client should send, against the echo
+// server. No connection to hold, so the cases are the datagrams
+// themselves: empty, the largest there is, and a flood from a peer that
+// never reads its replies.
+
+/// An empty datagram and a 65,507-byte one come back whole, and a flood
+/// of 1,000 from a peer that never reads does not stop the server
+/// answering the next one.
+#[test]
+fn hostile_lesson_14_empty_largest_and_flooding_datagrams() {
+    use std::net::UdpSocket;
+    let mut server = crate::support::Server::lesson(14, &[]);
+    let good = UdpSocket::bind("127.0.0.1:0").unwrap();
+    good.connect(&server.addr).unwrap();
+    good.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    for size in [0, 65_507] {
+        let datagram = vec![b'u'; size];
+        assert_eq!(good.send(&datagram).unwrap(), size);
+        let n = good.recv(&mut buf).expect("the echo");
+        assert_eq!(&buf[..n], &datagram[..], "a {size}-byte datagram");
+    }
+
+    // Its replies fill this socket's buffer and are dropped there; the
+    // server's sendto does not wait for room, so it goes on serving.
+    let flooder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..1000 {
+        flooder.send_to(b"flood", &server.addr).unwrap();
+    }
+    // A datagram sent during the flood may find the server's buffer full
+    // and be dropped (this case saw it happen): lesson 14's own client,
+    // which asks again, is the good client here.
+    let args = ["client", "--addr", &server.addr, "--timeout", "0.2"];
+    let out = crate::support::run(
+        14,
+        &[&args[..], &["--tries", "10"]].concat(),
+        b"still there?\n\n",
+    );
+    let out = crate::support::stdout_of(&out);
+    assert!(out.contains("Reply: still there?\n"), "{out}");
+    assert!(server.is_running());
+    server.wait_for("still there?");
+}

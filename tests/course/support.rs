@@ -74,6 +74,13 @@ pub fn normalize(text: &str) -> String {
     static FILTERS: OnceLock<Vec<(Regex, &str)>> = OnceLock::new();
     let filters = FILTERS.get_or_init(|| {
         vec![
+            // Lesson 14: the address an unbound UDP socket gets from its
+            // first sendto, and loopback's broadcast address.
+            (
+                Regex::new(r"(0\.0\.0\.0|127\.255\.255\.255):[1-9][0-9]*")
+                    .unwrap(),
+                "$1:[PORT]",
+            ),
             // Port 0 stays: it is what the lessons ask for, not what they got.
             (
                 Regex::new(r"(127\.0\.0\.1|\[::1\]|localhost):[1-9][0-9]*")

@@ -76,7 +76,14 @@ macro_rules! outcome_is_fd {
         }
     )*};
 }
-outcome_is_fd!(Socket, OwnedFd, TcpStream, TcpListener, std::fs::File);
+outcome_is_fd!(
+    Socket,
+    OwnedFd,
+    TcpStream,
+    TcpListener,
+    std::net::UdpSocket,
+    std::fs::File
+);
 
 /// `getsockname` or `getpeername`: the call returns 0 and fills in the
 /// address, shown after it.
@@ -122,6 +129,16 @@ impl Outcome for (TcpStream, SocketAddr) {
     }
     fn detail(&self) -> String {
         format!("peer {}", self.1)
+    }
+}
+
+/// `recvfrom` with std: the datagram's length and who sent it.
+impl Outcome for (usize, SocketAddr) {
+    fn ret(&self) -> Ret {
+        self.0.ret()
+    }
+    fn detail(&self) -> String {
+        format!("from {}", self.1)
     }
 }
 
