@@ -113,7 +113,9 @@ fn full_buffer(server: &mut Server) -> Result<(), Failure> {
         .told(|| client("setsockopt").on(&e).args("SO_RCVBUF, 4096"))?;
     connect(&e, server.local)?;
     let e_fd = accept_turn(server)?;
-    let conn = &server.conns[&e_fd].stream;
+    let Some(conn) = server.conns.get(e_fd).map(|c| &c.stream) else {
+        return Err(Failure::new("demo", "E was not accepted"));
+    };
     SockRef::from(conn).set_send_buffer_size(4096).told(|| {
         transcript::server("setsockopt").on(conn).args("SO_SNDBUF, 4096")
     })?;
@@ -128,7 +130,7 @@ fn full_buffer(server: &mut Server) -> Result<(), Failure> {
     // A busy stretch, summed up below instead of shown call by call: how
     // the bytes split over recv and send calls depends on the kernel.
     hushed(|| read_everything(server, &e, e_fd))?;
-    let waiting = server.conns.get(&e_fd).is_some_and(|c| !c.out.is_empty());
+    let waiting = server.conns.get(e_fd).is_some_and(|c| !c.out.is_empty());
     if waiting {
         server_note(format_args!(
             "the server has read all {LINES} lines; \
@@ -167,7 +169,7 @@ fn read_everything(
 ) -> Result<(), Failure> {
     let deadline = Instant::now() + SETTLE_LIMIT;
     loop {
-        let conn = server.conns.get(&e_fd).map(|c| &c.stream);
+        let conn = server.conns.get(e_fd).map(|c| &c.stream);
         let unread = conn.map_or(Ok(0), |c| queued(c, libc::FIONREAD));
         let unacked = queued(e, libc::TIOCOUTQ);
         match (unread.or_fail("ioctl FIONREAD")?, unacked.or_fail("ioctl")?) {
@@ -199,7 +201,7 @@ fn read_replies(
             Ok(n) => replies.extend_from_slice(&buf[..n]),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                 let waiting =
-                    server.conns.get(&e_fd).is_some_and(|c| !c.out.is_empty());
+                    server.conns.get(e_fd).is_some_and(|c| !c.out.is_empty());
                 if waiting
                     && peek(server, e_fd, PollFlags::POLLOUT)
                         .contains(PollFlags::POLLOUT)
@@ -400,9 +402,9 @@ fn turn(
 /// A turn that accepts a client: its descriptor on the server's side.
 fn accept_turn(server: &mut Server) -> Result<RawFd, Failure> {
     let listener = server.listener.as_ref().map_or(-1, |l| l.as_raw_fd());
-    let before: Vec<RawFd> = server.conns.keys().copied().collect();
+    let before: Vec<RawFd> = server.conns.iter().map(|(fd, _)| fd).collect();
     turn(server, &[(listener, IN)])?;
-    let mut now = server.conns.keys().copied();
+    let mut now = server.conns.iter().map(|(fd, _)| fd);
     now.find(|fd| !before.contains(fd))
         .ok_or(Failure::new("demo", "no connection was accepted"))
 }
@@ -437,7 +439,7 @@ fn peek(server: &Server, fd: RawFd, events: PollFlags) -> PollFlags {
     } else if server.signals.as_fd().as_raw_fd() == fd {
         Some(server.signals.as_fd())
     } else {
-        server.conns.get(&fd).map(|c| c.stream.as_fd())
+        server.conns.get(fd).map(|c| c.stream.as_fd())
     };
     let Some(borrowed) = borrowed else { return PollFlags::empty() };
     let mut asked = [PollFd::new(borrowed, events)];

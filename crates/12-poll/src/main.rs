@@ -15,12 +15,18 @@
 //! - `plain.rs`: the loop a reader writes first (the `plain` command);
 //! - `conn.rs`: one connection: its buffers and its state;
 //! - `server.rs`: the event loop, one `poll` per turn (what you take away);
+//! - `interests.rs`: what each connection asks `poll` for, every turn;
+//! - `idle.rs`: the idle limit, looking at every connection;
 //! - `shutdown.rs`: Ctrl-C as a byte on a socket pair `poll` watches;
+//! - `conns.rs`: the connections, found by descriptor number;
 //! - `demo.rs`: the server and its clients in one thread, as a timeline;
 //! - `main.rs`: this file, the command line.
 
 mod conn;
+mod conns;
 mod demo;
+mod idle;
+mod interests;
 mod plain;
 mod server;
 mod shutdown;

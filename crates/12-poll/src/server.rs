@@ -3,7 +3,6 @@
 //! the connections that are ready, and closes what is finished; what each
 //! connection waits for next is asked anew in the next turn's list.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::libc;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFlags, poll};
 use socket2::{Domain, Socket, Type};
 use transcript::lines::BUSY;
 use transcript::process::open_descriptors;
@@ -20,6 +19,7 @@ use transcript::{
 };
 
 use crate::conn::{Conn, State};
+use crate::conns::Conns;
 use crate::demo::polled;
 use crate::shutdown::{Signals, close};
 
@@ -46,7 +46,7 @@ pub struct Server {
     /// The self-pipe a signal writes to (`shutdown.rs`).
     pub signals: Signals,
     /// Every open connection, by descriptor number.
-    pub conns: BTreeMap<RawFd, Conn>,
+    pub conns: Conns,
     pub limits: Limits,
     /// Until when accepting pauses because descriptors ran out.
     pub accept_paused_until: Option<Instant>,
@@ -113,7 +113,7 @@ impl Server {
             listener: Some(listener),
             local,
             signals,
-            conns: BTreeMap::new(),
+            conns: Conns::default(),
             limits,
             accept_paused_until: None,
             stopping: false,
@@ -175,71 +175,6 @@ impl Server {
 }
 // ANCHOR_END: turn
 
-// ANCHOR: watch_list
-impl Server {
-    /// What `poll` is to watch this turn: the listener (unless accepting
-    /// pauses), the self-pipe, and each connection for what it waits for.
-    fn watch_list(&self) -> Vec<PollFd<'_>> {
-        let mut watched = Vec::with_capacity(self.conns.len() + 2);
-        if let (None, Some(listener)) =
-            (self.accept_paused_until, &self.listener)
-        {
-            watched.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
-        }
-        watched.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
-        for conn in self.conns.values() {
-            watched.push(PollFd::new(conn.stream.as_fd(), interest(conn)));
-        }
-        watched
-    }
-}
-
-/// The events `poll` is to watch for on a connection: readable while it
-/// takes requests (or lingers, to see the client close), writable while
-/// replies wait.
-fn interest(conn: &Conn) -> PollFlags {
-    let mut events = PollFlags::empty();
-    if conn.reads() || matches!(conn.state, State::Lingering(_)) {
-        events |= PollFlags::POLLIN;
-    }
-    if !conn.out.is_empty() {
-        events |= PollFlags::POLLOUT;
-    }
-    events
-}
-// ANCHOR_END: watch_list
-
-impl Server {
-    /// How long `poll` may sleep: until the nearest idle deadline (or the
-    /// end of an accept pause), or for ever with no connection open. An
-    /// accept pause that is over ends here.
-    fn timeout(&mut self, now: Instant) -> PollTimeout {
-        if self.accept_paused_until.is_some_and(|until| now >= until) {
-            self.accept_paused_until = None;
-        }
-        let idle = self.limits.idle;
-        let deadlines = self.conns.values().map(|c| c.last_progress + idle);
-        match deadlines.chain(self.accept_paused_until).min() {
-            None => PollTimeout::NONE,
-            Some(when) => {
-                // Rounded up: waking a millisecond early finds nothing due.
-                let ms = when
-                    .saturating_duration_since(now)
-                    .as_micros()
-                    .div_ceil(1000);
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-            }
-        }
-    }
-
-    /// Marks the connections that made no progress for the idle limit.
-    fn reap_idle(&mut self, now: Instant) {
-        for conn in self.conns.values_mut() {
-            conn.expire(now, self.limits.idle);
-        }
-    }
-}
-
 // ANCHOR: accept_all
 impl Server {
     /// The listener is readable: accept every queued connection, until
@@ -286,11 +221,20 @@ impl Server {
                 continue;
             }
             log!("Connected with {peer}");
-            self.conns.insert(stream.as_raw_fd(), Conn::new(stream, peer));
+            self.admit(stream, peer);
         }
     }
 }
 // ANCHOR_END: accept_all
+
+impl Server {
+    /// Keeps a new connection.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let fd = stream.as_raw_fd();
+        let conn = Conn::new(stream, peer);
+        self.conns.insert(fd, conn);
+    }
+}
 
 /// `EMFILE` or `ENFILE`: the process or the system is out of descriptors.
 fn out_of_descriptors(err: &io::Error) -> bool {
@@ -302,6 +246,11 @@ fn refuse(stream: TcpStream, peer: SocketAddr, max_conns: usize) {
     event(format_args!(
         "{peer}: {max_conns} connections open, the limit: refused"
     ));
+    busy(stream);
+}
+
+/// Tells a client "server busy", and closes.
+pub fn busy(stream: TcpStream) {
     // A new connection's send buffer is empty: this short line fits.
     let _ = (&stream).write(BUSY).traced(|| {
         server("send").on(&stream).args(bytes(BUSY)).args("MSG_NOSIGNAL")
@@ -314,7 +263,7 @@ impl Server {
     /// `poll` reported something on a connection: read once if it is
     /// readable, then send what waits.
     fn on_ready(&mut self, fd: RawFd, revents: PollFlags, asked: &mut bool) {
-        let Some(conn) = self.conns.get_mut(&fd) else { return };
+        let Some(conn) = self.conns.get_mut(fd) else { return };
         // Replies left over from an earlier turn mean the kernel's buffer
         // was full then: only POLLOUT (or an error) says to try again.
         let blocked = !conn.out.is_empty()
@@ -354,10 +303,10 @@ impl Server {
     fn close_finished(&mut self) {
         let done: Vec<RawFd> = (self.conns.iter())
             .filter(|(_, conn)| conn.finished())
-            .map(|(fd, _)| *fd)
+            .map(|(fd, _)| fd)
             .collect();
         for fd in done {
-            let Some(conn) = self.conns.get_mut(&fd) else { continue };
+            let Some(conn) = self.conns.get_mut(fd) else { continue };
             if let State::Ending { linger: true, .. } = conn.state {
                 conn.start_lingering();
                 if !conn.finished() {
@@ -370,7 +319,7 @@ impl Server {
 
     /// Closes a connection: dropping its socket is `close(2)`.
     pub fn close(&mut self, fd: RawFd) {
-        let Some(conn) = self.conns.remove(&fd) else { return };
+        let Some(conn) = self.conns.remove(fd) else { return };
         if let Some(why) = conn.why() {
             event(format_args!("{}: {why}", conn.peer));
         }
@@ -378,11 +327,3 @@ impl Server {
     }
 }
 // ANCHOR_END: close_finished
-
-impl Server {
-    /// After the loop: the signals get their default action back, and the
-    /// self-pipe goes.
-    pub fn stop(self) {
-        self.signals.release();
-    }
-}

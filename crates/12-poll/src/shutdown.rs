@@ -177,7 +177,7 @@ impl Server {
         if let Some(listener) = self.listener.take() {
             close(listener);
         }
-        for conn in self.conns.values_mut() {
+        for (_, conn) in self.conns.iter_mut() {
             // Read what has arrived, until EAGAIN, and answer it; but no
             // further than HIGH_WATER of replies, as in every turn: a
             // client that sends without end would keep this loop reading,
@@ -189,6 +189,14 @@ impl Server {
     }
 }
 // ANCHOR_END: begin_shutdown
+
+impl Server {
+    /// After the loop: the signals get their default action back, and the
+    /// self-pipe goes.
+    pub fn stop(self) {
+        self.signals.release();
+    }
+}
 
 /// Closes a descriptor by dropping it, and says so.
 pub fn close<T: AsRawFd>(fd: T) {

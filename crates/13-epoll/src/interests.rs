@@ -6,31 +6,23 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 use transcript::{Failure, Told, server};
 
-use crate::conn::{State, Why};
+use crate::conn::{Conn, State, Why};
 use crate::demo::epoll_flags;
 use crate::server::{Limits, Server};
 
 // ANCHOR: interests
 impl Server {
     /// Makes each touched connection's entry ask for what it waits for
-    /// now. Level-triggered: `EPOLLIN` while it reads (or lingers),
-    /// `EPOLLOUT` only while replies wait: a socket with room in its buffer
-    /// is writable almost always, and would be reported on every turn.
-    /// Edge-triggered, an entry that once asked for `EPOLLOUT` keeps it: it
-    /// costs nothing until the buffer fills and empties again.
+    /// now, with one `epoll_ctl`, only when that changed. Edge-triggered,
+    /// an entry that once asked for `EPOLLOUT` keeps it: it costs nothing
+    /// until the buffer fills and empties again.
     pub fn update_interests(&mut self, touched: &[RawFd]) {
         for &fd in touched {
             let Some(conn) = self.conns.get(fd) else { continue };
             let registered = self.registered[fd as usize];
-            let mut wanted = EpollFlags::empty();
+            let mut wanted = interest(conn);
             if self.limits.edge {
-                wanted = registered;
-            } else if conn.reads() || matches!(conn.state, State::Lingering(_))
-            {
-                wanted |= EpollFlags::EPOLLIN;
-            }
-            if !conn.out.is_empty() {
-                wanted |= EpollFlags::EPOLLOUT;
+                wanted = registered | (wanted & EpollFlags::EPOLLOUT);
             }
             // Nothing to ask for: it closes in this turn.
             if wanted.is_empty() || wanted == registered {
@@ -48,6 +40,21 @@ impl Server {
             }
         }
     }
+}
+
+/// The events `epoll` is to watch for on a connection: readable while it
+/// takes requests (or lingers, to see the client close), writable only
+/// while replies wait: a socket with room in its buffer is writable
+/// almost always, and would be reported on every turn.
+fn interest(conn: &Conn) -> EpollFlags {
+    let mut events = EpollFlags::empty();
+    if conn.reads() || matches!(conn.state, State::Lingering(_)) {
+        events |= EpollFlags::EPOLLIN;
+    }
+    if !conn.out.is_empty() {
+        events |= EpollFlags::EPOLLOUT;
+    }
+    events
 }
 // ANCHOR_END: interests
 

@@ -3,9 +3,9 @@
 //! the connections that are ready, closes what is finished, and changes
 //! the `epoll` entries of the connections it touched, and only those.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -13,15 +13,16 @@ use nix::libc;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::signalfd::SignalFd;
 use socket2::{Domain, Socket, Type};
+use transcript::lines::BUSY;
 use transcript::process::open_descriptors;
-use transcript::{Failure, OrFail, Told, event, log, server, tell};
+use transcript::{Failure, OrFail, Told, bytes, event, log, server, tell};
 
 use crate::conn::{Conn, State};
 use crate::conns::Conns;
 use crate::demo::waited;
 use crate::interests::{register, trigger};
 use crate::shutdown::{self, close};
-use crate::spare::{Found, Spare, out_of_descriptors, refuse};
+use crate::spare::{Found, Spare};
 
 /// The listener's queue of connections not yet accepted (lesson 8).
 const BACKLOG: i32 = 128;
@@ -196,7 +197,7 @@ impl Server {
             let fd = event.data() as RawFd;
             if self.listener.as_ref().is_some_and(|l| l.as_raw_fd() == fd) {
                 self.accept_all();
-            } else if fd == self.signals.as_raw_fd() {
+            } else if fd == self.signals.as_fd().as_raw_fd() {
                 self.on_signal();
             } else {
                 self.on_ready(fd, event.events(), &mut shutdown_asked);
@@ -293,6 +294,28 @@ impl Server {
     }
 }
 
+/// `EMFILE` or `ENFILE`: the process or the system is out of descriptors.
+fn out_of_descriptors(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Tells a client over the limit so, and closes.
+fn refuse(stream: TcpStream, peer: SocketAddr, max_conns: usize) {
+    event(format_args!(
+        "{peer}: {max_conns} connections open, the limit: refused"
+    ));
+    busy(stream);
+}
+
+/// Tells a client "server busy", and closes.
+pub fn busy(stream: TcpStream) {
+    // A new connection's send buffer is empty: this short line fits.
+    let _ = (&stream).write(BUSY).traced(|| {
+        server("send").on(&stream).args(bytes(BUSY)).args("MSG_NOSIGNAL")
+    });
+    close(stream);
+}
+
 // ANCHOR: on_ready
 impl Server {
     /// `epoll_wait` reported something on a connection. Level-triggered:
@@ -308,13 +331,13 @@ impl Server {
             return drain(conn, asked);
         }
         // A reset or a hang-up shows as EPOLLERR/EPOLLHUP: recv says which.
+        // Level-triggered: one recv is enough; if more is waiting, the
+        // next epoll_wait reports this socket again (reading on until
+        // EAGAIN would cost a second recv per request).
         let readable =
             EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
         if events.intersects(readable) {
             match conn.state {
-                // Level-triggered: one recv is enough; if more is waiting,
-                // the next epoll_wait reports this socket again. Reading
-                // on until EAGAIN would cost a second recv per request.
                 State::Open if conn.reads() => drop(conn.receive(asked)),
                 State::Lingering(_) => drop(conn.discard()),
                 _ => {}
@@ -371,7 +394,8 @@ impl Server {
         }
     }
 
-    /// Closing a socket also takes it off the interest list.
+    /// Closes a connection: dropping its socket is `close(2)`, which also
+    /// takes it off the interest list.
     pub fn close(&mut self, fd: RawFd) {
         let Some(conn) = self.conns.remove(fd) else { return };
         if self.conns.is_empty() {
@@ -385,14 +409,3 @@ impl Server {
     }
 }
 // ANCHOR_END: close_finished
-
-impl Server {
-    /// After the loop: the signalfd, the spare and the epoll go. Returns
-    /// whether a second signal cut the shutdown short.
-    pub fn stop(self) -> bool {
-        close(self.signals);
-        self.spare.close();
-        close(self.epoll.0);
-        self.forced
-    }
-}

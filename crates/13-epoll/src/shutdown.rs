@@ -19,6 +19,16 @@ fn shutdown_signals() -> SigSet {
     signals
 }
 
+/// A descriptor nix wraps in a type of its own, for a transcript line
+/// (`= fd 3`).
+pub struct NewFd<T>(pub T);
+
+impl<T: AsRawFd> Outcome for NewFd<T> {
+    fn ret(&self) -> Ret {
+        Ret::Fd(self.0.as_raw_fd())
+    }
+}
+
 // ANCHOR: signalfd
 /// Blocks the shutdown signals and opens a signalfd to read them from.
 /// A blocked signal is not delivered; it waits, and a signalfd hands it
@@ -115,13 +125,14 @@ impl Server {
 }
 // ANCHOR_END: begin_shutdown
 
-/// A descriptor nix wraps in a type of its own, for a transcript line
-/// (`= fd 3`).
-pub struct NewFd<T>(pub T);
-
-impl<T: AsRawFd> Outcome for NewFd<T> {
-    fn ret(&self) -> Ret {
-        Ret::Fd(self.0.as_raw_fd())
+impl Server {
+    /// After the loop: the signalfd, the spare and the epoll go. Returns
+    /// whether a second signal cut the shutdown short.
+    pub fn stop(self) -> bool {
+        close(self.signals);
+        self.spare.close();
+        close(self.epoll.0);
+        self.forced
     }
 }
 

@@ -1,15 +1,14 @@
 //! A descriptor kept spare for the day `accept` fails with `EMFILE`.
 
 use std::fs::File;
-use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io;
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
 use socket2::Socket;
-use transcript::lines::BUSY;
-use transcript::{Failure, Told, bytes, event, server, server_note, tell};
+use transcript::{Failure, Told, event, server, server_note, tell};
 
-use crate::shutdown::close;
+use crate::server::busy;
 
 /// An open descriptor that holds a number for a client the server has no
 /// room for.
@@ -91,26 +90,4 @@ impl Spare {
 /// The narration of the server's `accept` calls.
 pub fn accept_call(listener: &Socket) -> transcript::Call {
     server("accept").on(listener).args("SOCK_NONBLOCK|SOCK_CLOEXEC")
-}
-
-/// `EMFILE` or `ENFILE`: the process or the system is out of descriptors.
-pub fn out_of_descriptors(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(nix::libc::EMFILE | nix::libc::ENFILE))
-}
-
-/// Tells a client over the limit so, and closes.
-pub fn refuse(stream: TcpStream, peer: SocketAddr, max_conns: usize) {
-    event(format_args!(
-        "{peer}: {max_conns} connections open, the limit: refused"
-    ));
-    busy(stream);
-}
-
-/// Tells a client "server busy", and closes.
-pub fn busy(stream: TcpStream) {
-    // A new connection's send buffer is empty: this short line fits.
-    let _ = (&stream).write(BUSY).traced(|| {
-        server("send").on(&stream).args(bytes(BUSY)).args("MSG_NOSIGNAL")
-    });
-    close(stream);
 }
