@@ -51,6 +51,12 @@ pub struct Placement {
     pub generator_cpus: Vec<usize>,
 }
 
+/// The defaults a full run uses; a run with fewer rounds or shorter windows
+/// is marked as a short one in its results.
+pub const DEFAULT_SECONDS: f64 = 2.0;
+pub const DEFAULT_WARMUP: f64 = 0.5;
+pub const DEFAULT_ROUNDS: u16 = 5;
+
 /// How long opening one connection and its first round trip may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -65,13 +71,13 @@ struct Cli {
     #[arg(long)]
     smoke: bool,
     /// Seconds measured for each server at each connection count
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = DEFAULT_SECONDS)]
     seconds: f64,
     /// Seconds of traffic before each measurement starts
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = DEFAULT_WARMUP)]
     warmup: f64,
     /// Measure every point this many times, interleaved (at least 5 for a figure to trust); each figure is the median of the rounds, each ratio the median of the rounds' ratios
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = DEFAULT_ROUNDS, value_parser = clap::value_parser!(u16).range(1..))]
     rounds: u16,
     /// A round is disturbed when tokio's requests/s or CPU µs/request in it is more than this many percent from tokio's median; disturbed rounds are marked, never dropped
     #[arg(long, default_value_t = 15.0)]
@@ -504,6 +510,7 @@ fn measure_all(
         placement: placement.clone(),
         nice: cli.nice,
         smoke: false,
+        previous: report::Previous::read(&cli.out.join("results.json")),
     };
     println!();
     print!("{}", report.terminal());
@@ -679,6 +686,7 @@ fn smoke(
         placement: placement.clone(),
         nice: None,
         smoke: true,
+        previous: None,
     };
     let scratch = workspace_root().join("target/bench-smoke");
     report.write(&scratch)?;

@@ -14,6 +14,9 @@ use crate::sys::ticks_per_second;
 /// The reference every ratio is taken against.
 pub const REFERENCE: &str = "tokio";
 
+/// One figure of a round: requests/s, p99 µs...
+type Figure = fn(&LoadRow) -> f64;
+
 /// One server at one connection count, in one round.
 #[derive(Clone, Debug)]
 pub struct LoadRow {
@@ -171,7 +174,7 @@ impl LoadRow {
     /// summed, thread counts taken from the last round.
     fn median_of(rounds: &[LoadRow]) -> Option<LoadRow> {
         let last = rounds.last()?;
-        let of = |value: fn(&LoadRow) -> f64| {
+        let of = |value: Figure| {
             median(rounds.iter().map(value)).unwrap_or(f64::NAN)
         };
         let of_some = |value: fn(&LoadRow) -> Option<f64>| {
@@ -253,6 +256,85 @@ fn span_cell(values: &[f64], digits: usize) -> String {
 /// `1 connection`, `100 connections`.
 fn connections(n: usize) -> String {
     if n == 1 { "1 connection".into() } else { format!("{n} connections") }
+}
+
+/// The previous run's median ratios to tokio, read back from the
+/// results.json it left, to show how far two runs of the bench differ.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Previous {
+    pub date: String,
+    pub rounds: usize,
+    pub seconds: f64,
+    /// (server, connections, requests/s × tokio, CPU µs/request × tokio).
+    pub ratios: Vec<(String, usize, f64, f64)>,
+}
+
+impl Previous {
+    /// The previous run in `path`, if there is one this bench wrote with
+    /// rounds (a smoke run or an older format gives `None`).
+    pub fn read(path: &Path) -> Option<Previous> {
+        Previous::parse(&fs::read_to_string(path).ok()?)
+    }
+
+    /// Reads the lines [`Report::json`] writes: the date, the settings,
+    /// then one line per server and connection count.
+    fn parse(json: &str) -> Option<Previous> {
+        // The text after `name` up to the next `,` or `}`.
+        fn after<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+            let (_, rest) = line.split_once(name)?;
+            let end = rest.find([',', '}']).unwrap_or(rest.len());
+            Some(rest[..end].trim().trim_matches('"'))
+        }
+        let mut previous = Previous::default();
+        for line in json.lines() {
+            if let Some(date) = after(line, "\"date\": ") {
+                previous.date = date.to_string();
+            } else if line.contains("\"settings\": {") {
+                if after(line, "\"smoke\": ")? != "false" {
+                    return None;
+                }
+                previous.rounds = after(line, "\"rounds\": ")?.parse().ok()?;
+                previous.seconds =
+                    after(line, "{\"seconds\": ")?.parse().ok()?;
+            } else if line.contains("{\"server\": ")
+                && line.contains("\"median\": {")
+            {
+                let (_, ratios) = line.split_once("\"ratio_to_tokio\": {")?;
+                let ratio = |name| after(ratios, name)?.parse::<f64>().ok();
+                if let (Some(rps), Some(cpu)) = (
+                    ratio("\"requests_per_s\": "),
+                    ratio("\"cpu_us_per_request\": "),
+                ) {
+                    previous.ratios.push((
+                        after(line, "{\"server\": ")?.to_string(),
+                        after(line, "\"connections\": ")?.parse().ok()?,
+                        rps,
+                        cpu,
+                    ));
+                }
+            }
+        }
+        (!previous.ratios.is_empty()).then_some(previous)
+    }
+
+    /// Both ratios of `key` at `conns` in the previous run.
+    fn ratios(&self, key: &str, conns: usize) -> Option<(f64, f64)> {
+        self.ratios
+            .iter()
+            .find(|(k, n, _, _)| k == key && *n == conns)
+            .map(|&(_, _, rps, cpu)| (rps, cpu))
+    }
+}
+
+/// One ratio pair in this run and in the previous one.
+struct Change<'a> {
+    key: &'a str,
+    conns: usize,
+    /// (requests/s × tokio, CPU µs/request × tokio).
+    now: (f64, f64),
+    before: (f64, f64),
+    /// now / before - 1, for each.
+    change: (f64, f64),
 }
 
 /// How far a round of tokio was from its medians: `+2 % · -1 %`
@@ -481,6 +563,8 @@ pub struct Report {
     pub nice: Option<i32>,
     /// Smoke figures: correct replies, meaningless timing.
     pub smoke: bool,
+    /// The run before this one, from the results it left in the folder.
+    pub previous: Option<Previous>,
 }
 
 /// How far the reference's round is from its median, as shares (-0.2:
@@ -791,6 +875,15 @@ impl Report {
             }
             None => "server and generator not pinned".to_string(),
         };
+        let short = !self.smoke
+            && (self.seconds < crate::DEFAULT_SECONDS
+                || self.warmup < crate::DEFAULT_WARMUP
+                || self.rounds < usize::from(crate::DEFAULT_ROUNDS));
+        let warning = if short {
+            "**A short run** (fewer rounds or shorter windows than `just bench` uses by default): its figures show what the bench writes, not what the servers cost. "
+        } else {
+            ""
+        };
         let how = if self.smoke {
             "a smoke run: a few hundred requests per server, checked for correctness; its timing means nothing".to_string()
         } else {
@@ -805,7 +898,7 @@ impl Report {
             format!(", {b:.0} % busy with other work in the second before")
         });
         format!(
-            "Measured on {} on Linux {}, {} CPUs ({}){busy}; {pinning}{nice}; {how}; 64-byte request lines, one request in flight per connection.",
+            "{warning}Measured on {} on Linux {}, {} CPUs ({}){busy}; {pinning}{nice}; {how}; 64-byte request lines, one request in flight per connection.",
             m.date, m.kernel, m.cpus, m.cpu_model
         )
     }
@@ -846,11 +939,11 @@ impl Report {
         for row in &self.rows {
             let key = &row.key;
             let n = row.conns;
-            let ratio = |value: fn(&LoadRow) -> f64| {
+            let ratio = |value: Figure| {
                 self.ratio(key, n, value)
                     .map_or("–".to_string(), |r| format!("{r:.2}"))
             };
-            let ratios = |value: fn(&LoadRow) -> f64| {
+            let ratios = |value: Figure| {
                 let all: Vec<f64> = self
                     .round_ratios(key, n, value)
                     .into_iter()
@@ -858,7 +951,7 @@ impl Report {
                     .collect();
                 span_cell(&all, 2)
             };
-            let all = |value: fn(&LoadRow) -> f64, digits| {
+            let all = |value: Figure, digits| {
                 let all: Vec<f64> = row.rounds().iter().map(value).collect();
                 span_cell(&all, digits)
             };
@@ -970,14 +1063,15 @@ impl Report {
             };
             let offsets = self.offsets(conns);
             let disturbed = self.disturbed(conns);
-            let ratios: Vec<(Vec<Option<f64>>, Vec<Option<f64>>)> = self
+            // Per server: (requests/s, CPU µs/request) ratios by round.
+            let ratios: Vec<[Vec<Option<f64>>; 2]> = self
                 .others()
                 .iter()
                 .map(|k| {
-                    (
+                    [
                         self.round_ratios(k, conns, |r| r.requests_per_s),
                         self.round_ratios(k, conns, |r| r.cpu_us_per_request),
-                    )
+                    ]
                 })
                 .collect();
             for (i, r) in reference.rounds.iter().enumerate() {
@@ -992,7 +1086,7 @@ impl Report {
                     format!("{:.2}", r.cpu_us_per_request),
                     off,
                 ];
-                for (rps, cpu) in &ratios {
+                for [rps, cpu] in &ratios {
                     line.push(match (rps.get(i), cpu.get(i)) {
                         (Some(Some(a)), Some(Some(b))) => {
                             format!("{a:.2} · {b:.2}")
@@ -1016,6 +1110,82 @@ impl Report {
         ];
         head.extend(self.others());
         head
+    }
+
+    /// This run's median ratios to tokio next to the previous run's, and
+    /// how far apart they are.
+    fn previous_cells(&self) -> Vec<Vec<String>> {
+        self.changes()
+            .into_iter()
+            .map(|c| {
+                vec![
+                    c.key.to_string(),
+                    c.conns.to_string(),
+                    format!("{:.2}", c.now.0),
+                    format!("{:.2}", c.before.0),
+                    format!("{:+.0} %", c.change.0 * 100.0),
+                    format!("{:.2}", c.now.1),
+                    format!("{:.2}", c.before.1),
+                    format!("{:+.0} %", c.change.1 * 100.0),
+                ]
+            })
+            .collect()
+    }
+
+    const PREVIOUS_HEAD: [&'static str; 8] = [
+        "server",
+        "connections",
+        "requests/s × tokio",
+        "previous run",
+        "change",
+        "CPU µs/request × tokio",
+        "previous run",
+        "change",
+    ];
+
+    /// Every ratio both runs have: (requests/s, CPU µs/request) now,
+    /// before, and the relative change.
+    fn changes(&self) -> Vec<Change<'_>> {
+        let Some(previous) = &self.previous else { return Vec::new() };
+        self.rows
+            .iter()
+            .filter(|row| row.key != REFERENCE)
+            .filter_map(|row| {
+                let (key, conns) = (row.key.as_str(), row.conns);
+                let before = previous.ratios(key, conns)?;
+                let now = (
+                    self.ratio(key, conns, |r| r.requests_per_s)?,
+                    self.ratio(key, conns, |r| r.cpu_us_per_request)?,
+                );
+                let change = (now.0 / before.0 - 1.0, now.1 / before.1 - 1.0);
+                Some(Change { key, conns, now, before, change })
+            })
+            .collect()
+    }
+
+    /// How far the previous run's ratios are from this run's, at most.
+    fn previous_finding(&self) -> Option<String> {
+        let previous = self.previous.as_ref()?;
+        let changes = self.changes();
+        let most = |pick: fn(&Change) -> f64| {
+            let c = changes
+                .iter()
+                .max_by(|a, b| pick(a).abs().total_cmp(&pick(b).abs()))?;
+            Some(format!(
+                "{:.0} % ({} at {})",
+                pick(c).abs() * 100.0,
+                c.key,
+                connections(c.conns)
+            ))
+        };
+        Some(format!(
+            "the median ratios to tokio differ from the previous run's ({}, {} rounds of {} s) by at most {} for requests/s and {} for CPU µs/request",
+            previous.date,
+            previous.rounds,
+            previous.seconds,
+            most(|c| c.change.0)?,
+            most(|c| c.change.1)?
+        ))
     }
 
     /// Sentences computed from the figures, for the appendix to lean on:
@@ -1046,10 +1216,7 @@ impl Report {
         }
         for key in self.others() {
             for (what, value) in [
-                (
-                    "requests/s",
-                    (|r: &LoadRow| r.requests_per_s) as fn(&LoadRow) -> f64,
-                ),
+                ("requests/s", (|r: &LoadRow| r.requests_per_s) as Figure),
                 ("CPU µs/request", |r: &LoadRow| r.cpu_us_per_request),
             ] {
                 let parts: Vec<String> = counts
@@ -1093,6 +1260,7 @@ impl Report {
                 switches.join(", ")
             ));
         }
+        found.extend(self.previous_finding());
         found
     }
 
@@ -1161,6 +1329,13 @@ impl Report {
             "\nRound by round (each server: requests/s × tokio · CPU µs/request × tokio, in that round):\n"
         );
         out.push_str(&text_table(&self.round_head(), &self.round_cells()));
+        if self.previous.is_some() {
+            let _ = writeln!(out, "\nAgainst the previous run:\n");
+            out.push_str(&text_table(
+                &Self::PREVIOUS_HEAD,
+                &self.previous_cells(),
+            ));
+        }
         if let Some(count) = self.idle_count {
             let _ = writeln!(
                 out,
@@ -1237,6 +1412,18 @@ impl Report {
                 &Self::IDLE_HEAD,
                 &[false, true, true, true, true],
                 &self.idle_cells(),
+            ));
+        }
+        if let Some(previous) = &self.previous {
+            let _ = writeln!(
+                out,
+                "\nThis run's median ratios next to those of the run before it in the same folder ({}, {} rounds of {} s): how far two runs differ.\n",
+                previous.date, previous.rounds, previous.seconds
+            );
+            out.push_str(&markdown_table(
+                &Self::PREVIOUS_HEAD,
+                &right(Self::PREVIOUS_HEAD.len()),
+                &self.previous_cells(),
             ));
         }
         let _ = writeln!(
@@ -1334,23 +1521,32 @@ impl Report {
             "  \"findings\": [\n    {}\n  ],",
             findings.join(",\n    ")
         );
+        let _ = writeln!(
+            out,
+            "  \"previous_run\": {},",
+            self.previous.as_ref().map_or("null".to_string(), |p| format!(
+                "{{\"date\": {}, \"rounds\": {}, \"seconds_measured\": {}}}",
+                json_str(&p.date),
+                p.rounds,
+                num(p.seconds)
+            ))
+        );
         let list = |values: Vec<String>| format!("[{}]", values.join(", "));
         // {"requests_per_s": .., "p50_us": .., "p99_us": .., "cpu_..": ..}
         // with `per` applied to each figure.
-        let ratio_fields =
-            |per: &dyn Fn(&dyn Fn(&LoadRow) -> f64) -> String| {
-                let metrics: [(&str, &dyn Fn(&LoadRow) -> f64); 4] = [
-                    ("requests_per_s", &|r| r.requests_per_s),
-                    ("p50_us", &|r| r.p50_us),
-                    ("p99_us", &|r| r.p99_us),
-                    ("cpu_us_per_request", &|r| r.cpu_us_per_request),
-                ];
-                let fields: Vec<String> = metrics
-                    .iter()
-                    .map(|(name, value)| format!("\"{name}\": {}", per(value)))
-                    .collect();
-                format!("{{{}}}", fields.join(", "))
-            };
+        let ratio_fields = |per: &dyn Fn(Figure) -> String| {
+            let metrics: [(&str, Figure); 4] = [
+                ("requests_per_s", |r| r.requests_per_s),
+                ("p50_us", |r| r.p50_us),
+                ("p99_us", |r| r.p99_us),
+                ("cpu_us_per_request", |r| r.cpu_us_per_request),
+            ];
+            let fields: Vec<String> = metrics
+                .iter()
+                .map(|(name, value)| format!("\"{name}\": {}", per(*value)))
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        };
         let loads: Vec<String> = self
             .rows
             .iter()
@@ -1631,6 +1827,7 @@ mod tests {
             },
             nice: None,
             smoke: false,
+            previous: None,
         }
     }
 
@@ -1808,6 +2005,37 @@ mod tests {
         assert!(cpu.contains("100 connections"), "{cpu}");
         // Requests/s 10 % off, CPU µs/request 1/0.9 - 1 = 11 % off.
         assert!(findings[0].contains("within 11 % of its medians"));
+    }
+
+    #[test]
+    fn the_previous_run_is_read_back_from_its_json() {
+        let before =
+            rounds_report(&[100.0, 100.0, 100.0], &[100.0, 98.0, 97.0]);
+        let previous = Previous::parse(&before.json()).expect("parsed");
+        assert_eq!(previous.rounds, 3);
+        assert_eq!(previous.seconds, 2.0);
+        let (rps, cpu) = previous.ratios("lesson-13", 100).unwrap();
+        assert_eq!((rps, cpu), (0.98, 1.02));
+        assert_eq!(previous.ratios("tokio", 100), Some((1.0, 1.0)));
+        // A smoke run's figures are no run to compare with.
+        let smoke = Report { smoke: true, ..rounds_report(&[1.0], &[1.0]) };
+        assert_eq!(Previous::parse(&smoke.json()), None);
+
+        let now = Report {
+            previous: Some(previous),
+            ..rounds_report(&[100.0, 100.0, 100.0], &[100.0, 103.0, 105.0])
+        };
+        let said = now.previous_finding().unwrap();
+        // 1.03 against 0.98: 5 % more requests/s, 5 % less CPU.
+        assert!(
+            said.contains(
+                "at most 5 % (lesson-13 at 100 connections) for requests/s"
+            ),
+            "{said}"
+        );
+        assert!(
+            now.markdown().contains("| lesson-13 | 100 | 1.03 | 0.98 | +5 % |")
+        );
     }
 
     #[test]
