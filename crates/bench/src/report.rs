@@ -36,6 +36,9 @@ pub struct LoadRow {
     pub switch_read_ms: f64,
     /// Share of one CPU the server used over the window.
     pub server_cpu_pct: f64,
+    /// Share of the server's CPU time spent in the kernel (system time):
+    /// its system calls, and on loopback the TCP path they run through.
+    pub server_kernel_pct: f64,
     /// Share of one CPU the generator (this process) used, all its threads
     /// together.
     pub generator_cpu_pct: f64,
@@ -88,6 +91,11 @@ impl LoadRow {
             switch_read_ms: run.server_switches.read_time.as_secs_f64() * 1e3,
             server_cpu_pct: run.server_ticks as f64 * tick_us / 1e6 / seconds
                 * 100.0,
+            server_kernel_pct: if run.server_ticks == 0 {
+                f64::NAN
+            } else {
+                run.server_system_ticks as f64 / run.server_ticks as f64 * 100.0
+            },
             generator_cpu_pct: run.own_ticks as f64 * tick_us / 1e6 / seconds
                 * 100.0,
             generator_threads: run.threads.max(1),
@@ -188,6 +196,7 @@ impl LoadRow {
             switches_per_request: of(|r| r.switches_per_request),
             switch_read_ms: of(|r| r.switch_read_ms),
             server_cpu_pct: of(|r| r.server_cpu_pct),
+            server_kernel_pct: of(|r| r.server_kernel_pct),
             generator_cpu_pct: of(|r| r.generator_cpu_pct),
             other_work_pct: of_some(|r| r.other_work_pct),
             generator_us_per_request: of(|r| r.generator_us_per_request),
@@ -1022,6 +1031,7 @@ impl Report {
                     row.conns.to_string(),
                     format!("{:.2}", r.switches_per_request),
                     pct(Some(r.server_cpu_pct)),
+                    pct(Some(r.server_kernel_pct).filter(|p| p.is_finite())),
                     pct(r.server_core_idle_pct),
                     pct(Some(r.generator_cpu_pct)),
                     format!("{:.2}", r.generator_us_per_request),
@@ -1031,13 +1041,15 @@ impl Report {
             .collect()
     }
 
-    const LIMIT_HEAD: [&'static str; 8] = [
+    const LIMIT_HEAD: [&'static str; 9] = [
         "server",
         "connections",
         // No ratio: tokio's figure is close to 0 at 100 connections and
         // more, and a ratio to it would swing with every run.
         "server switches/request",
         "server CPU",
+        // Of the server's CPU time, the part in the kernel (system time).
+        "of it in the kernel",
         "server's core idle",
         "generator CPU",
         "generator CPU µs/request",
@@ -1258,6 +1270,18 @@ impl Report {
             found.push(format!(
                 "server switches/request at {most} connections: {}",
                 switches.join(", ")
+            ));
+            let kernel: Vec<String> = self
+                .subjects
+                .iter()
+                .filter_map(|s| {
+                    let r = self.row(&s.key, most)?;
+                    Some(format!("{} {:.0} %", s.key, r.server_kernel_pct))
+                })
+                .collect();
+            found.push(format!(
+                "share of the server's CPU time spent in the kernel at {most} connections: {}",
+                kernel.join(", ")
             ));
         }
         found.extend(self.previous_finding());
@@ -1586,7 +1610,7 @@ impl Report {
                     })
                     .collect();
                 format!(
-                    "{head}, \"median\": {{\"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}, \"server_switches_per_request\": {}, \"server_threads\": {}, \"server_threads_ended\": {}, \"switch_read_ms\": {}, \"server_cpu_percent\": {}, \"generator_cpu_percent\": {}, \"server_core_idle_percent\": {}, \"generator_cpu_us_per_request\": {}, \"generator_threads\": {}, \"other_work_percent\": {}}}, \"requests_all_rounds\": {}, \"ratio_to_tokio\": {}, \"ratio_to_tokio_range\": {}, \"ratio_to_tokio_rounds\": {}, \"rounds\": [\n      {}\n    ]}}",
+                    "{head}, \"median\": {{\"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}, \"server_switches_per_request\": {}, \"server_threads\": {}, \"server_threads_ended\": {}, \"switch_read_ms\": {}, \"server_cpu_percent\": {}, \"server_kernel_percent_of_cpu\": {}, \"generator_cpu_percent\": {}, \"server_core_idle_percent\": {}, \"generator_cpu_us_per_request\": {}, \"generator_threads\": {}, \"other_work_percent\": {}}}, \"requests_all_rounds\": {}, \"ratio_to_tokio\": {}, \"ratio_to_tokio_range\": {}, \"ratio_to_tokio_rounds\": {}, \"rounds\": [\n      {}\n    ]}}",
                     num(r.requests_per_s),
                     num(r.p50_us),
                     num(r.p99_us),
@@ -1596,6 +1620,7 @@ impl Report {
                     r.server_threads_gone,
                     num(r.switch_read_ms),
                     num(r.server_cpu_pct),
+                    num(r.server_kernel_pct),
                     num(r.generator_cpu_pct),
                     opt(r.server_core_idle_pct),
                     num(r.generator_us_per_request),
@@ -1762,6 +1787,7 @@ mod tests {
             server_threads_gone: 0,
             switch_read_ms: 0.1,
             server_cpu_pct: 100.0,
+            server_kernel_pct: 70.0,
             generator_cpu_pct: 80.0,
             generator_us_per_request: 4.0,
             generator_threads: 1,
