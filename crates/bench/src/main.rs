@@ -510,7 +510,10 @@ fn measure_all(
         placement: placement.clone(),
         nice: cli.nice,
         smoke: false,
-        previous: report::Previous::read(&cli.out.join("results.json")),
+        // Only a run with the same rounds and window is the same bench run
+        // twice; a short trial run says nothing about a full one.
+        previous: report::Previous::read(&cli.out.join("results.json"))
+            .filter(|p| p.rounds == rounds && p.seconds == cli.seconds),
     };
     println!();
     print!("{}", report.terminal());
