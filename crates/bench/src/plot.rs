@@ -50,8 +50,11 @@ fn draw_inner(
         "bench --smoke: drawn from a correctness check, the numbers mean nothing".to_string()
     } else {
         format!(
-            "Line echo ping-pong on loopback, {} ({} CPUs), {} rounds: a dot per round (hollow: disturbed), a bar at the median",
-            report.machine.date, report.machine.cpus, report.rounds
+            "{}Loopback ping-pong, {}, {} CPUs, {} rounds: a dot per round (hollow: disturbed), a bar at the median",
+            if report.short() { "A SHORT RUN. " } else { "" },
+            report.machine.date,
+            report.machine.cpus,
+            report.rounds
         )
     };
     let (top, body) = root.split_vertically(64);

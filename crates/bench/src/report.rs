@@ -349,10 +349,12 @@ struct Change<'a> {
 /// How far a round of tokio was from its medians: `+2 % · -1 %`
 /// (requests/s, then CPU µs/request).
 fn offset_cell(o: &Offset) -> String {
+    // Adding 0.0 turns a -0 (a small negative share rounded) into +0.
+    let percent = |share: f64| (share * 100.0).round() + 0.0;
     format!(
         "{:+.0} % · {:+.0} %",
-        o.requests_per_s * 100.0,
-        o.cpu_us_per_request * 100.0
+        percent(o.requests_per_s),
+        percent(o.cpu_us_per_request)
     )
 }
 
@@ -861,6 +863,15 @@ impl Report {
         }
     }
 
+    /// A timed run with fewer rounds or shorter windows than the defaults:
+    /// a trial of the bench, not figures to conclude from.
+    pub fn short(&self) -> bool {
+        !self.smoke
+            && (self.seconds < crate::DEFAULT_SECONDS
+                || self.warmup < crate::DEFAULT_WARMUP
+                || self.rounds < usize::from(crate::DEFAULT_ROUNDS))
+    }
+
     /// The conditions, in one paragraph.
     fn conditions(&self) -> String {
         let m = &self.machine;
@@ -884,11 +895,7 @@ impl Report {
             }
             None => "server and generator not pinned".to_string(),
         };
-        let short = !self.smoke
-            && (self.seconds < crate::DEFAULT_SECONDS
-                || self.warmup < crate::DEFAULT_WARMUP
-                || self.rounds < usize::from(crate::DEFAULT_ROUNDS));
-        let warning = if short {
+        let warning = if self.short() {
             "**A short run** (fewer rounds or shorter windows than `just bench` uses by default): its figures show what the bench writes, not what the servers cost. "
         } else {
             ""
