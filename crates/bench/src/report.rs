@@ -71,7 +71,9 @@ impl LoadRow {
             requests_per_s: run.requests as f64 / seconds,
             p50_us: us(percentile(&latencies, 50.0)),
             p99_us: us(percentile(&latencies, 99.0)),
-            cpu_us_per_request: if run.requests == 0 {
+            // No tick at all in the window is below what the clock can
+            // tell (a server starved by other work), not a free request.
+            cpu_us_per_request: if run.requests == 0 || run.server_ticks == 0 {
                 f64::NAN
             } else {
                 run.server_ticks as f64 * tick_us / run.requests as f64
@@ -346,15 +348,19 @@ struct Change<'a> {
     change: (f64, f64),
 }
 
+/// A share as a signed whole percentage: `+2 %`, `-15 %`, `+0 %`.
+fn signed_percent(share: f64) -> String {
+    // Adding 0.0 turns a -0 (a small negative share rounded) into +0.
+    format!("{:+.0} %", (share * 100.0).round() + 0.0)
+}
+
 /// How far a round of tokio was from its medians: `+2 % · -1 %`
 /// (requests/s, then CPU µs/request).
 fn offset_cell(o: &Offset) -> String {
-    // Adding 0.0 turns a -0 (a small negative share rounded) into +0.
-    let percent = |share: f64| (share * 100.0).round() + 0.0;
     format!(
-        "{:+.0} % · {:+.0} %",
-        percent(o.requests_per_s),
-        percent(o.cpu_us_per_request)
+        "{} · {}",
+        signed_percent(o.requests_per_s),
+        signed_percent(o.cpu_us_per_request)
     )
 }
 
@@ -1142,10 +1148,10 @@ impl Report {
                     c.conns.to_string(),
                     format!("{:.2}", c.now.0),
                     format!("{:.2}", c.before.0),
-                    format!("{:+.0} %", c.change.0 * 100.0),
+                    signed_percent(c.change.0),
                     format!("{:.2}", c.now.1),
                     format!("{:.2}", c.before.1),
-                    format!("{:+.0} %", c.change.1 * 100.0),
+                    signed_percent(c.change.1),
                 ]
             })
             .collect()
@@ -2069,6 +2075,13 @@ mod tests {
         assert!(
             now.markdown().contains("| lesson-13 | 100 | 1.03 | 0.98 | +5 % |")
         );
+    }
+
+    #[test]
+    fn percentages_carry_their_sign_and_no_negative_zero() {
+        assert_eq!(signed_percent(0.152), "+15 %");
+        assert_eq!(signed_percent(-0.3), "-30 %");
+        assert_eq!(signed_percent(-0.004), "+0 %");
     }
 
     #[test]
