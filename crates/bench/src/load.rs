@@ -228,6 +228,8 @@ pub struct Run {
     pub latencies_ns: Vec<u64>,
     /// The server's CPU time over the window, in clock ticks.
     pub server_ticks: u64,
+    /// The part of `server_ticks` spent in the kernel (system time).
+    pub server_system_ticks: u64,
     /// This process's CPU time over the window (the generator's), in ticks.
     pub own_ticks: u64,
     /// Idle time of the server's CPU over the window, in ticks, when the
@@ -372,7 +374,7 @@ pub fn ping_pong(
         Ok(Sample {
             at: Instant::now(),
             server: crate::server::cpu_ticks(&probe.server_stat)?,
-            own: crate::server::cpu_ticks("/proc/self/stat")?,
+            own: crate::server::cpu_ticks("/proc/self/stat")?.total(),
             server_core_idle: match probe.server_cpu {
                 Some(cpu) => Some(crate::server::cpu_times(cpu)?.idle),
                 None => None,
@@ -474,7 +476,8 @@ pub fn ping_pong(
         Some(_) => t1.at.saturating_duration_since(t0.at),
         None => plan.window_end - plan.window_start,
     };
-    run.server_ticks = t1.server.saturating_sub(t0.server);
+    run.server_ticks = t1.server.total().saturating_sub(t0.server.total());
+    run.server_system_ticks = t1.server.system.saturating_sub(t0.server.system);
     run.own_ticks = t1.own.saturating_sub(t0.own);
     run.server_core_idle_ticks =
         match (t0.server_core_idle, t1.server_core_idle) {
@@ -694,7 +697,7 @@ fn drive(
 #[derive(Clone, Copy)]
 struct Sample {
     at: Instant,
-    server: u64,
+    server: crate::server::CpuTicks,
     own: u64,
     server_core_idle: Option<u64>,
     /// Busy time of the server's and the generator's CPUs together.

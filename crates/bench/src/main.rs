@@ -7,6 +7,14 @@
 //! and p99 latency, the server's CPU time per request and its memory per
 //! idle connection, each also as a ratio to tokio measured in the same run.
 //!
+//! Every point is measured in several rounds (5 by default), each on a
+//! fresh server process; within a round the servers at one connection
+//! count run back to back, in an order that moves by one server each
+//! round. A figure is the median of its rounds, and a ratio to tokio the
+//! median of the rounds' ratios, each taken between two runs of the same
+//! round. A round whose tokio figure is far from tokio's median is
+//! disturbed: marked in the tables and the plot, never dropped.
+//!
 //! The server runs pinned to one CPU and the generator on the others (on a
 //! 2-CPU machine: CPU 0 and CPU 1), so that the two never compete for a
 //! core, and the generator's CPU use and the server's core's idle time show
@@ -30,7 +38,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use load::Stop;
-use report::{IdleRow, LoadRow, Measured, Report};
+use report::{IdleRow, LoadRow, Report};
 use server::{Server, ServerCmd};
 
 /// Where the server and the generator run.
@@ -42,6 +50,12 @@ pub struct Placement {
     /// connection); none: one thread, wherever the scheduler puts it.
     pub generator_cpus: Vec<usize>,
 }
+
+/// The defaults a full run uses; a run with fewer rounds or shorter windows
+/// is marked as a short one in its results.
+pub const DEFAULT_SECONDS: f64 = 2.0;
+pub const DEFAULT_WARMUP: f64 = 0.5;
+pub const DEFAULT_ROUNDS: u16 = 5;
 
 /// How long opening one connection and its first round trip may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
@@ -57,14 +71,17 @@ struct Cli {
     #[arg(long)]
     smoke: bool,
     /// Seconds measured for each server at each connection count
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = DEFAULT_SECONDS)]
     seconds: f64,
     /// Seconds of traffic before each measurement starts
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = DEFAULT_WARMUP)]
     warmup: f64,
-    /// Measure everything this many times, interleaved; each figure is from the round least disturbed by other work
-    #[arg(long, default_value_t = 5)]
-    rounds: usize,
+    /// Measure every point this many times, interleaved (at least 5 for a figure to trust); each figure is the median of the rounds, each ratio the median of the rounds' ratios
+    #[arg(long, default_value_t = DEFAULT_ROUNDS, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
+    /// A round is disturbed when tokio's requests/s or CPU µs/request in it is more than this many percent from tokio's median; disturbed rounds are marked, never dropped
+    #[arg(long, default_value_t = 15.0)]
+    disturbed_above: f64,
     /// Connection counts to measure at
     #[arg(long, value_delimiter = ',', default_values_t = [1, 100, 1000])]
     connections: Vec<usize>,
@@ -166,6 +183,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<bool, String> {
+    if !(cli.disturbed_above.is_finite() && cli.disturbed_above > 0.0) {
+        return Err(format!(
+            "--disturbed-above {}: expected a percentage above 0",
+            cli.disturbed_above
+        ));
+    }
     if cfg!(debug_assertions) && !cli.smoke {
         eprintln!(
             "bench: warning: a debug build; measure with `cargo run -p bench --release`"
@@ -397,21 +420,32 @@ fn measure_all(
         warmup: Duration::from_secs_f64(cli.warmup),
         measure: Duration::from_secs_f64(cli.seconds),
     };
-    let rounds = cli.rounds.max(1);
-    let mut samples: Vec<(String, usize, Result<LoadRow, String>)> = Vec::new();
-    for round in 1..=rounds {
-        // Interleaved: a slow spell on the machine hits every server, not one.
+    let rounds = usize::from(cli.rounds);
+    // (round, key, connections, place in the round's order, figures)
+    let mut samples = Vec::new();
+    for round in 0..rounds {
+        // Interleaved: a slow spell on the machine hits every server, not
+        // one. Within a round the servers at one connection count run back
+        // to back, and the ratios to tokio are taken within the round.
         for &conns in &cli.connections {
-            for subject in subjects {
-                if !counts_for(subject, &[conns]).contains(&conns) {
-                    continue;
-                }
+            let mut order: Vec<&Subject> = subjects
+                .iter()
+                .filter(|s| counts_for(s, &[conns]).contains(&conns))
+                .collect();
+            // Each round starts one server later: no server is always
+            // first (after the previous count's teardown) or always next
+            // to the same neighbour, so the order is no server's bias.
+            let turn = round % order.len().max(1);
+            order.rotate_left(turn);
+            for (place, subject) in order.into_iter().enumerate() {
                 let row = measure(subject, conns, stop, placement);
                 match &row {
                     Ok(r) => println!(
-                        "round {round}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, {:.2} server switches/request, server CPU {:>3.0} % (its core idle {}), generator CPU {:>3.0} %",
+                        "round {}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, {:.2} CPU µs/request, {:.2} server switches/request, server CPU {:>3.0} % (its core idle {}), generator CPU {:>3.0} %",
+                        round + 1,
                         subject.key,
                         r.requests_per_s,
+                        r.cpu_us_per_request,
                         r.switches_per_request,
                         r.server_cpu_pct,
                         r.server_core_idle_pct
@@ -419,23 +453,30 @@ fn measure_all(
                         r.generator_cpu_pct
                     ),
                     Err(err) => println!(
-                        "round {round}/{rounds}  {:<10} {conns:>5} connections: FAILED: {err}",
+                        "round {}/{rounds}  {:<10} {conns:>5} connections: FAILED: {err}",
+                        round + 1,
                         subject.key
                     ),
                 }
-                samples.push((subject.key.clone(), conns, row));
+                samples.push((
+                    round,
+                    subject.key.clone(),
+                    conns,
+                    place + 1,
+                    row,
+                ));
             }
         }
     }
     let mut rows = Vec::new();
     for subject in subjects {
         for conns in counts_for(subject, &cli.connections) {
-            let of_this: Vec<&Result<LoadRow, String>> = samples
+            let of_this: Vec<(usize, &Result<LoadRow, String>)> = samples
                 .iter()
-                .filter(|(k, c, _)| *k == subject.key && *c == conns)
-                .map(|(_, _, r)| r)
+                .filter(|(_, k, c, _, _)| *k == subject.key && *c == conns)
+                .map(|(_, _, _, place, r)| (*place, r))
                 .collect();
-            rows.push(report::pick_round(subject, conns, &of_this));
+            rows.push(report::gather(&subject.key, conns, &of_this));
         }
     }
     let mut idle_rows = Vec::new();
@@ -465,9 +506,14 @@ fn measure_all(
         seconds: cli.seconds,
         warmup: cli.warmup,
         rounds,
+        disturbed_above: cli.disturbed_above / 100.0,
         placement: placement.clone(),
         nice: cli.nice,
         smoke: false,
+        // Only a run with the same rounds and window is the same bench run
+        // twice; a short trial run says nothing about a full one.
+        previous: report::Previous::read(&cli.out.join("results.json"))
+            .filter(|p| p.rounds == rounds && p.seconds == cli.seconds),
     };
     println!();
     print!("{}", report.terminal());
@@ -590,12 +636,12 @@ fn smoke(
                         "smoke {:<10} {conns:>2} connections: {answered} requests, every reply correct",
                         subject.key
                     );
-                    rows.push(Measured {
-                        key: subject.key.clone(),
+                    let row = Ok(LoadRow::from_run(&run));
+                    rows.push(report::gather(
+                        &subject.key,
                         conns,
-                        result: Ok(LoadRow::from_run(&run)),
-                        rounds_rps: Vec::new(),
-                    });
+                        &[(1, &row)],
+                    ));
                 }
                 Err(err) => {
                     println!(
@@ -603,12 +649,11 @@ fn smoke(
                         subject.key
                     );
                     ok = false;
-                    rows.push(Measured {
-                        key: subject.key.clone(),
+                    rows.push(report::gather(
+                        &subject.key,
                         conns,
-                        result: Err(err),
-                        rounds_rps: Vec::new(),
-                    });
+                        &[(1, &Err(err))],
+                    ));
                 }
             }
         }
@@ -640,9 +685,11 @@ fn smoke(
         seconds: 0.0,
         warmup: 0.0,
         rounds: 1,
+        disturbed_above: 0.15,
         placement: placement.clone(),
         nice: None,
         smoke: true,
+        previous: None,
     };
     let scratch = workspace_root().join("target/bench-smoke");
     report.write(&scratch)?;

@@ -1,10 +1,9 @@
 //! results.svg: four panels drawn with plotters' SVG backend: requests/s,
-//! p99 latency and server CPU per request against the number of
-//! connections, and memory per idle connection.
+//! p99 latency and server CPU per request at each number of connections,
+//! each round a dot and the median a bar, and memory per idle connection.
 
 use std::path::Path;
 
-use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -51,8 +50,11 @@ fn draw_inner(
         "bench --smoke: drawn from a correctness check, the numbers mean nothing".to_string()
     } else {
         format!(
-            "Line echo ping-pong on loopback, {} ({} CPUs): each lesson against tokio current_thread",
-            report.machine.date, report.machine.cpus
+            "{}Loopback ping-pong, {}, {} CPUs, {} rounds: a dot per round (hollow: disturbed), a bar at the median",
+            if report.short() { "A SHORT RUN. " } else { "" },
+            report.machine.date,
+            report.machine.cpus,
+            report.rounds
         )
     };
     let (top, body) = root.split_vertically(64);
@@ -64,7 +66,7 @@ fn draw_inner(
     counts.sort_unstable();
     counts.dedup();
 
-    line_panel(
+    strip_panel(
         report,
         &panels[0],
         &counts,
@@ -72,7 +74,7 @@ fn draw_inner(
         false,
         |r| r.requests_per_s,
     )?;
-    line_panel(
+    strip_panel(
         report,
         &panels[1],
         &counts,
@@ -80,7 +82,7 @@ fn draw_inner(
         true,
         |r| r.p99_us,
     )?;
-    line_panel(
+    strip_panel(
         report,
         &panels[2],
         &counts,
@@ -95,8 +97,10 @@ fn draw_inner(
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
-/// One value per server against the connection counts, one line per server.
-fn line_panel(
+/// One value per server at each connection count, as a strip: a dot per
+/// round (in round order, left to right; hollow for a disturbed round) and
+/// a bar at the median.
+fn strip_panel(
     report: &Report,
     area: &Area,
     counts: &[usize],
@@ -104,29 +108,41 @@ fn line_panel(
     log: bool,
     value: fn(&LoadRow) -> f64,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    // (server key, [(index of the connection count, value)])
-    let series: Vec<(&str, Vec<(i32, f64)>)> = report
-        .subjects
-        .iter()
-        .map(|s| {
-            let points = counts
+    struct Strip<'a> {
+        key: &'a str,
+        /// Index of the connection count, then each round's value and
+        /// whether that round was disturbed, then the median.
+        at: usize,
+        rounds: Vec<(f64, bool)>,
+        median: f64,
+    }
+    let usable = |v: f64| v.is_finite() && v > 0.0;
+    let mut strips = Vec::new();
+    for s in &report.subjects {
+        for (at, &n) in counts.iter().enumerate() {
+            let Some(f) = report.figures(&s.key, n) else { continue };
+            let disturbed = report.disturbed(n);
+            let rounds: Vec<(f64, bool)> = f
+                .rounds
                 .iter()
                 .enumerate()
-                .filter_map(|(i, &n)| {
-                    let v = value(report.row(&s.key, n)?);
-                    (v.is_finite() && v > 0.0).then_some((i as i32, v))
-                })
+                .map(|(i, r)| (value(r), disturbed.get(i) == Some(&true)))
+                .filter(|(v, _)| usable(*v))
                 .collect();
-            (s.key.as_str(), points)
-        })
-        .collect();
+            let median = value(&f.median);
+            if !rounds.is_empty() && usable(median) {
+                strips.push(Strip { key: &s.key, at, rounds, median });
+            }
+        }
+    }
     // A log scale is drawn as a linear axis over log10 of the values, with
     // the labels turned back into values: plotters' own log axis crowds its
     // labels around each power of ten.
     let to_axis = |v: f64| if log { v.log10() } else { v };
     let from_axis = move |y: f64| if log { 10f64.powf(y) } else { y };
-    let values =
-        || series.iter().flat_map(|(_, p)| p.iter().map(|&(_, v)| to_axis(v)));
+    let values = || {
+        strips.iter().flat_map(|s| s.rounds.iter().map(|&(v, _)| to_axis(v)))
+    };
     // A log axis spans whole powers of ten, so that its labels are 10, 100,
     // 1000 and not values in between.
     let (lo, hi) = match (values().reduce(f64::min), values().reduce(f64::max))
@@ -138,44 +154,65 @@ fn line_panel(
         _ => (0.0, 1.0),
     };
     let y_labels = if log { (hi - lo) as usize + 1 } else { 8 };
-    // At least two categories: a one-point axis has no width to map onto.
-    let x_range = (0..counts.len().max(2) as i32 - 1).into_segmented();
+    let categories = counts.len().max(1);
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 16))
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(70)
-        .build_cartesian_2d(x_range, lo..hi.max(lo + 1e-9))?;
+        .build_cartesian_2d(
+            -0.5..categories as f64 - 0.5,
+            lo..hi.max(lo + 1e-9),
+        )?;
     chart
         .configure_mesh()
         .disable_x_mesh()
         .light_line_style(RGBColor(245, 245, 245))
-        .x_labels(counts.len().max(2))
-        .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => {
-                counts.get(*i as usize).map_or(String::new(), |&n| match n {
-                    1 => "1 connection".to_string(),
-                    n => format!("{n} connections"),
-                })
+        // Whole numbers only: one label under each connection count.
+        .x_labels(categories)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() > 1e-6 || i < 0.0 {
+                return String::new();
             }
-            _ => String::new(),
+            counts.get(i as usize).map_or(String::new(), |&n| match n {
+                1 => "1 connection".to_string(),
+                n => format!("{n} connections"),
+            })
         })
         .y_labels(y_labels)
         .y_label_formatter(&|y| axis_label(*y, log, from_axis))
         .draw()?;
-    for (key, points) in &series {
-        if points.is_empty() {
-            continue;
-        }
-        let c = colour(key);
-        let at = |&(i, v): &(i32, f64)| (SegmentValue::CenterOf(i), to_axis(v));
-        chart.draw_series(LineSeries::new(
-            points.iter().map(at),
-            c.stroke_width(2),
+    // Each server has a slot of the same width inside every category, in
+    // the legend's order, so that a server keeps its place.
+    let slots = report.subjects.len().max(1) as f64;
+    let slot = 0.84 / slots;
+    let place = |key: &str| {
+        let j = report.subjects.iter().position(|s| s.key == key).unwrap_or(0);
+        -0.42 + slot * (j as f64 + 0.5)
+    };
+    for strip in &strips {
+        let c = colour(strip.key);
+        let centre = strip.at as f64 + place(strip.key);
+        let n = strip.rounds.len() as f64;
+        let step = if n > 1.0 { slot * 0.7 / (n - 1.0) } else { 0.0 };
+        let x = |i: usize| centre - slot * 0.35 + step * i as f64;
+        let x = |i: usize| if n > 1.0 { x(i) } else { centre };
+        chart.draw_series(strip.rounds.iter().enumerate().map(
+            |(i, &(v, disturbed))| {
+                let at = (x(i), to_axis(v));
+                if disturbed {
+                    Circle::new(at, 4, c.stroke_width(1))
+                } else {
+                    Circle::new(at, 3, c.filled())
+                }
+            },
         ))?;
-        chart.draw_series(
-            points.iter().map(|p| Circle::new(at(p), 4, c.filled())),
-        )?;
+        let y = to_axis(strip.median);
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(centre - slot * 0.45, y), (centre + slot * 0.45, y)],
+            c.stroke_width(2),
+        )))?;
     }
     Ok(())
 }
@@ -214,8 +251,9 @@ fn legend(
 /// A legend entry: the server and its design in a word or two.
 fn short_name(key: &str) -> String {
     let what = match key {
-        "tokio" => "current_thread, the reference",
-        "lesson-02" => "one client at a time",
+        // Short, so that six entries fit across the figure.
+        "tokio" => "(reference)",
+        "lesson-02" => "one client",
         "lesson-10" => "threads",
         "lesson-11" => "pool",
         "lesson-12" => "poll",
@@ -248,8 +286,9 @@ fn idle_panel(
     let height = |v: f64| v.max(1.0).log10();
     let top =
         bars.iter().map(|(_, v)| height(*v)).fold(height(256.0), f64::max);
-    // Whole powers of ten, with room above the highest bar for its name.
-    let top = (top + 0.4).ceil();
+    // Whole powers of ten, with room above the highest bar for its name
+    // and figure.
+    let top = (top + 0.6).ceil();
     let n = bars.len().max(1) as f64;
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 16))
@@ -276,9 +315,12 @@ fn idle_panel(
     // named on the line itself.
     let above = TextStyle::from(("sans-serif", 13))
         .pos(Pos::new(HPos::Center, VPos::Bottom));
+    // Two lines, the name over the figure: side by side, the names of
+    // neighbouring bars would run into each other.
     chart.draw_series(bars.iter().enumerate().map(|(i, (key, v))| {
         EmptyElement::at((i as f64, height(*v)))
-            + Text::new(format!("{key}: {v:.0} B"), (0, -4), above.clone())
+            + Text::new(key.clone(), (0, -18), above.clone())
+            + Text::new(format!("{v:.0} B"), (0, -4), above.clone())
     }))?;
     let target = colour("lesson-13");
     chart.draw_series(LineSeries::new(

@@ -14,6 +14,9 @@ use crate::sys::ticks_per_second;
 /// The reference every ratio is taken against.
 pub const REFERENCE: &str = "tokio";
 
+/// One figure of a round: requests/s, p99 µs...
+type Figure = fn(&LoadRow) -> f64;
+
 /// One server at one connection count, in one round.
 #[derive(Clone, Debug)]
 pub struct LoadRow {
@@ -33,6 +36,9 @@ pub struct LoadRow {
     pub switch_read_ms: f64,
     /// Share of one CPU the server used over the window.
     pub server_cpu_pct: f64,
+    /// Share of the server's CPU time spent in the kernel (system time):
+    /// its system calls, and on loopback the TCP path they run through.
+    pub server_kernel_pct: f64,
     /// Share of one CPU the generator (this process) used, all its threads
     /// together.
     pub generator_cpu_pct: f64,
@@ -65,7 +71,9 @@ impl LoadRow {
             requests_per_s: run.requests as f64 / seconds,
             p50_us: us(percentile(&latencies, 50.0)),
             p99_us: us(percentile(&latencies, 99.0)),
-            cpu_us_per_request: if run.requests == 0 {
+            // No tick at all in the window is below what the clock can
+            // tell (a server starved by other work), not a free request.
+            cpu_us_per_request: if run.requests == 0 || run.server_ticks == 0 {
                 f64::NAN
             } else {
                 run.server_ticks as f64 * tick_us / run.requests as f64
@@ -85,6 +93,11 @@ impl LoadRow {
             switch_read_ms: run.server_switches.read_time.as_secs_f64() * 1e3,
             server_cpu_pct: run.server_ticks as f64 * tick_us / 1e6 / seconds
                 * 100.0,
+            server_kernel_pct: if run.server_ticks == 0 {
+                f64::NAN
+            } else {
+                run.server_system_ticks as f64 / run.server_ticks as f64 * 100.0
+            },
             generator_cpu_pct: run.own_ticks as f64 * tick_us / 1e6 / seconds
                 * 100.0,
             generator_threads: run.threads.max(1),
@@ -123,73 +136,232 @@ impl LoadRow {
     }
 }
 
-/// The figure for one server at one connection count.
+/// The figures for one server at one connection count, from every round.
 #[derive(Clone, Debug)]
 pub struct Measured {
     pub key: String,
     pub conns: usize,
-    pub result: Result<LoadRow, String>,
-    /// Requests/s of every round that ran cleanly, in round order: how far
-    /// apart the rounds of one server were shows how much a figure can be
-    /// trusted (empty for a single-run smoke figure).
-    pub rounds_rps: Vec<f64>,
+    /// The rounds, or why the figure failed: a wrong reply, a lost
+    /// connection or a crash in any round fails it.
+    pub result: Result<Figures, String>,
 }
 
-/// Rounds whose other work is within this many points (percent of a core)
-/// of the least disturbed round count as equally undisturbed.
-const DISTURBANCE_SLACK_PCT: f64 = 3.0;
+/// Every round's figures, and their medians.
+#[derive(Clone, Debug)]
+pub struct Figures {
+    /// Each field the median of that field over the rounds.
+    pub median: LoadRow,
+    /// In round order, disturbed rounds included.
+    pub rounds: Vec<LoadRow>,
+    /// Where the server came in each round's order (1: first).
+    pub positions: Vec<usize>,
+}
 
-/// The figure from the rounds least disturbed by other work on the
-/// machine, and among those the one with the median requests/s; a failed
-/// round fails the figure.
-pub fn pick_round(
-    subject: &Subject,
+/// The median of the finite values (the mean of the middle two for an
+/// even count); `None` if there are none.
+pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let mut sorted: Vec<f64> =
+        values.into_iter().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(sorted[mid]),
+        _ => Some((sorted[mid - 1] + sorted[mid]) / 2.0),
+    }
+}
+
+/// The lowest and the highest of the finite values.
+pub fn range(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
+    values.into_iter().filter(|v| v.is_finite()).fold(None, |span, v| {
+        let (low, high) = span.unwrap_or((v, v));
+        Some((low.min(v), high.max(v)))
+    })
+}
+
+impl LoadRow {
+    /// Each figure's median over `rounds`; counts (requests, errors) are
+    /// summed, thread counts taken from the last round.
+    fn median_of(rounds: &[LoadRow]) -> Option<LoadRow> {
+        let last = rounds.last()?;
+        let of = |value: Figure| {
+            median(rounds.iter().map(value)).unwrap_or(f64::NAN)
+        };
+        let of_some = |value: fn(&LoadRow) -> Option<f64>| {
+            median(rounds.iter().filter_map(value))
+        };
+        Some(LoadRow {
+            requests_per_s: of(|r| r.requests_per_s),
+            p50_us: of(|r| r.p50_us),
+            p99_us: of(|r| r.p99_us),
+            cpu_us_per_request: of(|r| r.cpu_us_per_request),
+            switches_per_request: of(|r| r.switches_per_request),
+            switch_read_ms: of(|r| r.switch_read_ms),
+            server_cpu_pct: of(|r| r.server_cpu_pct),
+            server_kernel_pct: of(|r| r.server_kernel_pct),
+            generator_cpu_pct: of(|r| r.generator_cpu_pct),
+            other_work_pct: of_some(|r| r.other_work_pct),
+            generator_us_per_request: of(|r| r.generator_us_per_request),
+            server_core_idle_pct: of_some(|r| r.server_core_idle_pct),
+            requests: rounds.iter().map(|r| r.requests).sum(),
+            errors: rounds.iter().map(|r| r.errors).sum(),
+            unanswered: rounds.iter().map(|r| r.unanswered).sum(),
+            ..last.clone()
+        })
+    }
+}
+
+/// Gathers one server's rounds at one connection count, given as (its
+/// place in the round's order, what the round measured); a failed round
+/// fails the figure.
+pub fn gather(
+    key: &str,
     conns: usize,
-    rounds: &[&Result<LoadRow, String>],
+    rounds: &[(usize, &Result<LoadRow, String>)],
 ) -> Measured {
     let mut good = Vec::new();
+    let mut positions = Vec::new();
     let mut failure = None;
-    for (i, round) in rounds.iter().enumerate() {
-        match round {
-            Ok(row) => match row.problem() {
-                None => good.push(row.clone()),
-                Some(problem) => {
-                    failure =
-                        failure.or(Some(format!("round {}: {problem}", i + 1)))
-                }
-            },
-            Err(err) => {
-                failure = failure.or(Some(format!("round {}: {err}", i + 1)))
+    for (i, (position, round)) in rounds.iter().enumerate() {
+        let problem = match round {
+            Ok(row) => row.problem(),
+            Err(err) => Some(err.clone()),
+        };
+        match (problem, round) {
+            (None, Ok(row)) => {
+                good.push(row.clone());
+                positions.push(*position);
+            }
+            (problem, _) => {
+                failure = failure.or(problem.map(|p| {
+                    format!("round {} of {}: {p}", i + 1, rounds.len())
+                }))
             }
         }
     }
-    let rounds_rps = good.iter().map(|r| r.requests_per_s).collect();
-    let result = match failure {
-        Some(err) => Err(err),
-        None if good.is_empty() => Err("not measured".to_string()),
-        None => {
-            let other = |r: &LoadRow| r.other_work_pct.unwrap_or(0.0);
-            let least = good.iter().map(other).fold(f64::INFINITY, f64::min);
-            good.retain(|r| other(r) <= least + DISTURBANCE_SLACK_PCT);
-            good.sort_by(|a, b| a.requests_per_s.total_cmp(&b.requests_per_s));
-            Ok(good.swap_remove((good.len() - 1) / 2))
-        }
+    let result = match (failure, LoadRow::median_of(&good)) {
+        (Some(err), _) => Err(err),
+        (None, None) => Err("not measured".to_string()),
+        (None, Some(median)) => Ok(Figures { median, rounds: good, positions }),
     };
-    Measured { key: subject.key.clone(), conns, result, rounds_rps }
+    Measured { key: key.to_string(), conns, result }
 }
 
 impl Measured {
-    /// The lowest and highest requests/s among the rounds, as a cell.
-    fn spread(&self) -> String {
-        let low = self.rounds_rps.iter().copied().fold(f64::INFINITY, f64::min);
-        let high =
-            self.rounds_rps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if self.rounds_rps.len() < 2 {
-            "–".to_string()
-        } else {
-            format!("{low:.0}–{high:.0}")
-        }
+    /// The rounds, if the figure did not fail.
+    pub fn rounds(&self) -> &[LoadRow] {
+        self.result.as_ref().map_or(&[], |f| f.rounds.as_slice())
     }
+}
+
+/// `low–high` with `digits` decimals, or `–` for fewer than two values.
+fn span_cell(values: &[f64], digits: usize) -> String {
+    match range(values.iter().copied()) {
+        Some((low, high)) if values.len() >= 2 => {
+            format!("{low:.digits$}–{high:.digits$}")
+        }
+        _ => "–".to_string(),
+    }
+}
+
+/// `1 connection`, `100 connections`.
+fn connections(n: usize) -> String {
+    if n == 1 { "1 connection".into() } else { format!("{n} connections") }
+}
+
+/// The previous run's median ratios to tokio, read back from the
+/// results.json it left, to show how far two runs of the bench differ.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Previous {
+    pub date: String,
+    pub rounds: usize,
+    pub seconds: f64,
+    /// (server, connections, requests/s × tokio, CPU µs/request × tokio).
+    pub ratios: Vec<(String, usize, f64, f64)>,
+}
+
+impl Previous {
+    /// The previous run in `path`, if there is one this bench wrote with
+    /// rounds (a smoke run or an older format gives `None`).
+    pub fn read(path: &Path) -> Option<Previous> {
+        Previous::parse(&fs::read_to_string(path).ok()?)
+    }
+
+    /// Reads the lines [`Report::json`] writes: the date, the settings,
+    /// then one line per server and connection count.
+    fn parse(json: &str) -> Option<Previous> {
+        // The text after `name` up to the next `,` or `}`.
+        fn after<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+            let (_, rest) = line.split_once(name)?;
+            let end = rest.find([',', '}']).unwrap_or(rest.len());
+            Some(rest[..end].trim().trim_matches('"'))
+        }
+        let mut previous = Previous::default();
+        for line in json.lines() {
+            if let Some(date) = after(line, "\"date\": ") {
+                previous.date = date.to_string();
+            } else if line.contains("\"settings\": {") {
+                if after(line, "\"smoke\": ")? != "false" {
+                    return None;
+                }
+                previous.rounds = after(line, "\"rounds\": ")?.parse().ok()?;
+                previous.seconds =
+                    after(line, "{\"seconds\": ")?.parse().ok()?;
+            } else if line.contains("{\"server\": ")
+                && line.contains("\"median\": {")
+            {
+                let (_, ratios) = line.split_once("\"ratio_to_tokio\": {")?;
+                let ratio = |name| after(ratios, name)?.parse::<f64>().ok();
+                if let (Some(rps), Some(cpu)) = (
+                    ratio("\"requests_per_s\": "),
+                    ratio("\"cpu_us_per_request\": "),
+                ) {
+                    previous.ratios.push((
+                        after(line, "{\"server\": ")?.to_string(),
+                        after(line, "\"connections\": ")?.parse().ok()?,
+                        rps,
+                        cpu,
+                    ));
+                }
+            }
+        }
+        (!previous.ratios.is_empty()).then_some(previous)
+    }
+
+    /// Both ratios of `key` at `conns` in the previous run.
+    fn ratios(&self, key: &str, conns: usize) -> Option<(f64, f64)> {
+        self.ratios
+            .iter()
+            .find(|(k, n, _, _)| k == key && *n == conns)
+            .map(|&(_, _, rps, cpu)| (rps, cpu))
+    }
+}
+
+/// One ratio pair in this run and in the previous one.
+struct Change<'a> {
+    key: &'a str,
+    conns: usize,
+    /// (requests/s × tokio, CPU µs/request × tokio).
+    now: (f64, f64),
+    before: (f64, f64),
+    /// now / before - 1, for each.
+    change: (f64, f64),
+}
+
+/// A share as a signed whole percentage: `+2 %`, `-15 %`, `+0 %`.
+fn signed_percent(share: f64) -> String {
+    // Adding 0.0 turns a -0 (a small negative share rounded) into +0.
+    format!("{:+.0} %", (share * 100.0).round() + 0.0)
+}
+
+/// How far a round of tokio was from its medians: `+2 % · -1 %`
+/// (requests/s, then CPU µs/request).
+fn offset_cell(o: &Offset) -> String {
+    format!(
+        "{} · {}",
+        signed_percent(o.requests_per_s),
+        signed_percent(o.cpu_us_per_request)
+    )
 }
 
 /// Memory with many idle connections.
@@ -400,14 +572,40 @@ pub struct Report {
     pub seconds: f64,
     pub warmup: f64,
     pub rounds: usize,
+    /// A round is disturbed when the reference's requests/s or CPU
+    /// µs/request in it is further than this share from the reference's
+    /// median (0.15: 15 %).
+    pub disturbed_above: f64,
     pub placement: crate::Placement,
     pub nice: Option<i32>,
     /// Smoke figures: correct replies, meaningless timing.
     pub smoke: bool,
+    /// The run before this one, from the results it left in the folder.
+    pub previous: Option<Previous>,
+}
+
+/// How far the reference's round is from its median, as shares (-0.2:
+/// 20 % below): requests/s, then CPU µs/request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Offset {
+    pub requests_per_s: f64,
+    pub cpu_us_per_request: f64,
+}
+
+impl Offset {
+    fn beyond(&self, limit: f64) -> bool {
+        self.requests_per_s.abs() > limit
+            || self.cpu_us_per_request.abs() > limit
+    }
 }
 
 impl Report {
+    /// The medians of `key`'s rounds at `conns`.
     pub fn row(&self, key: &str, conns: usize) -> Option<&LoadRow> {
+        Some(&self.figures(key, conns)?.median)
+    }
+
+    pub fn figures(&self, key: &str, conns: usize) -> Option<&Figures> {
         self.rows
             .iter()
             .find(|r| r.key == key && r.conns == conns)?
@@ -420,17 +618,102 @@ impl Report {
         self.idle_rows.iter().find(|r| r.key == key)?.bytes_per_conn()
     }
 
-    /// `value(row) / value(tokio's row)` at the same connection count.
+    /// Round by round, `value` of `key` over `value` of tokio in the same
+    /// round at the same connection count: the two were measured minutes
+    /// apart at most, under the same conditions.
+    pub fn round_ratios(
+        &self,
+        key: &str,
+        conns: usize,
+        value: impl Fn(&LoadRow) -> f64,
+    ) -> Vec<Option<f64>> {
+        let (Some(of), Some(reference)) =
+            (self.figures(key, conns), self.figures(REFERENCE, conns))
+        else {
+            return Vec::new();
+        };
+        of.rounds
+            .iter()
+            .zip(&reference.rounds)
+            .map(|(o, r)| Some(value(o) / value(r)).filter(|x| x.is_finite()))
+            .collect()
+    }
+
+    /// The median of the per-round ratios to tokio.
     pub fn ratio(
         &self,
         key: &str,
         conns: usize,
         value: impl Fn(&LoadRow) -> f64,
     ) -> Option<f64> {
-        let of = value(self.row(key, conns)?);
-        let reference = value(self.row(REFERENCE, conns)?);
-        let ratio = of / reference;
-        ratio.is_finite().then_some(ratio)
+        median(self.round_ratios(key, conns, value).into_iter().flatten())
+    }
+
+    /// The lowest and the highest per-round ratio to tokio.
+    pub fn ratio_range(
+        &self,
+        key: &str,
+        conns: usize,
+        value: impl Fn(&LoadRow) -> f64,
+    ) -> Option<(f64, f64)> {
+        range(self.round_ratios(key, conns, value).into_iter().flatten())
+    }
+
+    /// For each round at `conns`, how far tokio's figures were from their
+    /// medians.
+    pub fn offsets(&self, conns: usize) -> Vec<Offset> {
+        let Some(reference) = self.figures(REFERENCE, conns) else {
+            return Vec::new();
+        };
+        let m = &reference.median;
+        reference
+            .rounds
+            .iter()
+            .map(|r| Offset {
+                requests_per_s: r.requests_per_s / m.requests_per_s - 1.0,
+                cpu_us_per_request: r.cpu_us_per_request / m.cpu_us_per_request
+                    - 1.0,
+            })
+            .collect()
+    }
+
+    /// Which rounds at `conns` were disturbed: tokio's figure in them far
+    /// from its median. Other work that slowed that round slowed it for
+    /// every server measured back to back with it, or for some of them
+    /// only: either way, that round's ratios are less to be trusted.
+    pub fn disturbed(&self, conns: usize) -> Vec<bool> {
+        self.offsets(conns)
+            .iter()
+            .map(|o| !self.smoke && o.beyond(self.disturbed_above))
+            .collect()
+    }
+
+    /// The connection counts measured, lowest first.
+    pub fn counts(&self) -> Vec<usize> {
+        let mut counts: Vec<usize> =
+            self.rows.iter().map(|r| r.conns).collect();
+        counts.sort_unstable();
+        counts.dedup();
+        counts
+    }
+
+    /// Every disturbed round, as (round, connections, offset), and how
+    /// many rounds there were in all (one per round and connection count).
+    pub fn disturbed_rounds(&self) -> (Vec<(usize, usize, Offset)>, usize) {
+        let mut found = Vec::new();
+        let mut all = 0;
+        for conns in self.counts() {
+            let offsets = self.offsets(conns);
+            all += offsets.len();
+            for (i, (o, bad)) in
+                offsets.iter().zip(self.disturbed(conns)).enumerate()
+            {
+                if bad {
+                    found.push((i + 1, conns, *o));
+                }
+            }
+        }
+        (found, all)
     }
 
     pub fn idle_ratio(&self, key: &str) -> Option<f64> {
@@ -496,47 +779,47 @@ impl Report {
                 });
                 let caveat = match (t.metric, &measured) {
                     (Metric::IdleBytes, _) | (_, Err(_)) => None,
-                    (Metric::RequestsRatio, _) => {
+                    (metric, _) => {
                         let notes: Vec<String> = [
                             self.pace_caveat(t.key, t.conns),
-                            self.rounds_straddle(t.key, t.conns, t.bound),
+                            self.rounds_straddle(t, metric),
                         ]
                         .into_iter()
                         .flatten()
                         .collect();
                         (!notes.is_empty()).then(|| notes.join("; "))
                     }
-                    _ => self.pace_caveat(t.key, t.conns),
                 };
                 Checked { what, measured, met, caveat }
             })
             .collect()
     }
 
-    /// When the rounds of `key` and of tokio are far enough apart that
-    /// pairing other rounds would have put the ratio on the other side of
-    /// `bound`, says so with the range of ratios the rounds allow.
-    fn rounds_straddle(
-        &self,
-        key: &str,
-        conns: usize,
-        bound: f64,
-    ) -> Option<String> {
-        let rounds = |k: &str| {
-            let m =
-                self.rows.iter().find(|m| m.key == k && m.conns == conns)?;
-            let low =
-                m.rounds_rps.iter().copied().fold(f64::INFINITY, f64::min);
-            let high =
-                m.rounds_rps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            (m.rounds_rps.len() >= 2 && low > 0.0).then_some((low, high))
-        };
-        let (low, high) = rounds(key)?;
-        let (ref_low, ref_high) = rounds(REFERENCE)?;
-        let (worst, best) = (low / ref_high, high / ref_low);
-        (worst < bound && bound <= best).then(|| {
+    /// When some rounds meet the target and others do not, says how many
+    /// do and the range of their ratios: the median alone would hide that
+    /// one more run could come out on the other side.
+    fn rounds_straddle(&self, t: &Target, metric: Metric) -> Option<String> {
+        let ratios: Vec<f64> = match metric {
+            Metric::RequestsRatio => {
+                self.round_ratios(t.key, t.conns, |r| r.requests_per_s)
+            }
+            Metric::CpuRatio => {
+                self.round_ratios(t.key, t.conns, |r| r.cpu_us_per_request)
+            }
+            Metric::IdleBytes => return None,
+        }
+        .into_iter()
+        .flatten()
+        .collect();
+        let meeting = ratios
+            .iter()
+            .filter(|&&v| if t.at_least { v >= t.bound } else { v <= t.bound })
+            .count();
+        let (low, high) = range(ratios.iter().copied())?;
+        (0 < meeting && meeting < ratios.len()).then(|| {
             format!(
-                "the rounds straddle the target: {key} ranged {low:.0}–{high:.0} requests/s and {REFERENCE} {ref_low:.0}–{ref_high:.0}: pairing its rounds with the reference's gives ratios from {worst:.2} to {best:.2}"
+                "the rounds straddle the target: {meeting} of {} rounds meet it, their ratios range {low:.2}–{high:.2}",
+                ratios.len()
             )
         })
     }
@@ -586,6 +869,15 @@ impl Report {
         }
     }
 
+    /// A timed run with fewer rounds or shorter windows than the defaults:
+    /// a trial of the bench, not figures to conclude from.
+    pub fn short(&self) -> bool {
+        !self.smoke
+            && (self.seconds < crate::DEFAULT_SECONDS
+                || self.warmup < crate::DEFAULT_WARMUP
+                || self.rounds < usize::from(crate::DEFAULT_ROUNDS))
+    }
+
     /// The conditions, in one paragraph.
     fn conditions(&self) -> String {
         let m = &self.machine;
@@ -609,12 +901,17 @@ impl Report {
             }
             None => "server and generator not pinned".to_string(),
         };
+        let warning = if self.short() {
+            "**A short run** (fewer rounds or shorter windows than `just bench` uses by default): its figures show what the bench writes, not what the servers cost. "
+        } else {
+            ""
+        };
         let how = if self.smoke {
             "a smoke run: a few hundred requests per server, checked for correctness; its timing means nothing".to_string()
         } else {
             format!(
-                "{} rounds of {} s after {} s of warm-up, interleaved, each figure from the round least disturbed by other work on the machine (the last column), the median requests/s among equals",
-                self.rounds, self.seconds, self.warmup
+                "{} rounds; in each round every server is measured once at each connection count, back to back, each time on a fresh server process, {} s of warm-up then {} s measured, in an order that moves by one server from round to round; each figure is the median of the rounds, each × tokio the median of the rounds' ratios (the server's figure over tokio's in the same round), with the range of those ratios",
+                self.rounds, self.warmup, self.seconds
             )
         };
         let nice =
@@ -623,42 +920,82 @@ impl Report {
             format!(", {b:.0} % busy with other work in the second before")
         });
         format!(
-            "Measured on {} on Linux {}, {} CPUs ({}){busy}; {pinning}{nice}; {how}; 64-byte request lines, one request in flight per connection.",
+            "{warning}Measured on {} on Linux {}, {} CPUs ({}){busy}; {pinning}{nice}; {how}; 64-byte request lines, one request in flight per connection.",
             m.date, m.kernel, m.cpus, m.cpu_model
         )
     }
 
-    /// The load table's cells, one row per server and connection count.
+    /// How many rounds were disturbed, and which.
+    pub fn disturbed_summary(&self) -> String {
+        if self.smoke {
+            return "Smoke figures: no round is judged disturbed.".into();
+        }
+        let (found, all) = self.disturbed_rounds();
+        let rule = format!(
+            "A round is disturbed when tokio's requests/s or CPU µs/request in it is more than {:.0} % from tokio's median at that connection count",
+            self.disturbed_above * 100.0
+        );
+        if found.is_empty() {
+            return format!("{rule}: none of the {all} rounds was.");
+        }
+        let which: Vec<String> = found
+            .iter()
+            .map(|(round, conns, o)| {
+                format!(
+                    "round {round} at {} ({})",
+                    connections(*conns),
+                    offset_cell(o)
+                )
+            })
+            .collect();
+        format!(
+            "{rule}: {} of the {all} rounds were: {}. They stay in every median and range, and are marked in the rounds table and the plot.",
+            found.len(),
+            which.join(", ")
+        )
+    }
+
+    /// The main table's cells, one row per server and connection count.
     fn load_cells(&self) -> Vec<Vec<String>> {
         let mut cells = Vec::new();
         for row in &self.rows {
             let key = &row.key;
             let n = row.conns;
-            let ratio = |value: fn(&LoadRow) -> f64| {
+            let ratio = |value: Figure| {
                 self.ratio(key, n, value)
                     .map_or("–".to_string(), |r| format!("{r:.2}"))
             };
+            let ratios = |value: Figure| {
+                let all: Vec<f64> = self
+                    .round_ratios(key, n, value)
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                span_cell(&all, 2)
+            };
+            let all = |value: Figure, digits| {
+                let all: Vec<f64> = row.rounds().iter().map(value).collect();
+                span_cell(&all, digits)
+            };
             let mut line = vec![key.clone(), n.to_string()];
             match &row.result {
-                Ok(r) => line.extend([
-                    format!("{:.0}", r.requests_per_s),
-                    ratio(|r| r.requests_per_s),
-                    row.spread(),
-                    format!("{:.1}", r.p50_us),
-                    ratio(|r| r.p50_us),
-                    format!("{:.1}", r.p99_us),
-                    ratio(|r| r.p99_us),
-                    format!("{:.2}", r.cpu_us_per_request),
-                    ratio(|r| r.cpu_us_per_request),
-                    format!("{:.2}", r.switches_per_request),
-                    format!("{:.0} %", r.server_cpu_pct),
-                    r.server_core_idle_pct
-                        .map_or("–".to_string(), |p| format!("{p:.0} %")),
-                    format!("{:.0} %", r.generator_cpu_pct),
-                    format!("{:.2}", r.generator_us_per_request),
-                    r.other_work_pct
-                        .map_or("–".to_string(), |p| format!("{p:.0} %")),
-                ]),
+                Ok(f) => {
+                    let r = &f.median;
+                    line.extend([
+                        format!("{:.0}", r.requests_per_s),
+                        all(|r| r.requests_per_s, 0),
+                        ratio(|r| r.requests_per_s),
+                        ratios(|r| r.requests_per_s),
+                        format!("{:.1}", r.p50_us),
+                        ratio(|r| r.p50_us),
+                        format!("{:.1}", r.p99_us),
+                        ratio(|r| r.p99_us),
+                        format!("{:.2}", r.cpu_us_per_request),
+                        all(|r| r.cpu_us_per_request, 2),
+                        ratio(|r| r.cpu_us_per_request),
+                        ratios(|r| r.cpu_us_per_request),
+                    ])
+                }
                 Err(err) => {
                     line.push(format!("failed: {err}"));
                     line.extend(std::iter::repeat_n(
@@ -672,29 +1009,297 @@ impl Report {
         cells
     }
 
-    const LOAD_HEAD: [&'static str; 17] = [
+    const LOAD_HEAD: [&'static str; 14] = [
         "server",
         "connections",
         "requests/s",
-        "× tokio",
         // Every round's figure, lowest to highest: the noise to read the
         // ratios against.
-        "requests/s, all rounds",
+        "all rounds",
+        "× tokio",
+        // The lowest and highest ratio of a round: where one more run
+        // could put the ratio.
+        "× tokio, rounds",
         "p50 µs",
         "× tokio",
         "p99 µs",
         "× tokio",
         "server CPU µs/request",
+        "all rounds",
         "× tokio",
+        "× tokio, rounds",
+    ];
+
+    /// The figures that say whether the server set the pace of its run.
+    fn limit_cells(&self) -> Vec<Vec<String>> {
+        let pct = |p: Option<f64>| {
+            p.map_or("–".to_string(), |p| format!("{p:.0} %"))
+        };
+        self.rows
+            .iter()
+            .filter_map(|row| {
+                let r = &row.result.as_ref().ok()?.median;
+                Some(vec![
+                    row.key.clone(),
+                    row.conns.to_string(),
+                    format!("{:.2}", r.switches_per_request),
+                    pct(Some(r.server_cpu_pct)),
+                    pct(Some(r.server_kernel_pct).filter(|p| p.is_finite())),
+                    pct(r.server_core_idle_pct),
+                    pct(Some(r.generator_cpu_pct)),
+                    format!("{:.2}", r.generator_us_per_request),
+                    pct(r.other_work_pct),
+                ])
+            })
+            .collect()
+    }
+
+    const LIMIT_HEAD: [&'static str; 9] = [
+        "server",
+        "connections",
         // No ratio: tokio's figure is close to 0 at 100 connections and
         // more, and a ratio to it would swing with every run.
         "server switches/request",
         "server CPU",
+        // Of the server's CPU time, the part in the kernel (system time).
+        "of it in the kernel",
         "server's core idle",
         "generator CPU",
         "generator CPU µs/request",
         "other work",
     ];
+
+    /// The servers other than tokio, in the report's order.
+    fn others(&self) -> Vec<&str> {
+        self.subjects
+            .iter()
+            .map(|s| s.key.as_str())
+            .filter(|&k| k != REFERENCE)
+            .collect()
+    }
+
+    /// One row per round and connection count: tokio's figures, how far
+    /// they were from its medians, and every other server's ratios.
+    fn round_cells(&self) -> Vec<Vec<String>> {
+        let mut cells = Vec::new();
+        for conns in self.counts() {
+            let Some(reference) = self.figures(REFERENCE, conns) else {
+                continue;
+            };
+            let offsets = self.offsets(conns);
+            let disturbed = self.disturbed(conns);
+            // Per server: (requests/s, CPU µs/request) ratios by round.
+            let ratios: Vec<[Vec<Option<f64>>; 2]> = self
+                .others()
+                .iter()
+                .map(|k| {
+                    [
+                        self.round_ratios(k, conns, |r| r.requests_per_s),
+                        self.round_ratios(k, conns, |r| r.cpu_us_per_request),
+                    ]
+                })
+                .collect();
+            for (i, r) in reference.rounds.iter().enumerate() {
+                let mut off = offset_cell(&offsets[i]);
+                if disturbed[i] {
+                    off = format!("**disturbed**: {off}");
+                }
+                let mut line = vec![
+                    (i + 1).to_string(),
+                    conns.to_string(),
+                    format!("{:.0}", r.requests_per_s),
+                    format!("{:.2}", r.cpu_us_per_request),
+                    off,
+                ];
+                for [rps, cpu] in &ratios {
+                    line.push(match (rps.get(i), cpu.get(i)) {
+                        (Some(Some(a)), Some(Some(b))) => {
+                            format!("{a:.2} · {b:.2}")
+                        }
+                        _ => "–".to_string(),
+                    });
+                }
+                cells.push(line);
+            }
+        }
+        cells
+    }
+
+    fn round_head(&self) -> Vec<&str> {
+        let mut head = vec![
+            "round",
+            "connections",
+            "tokio requests/s",
+            "tokio CPU µs/request",
+            "tokio from its medians",
+        ];
+        head.extend(self.others());
+        head
+    }
+
+    /// This run's median ratios to tokio next to the previous run's, and
+    /// how far apart they are.
+    fn previous_cells(&self) -> Vec<Vec<String>> {
+        self.changes()
+            .into_iter()
+            .map(|c| {
+                vec![
+                    c.key.to_string(),
+                    c.conns.to_string(),
+                    format!("{:.2}", c.now.0),
+                    format!("{:.2}", c.before.0),
+                    signed_percent(c.change.0),
+                    format!("{:.2}", c.now.1),
+                    format!("{:.2}", c.before.1),
+                    signed_percent(c.change.1),
+                ]
+            })
+            .collect()
+    }
+
+    const PREVIOUS_HEAD: [&'static str; 8] = [
+        "server",
+        "connections",
+        "requests/s × tokio",
+        "previous run",
+        "change",
+        "CPU µs/request × tokio",
+        "previous run",
+        "change",
+    ];
+
+    /// Every ratio both runs have: (requests/s, CPU µs/request) now,
+    /// before, and the relative change.
+    fn changes(&self) -> Vec<Change<'_>> {
+        let Some(previous) = &self.previous else { return Vec::new() };
+        self.rows
+            .iter()
+            .filter(|row| row.key != REFERENCE)
+            .filter_map(|row| {
+                let (key, conns) = (row.key.as_str(), row.conns);
+                let before = previous.ratios(key, conns)?;
+                let now = (
+                    self.ratio(key, conns, |r| r.requests_per_s)?,
+                    self.ratio(key, conns, |r| r.cpu_us_per_request)?,
+                );
+                let change = (now.0 / before.0 - 1.0, now.1 / before.1 - 1.0);
+                Some(Change { key, conns, now, before, change })
+            })
+            .collect()
+    }
+
+    /// How far the previous run's ratios are from this run's, at most.
+    fn previous_finding(&self) -> Option<String> {
+        let previous = self.previous.as_ref()?;
+        let changes = self.changes();
+        let most = |pick: fn(&Change) -> f64| {
+            let c = changes
+                .iter()
+                .max_by(|a, b| pick(a).abs().total_cmp(&pick(b).abs()))?;
+            Some(format!(
+                "{:.0} % ({} at {})",
+                pick(c).abs() * 100.0,
+                c.key,
+                connections(c.conns)
+            ))
+        };
+        Some(format!(
+            "the median ratios to tokio differ from the previous run's ({}, {} rounds of {} s) by at most {} for requests/s and {} for CPU µs/request",
+            previous.date,
+            previous.rounds,
+            previous.seconds,
+            most(|c| c.change.0)?,
+            most(|c| c.change.1)?
+        ))
+    }
+
+    /// Sentences computed from the figures, for the appendix to lean on:
+    /// where each ratio lies against 1, how far tokio's own rounds strayed,
+    /// and the context switches per request under load.
+    pub fn findings(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        let counts = self.counts();
+        // How far undisturbed rounds of one server strayed from its median:
+        // the noise of this machine, round to round.
+        let calm: Vec<f64> = counts
+            .iter()
+            .flat_map(|&n| {
+                self.offsets(n)
+                    .into_iter()
+                    .zip(self.disturbed(n))
+                    .filter(|(_, bad)| !bad)
+                    .flat_map(|(o, _)| {
+                        [o.requests_per_s.abs(), o.cpu_us_per_request.abs()]
+                    })
+            })
+            .collect();
+        if let Some((_, most)) = range(calm.iter().copied()) {
+            found.push(format!(
+                "tokio's undisturbed rounds were within {:.0} % of its medians (requests/s and CPU µs/request, at every connection count): two rounds of one server can differ by that much with nothing changed",
+                most * 100.0
+            ));
+        }
+        for key in self.others() {
+            for (what, value) in [
+                ("requests/s", (|r: &LoadRow| r.requests_per_s) as Figure),
+                ("CPU µs/request", |r: &LoadRow| r.cpu_us_per_request),
+            ] {
+                let parts: Vec<String> = counts
+                    .iter()
+                    .filter_map(|&n| {
+                        let m = self.ratio(key, n, value)?;
+                        let (low, high) = self.ratio_range(key, n, value)?;
+                        let side = if low > 1.0 {
+                            "above 1 in every round"
+                        } else if high < 1.0 {
+                            "below 1 in every round"
+                        } else {
+                            "on both sides of 1"
+                        };
+                        Some(format!(
+                            "{} {m:.2} (rounds {low:.2}–{high:.2}, {side})",
+                            connections(n)
+                        ))
+                    })
+                    .collect();
+                if !parts.is_empty() {
+                    found.push(format!(
+                        "{key} ({}), {what} × tokio: {}",
+                        self.what(key),
+                        parts.join("; ")
+                    ));
+                }
+            }
+        }
+        if let Some(&most) = counts.last().filter(|&&n| n > 1) {
+            let switches: Vec<String> = self
+                .subjects
+                .iter()
+                .filter_map(|s| {
+                    let r = self.row(&s.key, most)?;
+                    Some(format!("{} {:.2}", s.key, r.switches_per_request))
+                })
+                .collect();
+            found.push(format!(
+                "server switches/request at {most} connections: {}",
+                switches.join(", ")
+            ));
+            let kernel: Vec<String> = self
+                .subjects
+                .iter()
+                .filter_map(|s| {
+                    let r = self.row(&s.key, most)?;
+                    Some(format!("{} {:.0} %", s.key, r.server_kernel_pct))
+                })
+                .collect();
+            found.push(format!(
+                "share of the server's CPU time spent in the kernel at {most} connections: {}",
+                kernel.join(", ")
+            ));
+        }
+        found.extend(self.previous_finding());
+        found
+    }
 
     fn idle_cells(&self) -> Vec<Vec<String>> {
         self.idle_rows
@@ -752,7 +1357,22 @@ impl Report {
     pub fn terminal(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "{}\n", self.conditions());
+        let _ = writeln!(out, "{}\n", self.disturbed_summary());
         out.push_str(&text_table(&Self::LOAD_HEAD, &self.load_cells()));
+        let _ = writeln!(out, "\nIs the server the limit? (medians)\n");
+        out.push_str(&text_table(&Self::LIMIT_HEAD, &self.limit_cells()));
+        let _ = writeln!(
+            out,
+            "\nRound by round (each server: requests/s × tokio · CPU µs/request × tokio, in that round):\n"
+        );
+        out.push_str(&text_table(&self.round_head(), &self.round_cells()));
+        if self.previous.is_some() {
+            let _ = writeln!(out, "\nAgainst the previous run:\n");
+            out.push_str(&text_table(
+                &Self::PREVIOUS_HEAD,
+                &self.previous_cells(),
+            ));
+        }
         if let Some(count) = self.idle_count {
             let _ = writeln!(
                 out,
@@ -762,7 +1382,7 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\nTargets (ratios to tokio current_thread in this run):"
+            "\nTargets (median ratios to tokio current_thread in this run):"
         );
         for t in self.targets() {
             let mut verdict = match &t.measured {
@@ -777,6 +1397,10 @@ impl Report {
             }
             let _ = writeln!(out, "  {}: {verdict}", t.what);
         }
+        let _ = writeln!(out, "\nWhat this run shows:");
+        for line in self.findings() {
+            let _ = writeln!(out, "  - {line}");
+        }
         out
     }
 
@@ -788,17 +1412,38 @@ impl Report {
             "<!-- Written by `just bench` (crates/bench); do not edit by hand. -->\n"
         );
         let _ = writeln!(out, "{}\n", self.conditions());
+        let _ = writeln!(out, "{}\n", self.disturbed_summary());
         let _ = writeln!(out, "Servers: {}.\n", self.servers_list());
+        // The server's name to the left, every figure to the right.
+        let right = |n: usize| [vec![false], vec![true; n - 1]].concat();
         out.push_str(&markdown_table(
             &Self::LOAD_HEAD,
-            // The server's name to the left, every figure to the right.
-            &[vec![false], vec![true; Self::LOAD_HEAD.len() - 1]].concat(),
+            &right(Self::LOAD_HEAD.len()),
             &self.load_cells(),
+        ));
+        let _ = writeln!(
+            out,
+            "\nWhat held each run back: the medians of the rounds (see \"Is the generator the bottleneck?\").\n"
+        );
+        out.push_str(&markdown_table(
+            &Self::LIMIT_HEAD,
+            &right(Self::LIMIT_HEAD.len()),
+            &self.limit_cells(),
+        ));
+        let _ = writeln!(
+            out,
+            "\nRound by round: tokio's figures, how far each was from its median (requests/s · CPU µs/request), and each server's ratios to tokio in that round (requests/s × tokio · CPU µs/request × tokio).\n"
+        );
+        let head = self.round_head();
+        out.push_str(&markdown_table(
+            &head,
+            &right(head.len()),
+            &self.round_cells(),
         ));
         if let Some(count) = self.idle_count {
             let _ = writeln!(
                 out,
-                "\nServer memory (user-space RSS) with {count} idle connections, each answered once:\n"
+                "\nServer memory (user-space RSS) with {count} idle connections, each answered once (one measurement per server, not rounds):\n"
             );
             out.push_str(&markdown_table(
                 &Self::IDLE_HEAD,
@@ -806,9 +1451,21 @@ impl Report {
                 &self.idle_cells(),
             ));
         }
+        if let Some(previous) = &self.previous {
+            let _ = writeln!(
+                out,
+                "\nThis run's median ratios next to those of the run before it in the same folder ({}, {} rounds of {} s): how far two runs differ.\n",
+                previous.date, previous.rounds, previous.seconds
+            );
+            out.push_str(&markdown_table(
+                &Self::PREVIOUS_HEAD,
+                &right(Self::PREVIOUS_HEAD.len()),
+                &self.previous_cells(),
+            ));
+        }
         let _ = writeln!(
             out,
-            "\nTargets, as ratios to tokio `current_thread` in this run:\n"
+            "\nTargets, as median ratios to tokio `current_thread` in this run:\n"
         );
         let cells: Vec<Vec<String>> = self
             .targets()
@@ -832,6 +1489,11 @@ impl Report {
             &[false, true, false],
             &cells,
         ));
+        let _ =
+            writeln!(out, "\nWhat this run shows, computed from the tables:\n");
+        for line in self.findings() {
+            let _ = writeln!(out, "- {line}.");
+        }
         out
     }
 
@@ -854,7 +1516,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  \"settings\": {{\"seconds\": {}, \"warmup_seconds\": {}, \"rounds\": {}, \"server_cpu\": {}, \"generator_cpus\": [{}], \"nice\": {}, \"request_bytes\": {}, \"smoke\": {}}},",
+            "  \"settings\": {{\"seconds\": {}, \"warmup_seconds\": {}, \"rounds\": {}, \"server_cpu\": {}, \"generator_cpus\": [{}], \"nice\": {}, \"request_bytes\": {}, \"smoke\": {}, \"order\": \"rotating\", \"disturbed_above_percent\": {}}},",
             num(self.seconds),
             num(self.warmup),
             self.rounds,
@@ -869,43 +1531,132 @@ impl Report {
                 .join(", "),
             self.nice.map_or("null".to_string(), |n| n.to_string()),
             crate::load::LINE_LEN,
-            self.smoke
+            self.smoke,
+            num(self.disturbed_above * 100.0)
         );
+        let (disturbed, all) = self.disturbed_rounds();
+        let which: Vec<String> = disturbed
+            .iter()
+            .map(|(round, conns, o)| {
+                format!(
+                    "{{\"round\": {round}, \"connections\": {conns}, \"reference_requests_per_s_off_percent\": {}, \"reference_cpu_us_per_request_off_percent\": {}}}",
+                    num(o.requests_per_s * 100.0),
+                    num(o.cpu_us_per_request * 100.0)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  \"disturbed\": {{\"rounds\": {}, \"of\": {all}, \"which\": [{}]}},",
+            disturbed.len(),
+            which.join(", ")
+        );
+        let findings: Vec<String> =
+            self.findings().iter().map(|f| json_str(f)).collect();
+        let _ = writeln!(
+            out,
+            "  \"findings\": [\n    {}\n  ],",
+            findings.join(",\n    ")
+        );
+        let _ = writeln!(
+            out,
+            "  \"previous_run\": {},",
+            self.previous.as_ref().map_or("null".to_string(), |p| format!(
+                "{{\"date\": {}, \"rounds\": {}, \"seconds_measured\": {}}}",
+                json_str(&p.date),
+                p.rounds,
+                num(p.seconds)
+            ))
+        );
+        let list = |values: Vec<String>| format!("[{}]", values.join(", "));
+        // {"requests_per_s": .., "p50_us": .., "p99_us": .., "cpu_..": ..}
+        // with `per` applied to each figure.
+        let ratio_fields = |per: &dyn Fn(Figure) -> String| {
+            let metrics: [(&str, Figure); 4] = [
+                ("requests_per_s", |r| r.requests_per_s),
+                ("p50_us", |r| r.p50_us),
+                ("p99_us", |r| r.p99_us),
+                ("cpu_us_per_request", |r| r.cpu_us_per_request),
+            ];
+            let fields: Vec<String> = metrics
+                .iter()
+                .map(|(name, value)| format!("\"{name}\": {}", per(*value)))
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        };
         let loads: Vec<String> = self
             .rows
             .iter()
             .map(|row| {
+                let (key, n) = (row.key.as_str(), row.conns);
                 let head = format!(
-                    "{{\"server\": {}, \"connections\": {}",
-                    json_str(&row.key),
-                    row.conns
+                    "{{\"server\": {}, \"connections\": {n}",
+                    json_str(key),
                 );
-                match &row.result {
-                    Ok(r) => format!(
-                        "{head}, \"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}, \"server_switches_per_request\": {}, \"server_threads\": {}, \"server_threads_ended\": {}, \"switch_read_ms\": {}, \"server_cpu_percent\": {}, \"generator_cpu_percent\": {}, \"server_core_idle_percent\": {}, \"generator_cpu_us_per_request\": {}, \"generator_threads\": {}, \"other_work_percent\": {}, \"requests\": {}, \"requests_per_s_rounds\": [{}], \"ratio_to_tokio\": {{\"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}}}}}",
-                        num(r.requests_per_s),
-                        num(r.p50_us),
-                        num(r.p99_us),
-                        num(r.cpu_us_per_request),
-                        num(r.switches_per_request),
-                        r.server_threads,
-                        r.server_threads_gone,
-                        num(r.switch_read_ms),
-                        num(r.server_cpu_pct),
-                        num(r.generator_cpu_pct),
-                        opt(r.server_core_idle_pct),
-                        num(r.generator_us_per_request),
-                        r.generator_threads,
-                        opt(r.other_work_pct),
-                        r.requests,
-                        row.rounds_rps.iter().map(|&v| num(v)).collect::<Vec<_>>().join(", "),
-                        opt(self.ratio(&row.key, row.conns, |r| r.requests_per_s)),
-                        opt(self.ratio(&row.key, row.conns, |r| r.p50_us)),
-                        opt(self.ratio(&row.key, row.conns, |r| r.p99_us)),
-                        opt(self.ratio(&row.key, row.conns, |r| r.cpu_us_per_request)),
-                    ),
-                    Err(err) => format!("{head}, \"error\": {}}}", json_str(err)),
-                }
+                let Ok(f) = &row.result else {
+                    let err = row.result.as_ref().err().map_or("", |e| e);
+                    return format!("{head}, \"error\": {}}}", json_str(err));
+                };
+                let r = &f.median;
+                let disturbed = self.disturbed(n);
+                let rounds: Vec<String> = f
+                    .rounds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, round)| {
+                        format!(
+                            "{{\"round\": {}, \"position\": {}, \"reference_disturbed\": {}, \"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}, \"server_switches_per_request\": {}, \"server_cpu_percent\": {}, \"server_core_idle_percent\": {}, \"generator_cpu_percent\": {}, \"other_work_percent\": {}, \"requests\": {}}}",
+                            i + 1,
+                            f.positions.get(i).copied().unwrap_or(0),
+                            disturbed.get(i).copied().unwrap_or(false),
+                            num(round.requests_per_s),
+                            num(round.p50_us),
+                            num(round.p99_us),
+                            num(round.cpu_us_per_request),
+                            num(round.switches_per_request),
+                            num(round.server_cpu_pct),
+                            opt(round.server_core_idle_pct),
+                            num(round.generator_cpu_pct),
+                            opt(round.other_work_pct),
+                            round.requests,
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{head}, \"median\": {{\"requests_per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_us_per_request\": {}, \"server_switches_per_request\": {}, \"server_threads\": {}, \"server_threads_ended\": {}, \"switch_read_ms\": {}, \"server_cpu_percent\": {}, \"server_kernel_percent_of_cpu\": {}, \"generator_cpu_percent\": {}, \"server_core_idle_percent\": {}, \"generator_cpu_us_per_request\": {}, \"generator_threads\": {}, \"other_work_percent\": {}}}, \"requests_all_rounds\": {}, \"ratio_to_tokio\": {}, \"ratio_to_tokio_range\": {}, \"ratio_to_tokio_rounds\": {}, \"rounds\": [\n      {}\n    ]}}",
+                    num(r.requests_per_s),
+                    num(r.p50_us),
+                    num(r.p99_us),
+                    num(r.cpu_us_per_request),
+                    num(r.switches_per_request),
+                    r.server_threads,
+                    r.server_threads_gone,
+                    num(r.switch_read_ms),
+                    num(r.server_cpu_pct),
+                    num(r.server_kernel_pct),
+                    num(r.generator_cpu_pct),
+                    opt(r.server_core_idle_pct),
+                    num(r.generator_us_per_request),
+                    r.generator_threads,
+                    opt(r.other_work_pct),
+                    r.requests,
+                    ratio_fields(&|v| opt(self.ratio(key, n, v))),
+                    ratio_fields(&|v| {
+                        self.ratio_range(key, n, v).map_or(
+                            "null".to_string(),
+                            |(lo, hi)| list(vec![num(lo), num(hi)]),
+                        )
+                    }),
+                    ratio_fields(&|v| {
+                        list(
+                            self.round_ratios(key, n, v)
+                                .into_iter()
+                                .map(opt)
+                                .collect(),
+                        )
+                    }),
+                    rounds.join(",\n      ")
+                )
             })
             .collect();
         let _ =
@@ -1049,6 +1800,7 @@ mod tests {
             server_threads_gone: 0,
             switch_read_ms: 0.1,
             server_cpu_pct: 100.0,
+            server_kernel_pct: 70.0,
             generator_cpu_pct: 80.0,
             generator_us_per_request: 4.0,
             generator_threads: 1,
@@ -1075,11 +1827,8 @@ mod tests {
     }
 
     fn sample_report() -> Report {
-        let measured = |key: &str, conns, result| Measured {
-            key: key.to_string(),
-            conns,
-            result,
-            rounds_rps: Vec::new(),
+        let measured = |key: &str, conns, result: Result<LoadRow, String>| {
+            gather(key, conns, &[(1, &result)])
         };
         Report {
             machine: Machine::read(false),
@@ -1109,13 +1858,15 @@ mod tests {
             idle_count: Some(10),
             seconds: 2.0,
             warmup: 0.5,
-            rounds: 3,
+            rounds: 1,
+            disturbed_above: 0.15,
             placement: crate::Placement {
                 server_cpu: Some(0),
                 generator_cpus: vec![1],
             },
             nice: None,
             smoke: false,
+            previous: None,
         }
     }
 
@@ -1174,44 +1925,163 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_figure_comes_from_the_least_disturbed_rounds() {
-        let round = |rps, other| {
-            Ok(LoadRow { other_work_pct: Some(other), ..row(rps, 5.0) })
+    /// A report of tokio and lesson-13 at 100 connections, one round per
+    /// pair of figures (requests/s).
+    fn rounds_report(tokio: &[f64], lesson: &[f64]) -> Report {
+        let rounds = |key: &str, rps: &[f64]| {
+            let rows: Vec<Result<LoadRow, String>> =
+                rps.iter().map(|&v| Ok(row(v, 1e6 / v))).collect();
+            let places: Vec<(usize, &Result<LoadRow, String>)> =
+                rows.iter().map(|r| (1, r)).collect();
+            gather(key, 100, &places)
         };
-        let rounds = [
-            round(100.0, 30.0),
-            round(80.0, 1.0),
-            round(90.0, 2.0),
-            round(70.0, 3.5),
-        ];
-        let picked = pick_round(
-            &subject("tokio"),
-            100,
-            &rounds.iter().collect::<Vec<_>>(),
+        Report {
+            rows: vec![rounds("tokio", tokio), rounds("lesson-13", lesson)],
+            rounds: tokio.len(),
+            ..sample_report()
+        }
+    }
+
+    #[test]
+    fn a_figure_is_the_median_and_a_ratio_the_median_of_the_rounds_ratios() {
+        let report = rounds_report(
+            &[100.0, 80.0, 90.0, 110.0, 100.0],
+            &[100.0, 88.0, 99.0, 110.0, 120.0],
         );
-        // 30 % other work rules out the fastest round; the rest are within
-        // 3 points of the quietest, and 80 is their median.
-        assert_eq!(picked.result.as_ref().unwrap().requests_per_s, 80.0);
-        // The spread shows every round, the disturbed one included.
-        assert_eq!(picked.rounds_rps, vec![100.0, 80.0, 90.0, 70.0]);
-        assert_eq!(picked.spread(), "70–100");
+        let tokio = report.figures("tokio", 100).unwrap();
+        assert_eq!(tokio.median.requests_per_s, 100.0);
+        assert_eq!(tokio.rounds.len(), 5, "every round is kept");
+        // Per round: 1.0, 1.1, 1.1, 1.0, 1.2. The ratio of the medians
+        // (110 / 100) happens to agree here; pairing the rounds is what
+        // keeps a slow spell from landing on one server only.
+        let ratios: Vec<f64> = report
+            .round_ratios("lesson-13", 100, |r| r.requests_per_s)
+            .into_iter()
+            .map(|r| (r.unwrap() * 100.0).round() / 100.0)
+            .collect();
+        assert_eq!(ratios, [1.0, 1.1, 1.1, 1.0, 1.2]);
+        let median = report.ratio("lesson-13", 100, |r| r.requests_per_s);
+        assert!((median.unwrap() - 1.1).abs() < 1e-9);
+        let (low, high) =
+            report.ratio_range("lesson-13", 100, |r| r.requests_per_s).unwrap();
+        assert!((low - 1.0).abs() < 1e-9 && (high - 1.2).abs() < 1e-9);
+        assert_eq!(median_of_even(), Some(2.5));
+    }
+
+    fn median_of_even() -> Option<f64> {
+        median([4.0, 1.0, 3.0, 2.0, f64::NAN])
+    }
+
+    #[test]
+    fn a_round_far_from_tokios_median_is_marked_disturbed_and_kept() {
+        // Round 2 is 30 % below tokio's median of 100; round 4 is 12 %
+        // above it, inside the 15 % allowed.
+        let report = rounds_report(
+            &[100.0, 70.0, 98.0, 112.0, 101.0],
+            &[100.0, 75.0, 99.0, 110.0, 100.0],
+        );
+        assert_eq!(report.disturbed(100), [false, true, false, false, false]);
+        let (found, all) = report.disturbed_rounds();
+        assert_eq!((found.len(), all), (1, 5));
+        assert_eq!((found[0].0, found[0].1), (2, 100));
+        let summary = report.disturbed_summary();
+        assert!(summary.contains("1 of the 5 rounds were"), "{summary}");
+        assert!(summary.contains("round 2 at 100 connections"), "{summary}");
+        // Still in the median and the ranges, and marked in the table.
+        let figures = report.figures("lesson-13", 100).unwrap();
+        assert_eq!(figures.rounds.len(), 5);
+        let markdown = report.markdown();
+        assert!(
+            markdown.contains("**disturbed**: -30 % · +43 %"),
+            "{markdown}"
+        );
+        assert!(report.json().contains("\"reference_disturbed\": true"));
+        // A smoke run judges nothing.
+        let smoke = Report { smoke: true, ..report };
+        assert!(smoke.disturbed_rounds().0.is_empty());
     }
 
     #[test]
     fn a_target_the_rounds_straddle_says_so() {
-        let mut report = sample_report();
-        report.rows[0].rounds_rps = vec![100_000.0, 95_000.0, 104_000.0];
-        report.rows[2].rounds_rps = vec![110_000.0, 97_000.0, 106_000.0];
-        // 97k / 104k = 0.93 < 1.05 <= 110k / 95k = 1.16: either side possible.
-        let said =
-            report.rounds_straddle("lesson-13", 100, 1.05).expect("straddles");
-        assert!(said.contains("ratios from 0.93 to 1.16"), "{said}");
-        // All pairings above the bound: nothing to say.
-        assert_eq!(report.rounds_straddle("lesson-13", 100, 0.9), None);
-        // One round is no spread.
-        report.rows[2].rounds_rps = vec![110_000.0];
-        assert_eq!(report.rounds_straddle("lesson-13", 100, 1.05), None);
+        let report = rounds_report(
+            &[100_000.0, 95_000.0, 104_000.0],
+            &[110_000.0, 97_000.0, 106_000.0],
+        );
+        // Per round 1.10, 1.02, 1.02: one of three meets 1.05.
+        let target = Target {
+            key: "lesson-13",
+            metric: Metric::RequestsRatio,
+            conns: 100,
+            at_least: true,
+            bound: 1.05,
+        };
+        let said = report
+            .rounds_straddle(&target, Metric::RequestsRatio)
+            .expect("straddles");
+        assert!(said.contains("1 of 3 rounds meet it"), "{said}");
+        assert!(said.contains("range 1.02–1.10"), "{said}");
+        // Every round above the bound: nothing to say.
+        let lower = Target { bound: 0.9, ..target };
+        assert_eq!(report.rounds_straddle(&lower, Metric::RequestsRatio), None);
+    }
+
+    #[test]
+    fn findings_say_on_which_side_of_1_the_rounds_fall() {
+        let report = rounds_report(
+            &[100.0, 90.0, 110.0, 100.0, 100.0],
+            &[95.0, 92.0, 99.0, 104.0, 97.0],
+        );
+        let findings = report.findings();
+        let rps = findings
+            .iter()
+            .find(|f| f.starts_with("lesson-13 (test), requests/s"))
+            .unwrap();
+        assert!(rps.contains("on both sides of 1"), "{rps}");
+        let cpu = findings
+            .iter()
+            .find(|f| f.starts_with("lesson-13 (test), CPU"))
+            .unwrap();
+        assert!(cpu.contains("100 connections"), "{cpu}");
+        // Requests/s 10 % off, CPU µs/request 1/0.9 - 1 = 11 % off.
+        assert!(findings[0].contains("within 11 % of its medians"));
+    }
+
+    #[test]
+    fn the_previous_run_is_read_back_from_its_json() {
+        let before =
+            rounds_report(&[100.0, 100.0, 100.0], &[100.0, 98.0, 97.0]);
+        let previous = Previous::parse(&before.json()).expect("parsed");
+        assert_eq!(previous.rounds, 3);
+        assert_eq!(previous.seconds, 2.0);
+        let (rps, cpu) = previous.ratios("lesson-13", 100).unwrap();
+        assert_eq!((rps, cpu), (0.98, 1.02));
+        assert_eq!(previous.ratios("tokio", 100), Some((1.0, 1.0)));
+        // A smoke run's figures are no run to compare with.
+        let smoke = Report { smoke: true, ..rounds_report(&[1.0], &[1.0]) };
+        assert_eq!(Previous::parse(&smoke.json()), None);
+
+        let now = Report {
+            previous: Some(previous),
+            ..rounds_report(&[100.0, 100.0, 100.0], &[100.0, 103.0, 105.0])
+        };
+        let said = now.previous_finding().unwrap();
+        // 1.03 against 0.98: 5 % more requests/s, 5 % less CPU.
+        assert!(
+            said.contains(
+                "at most 5 % (lesson-13 at 100 connections) for requests/s"
+            ),
+            "{said}"
+        );
+        assert!(
+            now.markdown().contains("| lesson-13 | 100 | 1.03 | 0.98 | +5 % |")
+        );
+    }
+
+    #[test]
+    fn percentages_carry_their_sign_and_no_negative_zero() {
+        assert_eq!(signed_percent(0.152), "+15 %");
+        assert_eq!(signed_percent(-0.3), "-30 %");
+        assert_eq!(signed_percent(-0.004), "+0 %");
     }
 
     #[test]

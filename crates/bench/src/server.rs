@@ -165,23 +165,38 @@ fn keep_tail(stream: impl Read, tail: &Mutex<VecDeque<String>>) {
     }
 }
 
-/// utime + stime (fields 14 and 15 of `man 5 proc`'s /proc/pid/stat), which
-/// for a process count every thread it has had, the ended ones included.
-pub fn cpu_ticks(stat_path: &str) -> Result<u64, String> {
+/// CPU time in clock ticks, in user space and in the kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTicks {
+    pub user: u64,
+    pub system: u64,
+}
+
+impl CpuTicks {
+    pub fn total(&self) -> u64 {
+        self.user + self.system
+    }
+}
+
+/// utime and stime (fields 14 and 15 of `man 5 proc`'s /proc/pid/stat),
+/// which for a process count every thread it has had, the ended ones
+/// included.
+pub fn cpu_ticks(stat_path: &str) -> Result<CpuTicks, String> {
     let stat = fs::read_to_string(stat_path)
         .map_err(|err| format!("read {stat_path}: {err}"))?;
     parse_cpu_ticks(&stat)
         .ok_or_else(|| format!("{stat_path}: unexpected format"))
 }
 
-fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+fn parse_cpu_ticks(stat: &str) -> Option<CpuTicks> {
     // The command name (field 2) may contain spaces and parentheses: the
     // fields after it start after the last ')'. Field 3 is index 0 here.
     let (_, after_name) = stat.rsplit_once(')')?;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some(CpuTicks {
+        user: fields.get(11)?.parse().ok()?,
+        system: fields.get(12)?.parse().ok()?,
+    })
 }
 
 /// Busy and idle time of one CPU, in ticks (`man 5 proc`, /proc/stat:
@@ -312,7 +327,10 @@ mod tests {
     fn cpu_ticks_survive_a_command_name_with_spaces_and_parentheses() {
         let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
                     17 5 0 0 20 0 3 0 12345 0 0";
-        assert_eq!(parse_cpu_ticks(stat), Some(22));
+        assert_eq!(
+            parse_cpu_ticks(stat),
+            Some(CpuTicks { user: 17, system: 5 })
+        );
     }
 
     #[test]

@@ -62,7 +62,9 @@ fn main() -> ExitCode {
     }
 }
 
-// ANCHOR: reference
+// ANCHOR: serve
+/// Accepts connections for ever, each served by a task of its own on the
+/// runtime's one thread.
 async fn serve(addr: SocketAddr) -> io::Result<()> {
     let listener = TcpListener::bind(addr).await.map_err(|err| {
         io::Error::new(err.kind(), format!("bind {addr}: {err}"))
@@ -84,7 +86,9 @@ async fn serve(addr: SocketAddr) -> io::Result<()> {
         });
     }
 }
+// ANCHOR_END: serve
 
+// ANCHOR: echo_lines
 /// Replies to each line with the same line, until the client closes.
 async fn echo_lines(mut stream: TcpStream) -> io::Result<()> {
     let (reader, mut writer) = stream.split();
@@ -109,4 +113,4 @@ async fn echo_lines(mut stream: TcpStream) -> io::Result<()> {
         writer.write_all(&line).await?;
     }
 }
-// ANCHOR_END: reference
+// ANCHOR_END: echo_lines
