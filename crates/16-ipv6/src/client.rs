@@ -23,8 +23,10 @@ pub fn run(target: &str) -> Result<(), Failure> {
         .to_socket_addrs()
         .or_fail(format!("resolve {target}"))?
         .collect();
-    let all: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-    say(&format!("{target} is {}\n", all.join(", ")))?;
+    if target.parse::<SocketAddr>().is_err() {
+        let all: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        say(&format!("{target} is {}\n", all.join(", ")))?;
+    }
     let (socket, addr) = connect_any(&addrs)?;
     say(&format!("Connected to {addr}\n"))?;
 
