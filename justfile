@@ -71,6 +71,11 @@ lesson-12 *args:
 lesson-13 *args:
     @cargo run --quiet -p lesson-13 -- "$@"
 
+# Lesson 16: IPv6, dual stack, and the many addresses of a name
+[no-exit-message]
+lesson-16 *args:
+    @cargo run --quiet -p lesson-16 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 [no-exit-message]
 trace n:
