@@ -171,4 +171,12 @@ fn bad_arguments_get_a_message_and_a_non_zero_exit() {
     );
     let out = run(16, &["server", "--addr", "::1:8016"], b"");
     assert_eq!(out.status.code(), Some(2), "clap's usage error");
+    let out = run(16, &["server", "--timeout", "1e19"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("is not a number of seconds from 0.001 to 31536000"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
