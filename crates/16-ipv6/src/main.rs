@@ -6,9 +6,9 @@
 //! name such as `localhost` may stand for several addresses, of both
 //! families, so a client must try each one, not only the first.
 //!
-//! What was wrong before: lessons 2 to 13 only ever said `127.0.0.1`. A
-//! server bound there is refused to a client that resolves `localhost` to
-//! `::1` first and gives up after one try; a server bound to `[::]` may or
+//! What was wrong before: lessons 2 to 13 only ever used `127.0.0.1`. A
+//! client that resolves `localhost` to `::1` first and gives up after one
+//! try is refused by a server bound there; a server bound to `[::]` may or
 //! may not take IPv4 clients, depending on one socket option, and may
 //! clash with an IPv4 server on the same port.
 //!
