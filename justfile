@@ -76,6 +76,11 @@ lesson-13 *args:
 lesson-14 *args:
     @cargo run --quiet -p lesson-14 -- "$@"
 
+# Lesson 16: IPv6, dual stack, and the many addresses of a name
+[no-exit-message]
+lesson-16 *args:
+    @cargo run --quiet -p lesson-16 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 [no-exit-message]
 trace n:

@@ -87,6 +87,12 @@ pub fn normalize(text: &str) -> String {
                     .unwrap(),
                 "$1:[PORT]",
             ),
+            // Other IPv6 addresses ([::], [::ffff:127.0.0.1]) and 0.0.0.0.
+            (
+                Regex::new(r"(\[[0-9a-f:.]+\]|0\.0\.0\.0):[1-9][0-9]*")
+                    .unwrap(),
+                "$1:[PORT]",
+            ),
             // A socket's inode, and the length of the link text that holds it.
             (
                 Regex::new(r#"= [0-9]+  \("(socket|pipe):\[[0-9]+\]"#).unwrap(),

@@ -622,6 +622,11 @@ fn lesson_14_try_it() {
 }
 
 #[test]
+fn lesson_16_try_it() {
+    try_chapter("lesson-16.md");
+}
+
+#[test]
 fn steps_are_read_from_their_comments() {
     let text = "# x\n\n## Try it yourself\n\n<!-- try: port 8001 -->\n\
         First:\n\n<!-- try: A start wait=\"Listening on\" -->\n```sh\n\

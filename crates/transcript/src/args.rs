@@ -117,7 +117,8 @@ const LABELS: &[&str] =
 pub fn narrated(args: &str) -> Vec<Atom> {
     let mut atoms = Vec::new();
     for piece in leaves(args) {
-        let words: Vec<&str> = words_outside_strings(&piece);
+        let bare = without_v6_addresses(&piece);
+        let words: Vec<&str> = words_outside_strings(&bare);
         let prose = words.iter().any(|w| {
             w.chars().any(|c| c.is_ascii_lowercase()) && !LABELS.contains(w)
         });
@@ -265,6 +266,37 @@ fn address(token: &str) -> Option<Atom> {
     (v4 || v6).then(|| Atom::Addr(token.to_string()))
 }
 
+/// The length of the IPv6 socket address that `text` starts with,
+/// `[::1]:8001` or `[::ffff:127.0.0.1]:8016`, if it starts with one: the
+/// splitters keep it whole, since its brackets group nothing.
+fn v6_address_len(text: &str) -> Option<usize> {
+    let rest = text.strip_prefix('[')?;
+    let close = rest.find(']')?;
+    let host = &rest[..close];
+    let is_host = host.contains(':')
+        && host.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+    let port = rest[close + 1..].strip_prefix(':')?;
+    let digits = port.chars().take_while(char::is_ascii_digit).count();
+    (is_host && digits > 0).then_some(1 + close + 2 + digits)
+}
+
+/// `piece` without its IPv6 socket addresses, whose hex digits (`ffff`)
+/// are not words of commentary.
+fn without_v6_addresses(piece: &str) -> String {
+    let mut bare = String::new();
+    let mut at = 0;
+    while let Some(c) = piece[at..].chars().next() {
+        match v6_address_len(&piece[at..]) {
+            Some(n) if c == '[' => at += n,
+            _ => {
+                bare.push(c);
+                at += c.len_utf8();
+            }
+        }
+    }
+    bare
+}
+
 /// A quoted string, `"..."` or `"..."...`, as the bytes it stands for.
 /// Both escape styles are read: strace's octal (`\303`, `\0`) and the
 /// transcript's hex (`\xc3`).
@@ -318,7 +350,17 @@ fn leaves(args: &str) -> Vec<String> {
     let mut current = String::new();
     let mut in_string = false;
     let mut escaped = false;
-    for c in args.chars() {
+    let mut skip = 0;
+    for (i, c) in args.char_indices() {
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        if !in_string && let Some(n) = v6_address_len(&args[i..]) {
+            current.push_str(&args[i..i + n]);
+            skip = n - 1;
+            continue;
+        }
         if in_string {
             current.push(c);
             match c {
@@ -360,6 +402,18 @@ fn tokens(piece: &str) -> Vec<String> {
         }
     };
     while let Some(c) = chars.next() {
+        // `[::1]:8001` is one token: its brackets do not group anything.
+        if c == '[' {
+            let rest: String =
+                std::iter::once(c).chain(chars.clone()).collect();
+            if let Some(n) = v6_address_len(&rest) {
+                current.push_str(&rest[..n]);
+                for _ in 1..n {
+                    chars.next();
+                }
+                continue;
+            }
+        }
         match c {
             '"' => {
                 flush(&mut current, &mut tokens);
@@ -526,5 +580,33 @@ mod tests {
             narrated(r#""/proc/self/fd/3""#),
             vec![Atom::Bytes(b"/proc/self/fd/3".to_vec(), false)]
         );
+    }
+}
+
+#[cfg(test)]
+mod ipv6_tests {
+    use super::*;
+
+    /// strace's record of a bind to `ip` port `port`, AF_INET6.
+    fn bind6(ip: &str, port: u16) -> Vec<Atom> {
+        let addr = format!(
+            "{{sa_family=AF_INET6, sin6_port=htons({port}), \
+             sin6_flowinfo=htonl(0), inet_pton(AF_INET6, \"{ip}\", \
+             &sin6_addr), sin6_scope_id=0}}"
+        );
+        traced("bind", &["3".to_string(), addr, "28".to_string()], true)
+    }
+
+    #[test]
+    fn ipv6_addresses_are_compared() {
+        assert_eq!(narrated("[::1]:0"), vec![Atom::Addr("[::1]:0".into())]);
+        assert!(unmatched(&narrated("[::1]:0"), &bind6("::1", 0)).is_empty());
+        assert!(!unmatched(&narrated("[::1]:1"), &bind6("::1", 0)).is_empty());
+        assert!(!unmatched(&narrated("[::]:0"), &bind6("::1", 0)).is_empty());
+        let mapped = "[::ffff:127.0.0.1]:8016";
+        assert_eq!(narrated(mapped), vec![Atom::Addr(mapped.into())]);
+        let kernel = bind6("::ffff:127.0.0.1", 8016);
+        assert!(unmatched(&narrated(mapped), &kernel).is_empty());
+        assert!(!unmatched(&narrated("127.0.0.1:8016"), &kernel).is_empty());
     }
 }
