@@ -26,6 +26,7 @@ mod lesson_10;
 mod lesson_11;
 mod lesson_12;
 mod lesson_13;
+mod lesson_15;
 mod listings;
 mod manpages;
 mod sysctls;
