@@ -71,6 +71,11 @@ lesson-12 *args:
 lesson-13 *args:
     @cargo run --quiet -p lesson-13 -- "$@"
 
+# Lesson 15: Unix domain sockets: a socket file, socketpair, SO_PEERCRED and SCM_RIGHTS
+[no-exit-message]
+lesson-15 *args:
+    @cargo run --quiet -p lesson-15 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 [no-exit-message]
 trace n:
@@ -88,7 +93,8 @@ trace n:
     subprocess.run(["cargo", "build", "--quiet", "-p", f"lesson-{nn}"], check=True)
     calls = ("network,close,openat,readlink,readlinkat,lseek,fstat,newfstatat,statx,"
              "poll,ppoll,epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,fcntl,pipe2,"
-             "dup,dup2,ioctl,signalfd4,rt_sigprocmask,kill,prlimit64,write")
+             "dup,dup2,ioctl,signalfd4,rt_sigprocmask,kill,prlimit64,write,"
+             "chmod,fchmodat,unlink,unlinkat")
     # strace writes into a named pipe that it opens itself: a descriptor
     # handed down to it would be inherited by the demo too, and shift the
     # descriptor numbers the transcript shows.

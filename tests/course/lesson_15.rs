@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::snapshot;
 use crate::support::{
-    Server, bin, help, have, run, run_with, stable_demo, stdout_of,
+    Server, bin, have, help, run, run_with, stable_demo, stdout_of,
 };
 
 /// A new, empty directory for one test, removed when dropped.
@@ -80,11 +80,8 @@ fn our_client_talks_to_our_server_who_knows_its_pid() {
     let path = dir.sock();
     let mut server = server_at(&path);
     assert_eq!(server.addr, path);
-    let client = run(
-        15,
-        &["client", "--path", &path],
-        b"hello\nsecond line\n\n",
-    );
+    let client =
+        run(15, &["client", "--path", &path], b"hello\nsecond line\n\n");
     let out = stdout_of(&client).replace(&path, "[PATH]");
     snapshot!("lesson_15__client", out);
     // The kernel told the server the client's uid: ours.
@@ -105,10 +102,8 @@ fn pythons_af_unix_client_talks_to_our_server() {
         s.connect(sys.argv[1])\n\
         s.sendall(b'from python\\n')\n\
         print(os.getpid(), s.recv(100))\n";
-    let out = run_with(
-        Command::new("python3").args(["-c", script, &path]),
-        b"",
-    );
+    let out =
+        run_with(Command::new("python3").args(["-c", script, &path]), b"");
     let out = stdout_of(&out);
     let (pid, reply) = out.trim().split_once(' ').expect("pid and reply");
     assert_eq!(reply, "b'from python\\n'");

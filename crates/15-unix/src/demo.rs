@@ -39,7 +39,8 @@ pub fn run() -> Result<(), Failure> {
 
     section("a socket file: who is calling");
     let listener = claim(path, 0o600)?;
-    let kind = lstat(path).map(Kind).told(|| server("lstat").args(quoted(path)))?;
+    let kind =
+        lstat(path).map(Kind).told(|| server("lstat").args(quoted(path)))?;
     expect(kind.is_socket(), "a socket file (S_IFSOCK) is in the directory");
     converse(&listener, path)?;
 
@@ -99,7 +100,8 @@ fn second_server(listener: &Socket, path: &Path) -> Result<(), Failure> {
         Ok(_) => server_note(format!("{NOT_SHOWN}: the path was taken")),
     }
     // The probe's connection waits in the first server's queue.
-    let (probe, _) = listener.accept().told(|| server("accept").on(listener))?;
+    let (probe, _) =
+        listener.accept().told(|| server("accept").on(listener))?;
     let mut buf = [0u8; RECV_SIZE];
     (&probe)
         .read(&mut buf)
@@ -115,7 +117,8 @@ fn second_server(listener: &Socket, path: &Path) -> Result<(), Failure> {
 /// next one finds a socket nobody answers on, removes it and binds.
 fn after_a_crash(listener: Socket, path: &Path) -> Result<Socket, Failure> {
     close(listener, server);
-    let kind = lstat(path).map(Kind).told(|| server("lstat").args(quoted(path)))?;
+    let kind =
+        lstat(path).map(Kind).told(|| server("lstat").args(quoted(path)))?;
     expect(kind.is_socket(), "the file outlives its server");
     server_note("the server is gone, its file is not: a new bind fails");
     claim(path, 0o600)
@@ -139,7 +142,8 @@ fn abstract_name() -> Result<(), Failure> {
     let sock = Socket::new(Domain::UNIX, Type::STREAM, None)
         .told(|| client("socket").args("AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC"))?;
     sock.connect(&addr).told(|| client("connect").on(&sock).args(&shown))?;
-    let (conn, _) = listener.accept().told(|| server("accept").on(&listener))?;
+    let (conn, _) =
+        listener.accept().told(|| server("accept").on(&listener))?;
     server_note("any process in this network namespace may connect:");
     server_note("check SO_PEERCRED instead of a file's mode");
     close(sock, client);
@@ -186,8 +190,10 @@ fn pair(kind: Type, shown: &'static str) -> Result<(), Failure> {
 /// socketpair; the worker gets another number for the same open socket
 /// and answers the client, who never knows.
 fn hand_over(listener: &Socket, path: &Path) -> Result<(), Failure> {
-    let (to_worker, from_server) = Socket::pair(Domain::UNIX, Type::STREAM, None)
-        .told(|| server("socketpair").args("AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC"))?;
+    let (to_worker, from_server) =
+        Socket::pair(Domain::UNIX, Type::STREAM, None).told(|| {
+            server("socketpair").args("AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC")
+        })?;
     let sock = connect(path)?;
     let (conn, _) = listener.accept().told(|| server("accept").on(listener))?;
     let before = fstat(&conn).map(Kind).told(|| server("fstat").on(&conn))?;
@@ -195,7 +201,8 @@ fn hand_over(listener: &Socket, path: &Path) -> Result<(), Failure> {
 
     server_note("the worker's end of the pair:");
     let passed = receive_fd(&from_server)?;
-    let after = fstat(&passed).map(Kind).told(|| server("fstat").on(&passed))?;
+    let after =
+        fstat(&passed).map(Kind).told(|| server("fstat").on(&passed))?;
     let same = before.0.st_ino == after.0.st_ino;
     expect(same, "another number, the same inode: the same open socket");
     close(conn, server);
@@ -214,7 +221,9 @@ fn hand_over(listener: &Socket, path: &Path) -> Result<(), Failure> {
         .read(&mut buf)
         .told(|| client("recv").on(&sock).args(RECV_SIZE).data(&buf))?;
     client_note("the same connection, served by the worker");
-    for (end, side) in [(sock, client as Side), (conn, server), (to_worker, server)] {
+    for (end, side) in
+        [(sock, client as Side), (conn, server), (to_worker, server)]
+    {
         close(end, side);
     }
     close(from_server, server);
@@ -272,9 +281,9 @@ impl From<RecvMsg<'_, '_, ()>> for Passed {
             if let ControlMessageOwned::ScmRights(raw) = cmsg {
                 // SAFETY: the kernel has just installed these descriptors
                 // in this process for us, and nothing else owns them.
-                fds.extend(raw.iter().map(|&fd| unsafe {
-                    OwnedFd::from_raw_fd(fd)
-                }));
+                fds.extend(
+                    raw.iter().map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
             }
         }
         let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
@@ -287,8 +296,11 @@ impl Outcome for Passed {
         Ret::Value(self.bytes as i64)
     }
     fn detail(&self) -> String {
-        let fds: Vec<String> =
-            self.fds.iter().map(|fd| format!("fd {}", fd.as_raw_fd())).collect();
+        let fds: Vec<String> = self
+            .fds
+            .iter()
+            .map(|fd| format!("fd {}", fd.as_raw_fd()))
+            .collect();
         let cut = if self.truncated { ", MSG_CTRUNC" } else { "" };
         format!("SCM_RIGHTS [{}]{cut}", fds.join(", "))
     }

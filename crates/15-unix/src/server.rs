@@ -84,19 +84,21 @@ fn remove_if_stale(path: &Path, addr: &SockAddr) -> Result<(), Failure> {
     let name = bytes(path.as_os_str().as_encoded_bytes());
     let probe = Socket::new(Domain::UNIX, Type::STREAM, None)
         .told(|| server("socket").args("AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC"))?;
-    match probe.connect(addr).traced(|| server("connect").on(&probe).args(&name))
+    match probe
+        .connect(addr)
+        .traced(|| server("connect").on(&probe).args(&name))
     {
         Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {}
         Ok(()) => {
             let why = "another server answers on it: leaving it alone";
             return Err(Failure::new(format!("bind {}", path.display()), why));
         }
-        Err(err) => return Err(Failure::new(format!("{}", path.display()), err)),
+        Err(err) => {
+            return Err(Failure::new(format!("{}", path.display()), err));
+        }
     }
     drop(probe);
-    let kind = lstat(path)
-        .map(Kind)
-        .told(|| server("lstat").args(&name))?;
+    let kind = lstat(path).map(Kind).told(|| server("lstat").args(&name))?;
     if !kind.is_socket() {
         let why = "not a socket: leaving it alone";
         return Err(Failure::new(format!("bind {}", path.display()), why));
