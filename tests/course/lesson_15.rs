@@ -54,6 +54,7 @@ fn demo_transcript_is_stable_and_reviewed() {
         "another number, the same inode",
         "recv(fd 4, 4096) = 8  (\"one\\ntwo\\n\")",
         "recv(fd 4, 4096) = 4  (\"one\\n\")",
+        "(no descriptor, MSG_CTRUNC)",
     ] {
         assert!(transcript.contains(shown), "{shown:?} not in\n{transcript}");
     }

@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::thread;
 
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::socket::{
     ControlMessage, ControlMessageOwned, MsgFlags, RecvMsg, recvmsg, sendmsg,
 };
@@ -58,6 +59,9 @@ pub fn run() -> Result<(), Failure> {
 
     section("SCM_RIGHTS: the server hands a connection to a worker");
     hand_over(&listener, path)?;
+
+    section("SCM_RIGHTS to a worker at its descriptor limit");
+    at_the_limit(&listener)?;
 
     section("a clean exit removes the file");
     close(listener, server);
@@ -231,6 +235,35 @@ fn hand_over(listener: &Socket, path: &Path) -> Result<(), Failure> {
 }
 // ANCHOR_END: hand_over
 
+// ANCHOR: at_the_limit
+/// The server hands its listening socket to a worker that is at its
+/// descriptor limit: the message arrives, the descriptor does not.
+fn at_the_limit(listener: &Socket) -> Result<(), Failure> {
+    let (to_worker, from_server) =
+        Socket::pair(Domain::UNIX, Type::STREAM, None).told(|| {
+            server("socketpair").args("AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC")
+        })?;
+    send_fd(&to_worker, listener)?;
+
+    // The lowest free number: a duplicate gets it, and gives it back.
+    let free = to_worker.try_clone().or_fail("dup")?.as_raw_fd() as u64;
+    let nofile = Resource::RLIMIT_NOFILE;
+    let (soft, hard) = getrlimit(nofile).or_fail("getrlimit")?;
+    setrlimit(nofile, free, hard)
+        .told(|| server("setrlimit").args(format!("RLIMIT_NOFILE, {free}")))?;
+    server_note("the worker may not open another descriptor now:");
+    match receive_fd(&from_server) {
+        Err(lost) => server_note(format!("{lost}, closed by the kernel")),
+        Ok(_) => server_note(format!("{NOT_SHOWN}: a descriptor came")),
+    }
+    setrlimit(nofile, soft, hard)
+        .told(|| server("setrlimit").args("RLIMIT_NOFILE, as before"))?;
+    close(to_worker, server);
+    close(from_server, server);
+    Ok(())
+}
+// ANCHOR_END: at_the_limit
+
 // ANCHOR: send_fd
 /// Sends one byte with `fd` attached: the kernel puts a reference to the
 /// open file in the message, as `dup` would, for the receiver to install.
@@ -302,7 +335,11 @@ impl Outcome for Passed {
             .map(|fd| format!("fd {}", fd.as_raw_fd()))
             .collect();
         let cut = if self.truncated { ", MSG_CTRUNC" } else { "" };
-        format!("SCM_RIGHTS [{}]{cut}", fds.join(", "))
+        if fds.is_empty() {
+            format!("no descriptor{cut}")
+        } else {
+            format!("SCM_RIGHTS [{}]{cut}", fds.join(", "))
+        }
     }
 }
 
