@@ -225,11 +225,9 @@ fn hand_over(listener: &Socket, path: &Path) -> Result<(), Failure> {
         .read(&mut buf)
         .told(|| client("recv").on(&sock).args(RECV_SIZE).data(&buf))?;
     client_note("the same connection, served by the worker");
-    for (end, side) in
-        [(sock, client as Side), (conn, server), (to_worker, server)]
-    {
-        close(end, side);
-    }
+    close(sock, client);
+    close(conn, server);
+    close(to_worker, server);
     close(from_server, server);
     Ok(())
 }
