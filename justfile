@@ -76,6 +76,11 @@ lesson-13 *args:
 lesson-14 *args:
     @cargo run --quiet -p lesson-14 -- "$@"
 
+# Lesson 15: Unix domain sockets: a socket file, socketpair, SO_PEERCRED and SCM_RIGHTS
+[no-exit-message]
+lesson-15 *args:
+    @cargo run --quiet -p lesson-15 -- "$@"
+
 # Lesson 16: IPv6, dual stack, and the many addresses of a name
 [no-exit-message]
 lesson-16 *args:
@@ -98,7 +103,8 @@ trace n:
     subprocess.run(["cargo", "build", "--quiet", "-p", f"lesson-{nn}"], check=True)
     calls = ("network,close,openat,readlink,readlinkat,lseek,fstat,newfstatat,statx,"
              "poll,ppoll,epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,fcntl,pipe2,"
-             "dup,dup2,ioctl,signalfd4,rt_sigprocmask,kill,prlimit64,write")
+             "dup,dup2,ioctl,signalfd4,rt_sigprocmask,kill,prlimit64,write,"
+             "chmod,fchmodat,unlink,unlinkat")
     # strace writes into a named pipe that it opens itself: a descriptor
     # handed down to it would be inherited by the demo too, and shift the
     # descriptor numbers the transcript shows.

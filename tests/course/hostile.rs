@@ -3567,3 +3567,64 @@ fn hostile_lesson_14_empty_largest_and_flooding_datagrams() {
     assert!(server.is_running());
     server.wait_for("still there?");
 }
+
+// ---------------------------------------------------------------------
+// Lesson 15: the Unix-socket line server.
+// ---------------------------------------------------------------------
+
+/// A lesson 15 server on a socket file in a new directory of this test's
+/// own (never a fixed path: other tests and checkouts run at once).
+fn lesson_15_server(tag: &str) -> (Server, std::path::PathBuf) {
+    let dir = std::env::temp_dir()
+        .join(format!("lesson-15-hostile-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir(&dir).expect("scratch dir");
+    let path = dir.join("s.sock");
+    let server = Server::start(
+        Command::new(bin(15)).arg("server").arg("--path").arg(&path),
+    );
+    (server, dir)
+}
+
+/// A line that never ends costs the server at most MAX_LINE bytes: it
+/// drops that client, and the next one is served.
+#[test]
+fn hostile_lesson_15_an_endless_line_is_cut_and_the_server_goes_on() {
+    use std::os::unix::net::UnixStream;
+    let (mut server, dir) = lesson_15_server("long");
+    let path = dir.join("s.sock");
+    let mut hostile = UnixStream::connect(&path).expect("connect");
+    hostile.set_write_timeout(Some(PATIENCE)).unwrap();
+    // The server stops reading after 4097 bytes and closes: the rest of
+    // this write fails (EPIPE or ECONNRESET) instead of waiting for ever.
+    let sent = hostile.write_all(&vec![b'x'; LONG_LINE]);
+    assert!(sent.is_err(), "a 1 MiB line was read whole");
+    server.wait_for("line over 4096 bytes: closing");
+
+    let mut good = UnixStream::connect(&path).expect("connect");
+    good.set_read_timeout(Some(PATIENCE)).unwrap();
+    good.write_all(b"still there?\n").unwrap();
+    let mut reply = [0u8; 13];
+    good.read_exact(&mut reply).expect("the next client's reply");
+    assert_eq!(&reply, b"still there?\n");
+    assert!(server.is_running());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A client that connects and says nothing holds one thread, not the
+/// server: the next client is answered at once.
+#[test]
+fn hostile_lesson_15_a_silent_client_does_not_block_the_next() {
+    use std::os::unix::net::UnixStream;
+    let (mut server, dir) = lesson_15_server("silent");
+    let path = dir.join("s.sock");
+    let _silent = UnixStream::connect(&path).expect("connect");
+    server.wait_for("Connected: pid ");
+    let mut good = UnixStream::connect(&path).expect("connect");
+    good.set_read_timeout(Some(PATIENCE)).unwrap();
+    good.write_all(b"hello\n").unwrap();
+    let mut reply = [0u8; 6];
+    good.read_exact(&mut reply).expect("served beside a silent client");
+    assert_eq!(&reply, b"hello\n");
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -27,6 +27,7 @@ mod lesson_11;
 mod lesson_12;
 mod lesson_13;
 mod lesson_14;
+mod lesson_15;
 mod lesson_16;
 mod listings;
 mod manpages;

@@ -321,6 +321,9 @@ impl Reader {
             .arg(&file)
             .current_dir(root())
             .env("PATH", path_with(&self.shim))
+            // A temp dir of this test run's own: a default path under it
+            // (lesson 15's socket file) is one no other run is using.
+            .env("TMPDIR", &self.shim)
             .stdin(Stdio::piped());
         // One pipe for both outputs, as a terminal is one: what a program
         // writes to stderr stays in order with what it writes to stdout
@@ -624,6 +627,11 @@ fn lesson_14_try_it() {
 #[test]
 fn lesson_16_try_it() {
     try_chapter("lesson-16.md");
+}
+
+#[test]
+fn lesson_15_try_it() {
+    try_chapter("lesson-15.md");
 }
 
 #[test]

@@ -58,6 +58,7 @@ const KERNEL: &[Kernel] = &[
     k("accept", FirstArg::Fd, true),
     k("accept4", FirstArg::Fd, true),
     k("bind", FirstArg::Fd, false),
+    k("chmod", FirstArg::NotFd, false),
     k("close", FirstArg::Fd, false),
     k("connect", FirstArg::Fd, false),
     k("epoll_create", FirstArg::NotFd, true),
@@ -66,6 +67,8 @@ const KERNEL: &[Kernel] = &[
     k("epoll_pwait", FirstArg::Fd, false),
     k("epoll_pwait2", FirstArg::Fd, false),
     k("epoll_wait", FirstArg::Fd, false),
+    k("fchmodat", FirstArg::DirFd, false),
+    k("fchmodat2", FirstArg::DirFd, false),
     k("fstat", FirstArg::Fd, false),
     k("getpeername", FirstArg::Fd, false),
     k("getsockname", FirstArg::Fd, false),
@@ -75,6 +78,7 @@ const KERNEL: &[Kernel] = &[
     k("kill", FirstArg::NotFd, false),
     k("listen", FirstArg::Fd, false),
     k("lseek", FirstArg::Fd, false),
+    k("lstat", FirstArg::NotFd, false),
     k("newfstatat", FirstArg::DirFd, false),
     k("open", FirstArg::NotFd, true),
     k("openat", FirstArg::DirFd, true),
@@ -103,6 +107,8 @@ const KERNEL: &[Kernel] = &[
     // Its two new descriptors come back in an array, not as the result.
     k("socketpair", FirstArg::NotFd, false),
     k("statx", FirstArg::DirFd, false),
+    k("unlink", FirstArg::NotFd, false),
+    k("unlinkat", FirstArg::DirFd, false),
     k("write", FirstArg::Fd, false),
     k("writev", FirstArg::Fd, false),
 ];
@@ -115,6 +121,8 @@ const KERNEL: &[Kernel] = &[
 const ALIASES: &[(&str, &[&str])] = &[
     ("accept", &["accept", "accept4"]),
     ("bind", &["bind"]),
+    // Lesson 15: glibc's chmod, lstat and unlink may be the *at forms.
+    ("chmod", &["chmod", "fchmodat", "fchmodat2"]),
     ("close", &["close"]),
     ("connect", &["connect"]),
     // Beyond the brief: epoll_create(size) is epoll_create1(0) in modern
@@ -133,6 +141,7 @@ const ALIASES: &[(&str, &[&str])] = &[
     ("kill", &["kill"]),
     ("listen", &["listen"]),
     ("lseek", &["lseek"]),
+    ("lstat", &["lstat", "newfstatat", "statx"]),
     ("open", &["open", "openat"]),
     ("poll", &["poll", "ppoll"]),
     ("read", &["read", "readv"]),
@@ -141,6 +150,7 @@ const ALIASES: &[(&str, &[&str])] = &[
     ("recvfrom", &["recvfrom"]),
     ("recvmsg", &["recvmsg"]),
     ("send", &["send", "sendto", "sendmsg"]),
+    ("sendmsg", &["sendmsg"]),
     ("sendto", &["sendto"]),
     ("setrlimit", &["setrlimit", "prlimit64"]),
     ("setsockopt", &["setsockopt"]),
@@ -149,6 +159,7 @@ const ALIASES: &[(&str, &[&str])] = &[
     ("signalfd", &["signalfd", "signalfd4"]),
     ("socket", &["socket"]),
     ("socketpair", &["socketpair"]),
+    ("unlink", &["unlink", "unlinkat"]),
     ("write", &["write", "writev"]),
 ];
 

@@ -122,6 +122,17 @@ impl Outcome for (Socket, SockAddr) {
     }
 }
 
+/// `socketpair` with socket2: the call returns 0 and fills in two
+/// connected descriptors, shown after it.
+impl Outcome for (Socket, Socket) {
+    fn ret(&self) -> Ret {
+        Ret::Value(0)
+    }
+    fn detail(&self) -> String {
+        format!("fd {}, fd {}", self.0.as_raw_fd(), self.1.as_raw_fd())
+    }
+}
+
 /// `accept` with std: the new stream and who is on the other end.
 impl Outcome for (TcpStream, SocketAddr) {
     fn ret(&self) -> Ret {
