@@ -31,6 +31,7 @@ mod lesson_15;
 mod lesson_16;
 mod listings;
 mod manpages;
+mod rendered;
 mod sysctls;
 mod trace;
 mod try_it;
