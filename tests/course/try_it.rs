@@ -14,6 +14,8 @@
 //! <!-- try: C needs=nc -->                    uses a tool CI installs
 //! <!-- try: A type="\n" -->                   Enter, typed into A's program
 //! <!-- try: C match="LISTEN\s+2\s+1" -->        a regular expression
+//! <!-- try: A ctrl-z -->                      Ctrl-Z: A's job is stopped
+//! <!-- try: A fg -->                          `fg`: A's job goes on
 //! ```
 //!
 //! A block runs as one `bash` script from the repository root, so it is
@@ -54,6 +56,10 @@ struct Step {
     script: String,
     start: bool,
     ctrl_c: bool,
+    /// Ctrl-Z: SIGTSTP to the terminal's job, which stops.
+    ctrl_z: bool,
+    /// `fg`: SIGCONT to the stopped job, which goes on.
+    fg: bool,
     wait: Option<String>,
     input: String,
     /// Typed into the terminal's running program (its stdin stays open).
@@ -145,6 +151,8 @@ fn parse_step(comment: &str, line: usize) -> Result<Step, String> {
         match (key.as_str(), value) {
             ("start", None) => step.start = true,
             ("ctrl-c", None) => step.ctrl_c = true,
+            ("ctrl-z", None) => step.ctrl_z = true,
+            ("fg", None) => step.fg = true,
             ("wait", Some(v)) => step.wait = Some(v),
             ("input", Some(v)) => step.input = v,
             ("type", Some(v)) => step.typed = Some(v),
@@ -256,6 +264,51 @@ impl Running {
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
         let _ = self.child.wait();
     }
+
+    /// Ctrl-Z: SIGTSTP to the whole process group, as a terminal sends
+    /// it; returns once every process of the job is stopped.
+    fn stop(&mut self, within: Duration) -> Result<(), String> {
+        let pgid = self.child.id() as i32;
+        unsafe { libc::kill(-pgid, libc::SIGTSTP) };
+        let until = Instant::now() + within;
+        while !job_stopped(pgid) {
+            if Instant::now() >= until {
+                return Err("still running after Ctrl-Z".into());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// `fg`: SIGCONT to the stopped job.
+    fn resume(&mut self) {
+        let pgid = self.child.id() as i32;
+        unsafe { libc::kill(-pgid, libc::SIGCONT) };
+    }
+}
+
+/// Whether every process in group `pgid` is stopped (state `T` in
+/// `/proc/<pid>/stat`, whose fields after the name are state, ppid, pgrp;
+/// a zombie, `Z`, has ended and counts as stopped).
+fn job_stopped(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    let mut members = 0;
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat"))
+        else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(2) != Some(&pgid.to_string().as_str()) {
+            continue;
+        }
+        members += 1;
+        if !matches!(fields[0], "T" | "Z") {
+            return false;
+        }
+    }
+    members > 0
 }
 
 /// Runs a chapter's steps in order; `Err` says which step did what.
@@ -379,6 +432,12 @@ impl Reader {
                 stdin
                     .write_all(typed.as_bytes())
                     .map_err(|e| format!("typing into it: {e}"))?;
+            }
+            if step.ctrl_z {
+                running.stop(step.within)?;
+            }
+            if step.fg {
+                running.resume();
             }
             if step.ctrl_c {
                 running.interrupt();
@@ -528,6 +587,21 @@ fn lesson_02_try_it() {
 #[test]
 fn lesson_08_try_it() {
     try_chapter("lesson-08.md");
+}
+
+#[test]
+fn lesson_09_try_it() {
+    try_chapter("lesson-09.md");
+}
+
+#[test]
+fn lesson_10_try_it() {
+    try_chapter("lesson-10.md");
+}
+
+#[test]
+fn lesson_11_try_it() {
+    try_chapter("lesson-11.md");
 }
 
 #[test]
