@@ -631,6 +631,48 @@ fn a_shell_block_that_is_not_a_step_is_refused() {
 }
 
 #[test]
+fn ctrl_z_stops_the_job_and_fg_continues_it() {
+    let ticking = Step {
+        line: 1,
+        terminal: "A".into(),
+        script: "while :; do echo tick; sleep 0.02; done".into(),
+        start: true,
+        wait: Some("tick".into()),
+        within: WITHIN,
+        ..Step::default()
+    };
+    let mut reader = Reader {
+        chapter: "test".into(),
+        ports: Vec::new(),
+        shim: std::env::temp_dir(),
+        terminals: HashMap::new(),
+    };
+    reader.run(&ticking).expect("the loop starts");
+    let action = |ctrl_z, fg| Step {
+        line: 2,
+        terminal: "A".into(),
+        ctrl_z,
+        fg,
+        within: WITHIN,
+        ..Step::default()
+    };
+    reader.run(&action(true, false)).expect("Ctrl-Z stops it");
+    let ticks =
+        |reader: &Reader| reader.terminals["A"].text().matches("tick").count();
+    // What it printed before it stopped may still be in the pipe.
+    thread::sleep(Duration::from_millis(100));
+    let stopped = ticks(&reader);
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(ticks(&reader), stopped, "a stopped job prints nothing");
+    reader.run(&action(false, true)).expect("fg continues it");
+    let until = Instant::now() + WITHIN;
+    while ticks(&reader) == stopped {
+        assert!(Instant::now() < until, "the job did not go on after fg");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn a_wrong_expectation_fails_the_step() {
     let step = Step {
         line: 1,
