@@ -16,6 +16,8 @@
 //! <!-- try: B done -->                        B's program has ended
 //! <!-- try: B type="\n" -->                   Enter, typed into B's open input
 //! <!-- try: C match="LISTEN\s+2\s+1" -->       a regular expression
+//! <!-- try: A ctrl-z -->                      Ctrl-Z: A's job is stopped
+//! <!-- try: A fg -->                          `fg`: A's job goes on
 //! ```
 //!
 //! A block runs as one `bash` script from the repository root, so it is
@@ -60,6 +62,10 @@ struct Step {
     script: String,
     start: bool,
     ctrl_c: bool,
+    /// Ctrl-Z: SIGTSTP to the terminal's job, which stops.
+    ctrl_z: bool,
+    /// `fg`: SIGCONT to the stopped job, which goes on.
+    fg: bool,
     wait: Option<String>,
     input: String,
     /// The input is not ended after it is typed (no Ctrl-D).
@@ -161,6 +167,8 @@ fn parse_step(comment: &str, line: usize) -> Result<Step, String> {
             // A regular expression, where spacing varies (ss's columns).
             ("match", Some(v)) => step.expect.push(format!("~{v}")),
             ("done", None) => step.done = true,
+            ("ctrl-z", None) => step.ctrl_z = true,
+            ("fg", None) => step.fg = true,
             ("wait", Some(v)) => step.wait = Some(v),
             ("input", Some(v)) => step.input = v,
             ("expect", Some(v)) => step.expect.push(v),
@@ -269,6 +277,51 @@ impl Running {
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
         let _ = self.child.wait();
     }
+
+    /// Ctrl-Z: SIGTSTP to the whole process group, as a terminal sends
+    /// it; returns once every process of the job is stopped.
+    fn stop(&mut self, within: Duration) -> Result<(), String> {
+        let pgid = self.child.id() as i32;
+        unsafe { libc::kill(-pgid, libc::SIGTSTP) };
+        let until = Instant::now() + within;
+        while !job_stopped(pgid) {
+            if Instant::now() >= until {
+                return Err("still running after Ctrl-Z".into());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// `fg`: SIGCONT to the stopped job.
+    fn resume(&mut self) {
+        let pgid = self.child.id() as i32;
+        unsafe { libc::kill(-pgid, libc::SIGCONT) };
+    }
+}
+
+/// Whether every process in group `pgid` is stopped (state `T` in
+/// `/proc/<pid>/stat`, whose fields after the name are state, ppid, pgrp;
+/// a zombie, `Z`, has ended and counts as stopped).
+fn job_stopped(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    let mut members = 0;
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat"))
+        else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(2) != Some(&pgid.to_string().as_str()) {
+            continue;
+        }
+        members += 1;
+        if !matches!(fields[0], "T" | "Z") {
+            return false;
+        }
+    }
+    members > 0
 }
 
 /// Runs a chapter's steps in order; `Err` says which step did what.
@@ -413,6 +466,12 @@ impl Reader {
                 let pipe = input.as_mut().ok_or("its input is not open")?;
                 pipe.write_all(typed.as_bytes())
                     .map_err(|e| format!("typing into it: {e}"))?;
+            }
+            if step.ctrl_z {
+                running.stop(step.within)?;
+            }
+            if step.fg {
+                running.resume();
             }
             if step.ctrl_c {
                 running.interrupt();
@@ -635,6 +694,29 @@ fn lesson_15_try_it() {
 }
 
 #[test]
+fn lesson_09_try_it() {
+    try_chapter("lesson-09.md");
+}
+
+#[test]
+fn lesson_10_try_it() {
+    try_chapter("lesson-10.md");
+}
+
+#[test]
+fn lesson_11_try_it() {
+    try_chapter("lesson-11.md");
+}
+
+/// A folder of its own for a unit test's step scripts: tests run at once.
+fn unit_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join(format!("course-try-it-unit-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("unit test folder");
+    dir
+}
+
+#[test]
 fn steps_are_read_from_their_comments() {
     let text = "# x\n\n## Try it yourself\n\n<!-- try: port 8001 -->\n\
         First:\n\n<!-- try: A start wait=\"Listening on\" -->\n```sh\n\
@@ -675,7 +757,7 @@ fn input_left_open_is_not_ended() {
     let mut reader = Reader {
         chapter: "open-input".into(),
         ports: Vec::new(),
-        shim: std::env::temp_dir(),
+        shim: unit_dir("1"),
         terminals: HashMap::new(),
         scripts: 0,
     };
@@ -697,6 +779,49 @@ fn a_shell_block_that_is_not_a_step_is_refused() {
 }
 
 #[test]
+fn ctrl_z_stops_the_job_and_fg_continues_it() {
+    let ticking = Step {
+        line: 1,
+        terminal: "A".into(),
+        script: "while :; do echo tick; sleep 0.02; done".into(),
+        start: true,
+        wait: Some("tick".into()),
+        within: WITHIN,
+        ..Step::default()
+    };
+    let mut reader = Reader {
+        chapter: "test".into(),
+        ports: Vec::new(),
+        shim: unit_dir("2"),
+        terminals: HashMap::new(),
+        scripts: 0,
+    };
+    reader.run(&ticking).expect("the loop starts");
+    let action = |ctrl_z, fg| Step {
+        line: 2,
+        terminal: "A".into(),
+        ctrl_z,
+        fg,
+        within: WITHIN,
+        ..Step::default()
+    };
+    reader.run(&action(true, false)).expect("Ctrl-Z stops it");
+    let ticks =
+        |reader: &Reader| reader.terminals["A"].text().matches("tick").count();
+    // What it printed before it stopped may still be in the pipe.
+    thread::sleep(Duration::from_millis(100));
+    let stopped = ticks(&reader);
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(ticks(&reader), stopped, "a stopped job prints nothing");
+    reader.run(&action(false, true)).expect("fg continues it");
+    let until = Instant::now() + WITHIN;
+    while ticks(&reader) == stopped {
+        assert!(Instant::now() < until, "the job did not go on after fg");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn a_wrong_expectation_fails_the_step() {
     let step = Step {
         line: 1,
@@ -709,7 +834,7 @@ fn a_wrong_expectation_fails_the_step() {
     let mut reader = Reader {
         chapter: "test".into(),
         ports: Vec::new(),
-        shim: std::env::temp_dir(),
+        shim: unit_dir("3"),
         terminals: HashMap::new(),
         scripts: 0,
     };
