@@ -89,7 +89,7 @@ fn one_thread(
     addr: SocketAddr,
     threads: &Threads,
 ) -> Result<TcpListener, Failure> {
-    section("one thread for every client, as in lesson 2");
+    section("one thread for all clients, as in lesson 2");
     let (a, b) = (socket("A")?, socket("B")?);
     let server = thread::spawn(narrated(move || {
         one_at_a_time(&listener, 2);

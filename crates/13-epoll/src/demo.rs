@@ -111,7 +111,7 @@ fn shutdown_by_signal(mut server: Server) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Pitfall 22: with one read per event, edge triggering strands bytes and
+/// The pitfall of one read per event: edge triggering strands bytes and
 /// connections that level triggering would report again.
 fn level_and_edge() -> Result<(), Failure> {
     section("one read per event: level-triggered, then edge-triggered");
@@ -220,8 +220,8 @@ fn accept_once(
 // ANCHOR_END: demo_listener
 
 // ANCHOR: demo_spin
-/// Pitfall 10, the other way: a level-triggered loop that only logs an
-/// `EMFILE` from `accept` and waits again. The client stays queued, the
+/// The `EMFILE` pitfall, the other way: a level-triggered loop that only logs
+/// an `EMFILE` from `accept` and waits again. The client stays queued, the
 /// listener stays ready, and every `epoll_wait` returns at once.
 fn spin_without_a_spare() -> Result<(), Failure> {
     section("without the spare: EMFILE in a level-triggered loop");
@@ -279,7 +279,7 @@ fn spins(epoll: &Epoll, listener: &TcpListener) -> bool {
     ready == Ok(1) && refused
 }
 
-/// Pitfall 10: `EMFILE` from `accept`, made to happen by lowering the
+/// The `EMFILE` pitfall: `EMFILE` from `accept`, made to happen by lowering the
 /// limit on open descriptors, and handled with the spare.
 fn out_of_descriptors(server: &mut Server) -> Result<(), Failure> {
     section("out of descriptors: EMFILE, and the spare");
