@@ -40,7 +40,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Watch one TCP conversation and draw its segments (the default)
+    /// Watch two TCP conversations and draw their segments (the default)
     Demo,
     /// Print each TCP segment to or from a port on the loopback interface
     Watch {
