@@ -56,5 +56,7 @@ fn without_cap_net_raw_the_watcher_says_so_in_one_line() {
 fn bad_arguments_get_a_message_and_a_non_zero_exit() {
     let out = run(18, &["watch", "--idle=0"], b"");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("lesson-18: --idle:"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("lesson-18: --idle:")
+    );
 }

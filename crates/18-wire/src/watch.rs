@@ -4,7 +4,6 @@
 
 use std::io;
 use std::mem::{MaybeUninit, size_of};
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use socket2::{
@@ -272,7 +271,7 @@ impl Seen {
 pub fn run(port: u16, idle: Duration) -> Result<(), Failure> {
     let sock = open(port)?;
     sock.set_read_timeout(Some(idle)).or_fail("setsockopt SO_RCVTIMEO")?;
-    log!("Watching TCP port {port} on lo (fd {})", sock.as_raw_fd());
+    log!("Watching TCP port {port} on lo");
     let mut conversation = Conversation::new(port);
     let mut frame = vec![0u8; FRAME];
     loop {
