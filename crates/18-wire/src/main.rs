@@ -15,7 +15,8 @@
 //! The files, in reading order:
 //! - `watch.rs`: the watcher: open, filter, read, parse (what you take
 //!   away);
-//! - `demo.rs`: a watcher and one TCP conversation, then the diagram;
+//! - `demo.rs`: a watcher and two TCP conversations (one closed by FINs,
+//!   one by a RST), then their diagrams;
 //! - `main.rs`: this file, the command line.
 
 mod demo;
