@@ -86,6 +86,11 @@ lesson-15 *args:
 lesson-16 *args:
     @cargo run --quiet -p lesson-16 -- "$@"
 
+# Lesson 18: watching the wire: a packet socket, a BPF filter, the segments of one conversation (needs root or CAP_NET_RAW)
+[no-exit-message]
+lesson-18 *args:
+    @cargo run --quiet -p lesson-18 -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 [no-exit-message]
 trace n:

@@ -688,6 +688,12 @@ fn lesson_16_try_it() {
     try_chapter("lesson-16.md");
 }
 
+/// Needs root or CAP_NET_RAW for the packet socket, as CI has.
+#[test]
+fn lesson_18_try_it() {
+    try_chapter("lesson-18.md");
+}
+
 #[test]
 fn lesson_15_try_it() {
     try_chapter("lesson-15.md");
