@@ -38,6 +38,12 @@ pub fn check(
     });
     match sender.wait(5 * PATIENCE) {
         Ok(Ok(())) => {}
+        Ok(Err(err)) if err.kind() == io::ErrorKind::WouldBlock => {
+            return Err(format!(
+                "send_all failed: {err}. On a nonblocking socket that means \
+                 no room yet, not an error: wait for room, then go on"
+            ));
+        }
         Ok(Err(err)) => return Err(format!("send_all failed: {err}")),
         Err(why) => return Err(why),
     }
