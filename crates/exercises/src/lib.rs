@@ -17,6 +17,8 @@ mod checks {
     pub mod l04_send_all;
     pub mod l05_read_frame;
     pub mod l06_half_close;
+    pub mod l07_in_use;
+    pub mod l09_deadline;
 }
 
 /// The reader's files.
@@ -25,6 +27,8 @@ pub mod yours {
     pub mod l04_send_all;
     pub mod l05_read_frame;
     pub mod l06_half_close;
+    pub mod l07_in_use;
+    pub mod l09_deadline;
 }
 
 /// The solutions.
@@ -33,6 +37,8 @@ pub mod solutions {
     pub mod l04_send_all;
     pub mod l05_read_frame;
     pub mod l06_half_close;
+    pub mod l07_in_use;
+    pub mod l09_deadline;
 }
 
 /// One exercise: where it is, what it asks, and its check run on either
@@ -106,6 +112,30 @@ pub const EXERCISES: &[Exercise] = &[
         yours: || checks::l06_half_close::check(yours::l06_half_close::ask),
         solution: || {
             checks::l06_half_close::check(solutions::l06_half_close::ask)
+        },
+    },
+    Exercise {
+        id: "7",
+        chapter: "book/src/lesson-07.md",
+        title: "a listener that survives a restart and says clearly when \
+                its address is in use",
+        file: "crates/exercises/src/yours/l07_in_use.rs",
+        hint: "set_reuse_address(true) before bind lets it past TIME_WAIT; \
+               match the bind error's kind, AddrInUse, to write the line",
+        yours: || checks::l07_in_use::check(yours::l07_in_use::listen),
+        solution: || checks::l07_in_use::check(solutions::l07_in_use::listen),
+    },
+    Exercise {
+        id: "9",
+        chapter: "book/src/lesson-09.md",
+        title: "a client with a deadline for the whole answer",
+        file: "crates/exercises/src/yours/l09_deadline.rs",
+        hint: "compute the deadline once; before each read, set the read \
+               timeout to the time left, and fail with TimedOut when none \
+               is",
+        yours: || checks::l09_deadline::check(yours::l09_deadline::fetch),
+        solution: || {
+            checks::l09_deadline::check(solutions::l09_deadline::fetch)
         },
     },
 ];

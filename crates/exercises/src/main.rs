@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match args.as_slice() {
         [] => list(run),
         [id] => match find(id) {
-            Some(exercise) => one(exercise, run(exercise)),
+            Some(exercise) => one(exercise, solutions, run(exercise)),
             None => {
                 let ids: Vec<&str> = EXERCISES.iter().map(|e| e.id).collect();
                 eprintln!(
@@ -56,9 +56,18 @@ fn list(run: impl Fn(&Exercise) -> Result<(), String>) -> ExitCode {
 }
 
 /// One exercise: what it asks, and why it fails, with the hint.
-fn one(exercise: &Exercise, result: Result<(), String>) -> ExitCode {
+fn one(
+    exercise: &Exercise,
+    solutions: bool,
+    result: Result<(), String>,
+) -> ExitCode {
     println!("Exercise {}: {}", exercise.id, exercise.title);
-    println!("Your file: {}", exercise.file);
+    if solutions {
+        let solution = exercise.file.replace("/yours/", "/solutions/");
+        println!("The solution: {solution}");
+    } else {
+        println!("Your file: {}", exercise.file);
+    }
     match result {
         Ok(()) => {
             println!("pass");

@@ -31,6 +31,16 @@ fn solution_06_passes() {
 }
 
 #[test]
+fn solution_07_passes() {
+    passes("7");
+}
+
+#[test]
+fn solution_09_passes() {
+    passes("9");
+}
+
+#[test]
 fn every_exercise_has_a_test_here() {
     let here = include_str!("solutions.rs");
     for exercise in exercises::EXERCISES {
