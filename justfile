@@ -91,6 +91,16 @@ lesson-16 *args:
 lesson-18 *args:
     @cargo run --quiet -p lesson-18 -- "$@"
 
+# The exercises: which of yours pass (your files are in crates/exercises/src/yours/)
+[no-exit-message]
+exercises *args:
+    @cargo run --quiet -p exercises -- "$@"
+
+# Check exercise N (the lesson's number), and say why it fails
+[no-exit-message]
+exercise n *args:
+    @cargo run --quiet -p exercises -- "$@"
+
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 [no-exit-message]
 trace n:

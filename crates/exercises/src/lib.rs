@@ -1,0 +1,146 @@
+//! The course's exercises. Each one is three files of the same name:
+//!
+//! - `src/yours/NAME.rs`: the reader's file. It compiles, and its check
+//!   fails until the reader writes the socket code it asks for;
+//! - `src/solutions/NAME.rs`: a solution, which the book shows by anchor;
+//! - `src/checks/NAME.rs`: the check, which runs either version against a
+//!   real peer on 127.0.0.1, port 0, bounded in time, and says in a
+//!   sentence what it expected and what happened.
+//!
+//! `just exercises` checks the reader's files, `just exercise N` one of
+//! them; `cargo test` checks the solutions (tests/solutions.rs).
+
+pub mod harness;
+
+mod checks {
+    pub mod l02_upper;
+    pub mod l04_send_all;
+    pub mod l05_read_frame;
+    pub mod l06_half_close;
+    pub mod l07_in_use;
+    pub mod l09_deadline;
+}
+
+/// The reader's files.
+pub mod yours {
+    pub mod l02_upper;
+    pub mod l04_send_all;
+    pub mod l05_read_frame;
+    pub mod l06_half_close;
+    pub mod l07_in_use;
+    pub mod l09_deadline;
+}
+
+/// The solutions.
+pub mod solutions {
+    pub mod l02_upper;
+    pub mod l04_send_all;
+    pub mod l05_read_frame;
+    pub mod l06_half_close;
+    pub mod l07_in_use;
+    pub mod l09_deadline;
+}
+
+/// One exercise: where it is, what it asks, and its check run on either
+/// version.
+pub struct Exercise {
+    /// What `just exercise N` takes: the lesson's number.
+    pub id: &'static str,
+    /// The chapter whose "Exercise" section states it.
+    pub chapter: &'static str,
+    /// What the code must do, in a line.
+    pub title: &'static str,
+    /// The file the reader edits, from the repository's root.
+    pub file: &'static str,
+    /// A first pointer, printed when the check fails.
+    pub hint: &'static str,
+    /// The check, run on the reader's file.
+    pub yours: fn() -> Result<(), String>,
+    /// The check, run on the solution.
+    pub solution: fn() -> Result<(), String>,
+}
+
+/// Every exercise, in course order.
+pub const EXERCISES: &[Exercise] = &[
+    Exercise {
+        id: "2",
+        chapter: "book/src/lesson-02.md",
+        title: "a server that answers in upper case and tells each client \
+                its address",
+        file: "crates/exercises/src/yours/l02_upper.rs",
+        hint: "accept returns the client's address with its socket; send \
+               it before the loop, and make_ascii_uppercase each chunk",
+        yours: || checks::l02_upper::check(yours::l02_upper::serve),
+        solution: || checks::l02_upper::check(solutions::l02_upper::serve),
+    },
+    Exercise {
+        id: "4",
+        chapter: "book/src/lesson-04.md",
+        title: "send_all through a tiny send buffer",
+        file: "crates/exercises/src/yours/l04_send_all.rs",
+        hint: "loop until every byte is taken, advancing by what write \
+               returns; on WouldBlock, poll for POLLOUT (lesson 4's \
+               wait_for_room)",
+        yours: || checks::l04_send_all::check(yours::l04_send_all::send_all),
+        solution: || {
+            checks::l04_send_all::check(solutions::l04_send_all::send_all)
+        },
+    },
+    Exercise {
+        id: "5",
+        chapter: "book/src/lesson-05.md",
+        title: "a length-prefixed reader that refuses a frame over the \
+                limit",
+        file: "crates/exercises/src/yours/l05_read_frame.rs",
+        hint: "read exactly 4 bytes, judge the length, then read exactly \
+               that many; a read returns whatever has arrived, so each \
+               exact read is a loop (or read_exact)",
+        yours: || {
+            checks::l05_read_frame::check(yours::l05_read_frame::read_frame)
+        },
+        solution: || {
+            checks::l05_read_frame::check(solutions::l05_read_frame::read_frame)
+        },
+    },
+    Exercise {
+        id: "6",
+        chapter: "book/src/lesson-06.md",
+        title: "a client that half-closes and still reads the answer",
+        file: "crates/exercises/src/yours/l06_half_close.rs",
+        hint: "after the last write, shutdown(Shutdown::Write): the server \
+               reads 0 bytes, and your socket can still receive",
+        yours: || checks::l06_half_close::check(yours::l06_half_close::ask),
+        solution: || {
+            checks::l06_half_close::check(solutions::l06_half_close::ask)
+        },
+    },
+    Exercise {
+        id: "7",
+        chapter: "book/src/lesson-07.md",
+        title: "a listener that survives a restart and says clearly when \
+                its address is in use",
+        file: "crates/exercises/src/yours/l07_in_use.rs",
+        hint: "set_reuse_address(true) before bind lets it past TIME_WAIT; \
+               match the bind error's kind, AddrInUse, to write the line",
+        yours: || checks::l07_in_use::check(yours::l07_in_use::listen),
+        solution: || checks::l07_in_use::check(solutions::l07_in_use::listen),
+    },
+    Exercise {
+        id: "9",
+        chapter: "book/src/lesson-09.md",
+        title: "a client with a deadline for the whole answer",
+        file: "crates/exercises/src/yours/l09_deadline.rs",
+        hint: "compute the deadline once; before each read, set the read \
+               timeout to the time left, and fail with TimedOut when none \
+               is",
+        yours: || checks::l09_deadline::check(yours::l09_deadline::fetch),
+        solution: || {
+            checks::l09_deadline::check(solutions::l09_deadline::fetch)
+        },
+    },
+];
+
+/// The exercise `just exercise N` names.
+pub fn find(id: &str) -> Option<&'static Exercise> {
+    EXERCISES.iter().find(|e| e.id == id)
+}

@@ -1,0 +1,63 @@
+//! Every solution passes its check. The reader's own files are not checked
+//! here: they fail until the reader solves them (`just exercises`).
+
+use exercises::find;
+
+fn passes(id: &str) {
+    let exercise = find(id).expect("the exercise exists");
+    if let Err(why) = (exercise.solution)() {
+        panic!("the solution of exercise {id} fails its check: {why}");
+    }
+}
+
+#[test]
+fn solution_02_passes() {
+    passes("2");
+}
+
+#[test]
+fn solution_04_passes() {
+    passes("4");
+}
+
+#[test]
+fn solution_05_passes() {
+    passes("5");
+}
+
+#[test]
+fn solution_06_passes() {
+    passes("6");
+}
+
+#[test]
+fn solution_07_passes() {
+    passes("7");
+}
+
+#[test]
+fn solution_09_passes() {
+    passes("9");
+}
+
+#[test]
+fn every_exercise_has_a_test_here() {
+    let here = include_str!("solutions.rs");
+    for exercise in exercises::EXERCISES {
+        let name = format!("fn solution_{:0>2}_passes", exercise.id);
+        assert!(here.contains(&name), "no `{name}` in tests/solutions.rs");
+    }
+}
+
+/// The starting files fail their checks: no exercise is true before the
+/// reader writes anything. Ignored by default, because a reader who solved
+/// one makes it fail; CI runs it on the repository's own starting files
+/// (`cargo test -p exercises -- --ignored`).
+#[test]
+#[ignore = "fails once a reader solves an exercise; CI runs it"]
+fn every_starting_file_fails_its_check() {
+    for exercise in exercises::EXERCISES {
+        let result = (exercise.yours)();
+        assert!(result.is_err(), "exercise {} passes unsolved", exercise.id);
+    }
+}
