@@ -6,10 +6,10 @@ use std::fmt::{self, Display};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::sys::epoll::EpollFlags;
-use transcript::{Told, bytes, duration, event, server};
+use transcript::{Told, bytes, event, server};
 
 use crate::files::{Found, resolve};
 use crate::http::{self, Parsed, Request};
@@ -68,8 +68,8 @@ pub enum Why {
     Asked,
     /// A request refused with this status, after which nothing is read.
     Refused(u16),
-    /// Kept alive, no next request within the idle limit.
-    Idle(Duration),
+    /// No request began before the deadline.
+    Idle,
     Shutdown,
     Forced,
     Failed(&'static str, io::Error),
@@ -83,9 +83,7 @@ impl Display for Why {
             Why::Refused(status) => {
                 write!(f, "answered {status}, then closed")
             }
-            Why::Idle(limit) => {
-                write!(f, "no request for {}: closed", duration(*limit))
-            }
+            Why::Idle => write!(f, "no request in time: closed"),
             Why::Shutdown => write!(f, "closed for the shutdown"),
             Why::Forced => write!(f, "closed at once: a second signal"),
             Why::Failed(call, err) => write!(f, "{call}: {err}: closed"),
@@ -286,7 +284,7 @@ impl Conn {
                 self.flush(limits);
                 State::Ending { why: Why::Refused(408), linger: true }
             }
-            State::Open => State::Dead(Why::Idle(limits.idle)),
+            State::Open => State::Dead(Why::Idle),
             State::Ending { why, .. } | State::Lingering(why) => {
                 State::Dead(why)
             }
