@@ -635,6 +635,11 @@ fn lesson_15_try_it() {
 }
 
 #[test]
+fn lesson_17_try_it() {
+    try_chapter("lesson-17.md");
+}
+
+#[test]
 fn steps_are_read_from_their_comments() {
     let text = "# x\n\n## Try it yourself\n\n<!-- try: port 8001 -->\n\
         First:\n\n<!-- try: A start wait=\"Listening on\" -->\n```sh\n\
