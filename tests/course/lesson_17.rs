@@ -274,3 +274,36 @@ fn serves_the_built_book_when_there() {
     let (head, _) = ask(&server.addr, "GET /lesson-01.html HTTP/1.1\r\n\r\n");
     assert!(head.contains("text/html"), "{head}");
 }
+
+/// A real browser: headless Chromium loads a page from the server and
+/// renders it (its DOM is dumped); the server logs the page and what the
+/// browser asked for besides. Skipped where Chromium is not installed
+/// (Debian's `chromium` package).
+#[test]
+fn headless_chromium_renders_a_page() {
+    let found = Command::new("chromium")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        eprintln!("chromium is not installed: skipping the browser test");
+        return;
+    }
+    let site = Site::new("chromium", 10);
+    let mut server = site.serve(&[]);
+    let profile = site.0.join("profile");
+    let out = run_with(
+        Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu"])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("--dump-dom")
+            .arg(format!("http://{}/", server.addr)),
+        b"",
+    );
+    let dom = stdout_of(&out);
+    assert!(dom.contains("<title>t</title>"), "{dom}");
+    assert!(dom.contains("<h1>hello</h1>"), "{dom}");
+    server.wait_for("GET / -> 200");
+}
