@@ -3771,3 +3771,47 @@ fn hostile_lesson_17_a_graceful_shutdown_finishes_responses_in_flight() {
     let status = server.wait_exit();
     assert!(status.success(), "{status:?}");
 }
+
+/// A head that never ends (1 MiB of one header) is refused with 431
+/// after `MAX_HEAD` bytes, and a client that pipelines thousands of
+/// requests without reading the answers is held at `HIGH_WATER`: the
+/// server's memory grows by less than either sent, and it serves on.
+#[test]
+fn hostile_lesson_17_endless_heads_and_unread_pipelines_stay_bounded() {
+    use crate::lesson_17::{Site, ask, response};
+    let site = Site::new("memory", 10);
+    let server = site.serve(&[]);
+    let pid = server.pid();
+    let rss_before = status_kb(pid, "VmRSS").unwrap();
+
+    let mut endless = TcpStream::connect(&server.addr).unwrap();
+    endless.set_write_timeout(Some(PATIENCE)).unwrap();
+    let reader = endless.try_clone().unwrap();
+    let sent = thread::spawn(move || {
+        let _ = endless.write_all(b"GET / HTTP/1.1\r\nX: ");
+        // Fails (reset) once the server has closed; the 431 came first.
+        let _ = endless.write_all(&vec![b'y'; LONG_LINE]);
+    });
+    let mut reader = reader;
+    let (head, _) = response(&mut reader, false);
+    assert!(head.starts_with("HTTP/1.1 431 "), "{head}");
+    sent.join().unwrap();
+
+    // 200,000 requests sent, none of the answers read: the server stops
+    // reading at HIGH_WATER, so this write stops too (its timeout ends it).
+    let mut greedy = TcpStream::connect(&server.addr).unwrap();
+    greedy.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    let many = b"GET /index.html HTTP/1.1\r\n\r\n".repeat(200_000);
+    let _ = greedy.write_all(&many);
+    let peak = status_kb(pid, "VmHWM").unwrap();
+    eprintln!(
+        "hostile: lesson 17: VmRSS {rss_before} kB before, peak {peak} kB"
+    );
+    assert!(
+        peak.saturating_sub(rss_before) < MEMORY_GROWTH_LIMIT_KB,
+        "memory grew from {rss_before} kB to a peak of {peak} kB"
+    );
+    let (head, _) = ask(&server.addr, "GET / HTTP/1.1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    drop(greedy);
+}
