@@ -161,14 +161,21 @@ impl Server {
 
 // ANCHOR: turn
 impl Server {
-    /// One round of the event loop, as in lesson 13.
+    /// One round of the event loop: wait until a socket is ready, accept
+    /// until `EAGAIN`, read and flush the ready connections, then close
+    /// what is finished and update what the others ask for.
     pub fn turn(&mut self) -> Result<(), Failure> {
         let timeout = self.timeout(Instant::now());
         let mut events = [EpollEvent::empty(); MAX_EVENTS];
+        // The only call in the loop that waits: until one of the sockets
+        // can make progress, or the next deadline (man 2 epoll_wait).
+        // Only the ready ones come back, at most MAX_EVENTS of them.
         let result = self.epoll.wait(&mut events, timeout);
         tell(|| waited(self, &events, &result, timeout));
         let ready = match result {
             Ok(n) => &events[..n],
+            // Our signals are blocked, but a stopped and continued process
+            // sees EINTR too (man 7 signal): go round again.
             Err(Errno::EINTR) => return Ok(()),
             Err(err) => {
                 return Err(Failure::new("epoll_wait", io::Error::from(err)));
@@ -185,6 +192,9 @@ impl Server {
             }
         }
         self.reap(Instant::now());
+        // Only the connections this turn touched can have changed: looking
+        // at all of them here would make every turn cost as much as the
+        // whole list, which is what epoll saves us from.
         let mut touched = std::mem::take(&mut self.touched);
         touched.sort_unstable();
         touched.dedup();
