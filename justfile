@@ -86,6 +86,11 @@ lesson-15 *args:
 lesson-16 *args:
     @cargo run --quiet -p lesson-16 -- "$@"
 
+# Lesson 17, the capstone: an HTTP/1.1 server on lesson 13's epoll loop, serving this book on 127.0.0.1:8017
+[no-exit-message]
+lesson-17 *args:
+    @cargo run --quiet -p lesson-17 -- "$@"
+
 # Lesson 18: watching the wire: a packet socket, a BPF filter, the segments of one conversation (needs root or CAP_NET_RAW)
 [no-exit-message]
 lesson-18 *args:

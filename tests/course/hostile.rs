@@ -3628,3 +3628,190 @@ fn hostile_lesson_15_a_silent_client_does_not_block_the_next() {
     assert_eq!(&reply, b"hello\n");
     let _ = fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------
+// Lesson 17: the HTTP/1.1 server. Each case runs a server of its own on a
+// directory made for it (`lesson_17::Site`), with a secret beside it.
+// ---------------------------------------------------------------------
+
+/// No target leads out of the served directory: `..`, `..` encoded in
+/// any case, an encoded slash, a symlink that points out, an absolute
+/// URL. Each is refused (400, 403 or 404) and the secret never comes back.
+#[test]
+fn hostile_lesson_17_no_path_leads_out_of_the_directory() {
+    use crate::lesson_17::{SECRET, Site, ask};
+    let site = Site::new("traversal", 10);
+    let server = site.serve(&[]);
+    let targets = [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E%2Fsecret.txt",
+        "/..%2fsecret.txt",
+        "/x/../../secret.txt",
+        "//../secret.txt",
+        "/./%2e./secret.txt",
+        "/escape.txt",
+        "/%65scape.txt",
+        "http://localhost/../secret.txt",
+        "/%00",
+    ];
+    for target in targets {
+        let request = format!("GET {target} HTTP/1.1\r\n\r\n");
+        let (head, body) = ask(&server.addr, &request);
+        let status = &head[9..12];
+        assert!(["400", "403", "404"].contains(&status), "{target}: {head}");
+        let secret = SECRET.as_bytes();
+        assert!(!body.windows(secret.len()).any(|w| w == secret), "{target}");
+    }
+}
+
+/// Slowloris: a head sent a byte every 50 ms is cut at the header
+/// deadline (1 s here) with 408, however steadily its bytes come; a good
+/// client is served meanwhile, at once.
+#[test]
+fn hostile_lesson_17_a_slow_head_is_cut_by_its_deadline_with_408() {
+    use crate::lesson_17::{Site, ask, response};
+    let site = Site::new("slowloris", 10);
+    let server = site.serve(&["--header-timeout", "1"]);
+    let mut slow = TcpStream::connect(&server.addr).unwrap();
+    let start = Instant::now();
+    let mut writer = slow.try_clone().unwrap();
+    let trickle = thread::spawn(move || {
+        let _ = writer.write_all(b"GET / HTTP/1.1\r\n");
+        // Never the empty line; stops when the server has closed.
+        for _ in 0..100 {
+            thread::sleep(Duration::from_millis(50));
+            if writer.write_all(b"X").is_err() {
+                break;
+            }
+        }
+    });
+    let served = Instant::now();
+    let (head, _) = ask(&server.addr, "GET / HTTP/1.1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(served.elapsed() < PROMPT, "the good client waited");
+    let (head, _) = response(&mut slow, false);
+    let cut = start.elapsed();
+    assert!(head.starts_with("HTTP/1.1 408 "), "{head}");
+    assert!(head.contains("Connection: close"), "{head}");
+    assert!(
+        cut >= Duration::from_millis(900) && cut < Duration::from_secs(3),
+        "cut after {cut:?}"
+    );
+    let _ = slow.shutdown(Shutdown::Both);
+    trickle.join().unwrap();
+}
+
+/// At most `--max-conns` connections: beyond them each client is answered
+/// 503 and closed, the server's descriptors and memory stay bounded, and
+/// once the silent ones are dropped (no request in time) a client is
+/// served again.
+#[test]
+fn hostile_lesson_17_connections_are_bounded() {
+    use crate::lesson_17::{Site, ask, ends};
+    let site = Site::new("bounded", 10);
+    let mut server = site.serve(&["--max-conns", "4", "--header-timeout", "1"]);
+    let pid = server.pid();
+    let baseline = fd_count(pid).unwrap();
+    let rss_before = status_kb(pid, "VmRSS").unwrap();
+    let silent: Vec<TcpStream> =
+        (0..4).map(|_| TcpStream::connect(&server.addr).unwrap()).collect();
+    for _ in 0..4 {
+        server.wait_for("Connected with");
+    }
+    for _ in 0..50 {
+        let mut extra = TcpStream::connect(&server.addr).unwrap();
+        extra.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut got = [0u8; 12];
+        extra.read_exact(&mut got).expect("a 503");
+        assert_eq!(&got, b"HTTP/1.1 503");
+        assert!(ends(&mut extra));
+        assert!(fd_count(pid).unwrap() <= baseline + 4);
+    }
+    let peak = status_kb(pid, "VmHWM").unwrap();
+    assert!(peak.saturating_sub(rss_before) < MEMORY_GROWTH_LIMIT_KB);
+    wait_for_fds(pid, baseline).unwrap();
+    let (head, _) = ask(&server.addr, "GET / HTTP/1.1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    drop(silent);
+}
+
+/// Ctrl-C with a large response half sent, a kept-alive client idle and
+/// a head half received: the response is finished to its last byte, the
+/// others see their connection end, and the server exits with status 0.
+#[test]
+fn hostile_lesson_17_a_graceful_shutdown_finishes_responses_in_flight() {
+    use crate::lesson_17::{Site, ends, response};
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    const BIG: usize = 8 * 1024 * 1024;
+    let site = Site::new("shutdown", BIG);
+    let mut server = site.serve(&[]);
+    let mut big = TcpStream::connect(&server.addr).unwrap();
+    big.write_all(b"GET /big.bin HTTP/1.1\r\n\r\n").unwrap();
+    let mut first = vec![0u8; 64 * 1024];
+    big.read_exact(&mut first).unwrap();
+    server.wait_for("GET /big.bin -> 200");
+    let mut idle = TcpStream::connect(&server.addr).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let (head, _) = response(&mut idle, false);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let mut half = TcpStream::connect(&server.addr).unwrap();
+    half.write_all(b"GET / HTTP/1.1\r\nHost: x").unwrap();
+    server.wait_for("GET / -> 200");
+    kill(Pid::from_raw(server.pid() as i32), Signal::SIGINT).unwrap();
+    let mut rest = Vec::new();
+    big.set_read_timeout(Some(PATIENCE)).unwrap();
+    big.read_to_end(&mut rest).unwrap();
+    let head_len = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(first.len() - head_len + rest.len(), BIG, "the whole body");
+    assert!(ends(&mut idle));
+    assert!(ends(&mut half));
+    drop((big, idle, half));
+    let status = server.wait_exit();
+    assert!(status.success(), "{status:?}");
+}
+
+/// A head that never ends (1 MiB of one header) is refused with 431
+/// after `MAX_HEAD` bytes, and a client that pipelines thousands of
+/// requests without reading the answers is held at `HIGH_WATER`: the
+/// server's memory grows by less than either sent, and it serves on.
+#[test]
+fn hostile_lesson_17_endless_heads_and_unread_pipelines_stay_bounded() {
+    use crate::lesson_17::{Site, ask, response};
+    let site = Site::new("memory", 10);
+    let server = site.serve(&[]);
+    let pid = server.pid();
+    let rss_before = status_kb(pid, "VmRSS").unwrap();
+
+    let mut endless = TcpStream::connect(&server.addr).unwrap();
+    endless.set_write_timeout(Some(PATIENCE)).unwrap();
+    let reader = endless.try_clone().unwrap();
+    let sent = thread::spawn(move || {
+        let _ = endless.write_all(b"GET / HTTP/1.1\r\nX: ");
+        // Fails (reset) once the server has closed; the 431 came first.
+        let _ = endless.write_all(&vec![b'y'; LONG_LINE]);
+    });
+    let mut reader = reader;
+    let (head, _) = response(&mut reader, false);
+    assert!(head.starts_with("HTTP/1.1 431 "), "{head}");
+    sent.join().unwrap();
+
+    // 200,000 requests sent, none of the answers read: the server stops
+    // reading at HIGH_WATER, so this write stops too (its timeout ends it).
+    let mut greedy = TcpStream::connect(&server.addr).unwrap();
+    greedy.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    let many = b"GET /index.html HTTP/1.1\r\n\r\n".repeat(200_000);
+    let _ = greedy.write_all(&many);
+    let peak = status_kb(pid, "VmHWM").unwrap();
+    eprintln!(
+        "hostile: lesson 17: VmRSS {rss_before} kB before, peak {peak} kB"
+    );
+    assert!(
+        peak.saturating_sub(rss_before) < MEMORY_GROWTH_LIMIT_KB,
+        "memory grew from {rss_before} kB to a peak of {peak} kB"
+    );
+    let (head, _) = ask(&server.addr, "GET / HTTP/1.1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    drop(greedy);
+}

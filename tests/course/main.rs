@@ -29,6 +29,7 @@ mod lesson_13;
 mod lesson_14;
 mod lesson_15;
 mod lesson_16;
+mod lesson_17;
 mod lesson_18;
 mod listings;
 mod manpages;

@@ -700,6 +700,11 @@ fn lesson_15_try_it() {
 }
 
 #[test]
+fn lesson_17_try_it() {
+    try_chapter("lesson-17.md");
+}
+
+#[test]
 fn lesson_09_try_it() {
     try_chapter("lesson-09.md");
 }
