@@ -1888,7 +1888,10 @@ fn ticks_per_second() -> f64 {
 // ---------------------------------------------------------------------------
 
 /// Sends `signal` to process `pid`.
-fn signal_pid(pid: u32, signal: nix::sys::signal::Signal) -> Result<(), String> {
+fn signal_pid(
+    pid: u32,
+    signal: nix::sys::signal::Signal,
+) -> Result<(), String> {
     let pid = nix::unistd::Pid::from_raw(pid as i32);
     nix::sys::signal::kill(pid, signal).map_err(|e| format!("kill: {e}"))
 }

@@ -14,6 +14,9 @@
 //! <!-- try: C needs=nc -->                    uses a tool CI installs
 //! <!-- try: A type="\n" -->                   Enter, typed into A's program
 //! <!-- try: C match="LISTEN\s+2\s+1" -->        a regular expression
+//! <!-- try: A ctrl-c running expect="..." --> Ctrl-C, and it runs on
+//! <!-- try: A done -->                        A's program has ended
+//! <!-- try: A lacks="error:" -->              a text it must not print
 //! ```
 //!
 //! A block runs as one `bash` script from the repository root, so it is
@@ -24,7 +27,8 @@
 //! on a TIME-WAIT left by another test; every process a step started is
 //! stopped at the end, passed or failed. Every shell block in a "Try it
 //! yourself" section must be a step: the prose cannot promise what no test
-//! ran.
+//! ran. An appendix whose steps are under another heading names it
+//! (`try_chapter_section`).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -62,6 +66,13 @@ struct Step {
     status: i32,
     within: Duration,
     needs: Vec<String>,
+    /// With `ctrl-c`: the program goes on after it (a graceful shutdown
+    /// that waits for a client), instead of having to end.
+    running: bool,
+    /// Wait until the terminal's program has ended (its prompt is back).
+    done: bool,
+    /// Texts its output must not contain (checked once `expect` holds).
+    lacks: Vec<String>,
 }
 
 /// The steps of a chapter's "Try it yourself" section, and its port.
@@ -158,6 +169,9 @@ fn parse_step(comment: &str, line: usize) -> Result<Step, String> {
                 step.within = Duration::from_secs_f64(secs);
             }
             ("needs", Some(v)) => step.needs.push(v),
+            ("running", None) => step.running = true,
+            ("done", None) => step.done = true,
+            ("lacks", Some(v)) => step.lacks.push(v),
             (key, _) => return Err(format!("unknown attribute {key:?}")),
         }
     }
@@ -166,10 +180,13 @@ fn parse_step(comment: &str, line: usize) -> Result<Step, String> {
 
 /// The "Try it yourself" section of a chapter, or `None` if it has none.
 fn section(text: &str) -> Result<Option<Section>, String> {
+    section_under(text, "## Try it yourself")
+}
+
+/// The steps of the section under `heading` (a whole `## ...` line).
+fn section_under(text: &str, heading: &str) -> Result<Option<Section>, String> {
     let lines: Vec<&str> = text.lines().collect();
-    let Some(start) =
-        lines.iter().position(|l| l.trim() == "## Try it yourself")
-    else {
+    let Some(start) = lines.iter().position(|l| l.trim() == heading) else {
         return Ok(None);
     };
     let end = lines[start + 1..]
@@ -382,16 +399,28 @@ impl Reader {
             }
             if step.ctrl_c {
                 running.interrupt();
+            }
+            if (step.ctrl_c && !step.running) || step.done {
                 let until = Instant::now() + step.within;
                 while running.child.try_wait().ok().flatten().is_none() {
                     if Instant::now() >= until {
-                        return Err("still running after Ctrl-C".into());
+                        return Err(format!(
+                            "still running after {:?}",
+                            step.within
+                        ));
                     }
                     thread::sleep(Duration::from_millis(20));
                 }
             }
             let running = &self.terminals[&step.terminal];
-            return self.expect(running, &step.expect, step.within);
+            self.expect(running, &step.expect, step.within)?;
+            self.lacks(running, &step.lacks)?;
+            let running = self.terminals.get_mut(&step.terminal).unwrap();
+            if step.running && running.child.try_wait().ok().flatten().is_some()
+            {
+                return Err("it ended; it should still run".into());
+            }
+            return Ok(());
         }
         if let Some(mut old) = self.terminals.remove(&step.terminal)
             && old.child.try_wait().ok().flatten().is_none()
@@ -439,9 +468,29 @@ impl Reader {
                 running.text()
             ));
         }
-        let result = self.expect(&running, &step.expect, Duration::ZERO);
+        let result = self
+            .expect(&running, &step.expect, Duration::ZERO)
+            .and_then(|()| self.lacks(&running, &step.lacks));
         self.terminals.insert(step.terminal.clone(), running);
         result
+    }
+
+    /// Fails if `running` printed any text of `unwanted`.
+    fn lacks(
+        &self,
+        running: &Running,
+        unwanted: &[String],
+    ) -> Result<(), String> {
+        let text = running.text();
+        let found: Vec<String> = unwanted
+            .iter()
+            .map(|u| self.ported(u))
+            .filter(|u| text.contains(u.as_str()))
+            .collect();
+        if found.is_empty() {
+            return Ok(());
+        }
+        Err(format!("the output shows {found:?}; it was:\n{text}"))
     }
 }
 
@@ -492,13 +541,19 @@ fn free_port() -> u16 {
 
 /// Runs the "Try it yourself" steps of `chapter` (a file of book/src).
 fn try_chapter(chapter: &str) {
+    try_chapter_section(chapter, "## Try it yourself");
+}
+
+/// Runs the steps of `chapter` under `heading` (a whole `## ...` line): an
+/// appendix's steps may be in a section with another name.
+fn try_chapter_section(chapter: &str, heading: &str) {
     let (_, text) = chapters()
         .into_iter()
         .find(|(path, _)| path.ends_with(chapter))
         .unwrap_or_else(|| panic!("no chapter {chapter}"));
-    let section = section(&text)
+    let section = section_under(&text, heading)
         .unwrap_or_else(|why| panic!("{chapter}: {why}"))
-        .unwrap_or_else(|| panic!("{chapter} has no \"Try it yourself\""));
+        .unwrap_or_else(|| panic!("{chapter} has no {heading:?}"));
     assert!(!section.steps.is_empty(), "{chapter}: no steps");
     bin(1);
     let mut reader = Reader {
@@ -576,4 +631,9 @@ fn a_wrong_expectation_fails_the_step() {
     assert!(why.contains("lacks [\"goodbye\"]"), "{why}");
     let right = Step { expect: vec!["hello".into()], ..step };
     reader.run(&right).expect("the right expectation passes");
+}
+
+#[test]
+fn lesson_12_try_it() {
+    try_chapter("lesson-12.md");
 }
