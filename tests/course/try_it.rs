@@ -637,3 +637,8 @@ fn a_wrong_expectation_fails_the_step() {
 fn lesson_12_try_it() {
     try_chapter("lesson-12.md");
 }
+
+#[test]
+fn lesson_13_try_it() {
+    try_chapter("lesson-13.md");
+}
