@@ -642,3 +642,8 @@ fn lesson_12_try_it() {
 fn lesson_13_try_it() {
     try_chapter("lesson-13.md");
 }
+
+#[test]
+fn reliability_appendix_try_it() {
+    try_chapter("reliability.md");
+}
