@@ -647,3 +647,17 @@ fn lesson_13_try_it() {
 fn reliability_appendix_try_it() {
     try_chapter("reliability.md");
 }
+
+#[test]
+fn tools_appendix_try_it() {
+    try_chapter_section(
+        "tools.md",
+        "## strace: the system calls, as the kernel saw them",
+    );
+    try_chapter_section("tools.md", "## Python: a second implementation");
+}
+
+#[test]
+fn designs_appendix_try_it() {
+    try_chapter_section("designs.md", "## Measuring them");
+}
