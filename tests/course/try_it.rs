@@ -661,3 +661,29 @@ fn tools_appendix_try_it() {
 fn designs_appendix_try_it() {
     try_chapter_section("designs.md", "## Measuring them");
 }
+
+#[test]
+fn done_lacks_and_running_are_read_and_lacks_fails_the_step() {
+    let text = "## Try it yourself\n\n<!-- try: A ctrl-c running \
+        expect=\"x\" -->\n<!-- try: A done lacks=\"error: \" -->\n";
+    let found = section(text).unwrap().unwrap();
+    assert!(found.steps[0].ctrl_c && found.steps[0].running);
+    assert!(found.steps[1].done && !found.steps[1].running);
+    assert_eq!(found.steps[1].lacks, ["error: "]);
+    let step = Step {
+        line: 1,
+        terminal: "A".into(),
+        script: "echo 'error: recipe failed'".into(),
+        lacks: vec!["error: ".into()],
+        within: WITHIN,
+        ..Step::default()
+    };
+    let mut reader = Reader {
+        chapter: "test".into(),
+        ports: Vec::new(),
+        shim: std::env::temp_dir(),
+        terminals: HashMap::new(),
+    };
+    let why = reader.run(&step).unwrap_err();
+    assert!(why.contains("the output shows [\"error: \"]"), "{why}");
+}
