@@ -18,6 +18,8 @@
 //! <!-- try: C match="LISTEN\s+2\s+1" -->       a regular expression
 //! <!-- try: A ctrl-z -->                      Ctrl-Z: A's job is stopped
 //! <!-- try: A fg -->                          `fg`: A's job goes on
+//! <!-- try: A ctrl-c running expect="..." --> Ctrl-C, and it runs on
+//! <!-- try: A lacks="error:" -->              a text it must not print
 //! ```
 //!
 //! A block runs as one `bash` script from the repository root, so it is
@@ -32,7 +34,8 @@
 //! depends on a fixed port or on a TIME-WAIT left by another test; every
 //! process a step started is stopped at the end, passed or failed. Every
 //! shell block in a "Try it yourself" section must be a step: the prose
-//! cannot promise what no test ran.
+//! cannot promise what no test ran. An appendix whose steps are under
+//! another heading names it (`try_chapter_section`).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -76,6 +79,10 @@ struct Step {
     /// Wait for the terminal's program to end (its prompt is back).
     done: bool,
     expect: Vec<String>,
+    /// Texts the output must not contain (a second error from `just`).
+    lacks: Vec<String>,
+    /// After Ctrl-C the program must still run (it ignored or handled it).
+    running: bool,
     status: i32,
     within: Duration,
     needs: Vec<String>,
@@ -162,6 +169,8 @@ fn parse_step(comment: &str, line: usize) -> Result<Step, String> {
         match (key.as_str(), value) {
             ("start", None) => step.start = true,
             ("ctrl-c", None) => step.ctrl_c = true,
+            ("running", None) => step.running = true,
+            ("lacks", Some(v)) => step.lacks.push(v),
             ("open", None) => step.open = true,
             ("type", Some(v)) => step.typed = Some(v),
             // A regular expression, where spacing varies (ss's columns).
@@ -188,10 +197,13 @@ fn parse_step(comment: &str, line: usize) -> Result<Step, String> {
 
 /// The "Try it yourself" section of a chapter, or `None` if it has none.
 fn section(text: &str) -> Result<Option<Section>, String> {
+    section_under(text, "## Try it yourself")
+}
+
+/// The steps under `heading` (a whole `## ...` line), up to the next `## `.
+fn section_under(text: &str, heading: &str) -> Result<Option<Section>, String> {
     let lines: Vec<&str> = text.lines().collect();
-    let Some(start) =
-        lines.iter().position(|l| l.trim() == "## Try it yourself")
-    else {
+    let Some(start) = lines.iter().position(|l| l.trim() == heading) else {
         return Ok(None);
     };
     let end = lines[start + 1..]
@@ -475,19 +487,24 @@ impl Reader {
             }
             if step.ctrl_c {
                 running.interrupt();
-                let until = Instant::now() + step.within;
-                while running.child.try_wait().ok().flatten().is_none() {
-                    if Instant::now() >= until {
-                        return Err("still running after Ctrl-C".into());
-                    }
-                    thread::sleep(Duration::from_millis(20));
+                if !step.running
+                    && !exits_within(&mut running.child, step.within)
+                {
+                    return Err("still running after Ctrl-C".into());
                 }
             }
             if step.done && !exits_within(&mut running.child, step.within) {
                 return Err(format!("still running after {:?}", step.within));
             }
             let running = &self.terminals[&step.terminal];
-            return self.expect(running, &step.expect, step.within);
+            self.expect(running, &step.expect, step.within)?;
+            self.lacks(running, &step.lacks)?;
+            let running = self.terminals.get_mut(&step.terminal).unwrap();
+            if step.running && running.child.try_wait().ok().flatten().is_some()
+            {
+                return Err("it ended; it should still run".into());
+            }
+            return Ok(());
         }
         // The reader types the next command when the prompt is back: a
         // program that is ending gets a moment to exit.
@@ -536,9 +553,29 @@ impl Reader {
                 running.text()
             ));
         }
-        let result = self.expect(&running, &step.expect, Duration::ZERO);
+        let result = self
+            .expect(&running, &step.expect, Duration::ZERO)
+            .and_then(|()| self.lacks(&running, &step.lacks));
         self.terminals.insert(step.terminal.clone(), running);
         result
+    }
+
+    /// Fails if `running` printed any text of `unwanted`.
+    fn lacks(
+        &self,
+        running: &Running,
+        unwanted: &[String],
+    ) -> Result<(), String> {
+        let text = running.text();
+        let found: Vec<String> = unwanted
+            .iter()
+            .map(|u| self.ported(u))
+            .filter(|u| text.contains(u.as_str()))
+            .collect();
+        if found.is_empty() {
+            return Ok(());
+        }
+        Err(format!("the output shows {found:?}; it was:\n{text}"))
     }
 }
 
@@ -644,13 +681,19 @@ fn free_port() -> u16 {
 
 /// Runs the "Try it yourself" steps of `chapter` (a file of book/src).
 fn try_chapter(chapter: &str) {
+    try_chapter_section(chapter, "## Try it yourself");
+}
+
+/// Runs the steps of `chapter` under `heading` (a whole `## ...` line): an
+/// appendix's steps may be in a section with another name.
+fn try_chapter_section(chapter: &str, heading: &str) {
     let (_, text) = chapters()
         .into_iter()
         .find(|(path, _)| path.ends_with(chapter))
         .unwrap_or_else(|| panic!("no chapter {chapter}"));
-    let section = section(&text)
+    let section = section_under(&text, heading)
         .unwrap_or_else(|why| panic!("{chapter}: {why}"))
-        .unwrap_or_else(|| panic!("{chapter} has no \"Try it yourself\""));
+        .unwrap_or_else(|| panic!("{chapter} has no {heading:?}"));
     assert!(!section.steps.is_empty(), "{chapter}: no steps");
     bin(1);
     let mut reader = Reader {
@@ -676,6 +719,62 @@ fn try_chapter(chapter: &str) {
 #[test]
 fn lesson_02_try_it() {
     try_chapter("lesson-02.md");
+}
+
+#[test]
+fn lesson_12_try_it() {
+    try_chapter("lesson-12.md");
+}
+
+#[test]
+fn lesson_13_try_it() {
+    try_chapter("lesson-13.md");
+}
+
+#[test]
+fn reliability_appendix_try_it() {
+    try_chapter("reliability.md");
+}
+
+#[test]
+fn tools_appendix_try_it() {
+    try_chapter_section(
+        "tools.md",
+        "## strace: the system calls, as the kernel saw them",
+    );
+    try_chapter_section("tools.md", "## Python: a second implementation");
+}
+
+#[test]
+fn designs_appendix_try_it() {
+    try_chapter_section("designs.md", "## Measuring them");
+}
+
+#[test]
+fn done_lacks_and_running_are_read_and_lacks_fails_the_step() {
+    let text = "## Try it yourself\n\n<!-- try: A ctrl-c running \
+        expect=\"x\" -->\n<!-- try: A done lacks=\"error: \" -->\n";
+    let found = section(text).unwrap().unwrap();
+    assert!(found.steps[0].ctrl_c && found.steps[0].running);
+    assert!(found.steps[1].done && !found.steps[1].running);
+    assert_eq!(found.steps[1].lacks, ["error: "]);
+    let step = Step {
+        line: 1,
+        terminal: "A".into(),
+        script: "echo 'error: recipe failed'".into(),
+        lacks: vec!["error: ".into()],
+        within: WITHIN,
+        ..Step::default()
+    };
+    let mut reader = Reader {
+        chapter: "test".into(),
+        ports: Vec::new(),
+        shim: unit_dir("lacks"),
+        terminals: HashMap::new(),
+        scripts: 0,
+    };
+    let why = reader.run(&step).unwrap_err();
+    assert!(why.contains("the output shows [\"error: \"]"), "{why}");
 }
 
 #[test]
