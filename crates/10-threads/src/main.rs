@@ -23,11 +23,14 @@
 //! - `plain.rs`: lesson 2's server with one line changed, the thread;
 //! - `server.rs`: the server hardened (what you take away): line framing,
 //!   time limits both ways, a lingering close, threads that fail to start;
+//! - `fork.rs`: beside the lesson, a process per connection instead of a
+//!   thread (the `fork` command): who closes what, and zombies;
 //! - `demo.rs`: two clients against one thread, then a thread each, and
-//!   what a thread costs, narrated as a timeline;
+//!   what a thread costs, then a process each, narrated as a timeline;
 //! - `main.rs`: this file, the command line.
 
 mod demo;
+mod fork;
 mod plain;
 mod server;
 
@@ -73,6 +76,15 @@ enum Command {
         #[arg(long, default_value_t = 30.0)]
         idle: f64,
     },
+    /// Serve every client in a process of its own (fork), answering each line with itself
+    Fork {
+        /// Address to listen on; port 0 lets the kernel choose a free port
+        #[arg(long, default_value = DEFAULT_ADDR)]
+        addr: SocketAddr,
+        /// Seconds a client may stay silent (or not read its replies) before its process drops it
+        #[arg(long, default_value_t = 30.0)]
+        idle: f64,
+    },
     /// The plain version: lesson 2's server with a thread per client, echoing what each sends
     Plain {
         /// Address to listen on; port 0 lets the kernel choose a free port
@@ -87,6 +99,9 @@ fn main() -> ExitCode {
         None | Some(Command::Demo) => demo::run(),
         Some(Command::Server { addr, idle }) => {
             server::run(addr, seconds("--idle", idle)?)
+        }
+        Some(Command::Fork { addr, idle }) => {
+            fork::run(addr, seconds("--idle", idle)?)
         }
         Some(Command::Plain { addr }) => {
             plain::run(addr, PLAIN_BACKLOG, PLAIN_TIMEOUT)

@@ -9,8 +9,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use nix::libc;
 use nix::fcntl::{FcntlArg, fcntl};
+use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{Signal, kill};
@@ -22,8 +22,8 @@ use transcript::{
 };
 
 use crate::conn::RECV_SIZE;
-use crate::server::{Limits, Server};
 use crate::select;
+use crate::server::{Limits, Server};
 use crate::shutdown;
 
 /// The demo's idle limit: long enough that no step comes near it.
@@ -646,13 +646,16 @@ fn select_wall() -> Result<(), Failure> {
 /// gets such numbers from `accept`. The soft limit on open descriptors is
 /// raised first where it is 1024 or less, as lesson 13 explains.
 fn renumbered(listener: &TcpListener) -> Result<OwnedFd, Failure> {
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).or_fail("getrlimit")?;
+    let (soft, hard) =
+        getrlimit(Resource::RLIMIT_NOFILE).or_fail("getrlimit")?;
     let wanted = (ABOVE_THE_WALL + 1) as u64;
     if soft < wanted {
         if hard < wanted {
             return Err(Failure::new(
                 "demo",
-                format!("the hard limit on descriptors ({hard}) is below {wanted}"),
+                format!(
+                    "the hard limit on descriptors ({hard}) is below {wanted}"
+                ),
             ));
         }
         setrlimit(Resource::RLIMIT_NOFILE, wanted, hard)
@@ -672,9 +675,8 @@ fn renumbered(listener: &TcpListener) -> Result<OwnedFd, Failure> {
 /// part is about watching, not serving.
 fn accept_and_close(listener: &impl AsFd) -> Result<(), Failure> {
     let on = listener.as_fd().as_raw_fd();
-    let (conn, _) = SockRef::from(listener)
-        .accept()
-        .told(|| server("accept").on_fd(on))?;
+    let (conn, _) =
+        SockRef::from(listener).accept().told(|| server("accept").on_fd(on))?;
     let fd = conn.as_raw_fd();
     drop(conn);
     tell(|| server("close").on_fd(fd).gave(&()));

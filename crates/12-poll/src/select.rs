@@ -35,6 +35,10 @@ pub fn readable(fds: &[BorrowedFd]) -> Result<Vec<RawFd>, Failure> {
             .args(format_args!("{nfds}, [{watched}], NULL, NULL, NULL"))
     })?;
     // On return the set holds only the descriptors that are ready.
-    Ok(fds.iter().filter(|fd| set.contains(**fd)).map(|fd| fd.as_raw_fd()).collect())
+    Ok(fds
+        .iter()
+        .filter(|fd| set.contains(**fd))
+        .map(|fd| fd.as_raw_fd())
+        .collect())
 }
 // ANCHOR_END: readable
