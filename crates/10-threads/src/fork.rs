@@ -24,7 +24,7 @@ use transcript::{
 
 use crate::server::serve;
 
-// ANCHOR: run
+// ANCHOR: fork_run
 /// Listens on `addr` and serves each client in a process of its own, for
 /// ever.
 pub fn run(addr: SocketAddr, idle: Duration) -> Result<(), Failure> {
@@ -36,7 +36,7 @@ pub fn run(addr: SocketAddr, idle: Duration) -> Result<(), Failure> {
         accept_one(&listener, idle);
     }
 }
-// ANCHOR_END: run
+// ANCHOR_END: fork_run
 
 // ANCHOR: reap_automatically
 /// A child that has exited stays a zombie, an entry in the process table
@@ -55,7 +55,7 @@ pub fn reap_automatically() -> Result<(), Failure> {
 }
 // ANCHOR_END: reap_automatically
 
-// ANCHOR: accept_one
+// ANCHOR: fork_accept_one
 /// Accepts one connection and forks a child to serve it; returns the
 /// child's pid, if one could be started.
 pub fn accept_one(listener: &TcpListener, idle: Duration) -> Option<Pid> {
@@ -97,7 +97,7 @@ pub fn accept_one(listener: &TcpListener, idle: Duration) -> Option<Pid> {
         }
     }
 }
-// ANCHOR_END: accept_one
+// ANCHOR_END: fork_accept_one
 
 // ANCHOR: serve_in_child
 /// The child: closes its copy of the listener, which it will not accept

@@ -11,7 +11,8 @@
 //! even one that has sent half a line and gone quiet, the next client's
 //! connection waits in the listener's queue (lesson 8) and its requests go
 //! unanswered. The demo shows that first, then the same two clients against
-//! a thread per connection, then what each of those threads costs.
+//! a thread per connection, then what each of those threads costs; and,
+//! beside the lesson, a process per connection (`fork`) and its cost.
 //!
 //! The protocol is the one all four multi-client servers (lessons 10 to 13)
 //! speak: newline-terminated lines of at most 1024 bytes, each answered by
