@@ -66,7 +66,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Two clients against one thread, then a thread each; what a thread costs (the default)
+    /// Two clients against one thread, then a thread each; what a thread costs; a process each (the default)
     Demo,
     /// Serve every client on a thread of its own, answering each line with itself
     Server {

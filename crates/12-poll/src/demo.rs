@@ -35,7 +35,8 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 const IN: PollFlags = PollFlags::POLLIN;
 
 /// The timeline: two clients served at once, a reset and a half-close, a
-/// client that does not read, what non-blocking breaks, then Ctrl-C.
+/// client that does not read, what non-blocking breaks, then Ctrl-C; and,
+/// beside the lesson, `select` and the descriptor it cannot watch.
 pub fn run() -> Result<(), Failure> {
     let _timeline = Transcript::new(&["server", "clients"]);
     let limits = Limits { max_conns: 64, idle: DEMO_IDLE };

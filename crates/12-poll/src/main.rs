@@ -64,7 +64,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// One thread, several clients, a reset, a half-close, a full buffer,
-    /// then Ctrl-C (the default)
+    /// then Ctrl-C; then select's FD_SETSIZE wall (the default)
     Demo,
     /// Serve every client from one thread with poll, until Ctrl-C or a
     /// `shutdown` line

@@ -606,8 +606,11 @@ fn same_result(narrated: &Ret, traced: &TracedRet) -> bool {
 ///
 /// The trace's tasks are not told apart: a lesson's threads share one
 /// descriptor table, which is what its narration speaks of. A child
-/// process has a table of its own, so a lesson that starts one could see a
-/// child's call stand in for its own; no lesson does so far.
+/// process has a table of its own, so a child's call could stand in for
+/// its parent's on the same number. Lesson 10's forking server (the one
+/// lesson that forks) keeps them apart in time: its child begins only once
+/// the parent has narrated its side of the `fork`, and each descriptor's
+/// calls, parent's and child's, are narrated in the order they happen.
 pub fn compare(
     narrated: &[Event],
     traced: &[Traced],
