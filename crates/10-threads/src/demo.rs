@@ -403,7 +403,9 @@ fn served_by_a_child(
 /// Prints the next `n` pieces of a child's narration.
 fn show_child(said: &mut ChildSaid, n: usize) -> Result<(), Failure> {
     for _ in 0..n {
-        said.next().ok_or(Failure::new("demo", "a child fell silent"))?.show();
+        said.next_said()
+            .ok_or(Failure::new("demo", "a child fell silent"))?
+            .show();
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! memory, not a share of it. So while a transcript is alive, a server that
 //! forks makes a pipe first ([`before_fork`]); the child writes each piece
 //! of its narration to it as one line ([`Home::in_child`]), and the demo
-//! reads them in the parent ([`children`], [`ChildSaid::next`]) and prints
+//! reads them in the parent ([`children`], [`ChildSaid::next_said`]) and prints
 //! each when the conversation makes its place certain, as for a thread.
 //! Outside the demo these do nothing.
 
@@ -99,7 +99,7 @@ pub struct ChildSaid(BufReader<PipeReader>);
 impl ChildSaid {
     /// The next piece of the child's narration; `None` once the child has
     /// exited (or closed the pipe) with nothing more to say.
-    pub fn next(&mut self) -> Option<Said> {
+    pub fn next_said(&mut self) -> Option<Said> {
         let mut line = String::new();
         match self.0.read_line(&mut line) {
             Ok(n) if n > 0 => from_line(line.trim_end_matches('\n')),
