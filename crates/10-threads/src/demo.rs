@@ -384,7 +384,8 @@ fn served_by_a_child(
     let mut said = children
         .recv_timeout(REPORT_WAIT)
         .map_err(|_| Failure::new("demo", "no child's narration"))?;
-    show_child(&mut said, 4)?; // a note, close(listener), SO_RCVTIMEO, SO_SNDTIMEO
+    // A note, close(listener), SO_RCVTIMEO, SO_SNDTIMEO.
+    show_child(&mut said, 4)?;
     send(&c, format!("hello from {name}\n").as_bytes())?;
     show_child(&mut said, 2)?; // recv, send
     recv(&c)?;
