@@ -27,11 +27,9 @@ fn demo_transcript_is_stable_and_reviewed() {
     let a_finishes = threads.find("send(fd 4, \"client\\n\"").expect("A's end");
     assert!(b_answered < a_finishes, "B waited for A");
     assert!(transcript.contains("Threads: 101"));
-    // A process each: a zombie until waited for, none with SIG_IGN, and
-    // (the median of five rounds) dearer than a thread each.
+    // A process each: a zombie until waited for, none with SIG_IGN.
     assert!(transcript.contains("state Z (zombie)"));
     assert!(transcript.contains("waitpid(the child, 0) = -1 ECHILD"));
-    assert!(transcript.contains("a process each took longer than a thread"));
     snapshot!("lesson_10__demo", transcript);
 }
 
@@ -171,4 +169,24 @@ fn the_fork_server_serves_clients_at_once_and_leaves_no_zombie() {
     }
     assert_eq!(children().len(), 1, "zombies left: {:?}", children());
     drop(silent);
+}
+
+/// What a process per connection costs next to a thread: the demo prints
+/// the ratio of the times on stderr (the median of five rounds). Printed
+/// here, not asserted: on a loaded machine it is a figure, not a verdict.
+#[test]
+fn the_demo_reports_what_a_process_costs_next_to_a_thread() {
+    let out = run(10, &[], b"");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ratio: f64 = stderr
+        .split("a process each took ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no ratio on stderr: {stderr}"));
+    assert!(ratio > 0.0);
+    eprintln!(
+        "lesson 10: a process per connection took {ratio:.1} x a thread's time"
+    );
 }

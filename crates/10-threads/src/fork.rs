@@ -15,7 +15,6 @@ use std::thread;
 use std::time::Duration;
 
 use nix::libc::{EMFILE, ENFILE};
-
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::{ForkResult, Pid, close, fork};
 use transcript::{
