@@ -73,6 +73,7 @@ const KERNEL: &[Kernel] = &[
     k("epoll_wait", FirstArg::Fd, false),
     k("fchmodat", FirstArg::DirFd, false),
     k("fchmodat2", FirstArg::DirFd, false),
+    k("fork", FirstArg::NotFd, false),
     // Beside lesson 12: fcntl(fd, F_DUPFD_CLOEXEC, 1024) returns a new
     // descriptor, but most fcntl commands return flags, not descriptors.
     k("fcntl", FirstArg::Fd, false),
@@ -1045,7 +1046,7 @@ mod tests {
                 ("readlink", None, "-1 ENOENT".to_string()),
                 ("lseek", Some(4), "-1 ESPIPE".to_string()),
                 // Not in the table: its descriptor is not looked for.
-                ("fcntl", None, "1".to_string()),
+                ("fcntl", Some(5), "1".to_string()),
             ]
         );
     }
