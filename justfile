@@ -124,7 +124,7 @@ trace n:
     calls = ("network,close,openat,readlink,readlinkat,lseek,fstat,newfstatat,statx,"
              "poll,ppoll,epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,fcntl,pipe2,"
              "dup,dup2,ioctl,signalfd4,rt_sigprocmask,kill,prlimit64,write,"
-             "chmod,fchmodat,unlink,unlinkat")
+             "chmod,fchmodat,unlink,unlinkat,clone,clone3,wait4,select,pselect6,rt_sigaction")
     # strace writes into a named pipe that it opens itself: a descriptor
     # handed down to it would be inherited by the demo too, and shift the
     # descriptor numbers the transcript shows.

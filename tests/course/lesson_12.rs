@@ -32,6 +32,11 @@ fn demo_transcript_is_stable_and_reviewed() {
     // read_exact took 6 bytes, failed, and only the last 4 were left.
     assert!(transcript.contains("read_exact returns Err(WouldBlock)"));
     assert!(transcript.contains(", 16) = 4  (\"6789\")"));
+    // select watches fd 3, refuses fd 1024 (no call made), poll takes it.
+    assert!(transcript.contains("select(4, [fd 3], NULL, NULL, NULL) = 1"));
+    assert!(transcript.contains("fd 1024 is not below FD_SETSIZE (1024)"));
+    assert!(!transcript.contains("select(1025"));
+    assert!(transcript.contains("poll([fd 1024 POLLIN], 1, -1) = 1"));
     snapshot!("lesson_12__demo", transcript);
 }
 

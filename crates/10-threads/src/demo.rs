@@ -15,13 +15,17 @@ use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
 use socket2::{Domain, SockRef, Socket, Type};
+use transcript::child::{self, ChildSaid};
 use transcript::{
     Call, Failure, OrFail, Said, Told, Transcript, bytes, client, client_note,
-    duration, narrated, section, server, server_note, tell,
+    duration, hushed, narrated, section, server, server_note, tell,
 };
 
 use crate::RECV_SIZE;
+use crate::fork;
 use crate::server::{accept_one, is_timeout, serve};
 
 /// How long the demo waits for a server thread to report before it gives
@@ -52,7 +56,7 @@ pub fn run() -> Result<(), Failure> {
     let listener = thread_each(listener, addr, &threads)?;
     thread_cost()?;
     close(listener, server);
-    Ok(())
+    process_each()
 }
 
 /// The listener both parts use, on a port the kernel picks.
@@ -330,4 +334,165 @@ fn close(socket: impl AsRawFd, side: fn(&'static str) -> Call) {
     let fd = socket.as_raw_fd();
     drop(socket);
     tell(|| side("close").on_fd(fd).gave(&()));
+}
+
+/// How many short connections each design serves, per round, to compare
+/// what a process and a thread per connection cost.
+const MEASURED_CONNECTIONS: usize = 20;
+
+/// Rounds of that comparison, alternating the designs: the median round
+/// is shown, so one disturbed round (another program on the CPU) does not
+/// decide it.
+const ROUNDS: usize = 5;
+
+/// A process per connection: who closes what, a zombie and its reaping,
+/// SIG_IGN, and what a process costs next to a thread.
+fn process_each() -> Result<(), Failure> {
+    section("one process per client (fork)");
+    let (listener, addr) = listen()?;
+    let children = child::children();
+    // SIGCHLD keeps its default action here: the first child is a zombie
+    // until the demo waits for it.
+    let pid = served_by_a_child(&listener, addr, &children, "A")?;
+    zombie(pid)?;
+    let reaped = waitpid(pid, None).map(|_| i64::from(pid.as_raw()));
+    reaped.told(|| server("waitpid").args("the child, 0").shown("its pid"))?;
+    server_note("reaped: the zombie is gone from the process table");
+
+    fork::reap_automatically()?;
+    let pid = served_by_a_child(&listener, addr, &children, "B")?;
+    let none = waitpid(pid, None).map(|_| 0i64);
+    let _ = none.traced(|| server("waitpid").args("the child, 0"));
+    server_note("ECHILD: with SIG_IGN the kernel reaped the child itself");
+    fork_cost(&listener, addr)?;
+    close(listener, server);
+    Ok(())
+}
+
+/// One client, served by a child process, from `connect` to the end of
+/// the stream; returns the child's pid.
+fn served_by_a_child(
+    listener: &TcpListener,
+    addr: SocketAddr,
+    children: &Receiver<ChildSaid>,
+    name: &str,
+) -> Result<Pid, Failure> {
+    let c = socket(name)?;
+    connect(&c, addr)?;
+    let pid = fork::accept_one(listener, DEMO_IDLE)
+        .ok_or(Failure::new("demo", "no child was forked"))?;
+    let mut said = children
+        .recv_timeout(REPORT_WAIT)
+        .map_err(|_| Failure::new("demo", "no child's narration"))?;
+    // A note, close(listener), SO_RCVTIMEO, SO_SNDTIMEO.
+    show_child(&mut said, 4)?;
+    send(&c, format!("hello from {name}\n").as_bytes())?;
+    show_child(&mut said, 2)?; // recv, send
+    recv(&c)?;
+    // The child also holds a copy of this client's socket (the demo plays
+    // both sides in one process): close would not end the connection
+    // while that copy lives, shutdown does.
+    c.shutdown(Shutdown::Write)
+        .told(|| client("shutdown").on(&c).args("SHUT_WR"))?;
+    show_child(&mut said, 3)?; // recv 0, "closed by the client", close
+    recv(&c)?;
+    client_note("0: the end of the stream, as the last copy was closed");
+    close(c, client);
+    Ok(pid)
+}
+
+/// Prints the next `n` pieces of a child's narration.
+fn show_child(said: &mut ChildSaid, n: usize) -> Result<(), Failure> {
+    for _ in 0..n {
+        said.next_said()
+            .ok_or(Failure::new("demo", "a child fell silent"))?
+            .show();
+    }
+    Ok(())
+}
+
+/// Waits (bounded) until the child has exited, and shows its state in
+/// `/proc`: Z, a zombie, until its parent waits for it.
+fn zombie(pid: Pid) -> Result<(), Failure> {
+    let stat = format!("/proc/{pid}/stat");
+    let deadline = Instant::now() + REPORT_WAIT;
+    loop {
+        let text =
+            std::fs::read_to_string(&stat).or_fail(format!("read {stat}"))?;
+        // The state follows the command's name in parentheses.
+        let state = text.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+        if state == Some('Z') || Instant::now() > deadline {
+            server_note(format_args!(
+                "the child has exited: /proc/<pid>/stat says state {}",
+                state
+                    .map_or("unknown".to_string(), |s| format!("{s} (zombie)"))
+            ));
+            return Ok(());
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Serves `MEASURED_CONNECTIONS` short connections with a process each,
+/// then with a thread each, `ROUNDS` times, and shows how their times
+/// compare: a ratio, as the seconds depend on the machine.
+fn fork_cost(listener: &TcpListener, addr: SocketAddr) -> Result<(), Failure> {
+    // The measured threads' narration goes to channels no one reads.
+    let _unread = transcript::threads();
+    let mut ratios = Vec::new();
+    for _ in 0..ROUNDS {
+        let processes = hushed(|| timed(listener, addr, Design::Process))?;
+        let threads = hushed(|| timed(listener, addr, Design::Thread))?;
+        ratios.push(processes.as_secs_f64() / threads.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ROUNDS / 2];
+    // The figure depends on the machine, its load, and whether strace
+    // (which slows every call) is watching: stderr gets it, the transcript
+    // what was measured.
+    eprintln!(
+        "lesson-10: a process each took {median:.1} times as long as a \
+         thread each (median of {ROUNDS} rounds)"
+    );
+    server_note(format_args!(
+        "{MEASURED_CONNECTIONS} short connections a process each, then a \
+         thread each, {ROUNDS} rounds: the ratio of the times is on stderr"
+    ));
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Design {
+    Process,
+    Thread,
+}
+
+/// The time to serve `MEASURED_CONNECTIONS` connections one after the
+/// other: connect, a line, its reply, the end of the stream, and the
+/// thread joined or the process gone.
+fn timed(
+    listener: &TcpListener,
+    addr: SocketAddr,
+    design: Design,
+) -> Result<Duration, Failure> {
+    let started = Instant::now();
+    for _ in 0..MEASURED_CONNECTIONS {
+        let c = TcpStream::connect(addr).or_fail("connect")?;
+        let server = match design {
+            Design::Process => fork::accept_one(listener, DEMO_IDLE).map(Ok),
+            Design::Thread => accept_one(listener, DEMO_IDLE).map(Err),
+        }
+        .ok_or(Failure::new("demo", "a connection was not served"))?;
+        (&c).write_all(b"x\n").or_fail("send")?;
+        let mut buf = [0u8; 16];
+        let _ = (&c).read(&mut buf).or_fail("recv")?;
+        c.shutdown(Shutdown::Write).or_fail("shutdown")?;
+        let _ = (&c).read(&mut buf).or_fail("recv")?;
+        match server {
+            // With SIG_IGN, waitpid returns ECHILD once the child is gone.
+            Ok(pid) => drop(waitpid(pid, None)),
+            Err(thread) => joined(thread)?,
+        }
+    }
+    Ok(started.elapsed())
 }

@@ -11,7 +11,8 @@
 //! even one that has sent half a line and gone quiet, the next client's
 //! connection waits in the listener's queue (lesson 8) and its requests go
 //! unanswered. The demo shows that first, then the same two clients against
-//! a thread per connection, then what each of those threads costs.
+//! a thread per connection, then what each of those threads costs; and,
+//! beside the lesson, a process per connection (`fork`) and its cost.
 //!
 //! The protocol is the one all four multi-client servers (lessons 10 to 13)
 //! speak: newline-terminated lines of at most 1024 bytes, each answered by
@@ -23,11 +24,14 @@
 //! - `plain.rs`: lesson 2's server with one line changed, the thread;
 //! - `server.rs`: the server hardened (what you take away): line framing,
 //!   time limits both ways, a lingering close, threads that fail to start;
+//! - `fork.rs`: beside the lesson, a process per connection instead of a
+//!   thread (the `fork` command): who closes what, and zombies;
 //! - `demo.rs`: two clients against one thread, then a thread each, and
-//!   what a thread costs, narrated as a timeline;
+//!   what a thread costs, then a process each, narrated as a timeline;
 //! - `main.rs`: this file, the command line.
 
 mod demo;
+mod fork;
 mod plain;
 mod server;
 
@@ -62,7 +66,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Two clients against one thread, then a thread each; what a thread costs (the default)
+    /// Two clients against one thread, then a thread each; what a thread costs; a process each (the default)
     Demo,
     /// Serve every client on a thread of its own, answering each line with itself
     Server {
@@ -70,6 +74,15 @@ enum Command {
         #[arg(long, default_value = DEFAULT_ADDR)]
         addr: SocketAddr,
         /// Seconds a client may stay silent (or not read its replies) before the server drops it
+        #[arg(long, default_value_t = 30.0)]
+        idle: f64,
+    },
+    /// Serve every client in a process of its own (fork), answering each line with itself
+    Fork {
+        /// Address to listen on; port 0 lets the kernel choose a free port
+        #[arg(long, default_value = DEFAULT_ADDR)]
+        addr: SocketAddr,
+        /// Seconds a client may stay silent (or not read its replies) before its process drops it
         #[arg(long, default_value_t = 30.0)]
         idle: f64,
     },
@@ -87,6 +100,9 @@ fn main() -> ExitCode {
         None | Some(Command::Demo) => demo::run(),
         Some(Command::Server { addr, idle }) => {
             server::run(addr, seconds("--idle", idle)?)
+        }
+        Some(Command::Fork { addr, idle }) => {
+            fork::run(addr, seconds("--idle", idle)?)
         }
         Some(Command::Plain { addr }) => {
             plain::run(addr, PLAIN_BACKLOG, PLAIN_TIMEOUT)

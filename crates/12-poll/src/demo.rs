@@ -6,11 +6,13 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{FcntlArg, fcntl};
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use socket2::{Domain, SockRef, Socket, Type};
@@ -20,6 +22,7 @@ use transcript::{
 };
 
 use crate::conn::RECV_SIZE;
+use crate::select;
 use crate::server::{Limits, Server};
 use crate::shutdown;
 
@@ -32,7 +35,8 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 const IN: PollFlags = PollFlags::POLLIN;
 
 /// The timeline: two clients served at once, a reset and a half-close, a
-/// client that does not read, what non-blocking breaks, then Ctrl-C.
+/// client that does not read, what non-blocking breaks, then Ctrl-C; and,
+/// beside the lesson, `select` and the descriptor it cannot watch.
 pub fn run() -> Result<(), Failure> {
     let _timeline = Transcript::new(&["server", "clients"]);
     let limits = Limits { max_conns: 64, idle: DEMO_IDLE };
@@ -43,7 +47,8 @@ pub fn run() -> Result<(), Failure> {
     full_buffer(&mut server)?;
     more_than_a_flag()?;
     read_exact_loses()?;
-    ctrl_c(server)
+    ctrl_c(server)?;
+    select_wall()
 }
 
 /// A and B connect; A sends half a line, B a whole one: B is answered in
@@ -585,4 +590,96 @@ fn close(stream: TcpStream) {
     let fd = stream.as_raw_fd();
     drop(stream);
     tell(|| client("close").on_fd(fd).gave(&()));
+}
+
+/// The descriptor number the demo gives `select` to watch: the first one
+/// an `fd_set` has no bit for.
+const ABOVE_THE_WALL: RawFd = 1024;
+
+/// `select` watches a listener and finds a client waiting; then the same
+/// listener, given the number 1024, is refused by `select` and watched by
+/// `poll`.
+fn select_wall() -> Result<(), Failure> {
+    section("select, and the wall poll removed");
+    let listener = TcpListener::bind(("127.0.0.1", 0)).or_fail("bind")?;
+    let addr = listener.local_addr().or_fail("getsockname")?;
+    server_note(format_args!(
+        "TcpListener::bind(\"127.0.0.1:0\") = fd {}: a blocking listener",
+        listener.as_raw_fd()
+    ));
+    let a = socket("A")?;
+    connect(&a, addr)?;
+    let ready = select::readable(&[listener.as_fd()])?;
+    if ready != [listener.as_raw_fd()] {
+        return Err(Failure::new("demo", "select did not find fd 3 readable"));
+    }
+    server_note("select left fd 3's bit set: a connection is queued");
+    accept_and_close(&listener)?;
+    close(a);
+
+    let high = renumbered(&listener)?;
+    let b = socket("B")?;
+    connect(&b, addr)?;
+    match select::readable(&[high.as_fd()]) {
+        Err(refused) => server_note(format_args!(
+            "{refused}: an fd_set has no bit for it; select is not called"
+        )),
+        Ok(_) => return Err(Failure::new("demo", "select took fd 1024")),
+    }
+    let mut fds = [PollFd::new(high.as_fd(), IN)];
+    poll(&mut fds, PollTimeout::NONE).map(i64::from).told(|| {
+        server("poll").args(format_args!("[fd {ABOVE_THE_WALL} POLLIN], 1, -1"))
+    })?;
+    server_note("poll takes an array of descriptors: any number, any count");
+    accept_and_close(&high)?;
+    close(b);
+    let fd = high.as_raw_fd();
+    drop(high);
+    tell(|| server("close").on_fd(fd).gave(&()));
+    let fd = listener.as_raw_fd();
+    drop(listener);
+    tell(|| server("close").on_fd(fd).gave(&()));
+    Ok(())
+}
+
+/// The listener again, as descriptor 1024 (`F_DUPFD_CLOEXEC` gives the
+/// lowest free number at or above it): a server with a thousand clients
+/// gets such numbers from `accept`. The soft limit on open descriptors is
+/// raised first where it is 1024 or less, as lesson 13 explains.
+fn renumbered(listener: &TcpListener) -> Result<OwnedFd, Failure> {
+    let (soft, hard) =
+        getrlimit(Resource::RLIMIT_NOFILE).or_fail("getrlimit")?;
+    let wanted = (ABOVE_THE_WALL + 1) as u64;
+    if soft < wanted {
+        if hard < wanted {
+            return Err(Failure::new(
+                "demo",
+                format!(
+                    "the hard limit on descriptors ({hard}) is below {wanted}"
+                ),
+            ));
+        }
+        setrlimit(Resource::RLIMIT_NOFILE, wanted, hard)
+            .or_fail("setrlimit")?;
+    }
+    fcntl(listener.as_fd(), FcntlArg::F_DUPFD_CLOEXEC(ABOVE_THE_WALL))
+        // fcntl returned a new descriptor, now owned here.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .told(|| {
+            server("fcntl")
+                .on(listener)
+                .args(format_args!("F_DUPFD_CLOEXEC, {ABOVE_THE_WALL}"))
+        })
+}
+
+/// Accepts the client waiting on `listener` and closes it at once: this
+/// part is about watching, not serving.
+fn accept_and_close(listener: &impl AsFd) -> Result<(), Failure> {
+    let on = listener.as_fd().as_raw_fd();
+    let (conn, _) =
+        SockRef::from(listener).accept().told(|| server("accept").on_fd(on))?;
+    let fd = conn.as_raw_fd();
+    drop(conn);
+    tell(|| server("close").on_fd(fd).gave(&()));
+    Ok(())
 }

@@ -19,6 +19,8 @@
 //! - `idle.rs`: the idle limit, looking at every connection;
 //! - `shutdown.rs`: Ctrl-C as a byte on a socket pair `poll` watches;
 //! - `conns.rs`: the connections, found by descriptor number;
+//! - `select.rs`: `select`, the call before `poll`, and its `FD_SETSIZE`
+//!   wall, shown at the end of the demo;
 //! - `demo.rs`: the server and its clients in one thread, as a timeline;
 //! - `main.rs`: this file, the command line.
 
@@ -28,6 +30,7 @@ mod demo;
 mod idle;
 mod interests;
 mod plain;
+mod select;
 mod server;
 mod shutdown;
 
@@ -61,7 +64,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// One thread, several clients, a reset, a half-close, a full buffer,
-    /// then Ctrl-C (the default)
+    /// then Ctrl-C; then select's FD_SETSIZE wall (the default)
     Demo,
     /// Serve every client from one thread with poll, until Ctrl-C or a
     /// `shutdown` line

@@ -26,6 +26,7 @@
 
 pub mod args;
 pub mod check;
+pub mod child;
 pub mod cli;
 mod fail;
 pub mod lines;
@@ -423,6 +424,8 @@ fn timeline() -> std::sync::MutexGuard<'static, Option<Timeline>> {
 
 /// Hands `said` to this thread's outlet; gives it back if there is none.
 fn redirected(said: Said) -> Option<Said> {
+    // In a forked child (beside lesson 10), narration goes to the parent.
+    let said = child::sent_home(said)?;
     OUTLET.with(|o| match &*o.borrow() {
         Some(outlet) => {
             // The receiver gone means the demo stopped listening: drop it.
