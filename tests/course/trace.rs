@@ -84,10 +84,10 @@ fn just_trace_prints_whole_lines_for_every_lesson() {
         return;
     }
     bin(1);
-    // Two at a time: each is one demo under strace, on a 2-core machine.
+    // Three at a time: each is one demo under strace, mostly waiting.
     let all = lessons();
     let mut problems = Vec::new();
-    for pair in all.chunks(2) {
+    for pair in all.chunks(3) {
         let handles: Vec<_> = pair
             .iter()
             .map(|&n| thread::spawn(move || (n, trace_problems(n))))
