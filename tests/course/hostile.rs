@@ -169,6 +169,8 @@ struct Spec {
     /// Its column in the tables.
     label: &'static str,
     lesson: u32,
+    /// The lesson's subcommand that runs this server.
+    subcommand: &'static str,
     args: &'static [&'static str],
     framing: Framing,
     /// Serves one client at a time: the next waits in the accept queue.
@@ -184,6 +186,9 @@ struct Spec {
 enum Emfile {
     /// Not run: it holds one client's descriptor at a time.
     NotRun,
+    /// Not run: each client is served by a process of its own, and the
+    /// parent closes its copy of the connection at once (lesson 10's fork).
+    PerProcess,
     /// Retries later; the client waits in the accept queue until a
     /// descriptor is free.
     Waits,
@@ -230,6 +235,7 @@ fn specs() -> Vec<Spec> {
         Spec {
             label: "lesson 2",
             lesson: 2,
+            subcommand: "server",
             // The default backlog (5) would leave most of the crowd retrying
             // its SYN for seconds (lesson 8); the case is about the server.
             args: &["--timeout", "2", "--backlog", "1024"],
@@ -241,6 +247,7 @@ fn specs() -> Vec<Spec> {
         Spec {
             label: "lesson 9",
             lesson: 9,
+            subcommand: "server",
             args: &["--idle", "2", "--deadline", "1"],
             framing: Framing::Lines { max: 64 * 1024 - 1, refusal: b"" },
             one_at_a_time: true,
@@ -250,6 +257,7 @@ fn specs() -> Vec<Spec> {
         Spec {
             label: "lesson 10",
             lesson: 10,
+            subcommand: "server",
             args: &["--idle", "2"],
             framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
             one_at_a_time: false,
@@ -257,8 +265,20 @@ fn specs() -> Vec<Spec> {
             emfile: Emfile::Waits,
         },
         Spec {
+            // A process per connection: the same conversation as a thread's.
+            label: "lesson 10 fork",
+            lesson: 10,
+            subcommand: "fork",
+            args: &["--idle", "2"],
+            framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
+            one_at_a_time: false,
+            crowd: Crowd::AllAnswered,
+            emfile: Emfile::PerProcess,
+        },
+        Spec {
             label: "lesson 11",
             lesson: 11,
+            subcommand: "server",
             args: &["--idle", "2"],
             framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
             one_at_a_time: false,
@@ -268,6 +288,7 @@ fn specs() -> Vec<Spec> {
         Spec {
             label: "lesson 12",
             lesson: 12,
+            subcommand: "server",
             args: &["--idle", "2"],
             framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
             one_at_a_time: false,
@@ -278,6 +299,7 @@ fn specs() -> Vec<Spec> {
         Spec {
             label: "lesson 13",
             lesson: 13,
+            subcommand: "server",
             args: &["--idle", "2"],
             framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
             one_at_a_time: false,
@@ -289,6 +311,7 @@ fn specs() -> Vec<Spec> {
             // instead of until EAGAIN stalls (pitfall 22).
             label: "lesson 13 --edge",
             lesson: 13,
+            subcommand: "server",
             args: &["--idle", "2", "--edge"],
             framing: Framing::Lines { max: 1024, refusal: TOO_LONG },
             one_at_a_time: false,
@@ -583,9 +606,19 @@ fn parse_tables(text: &str) -> BTreeMap<(usize, String, String), String> {
 /// One case against a fresh server: the hostile client and the good one
 /// at the same time, then the checks that the server came through.
 fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
-    if case == Case::Emfile && spec.emfile == Emfile::NotRun {
-        let why =
-            "not run: one client at a time, so one descriptor is all it needs";
+    let not_run = match spec.emfile {
+        Emfile::NotRun => Some(
+            "not run: one client at a time, so one descriptor is all it needs",
+        ),
+        Emfile::PerProcess => Some(
+            "not run: a process per client, and the parent keeps no client's \
+             descriptor",
+        ),
+        _ => None,
+    };
+    if case == Case::Emfile
+        && let Some(why) = not_run
+    {
         return Ok(Cell {
             hostile: why.to_string(),
             good: "not run".to_string(),
@@ -603,7 +636,9 @@ fn run_case(spec: &Spec, case: Case) -> Result<Cell, String> {
     }
     let _place = (case == Case::Crowd).then(CrowdPlace::take);
     let mut command = Command::new(bin(spec.lesson));
-    command.args(["server", "--addr", "127.0.0.1:0"]).args(spec.args_for(case));
+    command
+        .args([spec.subcommand, "--addr", "127.0.0.1:0"])
+        .args(spec.args_for(case));
     if case == Case::Emfile {
         limit_descriptors(&mut command, FD_LIMIT);
     }
@@ -1593,7 +1628,7 @@ fn hostile_slow_reader_gets_every_reply_and_the_refusal() {
                 scope.spawn(move || {
                     let server = Server::start(
                         Command::new(bin(spec.lesson))
-                            .args(["server", "--addr", "127.0.0.1:0"])
+                            .args([spec.subcommand, "--addr", "127.0.0.1:0"])
                             .args(spec.args),
                     );
                     let addr: SocketAddr =
