@@ -7,6 +7,7 @@ use nix::poll::PollTimeout;
 
 use crate::server::Server;
 
+// ANCHOR: idle
 impl Server {
     /// How long `poll` may sleep: until the nearest idle deadline (or the
     /// end of an accept pause), or for ever with no connection open. An
@@ -39,3 +40,4 @@ impl Server {
         }
     }
 }
+// ANCHOR_END: idle
