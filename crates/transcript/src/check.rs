@@ -802,10 +802,17 @@ fn near_misses(event: &Event, traced: &[Traced], from: usize) -> Vec<String> {
         let why = if fd_ok && ret_ok && !wrong.is_empty() && i >= from {
             let shown: Vec<String> =
                 wrong.iter().map(|a| a.to_string()).collect();
+            let acts_on_fd =
+                kernel(&t.name).is_some_and(|k| k.first == FirstArg::Fd);
+            let got: Vec<String> = args::traced(&t.name, &t.args, acts_on_fd)
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
             format!(
                 "same call, fd and result, but the kernel got no {}: the narration \
-                 shows an argument the call did not have",
-                shown.join(", ")
+                 shows an argument the call did not have (the kernel got {})",
+                shown.join(", "),
+                got.join(", ")
             )
         } else if fd_ok && ret_ok && i < from {
             "the same call, but it comes before a call already matched to an earlier \
