@@ -1896,6 +1896,38 @@ fn status_kb(pid: u32, field: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))
 }
 
+/// Sends `signal` to process `pid`, a server this test started.
+fn send_signal(pid: u32, signal: libc::c_int) -> Result<(), String> {
+    // SAFETY: kill sends a signal; it touches no memory of ours.
+    if unsafe { libc::kill(pid as libc::pid_t, signal) } == -1 {
+        return Err(format!("kill: {}", io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// The state letter of process `pid` (`S` sleeping, `T` stopped...).
+fn process_state(pid: u32) -> Result<char, String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+        .ok_or_else(|| format!("no state in /proc/{pid}/stat"))
+}
+
+/// Stops process `pid` and continues it, each time waiting until the
+/// kernel shows it in the state asked for: what Ctrl-Z and `fg` do.
+fn stop_and_continue(pid: u32) -> Result<(), String> {
+    send_signal(pid, libc::SIGSTOP)?;
+    if !wait_until(|| process_state(pid).map(|s| s == 'T'))? {
+        return Err("the server never stopped".to_string());
+    }
+    send_signal(pid, libc::SIGCONT)?;
+    if !wait_until(|| process_state(pid).map(|s| s != 'T'))? {
+        return Err("the server never continued".to_string());
+    }
+    Ok(())
+}
+
 /// User plus system CPU time of process `pid`, every thread, in clock ticks.
 fn cpu_ticks(pid: u32) -> Result<u64, String> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -1922,27 +1954,6 @@ fn ticks_per_second() -> f64 {
 // against the pool, absurd flag values (issue 13, items 3 to 6).
 // ---------------------------------------------------------------------------
 
-/// Sends `signal` to process `pid`.
-fn signal_pid(
-    pid: u32,
-    signal: nix::sys::signal::Signal,
-) -> Result<(), String> {
-    let pid = nix::unistd::Pid::from_raw(pid as i32);
-    nix::sys::signal::kill(pid, signal).map_err(|e| format!("kill: {e}"))
-}
-
-/// The state letter of process `pid` (`S`, `R`, `T` for stopped...).
-fn state_of(pid: u32) -> Result<char, String> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
-    after
-        .trim_start()
-        .chars()
-        .next()
-        .ok_or_else(|| format!("no state in /proc/{pid}/stat"))
-}
-
 /// Stop (Ctrl-Z, SIGSTOP) and continue (`fg`, SIGCONT) a server with ten
 /// clients waiting in `recv`: a `recv` with a receive timeout then fails
 /// with EINTR (`man 7 signal`), and a server that takes it for a failed
@@ -1952,7 +1963,6 @@ fn state_of(pid: u32) -> Result<char, String> {
 /// signal thread's sigwait may see the EINTR too).
 #[test]
 fn hostile_stop_and_continue_closes_nobody() {
-    use nix::sys::signal::Signal;
     let clients = 10;
     let failures: Vec<String> = [
         (10, &["--idle", "30"][..]),
@@ -1975,18 +1985,18 @@ fn hostile_stop_and_continue_closes_nobody() {
                 waiting.push(client);
             }
             // Every connection's thread or worker now waits in recv.
-            signal_pid(server.pid(), Signal::SIGSTOP)?;
-            if !wait_until(|| state_of(server.pid()).map(|s| s == 'T'))? {
+            send_signal(server.pid(), libc::SIGSTOP)?;
+            if !wait_until(|| process_state(server.pid()).map(|s| s == 'T'))? {
                 return Err("the server never stopped".into());
             }
-            signal_pid(server.pid(), Signal::SIGCONT)?;
+            send_signal(server.pid(), libc::SIGCONT)?;
             for (i, client) in waiting.iter_mut().enumerate() {
                 round_trip(client, format!("after {i}\n").as_bytes())
                     .map_err(|e| format!("client {i} after SIGCONT: {e}"))?;
             }
             if lesson == 11 {
                 drop(waiting);
-                signal_pid(server.pid(), Signal::SIGTERM)?;
+                send_signal(server.pid(), libc::SIGTERM)?;
                 let status = server.wait_exit();
                 if !status.success() {
                     return Err(format!("after SIGTERM: {status:?}"));
@@ -2023,7 +2033,6 @@ fn late_reader_lines(from: usize, count: usize) -> Vec<u8> {
 /// ECONNRESET.
 #[test]
 fn hostile_late_reader_gets_every_reply_at_shutdown() {
-    use nix::sys::signal::Signal;
     const TOTAL_LINES: usize = 20 * 1024 * 1024 / 13;
     const CHUNK_LINES: usize = 5000;
     const STARTED: usize = 256 * 1024;
@@ -2067,7 +2076,7 @@ fn hostile_late_reader_gets_every_reply_at_shutdown() {
                 Err(_) => return Err("the client could not send".into()),
             }
         }
-        signal_pid(server.pid(), Signal::SIGTERM)?;
+        send_signal(server.pid(), libc::SIGTERM)?;
         // The hostile part: this client reads late.
         thread::sleep(Duration::from_secs(1));
         // Meanwhile the server holds one connection's buffers, not the
@@ -2260,13 +2269,15 @@ fn one_at_a_time_servers_survive_stop_and_continue() {
     let failures: Vec<String> = ONE_AT_A_TIME
         .iter()
         .filter_map(|&n| {
-            stop_and_continue(n).err().map(|e| format!("lesson {n}: {e}"))
+            stopped_and_continued(n).err().map(|e| format!("lesson {n}: {e}"))
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-fn stop_and_continue(lesson: u32) -> Result<(), String> {
+/// One case for a one-at-a-time server: a client in the middle of its
+/// conversation while the server is stopped and continued.
+fn stopped_and_continued(lesson: u32) -> Result<(), String> {
     let mut command = Command::new(bin(lesson));
     command.args(["server", "--addr", "127.0.0.1:0", "--timeout", "10"]);
     die_with_this_thread(&mut command);
@@ -2280,11 +2291,7 @@ fn stop_and_continue(lesson: u32) -> Result<(), String> {
     if !wait_until(|| Ok(in_recv(pid)))? {
         return Err("the server never waited in recvfrom".into());
     }
-    signal(pid, libc::SIGSTOP)?;
-    if !wait_until(|| Ok(process_state(pid) == Some('T')))? {
-        return Err("the server did not stop".into());
-    }
-    signal(pid, libc::SIGCONT)?;
+    stop_and_continue(pid)?;
     round_trip(&mut stream, b"after the continue\n").map_err(|e| {
         format!("{e}; the server printed:\n{}", server.printed())
     })?;
@@ -2366,20 +2373,6 @@ fn in_recv(pid: u32) -> bool {
         text.split_whitespace().next()
             == Some(libc::SYS_recvfrom.to_string().as_str())
     })
-}
-
-/// The state letter of process `pid` (`S` sleeping, `T` stopped...).
-fn process_state(pid: u32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
-}
-
-fn signal(pid: u32, signal: libc::c_int) -> Result<(), String> {
-    // SAFETY: kill only sends a signal to our own child process.
-    if unsafe { libc::kill(pid as libc::pid_t, signal) } == -1 {
-        return Err(format!("kill: {}", io::Error::last_os_error()));
-    }
-    Ok(())
 }
 
 fn rss_below_ceiling(pid: u32) -> Result<(), String> {
@@ -2676,37 +2669,6 @@ mod lessons_06_07 {
         }
     }
 
-    /// The state letter of process `pid` (`S` sleeping, `T` stopped...).
-    fn state(pid: u32) -> Result<char, String> {
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .ok_or_else(|| format!("no state in /proc/{pid}/stat"))
-    }
-
-    fn signal(pid: u32, signal: i32) -> Result<(), String> {
-        // SAFETY: kill sends a signal; it touches no memory of ours.
-        if unsafe { libc::kill(pid as i32, signal) } == -1 {
-            return Err(format!("kill: {}", io::Error::last_os_error()));
-        }
-        Ok(())
-    }
-
-    /// Stops process `pid` and continues it, each time waiting until the
-    /// kernel shows it in the state asked for: what Ctrl-Z and `fg` do.
-    fn stop_and_continue(pid: u32) -> Result<(), String> {
-        signal(pid, libc::SIGSTOP)?;
-        if !wait_until(|| state(pid).map(|s| s == 'T'))? {
-            return Err("the server never stopped".to_string());
-        }
-        signal(pid, libc::SIGCONT)?;
-        if !wait_until(|| state(pid).map(|s| s != 'T'))? {
-            return Err("the server never continued".to_string());
-        }
-        Ok(())
-    }
-
     /// Issue 13, item 3: a client is in the middle of its request, the
     /// server waits in a `recv` with a timeout; the server is stopped and
     /// continued. Before, that `recv` failed with EINTR and the server
@@ -2720,7 +2682,7 @@ mod lessons_06_07 {
         client.write_all(b"first half, ").unwrap();
         server.wait_for("Connected with");
         // Blocked in its recv: sleeping, not running.
-        assert!(wait_until(|| state(pid).map(|s| s == 'S')).unwrap());
+        assert!(wait_until(|| process_state(pid).map(|s| s == 'S')).unwrap());
         stop_and_continue(pid).unwrap();
 
         // A server that gave up on us has reset the connection by now:
@@ -3025,23 +2987,11 @@ fn backlog_server_refuses_hold_zero() {
 /// How many times the lesson 9 case stops and continues the server.
 const STOPS: usize = 5;
 
-/// The field after the name in `/proc/<pid>/stat`: `T` while stopped.
-fn task_state(pid: u32) -> Result<char, String> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next())
-        .ok_or_else(|| format!("no state in /proc/{pid}/stat"))
-}
-
 /// Sends `signal` to `pid`, then waits (bounded) until the kernel shows
 /// it stopped (`T`) or running again.
 fn signal_and_wait(pid: u32, signal: i32, stopped: bool) -> Result<(), String> {
-    // SAFETY: kill sends a signal to a process this test started.
-    if unsafe { libc::kill(pid as libc::pid_t, signal) } == -1 {
-        return Err(format!("kill: {}", io::Error::last_os_error()));
-    }
-    if wait_until(|| Ok((task_state(pid)? == 'T') == stopped))? {
+    send_signal(pid, signal)?;
+    if wait_until(|| Ok((process_state(pid)? == 'T') == stopped))? {
         Ok(())
     } else {
         Err(format!("the server never became stopped: {stopped}"))
@@ -3297,11 +3247,7 @@ fn hostile_lesson_13_replies_survive_a_graceful_shutdown() {
             wait_until(|| Ok(unread_by(pid, port)? > 0)).expect("ss");
         assert!(backed_up, "{trigger:?}: the server read everything");
         let rss = status_kb(pid, "VmRSS").expect("VmRSS");
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .expect("SIGTERM");
+        send_signal(pid, libc::SIGTERM).expect("SIGTERM");
         thread::sleep(Duration::from_secs(1));
         let (got, end) = read_all(&mut stream);
         let sent = writer.join().expect("the writer panicked");
@@ -3496,11 +3442,7 @@ fn hostile_lesson_12_late_reader_at_shutdown_gets_its_replies_and_an_end() {
     });
     let going = wait_until(|| Ok(sent.load(Ordering::Relaxed) >= 1 << 20));
     assert_eq!(going, Ok(true), "the writer never got going");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM");
+    send_signal(pid, libc::SIGTERM).expect("SIGTERM");
     let watch = thread::spawn(move || lesson_12_rss_until_exit(pid));
     // The scenario: this client reads only a second later.
     thread::sleep(Duration::from_secs(1));
@@ -3777,8 +3719,6 @@ fn hostile_lesson_17_connections_are_bounded() {
 #[test]
 fn hostile_lesson_17_a_graceful_shutdown_finishes_responses_in_flight() {
     use crate::lesson_17::{Site, ends, response};
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
     const BIG: usize = 8 * 1024 * 1024;
     let site = Site::new("shutdown", BIG);
     let mut server = site.serve(&[]);
@@ -3794,7 +3734,7 @@ fn hostile_lesson_17_a_graceful_shutdown_finishes_responses_in_flight() {
     let mut half = TcpStream::connect(&server.addr).unwrap();
     half.write_all(b"GET / HTTP/1.1\r\nHost: x").unwrap();
     server.wait_for("GET / -> 200");
-    kill(Pid::from_raw(server.pid() as i32), Signal::SIGINT).unwrap();
+    send_signal(server.pid(), libc::SIGINT).unwrap();
     let mut rest = Vec::new();
     big.set_read_timeout(Some(PATIENCE)).unwrap();
     big.read_to_end(&mut rest).unwrap();
