@@ -274,3 +274,21 @@ po-stats:
         print(f"{chapter:28} {done:4}/{n:<4} translated  {fuzzy:3} fuzzy")
         total = [t + x for t, x in zip(total, (n, done, fuzzy))]
     print(f"{'all':28} {total[1]:4}/{total[0]:<4} translated  {total[2]:3} fuzzy")
+
+# Copy one chapter's messages (book/src/CHAPTER.md) into po/work/CHAPTER.po, for a PO editor (TRANSLATING.md)
+po-take chapter:
+    mkdir -p po/work
+    msggrep --location='src/{{chapter}}.md' po/zh-CN.po -o po/work/{{chapter}}.po
+    @echo "po/work/{{chapter}}.po: translate it, then run just po-give {{chapter}}"
+
+# Put po/work/CHAPTER.po's finished (translated, not fuzzy) messages back into po/zh-CN.po, in its own order
+po-give chapter:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+    msgattrib --translated --no-fuzzy po/work/{{chapter}}.po -o "$tmp/done.po"
+    # The chapter's translations first, then everything else as it was;
+    # msgmerge puts the messages back in the book's order.
+    msgcat --use-first "$tmp/done.po" po/zh-CN.po -o "$tmp/all.po"
+    msgmerge --quiet "$tmp/all.po" po/messages.pot -o po/zh-CN.po
+    msgfmt --statistics --check -o /dev/null po/zh-CN.po
