@@ -271,6 +271,20 @@ fn zh_edition_builds_with_the_english_code_and_anchors() {
                 first + 1
             ));
         }
+        // Smart punctuation turns a straight `"` before a CJK character
+        // into an opening quote even where it closes: “创建”时 comes out
+        // as “创建“时. Unbalanced quotes the English page has not are that.
+        let unbalanced = |html: &str| -> usize {
+            let main = html.split("<main>").nth(1).unwrap_or("");
+            let prose = code.replace_all(main, "");
+            prose.matches('“').count().abs_diff(prose.matches('”').count())
+        };
+        if unbalanced(&zh) > unbalanced(&en) {
+            wrong.push(format!(
+                "{name:?}: unbalanced “ and ” in the Chinese prose: write \
+                 “ and ” in the translation, not \" (TRANSLATING.md)"
+            ));
+        }
         if markers(&zh) > markers(&en) {
             wrong.push(format!(
                 "{name:?}: {} literal `*` or `_` in the Chinese prose, {} in \
