@@ -5,8 +5,9 @@
 (function () {
     "use strict";
     const chinese = document.documentElement.lang === "zh-CN";
-    // path_to_root is mdBook's own constant: this edition's root, relative.
-    const root = new URL(path_to_root, window.location.href).href;
+    // path_to_root is mdBook's own constant: this edition's root, relative
+    // ("" on a page at the root, "../" one folder down).
+    const root = new URL(path_to_root || "./", window.location.href).href;
     const other = () => {
         const here = window.location.href.slice(root.length);
         return new URL((chinese ? "../" : "zh-CN/") + here, root).href;
