@@ -139,10 +139,10 @@ fn messages(po: &str) -> Vec<Message> {
             } else if let Some(rest) = line.strip_prefix("msgstr ") {
                 text = unquote(rest);
                 field = Some(&mut text);
-            } else if line.starts_with('"') {
-                if let Some(f) = field.as_mut() {
-                    f.push_str(&unquote(line));
-                }
+            } else if line.starts_with('"')
+                && let Some(f) = field.as_mut()
+            {
+                f.push_str(&unquote(line));
             }
         }
         if seen_id && !id.is_empty() {
