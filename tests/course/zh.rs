@@ -227,8 +227,11 @@ fn pages(dir: &Path) -> Vec<PathBuf> {
 fn zh_edition_builds_with_the_english_code_and_anchors() {
     let Some(built) = editions() else { return };
     assert!(built.zh_ok, "Chinese build failed:\n{}", built.zh_log);
+    // mdbook-gettext is optional in book.toml (the English book builds
+    // without it); a Chinese build without it is no Chinese build.
     assert!(
-        !built.zh_log.contains("ERROR"),
+        !built.zh_log.contains("ERROR")
+            && !built.zh_log.contains("was not found"),
         "the Chinese build printed errors:\n{}",
         built.zh_log
     );
