@@ -467,7 +467,8 @@ fn civil_date(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// A target from issue 7, checked against ratios to tokio in the same run.
+/// A target the course sets for a server, checked against ratios to tokio
+/// in the same run (the idle memory in bytes).
 struct Target {
     key: &'static str,
     metric: Metric,
@@ -503,7 +504,7 @@ const TARGETS: &[Target] = &[
         metric: Metric::CpuRatio,
         conns: 100,
         at_least: false,
-        bound: 1.0,
+        bound: 0.95,
     },
     Target {
         key: "lesson-13",
@@ -517,7 +518,7 @@ const TARGETS: &[Target] = &[
         metric: Metric::IdleBytes,
         conns: 0,
         at_least: false,
-        bound: 256.0,
+        bound: 128.0,
     },
     Target {
         key: "lesson-12",
