@@ -295,11 +295,14 @@ impl Run {
 
 /// Where the CPU figures of a run are read, at both edges of its window.
 pub struct Probe {
-    /// The server's /proc/pid/stat.
-    pub server_stat: String,
     /// The server's process id: its threads' context switches are read
     /// from /proc/pid/task.
     pub server_pid: u32,
+    /// The server runs a process per connection. Its CPU time is not
+    /// read: /proc counts each process's time in whole clock ticks,
+    /// rounded down per process, and each child runs for less than a tick
+    /// in a window, so their sum would be far too low. Its figure is "–".
+    pub forks: bool,
     /// The CPU the server is pinned to, if it is.
     pub server_cpu: Option<usize>,
     /// The CPUs the generator's threads are pinned to.
@@ -373,7 +376,14 @@ pub fn ping_pong(
     let sample = || -> Result<Sample, String> {
         Ok(Sample {
             at: Instant::now(),
-            server: crate::server::cpu_ticks(&probe.server_stat)?,
+            // A process per connection: not read (see `Probe::forks`).
+            server: match probe.forks {
+                true => crate::server::CpuTicks::default(),
+                false => crate::server::cpu_ticks(&format!(
+                    "/proc/{}/stat",
+                    probe.server_pid
+                ))?,
+            },
             own: crate::server::cpu_ticks("/proc/self/stat")?.total(),
             server_core_idle: match probe.server_cpu {
                 Some(cpu) => Some(crate::server::cpu_times(cpu)?.idle),

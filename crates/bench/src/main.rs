@@ -124,6 +124,10 @@ pub struct Subject {
     pub extra: Vec<String>,
     /// Lesson 2 serves one client at a time: more connections would wait.
     pub one_client_only: bool,
+    /// A process per connection: its memory per idle connection would
+    /// take 10,000 processes and is not measured (its CPU time is not read
+    /// either, see `load::Probe::forks`; its processes' switches are summed).
+    pub forks: bool,
 }
 
 impl Subject {
@@ -142,27 +146,68 @@ impl Subject {
 /// A lesson the bench knows.
 pub struct Lesson {
     pub number: u32,
+    /// The lesson's command that runs this server: `server`, or `fork`
+    /// for lesson 10's process per connection.
+    pub command: &'static str,
     pub what: &'static str,
     /// See [`Subject::extra`].
     pub extra: &'static [&'static str],
 }
 
+impl Lesson {
+    /// `lesson-NN`, or `lesson-NN-fork` for a command other than `server`.
+    pub fn key(&self) -> String {
+        match self.command {
+            "server" => format!("lesson-{:02}", self.number),
+            other => format!("lesson-{:02}-{other}", self.number),
+        }
+    }
+}
+
 /// Lesson 2 as the single-client baseline, then the multi-client servers.
 pub const LESSONS: &[Lesson] = &[
-    Lesson { number: 2, what: "one client at a time", extra: &[] },
-    Lesson { number: 10, what: "thread per connection", extra: &[] },
+    Lesson {
+        number: 2,
+        command: "server",
+        what: "one client at a time",
+        extra: &[],
+    },
+    Lesson {
+        number: 10,
+        command: "server",
+        what: "thread per connection",
+        extra: &[],
+    },
+    // Beside lesson 10: the classic design, a process per connection.
+    Lesson {
+        number: 10,
+        command: "fork",
+        what: "process per connection (fork)",
+        extra: &[],
+    },
     // A worker serves one connection until the client leaves, and a
     // ping-pong client stays for the whole run: each needs a worker of its
     // own, or it waits for one that never comes free.
     Lesson {
         number: 11,
+        command: "server",
         what: "bounded thread pool",
         extra: &["--workers", "{conns}", "--max-conns", "{conns}"],
     },
     // Lessons 12 and 13 limit open connections to 1024 by default, below
     // the idle test's 10,000; the limit is lesson 11's idea, not measured.
-    Lesson { number: 12, what: "poll", extra: &["--max-conns", "{conns}"] },
-    Lesson { number: 13, what: "epoll", extra: &["--max-conns", "{conns}"] },
+    Lesson {
+        number: 12,
+        command: "server",
+        what: "poll",
+        extra: &["--max-conns", "{conns}"],
+    },
+    Lesson {
+        number: 13,
+        command: "server",
+        what: "epoll",
+        extra: &["--max-conns", "{conns}"],
+    },
 ];
 
 fn workspace_root() -> PathBuf {
@@ -294,6 +339,7 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
         cmd: ServerCmd { binary: tokio_echo, args: server_args() },
         extra: Vec::new(),
         one_client_only: false,
+        forks: false,
     }];
 
     let root = workspace_root();
@@ -307,12 +353,17 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
                 .ok()
                 .filter(|_| name.get(2..3) == Some("-"))
         })
-        .filter(|n| LESSONS.iter().any(|lesson| lesson.number == *n))
         .collect();
     present.sort_unstable();
     let wanted =
         |key: &str| cli.only.is_empty() || cli.only.iter().any(|k| k == key);
-    present.retain(|n| wanted(&format!("lesson-{n:02}")));
+    let lessons: Vec<&Lesson> = LESSONS
+        .iter()
+        .filter(|lesson| present.contains(&lesson.number))
+        .filter(|lesson| wanted(&lesson.key()))
+        .collect();
+    present = lessons.iter().map(|lesson| lesson.number).collect();
+    present.dedup();
 
     if !present.is_empty() {
         // The lessons are measured as a user would run them: optimised.
@@ -330,21 +381,20 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     }
     let target = env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), PathBuf::from);
-    for n in present {
-        let lesson = LESSONS
-            .iter()
-            .find(|lesson| lesson.number == n)
-            .expect("known lesson");
-        let key = format!("lesson-{n:02}");
+    for lesson in lessons {
+        let mut args = server_args();
+        args[0] = lesson.command.into();
+        let crate_name = format!("lesson-{:02}", lesson.number);
         subjects.push(Subject {
             cmd: ServerCmd {
-                binary: target.join("release").join(&key),
-                args: server_args(),
+                binary: target.join("release").join(crate_name),
+                args,
             },
-            key,
+            key: lesson.key(),
             what: lesson.what.into(),
             extra: lesson.extra.iter().map(|a| a.to_string()).collect(),
-            one_client_only: n == 2,
+            one_client_only: lesson.number == 2,
+            forks: lesson.command == "fork",
         });
     }
     for spec in &cli.servers {
@@ -353,12 +403,9 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     let missing: Vec<String> = LESSONS
         .iter()
         .filter(|l| {
-            l.number >= 10
-                && !subjects
-                    .iter()
-                    .any(|s| s.key == format!("lesson-{:02}", l.number))
+            l.number >= 10 && !subjects.iter().any(|s| s.key == l.key())
         })
-        .map(|l| format!("lesson-{:02} ({})", l.number, l.what))
+        .map(|l| format!("{} ({})", l.key(), l.what))
         .collect();
     if !missing.is_empty() && cli.only.is_empty() {
         println!("not measured, no crate yet: {}", missing.join(", "));
@@ -386,12 +433,14 @@ fn command_line_server(spec: &str) -> Result<Subject, String> {
         },
         extra: words.map(String::from).collect(),
         one_client_only: false,
+        forks: false,
     })
 }
 
 /// Whether the crate of lesson `key` (`lesson-NN`) is in the workspace.
 pub fn lesson_crate_exists(key: &str) -> bool {
     let Some(number) = key.strip_prefix("lesson-") else { return false };
+    let number = number.get(..2).unwrap_or(number);
     fs::read_dir(workspace_root().join("crates")).is_ok_and(|entries| {
         entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -481,7 +530,9 @@ fn measure_all(
     }
     let mut idle_rows = Vec::new();
     if let Some(count) = idle {
-        for subject in subjects.iter().filter(|s| !s.one_client_only) {
+        for subject in
+            subjects.iter().filter(|s| !s.one_client_only && !s.forks)
+        {
             let row = idle_memory(subject, count, placement);
             match &row.result {
                 Ok(_) => println!(
@@ -528,10 +579,14 @@ fn measure_all(
 
 /// Where a run reads the server's CPU time, its core's idle time and its
 /// threads' context switches.
-fn probe(server: &Server, placement: &Placement) -> load::Probe {
+fn probe(
+    server: &Server,
+    subject: &Subject,
+    placement: &Placement,
+) -> load::Probe {
     load::Probe {
-        server_stat: server.stat_path(),
         server_pid: server.pid,
+        forks: subject.forks,
         server_cpu: placement.server_cpu,
         generator_cpus: placement.generator_cpus.clone(),
     }
@@ -551,7 +606,7 @@ fn measure(
     let run = load::ping_pong(
         &mut clients,
         stop,
-        &probe(&server, placement),
+        &probe(&server, subject, placement),
         &placement.generator_cpus,
     )?;
     let note = server.exit_note();
@@ -614,7 +669,7 @@ fn smoke(
                 let run = load::ping_pong(
                     &mut clients,
                     stop,
-                    &probe(&server, placement),
+                    &probe(&server, subject, placement),
                     &placement.generator_cpus,
                 )?;
                 let answered: u64 =
@@ -657,7 +712,9 @@ fn smoke(
                 }
             }
         }
-        if let (Some(count), false) = (idle, subject.one_client_only) {
+        if let (Some(count), false) =
+            (idle, subject.one_client_only || subject.forks)
+        {
             let row = idle_memory(subject, count, placement);
             if let Err(err) = &row.result {
                 println!(
@@ -719,6 +776,7 @@ mod tests {
             },
             extra: pool.extra.iter().map(|a| a.to_string()).collect(),
             one_client_only: false,
+            forks: false,
         };
         assert_eq!(
             subject.command(100).args,

@@ -543,6 +543,11 @@ const TARGETS: &[Target] = &[
     },
 ];
 
+/// A figure with two decimals, or "–" where it was not measured.
+fn figure(value: f64) -> String {
+    if value.is_finite() { format!("{value:.2}") } else { "–".to_string() }
+}
+
 /// One target and how it came out.
 pub struct Checked {
     pub what: String,
@@ -991,7 +996,7 @@ impl Report {
                         ratio(|r| r.p50_us),
                         format!("{:.1}", r.p99_us),
                         ratio(|r| r.p99_us),
-                        format!("{:.2}", r.cpu_us_per_request),
+                        figure(r.cpu_us_per_request),
                         all(|r| r.cpu_us_per_request, 2),
                         ratio(|r| r.cpu_us_per_request),
                         ratios(|r| r.cpu_us_per_request),
@@ -1109,7 +1114,7 @@ impl Report {
                     (i + 1).to_string(),
                     conns.to_string(),
                     format!("{:.0}", r.requests_per_s),
-                    format!("{:.2}", r.cpu_us_per_request),
+                    figure(r.cpu_us_per_request),
                     off,
                 ];
                 for [rps, cpu] in &ratios {
@@ -1824,6 +1829,7 @@ mod tests {
             },
             extra: Vec::new(),
             one_client_only: false,
+            forks: false,
         }
     }
 
