@@ -1,7 +1,8 @@
-//! One client's connection, as an event loop keeps it: its socket, the
-//! unfinished line, the replies the kernel has not taken yet, and where it
-//! is in its life (one [`State`]). It never waits: every call here is made
-//! on a non-blocking socket the loop was told is ready.
+//! One client's connection, as an event loop keeps it: its socket, where
+//! it is in its life (one [`State`]) and, only while there are any, the
+//! bytes that must wait: an unfinished line, replies the kernel has not
+//! taken yet. It never waits: every call here is made on a non-blocking
+//! socket the loop was told is ready.
 
 use std::fmt::{self, Display};
 use std::io::{self, Read, Write};
