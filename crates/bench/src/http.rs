@@ -357,7 +357,7 @@ impl HttpReport {
             .count()
     }
 
-    const HEAD: [&'static str; 11] = [
+    const HEAD: [&'static str; 12] = [
         "file",
         "connections",
         "server",
@@ -369,6 +369,7 @@ impl HttpReport {
         "× hyper, rounds",
         "CPU µs/request × hyper",
         "× hyper, rounds",
+        "server CPU",
     ];
 
     fn cells(&self) -> Vec<Vec<String>> {
@@ -434,6 +435,12 @@ impl HttpReport {
                         );
                         row.push(spread(ratios, 2));
                     }
+                    // Below 100 %: the server waited for requests, so the
+                    // generator (or other work) set the pace.
+                    row.push(format!(
+                        "{} %",
+                        figure(f.median.server_cpu_pct, 0)
+                    ));
                     cells.push(row);
                 }
             }
@@ -589,7 +596,7 @@ mod tests {
             report.round_ratios("lesson-17", "small", 1, |r| r.requests_per_s);
         assert_eq!(ratios, [2.0, 2.0, 0.5]);
         let md = report.markdown();
-        assert!(md.contains("| /SUMMARY.md (1395 bytes) | 1 | lesson-17 | 100 | 50–200 | 10.00 | 5.00–20.00 | 2.00 | 0.50–2.00 | 0.50 | 0.50–2.00 |"), "{md}");
+        assert!(md.contains("| /SUMMARY.md (1395 bytes) | 1 | lesson-17 | 100 | 50–200 | 10.00 | 5.00–20.00 | 2.00 | 0.50–2.00 | 0.50 | 0.50–2.00 | 0 % |"), "{md}");
         assert!(md.contains("**A short run**"), "{md}");
         // hyper's second round is half its median: disturbed, and said so.
         assert!(md.contains("small at 1 connections: 1"), "{md}");

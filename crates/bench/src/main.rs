@@ -73,7 +73,7 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
 #[command(
     name = "bench",
     bin_name = "bench",
-    about = "Measure lessons 10-13's servers against a tokio current_thread echo server"
+    about = "Measure lessons 10-13's servers against a tokio current_thread echo server, and lesson 17 against a hyper static file server"
 )]
 struct Cli {
     /// Only check that every server answers a few hundred requests correctly: no timing, nothing written to the book
