@@ -119,7 +119,11 @@ fn demo_transcript_is_stable_and_reviewed() {
     assert!(transcript.contains("GET /%2e%2e/secret.txt -> 403"));
     assert!(transcript.contains("GET /escape.txt -> 403"));
     assert!(!transcript.contains("not for the web"));
-    assert!(transcript.contains("Content-Length: 19 | Connection: close"));
+    // The demo sets its files' modification time: the same in every run.
+    assert!(transcript.contains(
+        "Content-Length: 19 | Last-Modified: Sun, 01 Nov 2026 00:00:00 GMT \
+         | Connection: close"
+    ));
     assert!(transcript.contains("shutdown(fd 7, SHUT_WR) = 0"));
     assert!(transcript.contains("(SIGINT)"));
     assert!(
@@ -224,6 +228,51 @@ fn curl_reuses_the_connection_and_speaks_http_1_0() {
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(head.contains("Content-Length: 46\r\n"), "{head}");
     assert!(head.contains("Connection: close\r\n"), "{head}");
+}
+
+/// `curl -z DATE` sends `If-Modified-Since: DATE`: a file modified at that
+/// date or before is answered `304 Not Modified` with no body, one
+/// modified a second later in full; every `200` of a file says when it was
+/// last modified. The date is curl's own rendering of what it was given.
+#[test]
+fn curl_z_gets_304_when_the_file_is_not_newer() {
+    if !have("curl") {
+        return;
+    }
+    let site = Site::new("curl-z", 10);
+    let modified = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777);
+    std::fs::File::options()
+        .write(true)
+        .open(site.root().join("style.css"))
+        .and_then(|file| file.set_modified(modified))
+        .unwrap();
+    let mut server = site.serve(&[]);
+    let url = format!("http://{}/style.css", server.addr);
+    let get_since = |date: &str| {
+        stdout_of(&run_with(
+            Command::new("curl")
+                .args(["-s", "--max-time", "10", "-w", "[%{http_code}]"])
+                .args(["-z", date])
+                .arg(&url),
+            b"",
+        ))
+    };
+    assert_eq!(get_since("Sun, 06 Nov 1994 08:49:37 GMT"), "[304]");
+    server.wait_for("GET /style.css -> 304");
+    assert_eq!(get_since("Sun, 06 Nov 1994 08:49:38 GMT"), "[304]");
+    assert_eq!(
+        get_since("Sun, 06 Nov 1994 08:49:36 GMT"),
+        "h1 { color: red }\n[200]"
+    );
+    server.wait_for("GET /style.css -> 200");
+    let head = stdout_of(&run_with(
+        Command::new("curl").args(["-sI", "--max-time", "10"]).arg(&url),
+        b"",
+    ));
+    assert!(
+        head.contains("Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
+        "{head}"
+    );
 }
 
 /// Three requests in one write are answered in order on one connection;
