@@ -248,7 +248,9 @@ pub fn parse_date(text: &str) -> Option<u64> {
     if !parts.next()?.eq_ignore_ascii_case("gmt") || parts.next().is_some() {
         return None;
     }
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+    // The year bounded too: the arithmetic below must not overflow.
+    let in_range = (1..=31).contains(&day) && (1970..=9999).contains(&year);
+    if !in_range || h > 23 || m > 59 || s > 60 {
         return None;
     }
     // Days from 1970 to the first of the month, by the inverse of `civil`.
@@ -311,6 +313,13 @@ mod tests {
         assert_eq!(parse_date("Sun Nov  6 08:49:37 1994"), None);
         assert_eq!(parse_date("Sun, 06 Nov 1994 08:49:37 UTC"), None);
         assert_eq!(parse_date("yesterday"), None);
+        // A hostile date overflows nothing.
+        let huge = "Sun, 06 Nov 99999999999999999 08:49:37 GMT";
+        assert_eq!(parse_date(huge), None);
+        assert_eq!(
+            parse_date("Sun, 06 Nov -9223372036854775808 0:0:0 GMT"),
+            None
+        );
     }
 
     #[test]
