@@ -214,7 +214,7 @@ test n="":
     LESSON={{n}} cargo test --quiet --test course -- \
         "lesson_$nn" "lessons_$nn" "lesson_{{n}}_" kernel:: leaks:: book:: listings::
 
-# Measure lessons 10-13 against a tokio echo server; writes the benchmark appendix's table and plot (book/src/bench/)
+# Measure lessons 10-13 against a tokio echo server and lesson 17 against a hyper file server; writes the benchmark appendix's tables and plot (book/src/bench/)
 bench *args:
     cargo run --quiet --release -p bench -- "$@"
 

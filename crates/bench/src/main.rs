@@ -20,9 +20,18 @@
 //! core, and the generator's CPU use and the server's core's idle time show
 //! whether the generator, rather than the server, set the pace.
 //!
+//! Then the HTTP row (`http.rs`): lesson 17's static file server against a
+//! hyper static file server (`src/bin/hyper-files.rs`) on the same runtime,
+//! both serving the same two pages of the book to the same generator
+//! speaking HTTP/1.1 keep-alive `GET`s, at the same connection counts, by
+//! the same method: fresh server per measurement, interleaved rounds,
+//! medians, ratios to hyper within a round, the rounds' spread. Its table
+//! is results-http.md.
+//!
 //! `--smoke` checks instead that every server answers a few hundred requests
 //! correctly, and measures nothing.
 
+mod http;
 mod load;
 mod plot;
 mod report;
@@ -37,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use load::Stop;
+use load::{Protocol, Stop};
 use report::{IdleRow, LoadRow, Report};
 use server::{Server, ServerCmd};
 
@@ -64,7 +73,7 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
 #[command(
     name = "bench",
     bin_name = "bench",
-    about = "Measure lessons 10-13's servers against a tokio current_thread echo server"
+    about = "Measure lessons 10-13's servers against a tokio current_thread echo server, and lesson 17 against a hyper static file server"
 )]
 struct Cli {
     /// Only check that every server answers a few hundred requests correctly: no timing, nothing written to the book
@@ -88,7 +97,7 @@ struct Cli {
     /// Idle connections for the memory figure; 0 skips it
     #[arg(long, default_value_t = 10_000)]
     idle: usize,
-    /// Only these lessons (lesson-02, lesson-10, ...); the tokio reference always runs, the ratios need it
+    /// Only these lessons (lesson-02, lesson-10, ..., lesson-17 for the HTTP row alone); the references always run, the ratios need them
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also measure this server: NAME=BINARY [ARG...], run as `BINARY server --addr 127.0.0.1:0 ARG...` ({conns} in an ARG stands for the connection count); any server of the line protocol will do
@@ -240,6 +249,7 @@ fn run(cli: &Cli) -> Result<bool, String> {
         );
     }
     let subjects = subjects(cli)?;
+    let http_subjects = http_subjects(cli)?;
     // After building the lessons, so that the build is not what it sees.
     let machine = report::Machine::read(!cli.smoke);
     // After building, like the pinning below: the servers inherit both.
@@ -267,10 +277,81 @@ fn run(cli: &Cli) -> Result<bool, String> {
         },
     };
     if cli.smoke {
-        smoke(&subjects, &placement, idle, &machine)
-    } else {
-        measure_all(cli, &subjects, &placement, idle, &machine)
+        let lines_ok = smoke(&subjects, &placement, idle, &machine)?;
+        let Some((files, http_subjects)) = http_subjects else {
+            return Ok(lines_ok);
+        };
+        let (report, http_ok) = http::smoke(&http_subjects, &files, &placement);
+        let path =
+            report.write(&workspace_root().join("target/bench-smoke"))?;
+        println!(
+            "smoke: HTTP row {}; report drawn to {}",
+            if http_ok { "every response correct" } else { "FAILED" },
+            path.display()
+        );
+        return Ok(lines_ok && http_ok);
     }
+    // `--only lesson-17` measures the HTTP row alone.
+    let lines_wanted = cli.only.is_empty()
+        || cli.only.iter().any(|k| k != "lesson-17")
+        || !cli.servers.is_empty();
+    let lines_ok = !lines_wanted
+        || measure_all(cli, &subjects, &placement, idle, &machine)?;
+    if let Some((files, http_subjects)) = http_subjects {
+        let stop = Stop::Window {
+            warmup: Duration::from_secs_f64(cli.warmup),
+            measure: Duration::from_secs_f64(cli.seconds),
+        };
+        let report = http::measure_all(
+            &http_subjects,
+            &files,
+            &cli.connections,
+            usize::from(cli.rounds),
+            stop,
+            &placement,
+            cli.seconds,
+            cli.warmup,
+            cli.disturbed_above / 100.0,
+        );
+        println!();
+        print!("{}", report.terminal());
+        let path = report.write(&cli.out)?;
+        println!("\nwrote {}", path.display());
+    }
+    Ok(lines_ok)
+}
+
+/// The HTTP row's files and its servers.
+type HttpRow = (Vec<http::File>, Vec<Subject>);
+
+/// The HTTP row's files and servers (built), unless `--only` leaves
+/// lesson 17 out or its crate does not exist yet.
+fn http_subjects(cli: &Cli) -> Result<Option<HttpRow>, String> {
+    let wanted =
+        cli.only.is_empty() || cli.only.iter().any(|k| k == "lesson-17");
+    if !wanted || !lesson_crate_exists("lesson-17") {
+        return Ok(None);
+    }
+    let root = workspace_root();
+    let status =
+        Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(&root)
+            .args(["build", "--release", "--quiet", "-p", "lesson-17"])
+            .status()
+            .map_err(|e| format!("cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("building lesson 17 failed ({status})"));
+    }
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from);
+    let served = root.join("book/src");
+    let files = http::files(&served)?;
+    let exe = env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let bench_dir = exe.parent().ok_or("current_exe has no folder")?;
+    Ok(Some((
+        files,
+        http::subjects(bench_dir, &target.join("release"), &served),
+    )))
 }
 
 /// Pins this thread (and so the threads it starts) to the generator's first
@@ -322,6 +403,8 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
                 "bench",
                 "--bin",
                 "tokio-echo",
+                "--bin",
+                "hyper-files",
             ])
             .status()
             .map_err(|e| format!("cargo build: {e}"))?;
@@ -601,8 +684,9 @@ fn measure(
 ) -> Result<LoadRow, String> {
     let mut server =
         Server::start(&subject.command(conns), placement.server_cpu)?;
-    let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
-        .map_err(|err| format!("{err}{}", server.exit_note()))?;
+    let mut clients =
+        load::connect_all(server.addr, conns, SETUP_TIMEOUT, &Protocol::Line)
+            .map_err(|err| format!("{err}{}", server.exit_note()))?;
     let run = load::ping_pong(
         &mut clients,
         stop,
@@ -628,8 +712,13 @@ fn idle_memory(
         let mut server =
             Server::start(&subject.command(count), placement.server_cpu)?;
         let before = server.rss_bytes()?;
-        let clients = load::connect_all(server.addr, count, SETUP_TIMEOUT)
-            .map_err(|err| format!("{err}{}", server.exit_note()))?;
+        let clients = load::connect_all(
+            server.addr,
+            count,
+            SETUP_TIMEOUT,
+            &Protocol::Line,
+        )
+        .map_err(|err| format!("{err}{}", server.exit_note()))?;
         let after = server.rss_bytes()?;
         drop(clients);
         Ok((before, after))
@@ -661,11 +750,13 @@ fn smoke(
                     &subject.command(conns),
                     placement.server_cpu,
                 )?;
-                let mut clients =
-                    load::connect_all(server.addr, conns, SETUP_TIMEOUT)
-                        .map_err(|err| {
-                            format!("{err}{}", server.exit_note())
-                        })?;
+                let mut clients = load::connect_all(
+                    server.addr,
+                    conns,
+                    SETUP_TIMEOUT,
+                    &Protocol::Line,
+                )
+                .map_err(|err| format!("{err}{}", server.exit_note()))?;
                 let run = load::ping_pong(
                     &mut clients,
                     stop,
