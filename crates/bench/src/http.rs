@@ -88,6 +88,7 @@ pub fn subjects(
             },
             extra: Vec::new(),
             one_client_only: false,
+            forks: false,
         },
         // Lesson 17 answers 503 past 256 connections by default.
         Subject {
@@ -99,6 +100,7 @@ pub fn subjects(
             },
             extra: vec!["--max-conns".into(), "{conns}".into()],
             one_client_only: false,
+            forks: false,
         },
     ]
 }
@@ -119,7 +121,7 @@ fn run_once(
     let run = load::ping_pong(
         &mut clients,
         stop,
-        &crate::probe(&server, placement),
+        &crate::probe(&server, subject, placement),
         &placement.generator_cpus,
     )?;
     let answered: u64 = clients.iter().map(load::Conn::answered).sum();
