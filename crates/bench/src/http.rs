@@ -562,6 +562,7 @@ mod tests {
             cmd: ServerCmd { binary: key.into(), args: Vec::new() },
             extra: Vec::new(),
             one_client_only: false,
+            forks: false,
         };
         let rounds = |key: &str, values: &[(f64, f64)]| {
             let rows: Vec<Result<LoadRow, String>> =
