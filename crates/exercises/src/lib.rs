@@ -7,8 +7,9 @@
 //!   real peer on 127.0.0.1, port 0, bounded in time, and says in a
 //!   sentence what it expected and what happened.
 //!
-//! `just exercises` checks the reader's files, `just exercise N` one of
-//! them; `cargo test` checks the solutions (tests/solutions.rs).
+//! `just check N` runs lesson N's checks on the reader's files, `just
+//! check` shows the progress over the course, `just hint N` prints a hint;
+//! `cargo test` checks the solutions (tests/solutions.rs).
 
 pub mod harness;
 
@@ -44,14 +45,22 @@ pub mod solutions {
 /// One exercise: where it is, what it asks, and its check run on either
 /// version.
 pub struct Exercise {
-    /// What `just exercise N` takes: the lesson's number.
+    /// Its name in messages and tests: the lesson's number, with a letter
+    /// for a second one (`5b`).
     pub id: &'static str,
+    /// The lesson it practises: what `just check N` takes.
+    pub lesson: u8,
     /// The chapter whose "Exercise" section states it.
     pub chapter: &'static str,
     /// What the code must do, in a line.
     pub title: &'static str,
     /// The file the reader edits, from the repository's root.
     pub file: &'static str,
+    /// That file as it is now (compiled in, so it is the version checked).
+    pub source: &'static str,
+    /// The fingerprint of that file as the course ships it: the same
+    /// fingerprint now means the reader has not started.
+    pub start: u64,
     /// A first pointer, printed when the check fails.
     pub hint: &'static str,
     /// The check, run on the reader's file.
@@ -64,10 +73,13 @@ pub struct Exercise {
 pub const EXERCISES: &[Exercise] = &[
     Exercise {
         id: "2",
+        lesson: 2,
         chapter: "book/src/lesson-02.md",
         title: "a server that answers in upper case and tells each client \
                 its address",
         file: "crates/exercises/src/yours/l02_upper.rs",
+        source: include_str!("yours/l02_upper.rs"),
+        start: 0x98ef2be288ada8a4,
         hint: "accept returns the client's address with its socket; send \
                it before the loop, and make_ascii_uppercase each chunk",
         yours: || checks::l02_upper::check(yours::l02_upper::serve),
@@ -75,9 +87,12 @@ pub const EXERCISES: &[Exercise] = &[
     },
     Exercise {
         id: "4",
+        lesson: 4,
         chapter: "book/src/lesson-04.md",
         title: "send_all through a tiny send buffer",
         file: "crates/exercises/src/yours/l04_send_all.rs",
+        source: include_str!("yours/l04_send_all.rs"),
+        start: 0x33e2d3245f4e0411,
         hint: "loop until every byte is taken, advancing by what write \
                returns; on WouldBlock, poll for POLLOUT (lesson 4's \
                wait_for_room)",
@@ -88,10 +103,13 @@ pub const EXERCISES: &[Exercise] = &[
     },
     Exercise {
         id: "5",
+        lesson: 5,
         chapter: "book/src/lesson-05.md",
         title: "a length-prefixed reader that refuses a frame over the \
                 limit",
         file: "crates/exercises/src/yours/l05_read_frame.rs",
+        source: include_str!("yours/l05_read_frame.rs"),
+        start: 0x7de02b206767fcf9,
         hint: "read exactly 4 bytes, judge the length, then read exactly \
                that many; a read returns whatever has arrived, so each \
                exact read is a loop (or read_exact)",
@@ -104,9 +122,12 @@ pub const EXERCISES: &[Exercise] = &[
     },
     Exercise {
         id: "6",
+        lesson: 6,
         chapter: "book/src/lesson-06.md",
         title: "a client that half-closes and still reads the answer",
         file: "crates/exercises/src/yours/l06_half_close.rs",
+        source: include_str!("yours/l06_half_close.rs"),
+        start: 0xba23a019af5ddd12,
         hint: "after the last write, shutdown(Shutdown::Write): the server \
                reads 0 bytes, and your socket can still receive",
         yours: || checks::l06_half_close::check(yours::l06_half_close::ask),
@@ -116,10 +137,13 @@ pub const EXERCISES: &[Exercise] = &[
     },
     Exercise {
         id: "7",
+        lesson: 7,
         chapter: "book/src/lesson-07.md",
         title: "a listener that survives a restart and says clearly when \
                 its address is in use",
         file: "crates/exercises/src/yours/l07_in_use.rs",
+        source: include_str!("yours/l07_in_use.rs"),
+        start: 0xa4ac185dfc67da47,
         hint: "set_reuse_address(true) before bind lets it past TIME_WAIT; \
                match the bind error's kind, AddrInUse, to write the line",
         yours: || checks::l07_in_use::check(yours::l07_in_use::listen),
@@ -127,9 +151,12 @@ pub const EXERCISES: &[Exercise] = &[
     },
     Exercise {
         id: "9",
+        lesson: 9,
         chapter: "book/src/lesson-09.md",
         title: "a client with a deadline for the whole answer",
         file: "crates/exercises/src/yours/l09_deadline.rs",
+        source: include_str!("yours/l09_deadline.rs"),
+        start: 0x3f8d8da65a70a696,
         hint: "compute the deadline once; before each read, set the read \
                timeout to the time left, and fail with TimedOut when none \
                is",
@@ -140,7 +167,57 @@ pub const EXERCISES: &[Exercise] = &[
     },
 ];
 
-/// The exercise `just exercise N` names.
+/// The course's lessons.
+pub const LESSONS: std::ops::RangeInclusive<u8> = 1..=18;
+
+/// The exercise of that id (`5`, `5b`).
 pub fn find(id: &str) -> Option<&'static Exercise> {
     EXERCISES.iter().find(|e| e.id == id)
+}
+
+/// Lesson `n`'s exercises, what `just check N` runs.
+pub fn of_lesson(n: u8) -> Vec<&'static Exercise> {
+    EXERCISES.iter().filter(|e| e.lesson == n).collect()
+}
+
+/// Where the reader stands on one exercise.
+#[derive(Debug)]
+pub enum Status {
+    /// Its check passes.
+    Pass,
+    /// Its check fails, for this reason.
+    Fail(String),
+    /// The reader's file is still the one the course ships (which fails
+    /// its check: CI proves it).
+    NotStarted,
+}
+
+impl Exercise {
+    /// The reader's state: not started while the file is untouched, else
+    /// what the check says.
+    pub fn status(&self) -> Status {
+        if fingerprint(self.source) == self.start {
+            return Status::NotStarted;
+        }
+        match (self.yours)() {
+            Ok(()) => Status::Pass,
+            Err(why) => Status::Fail(why),
+        }
+    }
+
+    /// What the check says of the solution.
+    pub fn run_solution(&self) -> Status {
+        match (self.solution)() {
+            Ok(()) => Status::Pass,
+            Err(why) => Status::Fail(why),
+        }
+    }
+}
+
+/// A fingerprint of a file's text (64-bit FNV-1a): stable across builds
+/// and machines, so the shipped value can be written in `EXERCISES`.
+pub fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

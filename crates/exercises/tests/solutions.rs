@@ -1,5 +1,5 @@
 //! Every solution passes its check. The reader's own files are not checked
-//! here: they fail until the reader solves them (`just exercises`).
+//! here: they fail until the reader solves them (`just check N`).
 
 use exercises::find;
 
@@ -53,9 +53,24 @@ fn every_exercise_has_a_test_here() {
 /// reader writes anything. Ignored by default, because a reader who solved
 /// one makes it fail; CI runs it on the repository's own starting files
 /// (`cargo test -p exercises -- --ignored`).
+///
+/// It also holds each exercise's `start` to its starting file: that is how
+/// `just check` tells an exercise not started from one that fails.
 #[test]
 #[ignore = "fails once a reader solves an exercise; CI runs it"]
 fn every_starting_file_fails_its_check() {
+    let mut wrong = Vec::new();
+    for exercise in exercises::EXERCISES {
+        let now = exercises::fingerprint(exercise.source);
+        if now != exercise.start {
+            wrong.push(format!("exercise {}: start: {now:#x}", exercise.id));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "a starting file changed; in src/lib.rs, write\n{}",
+        wrong.join("\n")
+    );
     for exercise in exercises::EXERCISES {
         let result = (exercise.yours)();
         assert!(result.is_err(), "exercise {} passes unsolved", exercise.id);
