@@ -20,6 +20,7 @@ mod checks {
     pub mod l06_half_close;
     pub mod l07_in_use;
     pub mod l09_deadline;
+    pub mod l10_limit;
 }
 
 /// The reader's files.
@@ -30,6 +31,7 @@ pub mod yours {
     pub mod l06_half_close;
     pub mod l07_in_use;
     pub mod l09_deadline;
+    pub mod l10_limit;
 }
 
 /// The solutions.
@@ -40,6 +42,7 @@ pub mod solutions {
     pub mod l06_half_close;
     pub mod l07_in_use;
     pub mod l09_deadline;
+    pub mod l10_limit;
 }
 
 /// One exercise: where it is, what it asks, and its check run on either
@@ -164,6 +167,18 @@ pub const EXERCISES: &[Exercise] = &[
         solution: || {
             checks::l09_deadline::check(solutions::l09_deadline::fetch)
         },
+    },
+    Exercise {
+        id: "10",
+        lesson: 10,
+        chapter: "book/src/lesson-10.md",
+        title: "a thread per connection, and a limit on the connections",
+        file: "crates/exercises/src/yours/l10_limit.rs",
+        source: include_str!("yours/l10_limit.rs"),
+        start: 0xd8a11709c8e872ee,
+        hint: "share a counter, Arc<AtomicUsize>, between the accept loop and the threads: compare it with max before spawning, add 1 when a thread starts, and take 1 off when its client has gone; over the limit, write busy and drop the connection",
+        yours: || checks::l10_limit::check(yours::l10_limit::serve),
+        solution: || checks::l10_limit::check(solutions::l10_limit::serve),
     },
 ];
 

@@ -18,7 +18,10 @@ fn main() -> ExitCode {
                 for e in exercises {
                     println!("Lesson {}, {}:", e.lesson, e.title);
                     println!("Hint: {}.", e.hint);
-                    println!("More, and a solution: the section \"Exercise\" of {}.", e.chapter);
+                    println!(
+                        "More, and a solution: the section \"Exercise\" of {}.",
+                        e.chapter
+                    );
                 }
                 ExitCode::SUCCESS
             }
@@ -68,11 +71,8 @@ fn check(exercises: &[&Exercise], solutions: bool) -> ExitCode {
             exercise.file.to_string()
         };
         println!("File: {file}");
-        let result = if solutions {
-            (exercise.solution)()
-        } else {
-            (exercise.yours)()
-        };
+        let result =
+            if solutions { (exercise.solution)() } else { (exercise.yours)() };
         match result {
             Ok(()) => println!("pass"),
             Err(why) => {
@@ -87,11 +87,7 @@ fn check(exercises: &[&Exercise], solutions: bool) -> ExitCode {
             }
         }
     }
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// Every lesson, with its exercises' state, and the total.

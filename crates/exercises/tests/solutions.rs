@@ -41,6 +41,11 @@ fn solution_09_passes() {
 }
 
 #[test]
+fn solution_10_passes() {
+    passes("10");
+}
+
+#[test]
 fn every_exercise_has_a_test_here() {
     let here = include_str!("solutions.rs");
     for exercise in exercises::EXERCISES {
