@@ -14,6 +14,7 @@
 pub mod harness;
 
 mod checks {
+    pub mod l01_sockets;
     pub mod l02_upper;
     pub mod l04_send_all;
     pub mod l05_read_frame;
@@ -25,6 +26,7 @@ mod checks {
 
 /// The reader's files.
 pub mod yours {
+    pub mod l01_sockets;
     pub mod l02_upper;
     pub mod l04_send_all;
     pub mod l05_read_frame;
@@ -36,6 +38,7 @@ pub mod yours {
 
 /// The solutions.
 pub mod solutions {
+    pub mod l01_sockets;
     pub mod l02_upper;
     pub mod l04_send_all;
     pub mod l05_read_frame;
@@ -179,6 +182,20 @@ pub const EXERCISES: &[Exercise] = &[
         hint: "share a counter, Arc<AtomicUsize>, between the accept loop and the threads: compare it with max before spawning, add 1 when a thread starts, and take 1 off when its client has gone; over the limit, write busy and drop the connection",
         yours: || checks::l10_limit::check(yours::l10_limit::serve),
         solution: || checks::l10_limit::check(solutions::l10_limit::serve),
+    },
+    Exercise {
+        id: "1",
+        lesson: 1,
+        chapter: "book/src/lesson-01.md",
+        title: "list this process's sockets and their inodes",
+        file: "crates/exercises/src/yours/l01_sockets.rs",
+        source: include_str!("yours/l01_sockets.rs"),
+        start: 0xb42fde0546922fb8,
+        hint: "read_link each entry of /proc/self/fd: a socket's link reads socket:[N], where N is its inode; anything else is not a socket",
+        yours: || checks::l01_sockets::check(yours::l01_sockets::sockets),
+        solution: || {
+            checks::l01_sockets::check(solutions::l01_sockets::sockets)
+        },
     },
 ];
 

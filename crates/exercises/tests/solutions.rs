@@ -46,6 +46,11 @@ fn solution_10_passes() {
 }
 
 #[test]
+fn solution_01_passes() {
+    passes("1");
+}
+
+#[test]
 fn every_exercise_has_a_test_here() {
     let here = include_str!("solutions.rs");
     for exercise in exercises::EXERCISES {
