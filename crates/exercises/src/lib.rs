@@ -16,6 +16,7 @@ pub mod harness;
 mod checks {
     pub mod l01_sockets;
     pub mod l02_upper;
+    pub mod l03_greet;
     pub mod l04_send_all;
     pub mod l05_read_frame;
     pub mod l06_half_close;
@@ -28,6 +29,7 @@ mod checks {
 pub mod yours {
     pub mod l01_sockets;
     pub mod l02_upper;
+    pub mod l03_greet;
     pub mod l04_send_all;
     pub mod l05_read_frame;
     pub mod l06_half_close;
@@ -40,6 +42,7 @@ pub mod yours {
 pub mod solutions {
     pub mod l01_sockets;
     pub mod l02_upper;
+    pub mod l03_greet;
     pub mod l04_send_all;
     pub mod l05_read_frame;
     pub mod l06_half_close;
@@ -196,6 +199,18 @@ pub const EXERCISES: &[Exercise] = &[
         solution: || {
             checks::l01_sockets::check(solutions::l01_sockets::sockets)
         },
+    },
+    Exercise {
+        id: "3",
+        lesson: 3,
+        chapter: "book/src/lesson-03.md",
+        title: "a std::net server that reads the whole line before it answers",
+        file: "crates/exercises/src/yours/l03_greet.rs",
+        source: include_str!("yours/l03_greet.rs"),
+        start: 0x145c0d0f529f608f,
+        hint: "BufReader::new(&conn).read_line reads until the newline has come, however many reads that takes; bound it with take",
+        yours: || checks::l03_greet::check(yours::l03_greet::serve),
+        solution: || checks::l03_greet::check(solutions::l03_greet::serve),
     },
 ];
 

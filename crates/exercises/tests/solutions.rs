@@ -51,6 +51,11 @@ fn solution_01_passes() {
 }
 
 #[test]
+fn solution_03_passes() {
+    passes("3");
+}
+
+#[test]
 fn every_exercise_has_a_test_here() {
     let here = include_str!("solutions.rs");
     for exercise in exercises::EXERCISES {
