@@ -21,6 +21,7 @@ mod checks {
     pub mod l05_read_frame;
     pub mod l06_half_close;
     pub mod l07_in_use;
+    pub mod l08_queue;
     pub mod l09_deadline;
     pub mod l10_limit;
 }
@@ -34,6 +35,7 @@ pub mod yours {
     pub mod l05_read_frame;
     pub mod l06_half_close;
     pub mod l07_in_use;
+    pub mod l08_queue;
     pub mod l09_deadline;
     pub mod l10_limit;
 }
@@ -47,6 +49,7 @@ pub mod solutions {
     pub mod l05_read_frame;
     pub mod l06_half_close;
     pub mod l07_in_use;
+    pub mod l08_queue;
     pub mod l09_deadline;
     pub mod l10_limit;
 }
@@ -211,6 +214,18 @@ pub const EXERCISES: &[Exercise] = &[
         hint: "BufReader::new(&conn).read_line reads until the newline has come, however many reads that takes; bound it with take",
         yours: || checks::l03_greet::check(yours::l03_greet::serve),
         solution: || checks::l03_greet::check(solutions::l03_greet::serve),
+    },
+    Exercise {
+        id: "8",
+        lesson: 8,
+        chapter: "book/src/lesson-08.md",
+        title: "the accept queue of any listener, like ss -ltn's Recv-Q",
+        file: "crates/exercises/src/yours/l08_queue.rs",
+        source: include_str!("yours/l08_queue.rs"),
+        start: 0x8c387a1b7ae8bdc7,
+        hint: "in /proc/net/tcp, the local address is IP:PORT in hex, state 0A is LISTEN, and the fifth field is tx_queue:rx_queue in hex; rx_queue is the queue",
+        yours: || checks::l08_queue::check(yours::l08_queue::waiting),
+        solution: || checks::l08_queue::check(solutions::l08_queue::waiting),
     },
 ];
 

@@ -56,6 +56,11 @@ fn solution_03_passes() {
 }
 
 #[test]
+fn solution_08_passes() {
+    passes("8");
+}
+
+#[test]
 fn every_exercise_has_a_test_here() {
     let here = include_str!("solutions.rs");
     for exercise in exercises::EXERCISES {
