@@ -24,6 +24,7 @@ mod checks {
     pub mod l08_queue;
     pub mod l09_deadline;
     pub mod l10_limit;
+    pub mod l11_shutdown;
 }
 
 /// The reader's files.
@@ -38,6 +39,7 @@ pub mod yours {
     pub mod l08_queue;
     pub mod l09_deadline;
     pub mod l10_limit;
+    pub mod l11_shutdown;
 }
 
 /// The solutions.
@@ -52,6 +54,7 @@ pub mod solutions {
     pub mod l08_queue;
     pub mod l09_deadline;
     pub mod l10_limit;
+    pub mod l11_shutdown;
 }
 
 /// One exercise: where it is, what it asks, and its check run on either
@@ -226,6 +229,20 @@ pub const EXERCISES: &[Exercise] = &[
         hint: "in /proc/net/tcp, the local address is IP:PORT in hex, state 0A is LISTEN, and the fifth field is tx_queue:rx_queue in hex; rx_queue is the queue",
         yours: || checks::l08_queue::check(yours::l08_queue::waiting),
         solution: || checks::l08_queue::check(solutions::l08_queue::waiting),
+    },
+    Exercise {
+        id: "11",
+        lesson: 11,
+        chapter: "book/src/lesson-11.md",
+        title: "a graceful shutdown: stop accepting, let the connected clients finish, return",
+        file: "crates/exercises/src/yours/l11_shutdown.rs",
+        source: include_str!("yours/l11_shutdown.rs"),
+        start: 0xe33b389c40bd10be,
+        hint: "nothing wakes a blocking accept but a connection: make the listener nonblocking and look at the flag between tries (sleep a little on WouldBlock); then drop the listener and join the threads",
+        yours: || checks::l11_shutdown::check(yours::l11_shutdown::serve),
+        solution: || {
+            checks::l11_shutdown::check(solutions::l11_shutdown::serve)
+        },
     },
 ];
 

@@ -61,6 +61,11 @@ fn solution_08_passes() {
 }
 
 #[test]
+fn solution_11_passes() {
+    passes("11");
+}
+
+#[test]
 fn every_exercise_has_a_test_here() {
     let here = include_str!("solutions.rs");
     for exercise in exercises::EXERCISES {
