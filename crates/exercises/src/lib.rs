@@ -25,6 +25,7 @@ mod checks {
     pub mod l09_deadline;
     pub mod l10_limit;
     pub mod l11_shutdown;
+    pub mod l12_chat;
 }
 
 /// The reader's files.
@@ -40,6 +41,7 @@ pub mod yours {
     pub mod l09_deadline;
     pub mod l10_limit;
     pub mod l11_shutdown;
+    pub mod l12_chat;
 }
 
 /// The solutions.
@@ -55,6 +57,7 @@ pub mod solutions {
     pub mod l09_deadline;
     pub mod l10_limit;
     pub mod l11_shutdown;
+    pub mod l12_chat;
 }
 
 /// One exercise: where it is, what it asks, and its check run on either
@@ -243,6 +246,18 @@ pub const EXERCISES: &[Exercise] = &[
         solution: || {
             checks::l11_shutdown::check(solutions::l11_shutdown::serve)
         },
+    },
+    Exercise {
+        id: "12",
+        lesson: 12,
+        chapter: "book/src/lesson-12.md",
+        title: "a chat server in one thread: a poll loop of your own",
+        file: "crates/exercises/src/yours/l12_chat.rs",
+        source: include_str!("yours/l12_chat.rs"),
+        start: 0xd7aaef7c3150ec62,
+        hint: "make every socket nonblocking, and each turn poll the listener and every client for POLLIN; accept until WouldBlock, read once from each ready client, and write each complete line to the others",
+        yours: || checks::l12_chat::check(yours::l12_chat::serve),
+        solution: || checks::l12_chat::check(solutions::l12_chat::serve),
     },
 ];
 

@@ -66,6 +66,11 @@ fn solution_11_passes() {
 }
 
 #[test]
+fn solution_12_passes() {
+    passes("12");
+}
+
+#[test]
 fn every_exercise_has_a_test_here() {
     let here = include_str!("solutions.rs");
     for exercise in exercises::EXERCISES {
