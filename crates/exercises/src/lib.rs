@@ -26,6 +26,7 @@ mod checks {
     pub mod l10_limit;
     pub mod l11_shutdown;
     pub mod l12_chat;
+    pub mod l13_edge;
 }
 
 /// The reader's files.
@@ -42,6 +43,7 @@ pub mod yours {
     pub mod l10_limit;
     pub mod l11_shutdown;
     pub mod l12_chat;
+    pub mod l13_edge;
 }
 
 /// The solutions.
@@ -58,6 +60,7 @@ pub mod solutions {
     pub mod l10_limit;
     pub mod l11_shutdown;
     pub mod l12_chat;
+    pub mod l13_edge;
 }
 
 /// One exercise: where it is, what it asks, and its check run on either
@@ -258,6 +261,18 @@ pub const EXERCISES: &[Exercise] = &[
         hint: "make every socket nonblocking, and each turn poll the listener and every client for POLLIN; accept until WouldBlock, read once from each ready client, and write each complete line to the others",
         yours: || checks::l12_chat::check(yours::l12_chat::serve),
         solution: || checks::l12_chat::check(solutions::l12_chat::serve),
+    },
+    Exercise {
+        id: "13",
+        lesson: 13,
+        chapter: "book/src/lesson-13.md",
+        title: "an edge-triggered epoll loop that loses nothing",
+        file: "crates/exercises/src/yours/l13_edge.rs",
+        source: include_str!("yours/l13_edge.rs"),
+        start: 0x65078fe50af1639b,
+        hint: "with EPOLLET, read until the read fails with WouldBlock: a socket is reported again only when new bytes arrive, not while old ones are unread",
+        yours: || checks::l13_edge::check(yours::l13_edge::serve),
+        solution: || checks::l13_edge::check(solutions::l13_edge::serve),
     },
 ];
 

@@ -71,6 +71,11 @@ fn solution_12_passes() {
 }
 
 #[test]
+fn solution_13_passes() {
+    passes("13");
+}
+
+#[test]
 fn every_exercise_has_a_test_here() {
     let here = include_str!("solutions.rs");
     for exercise in exercises::EXERCISES {
