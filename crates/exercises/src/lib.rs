@@ -27,6 +27,7 @@ mod checks {
     pub mod l11_shutdown;
     pub mod l12_chat;
     pub mod l13_edge;
+    pub mod l14_once;
 }
 
 /// The reader's files.
@@ -44,6 +45,7 @@ pub mod yours {
     pub mod l11_shutdown;
     pub mod l12_chat;
     pub mod l13_edge;
+    pub mod l14_once;
 }
 
 /// The solutions.
@@ -61,6 +63,7 @@ pub mod solutions {
     pub mod l11_shutdown;
     pub mod l12_chat;
     pub mod l13_edge;
+    pub mod l14_once;
 }
 
 /// One exercise: where it is, what it asks, and its check run on either
@@ -273,6 +276,18 @@ pub const EXERCISES: &[Exercise] = &[
         hint: "with EPOLLET, read until the read fails with WouldBlock: a socket is reported again only when new bytes arrive, not while old ones are unread",
         yours: || checks::l13_edge::check(yours::l13_edge::serve),
         solution: || checks::l13_edge::check(solutions::l13_edge::serve),
+    },
+    Exercise {
+        id: "14",
+        lesson: 14,
+        chapter: "book/src/lesson-14.md",
+        title: "a UDP server that does a retried request once",
+        file: "crates/exercises/src/yours/l14_once.rs",
+        source: include_str!("yours/l14_once.rs"),
+        start: 0xeb463c1e90404306,
+        hint: "keep a HashMap from the client's address to its last request's number and reply: a request with that number gets the stored reply and adds nothing",
+        yours: || checks::l14_once::check(yours::l14_once::serve),
+        solution: || checks::l14_once::check(solutions::l14_once::serve),
     },
 ];
 

@@ -76,6 +76,11 @@ fn solution_13_passes() {
 }
 
 #[test]
+fn solution_14_passes() {
+    passes("14");
+}
+
+#[test]
 fn every_exercise_has_a_test_here() {
     let here = include_str!("solutions.rs");
     for exercise in exercises::EXERCISES {
