@@ -21,7 +21,8 @@ pub fn check(serve: fn(UdpSocket) -> io::Result<()>) -> Result<(), String> {
         "X",
         "1 5",
         "1 5",
-        "request 1 again, as a client that retries does when the reply is lost: 5 is added once",
+        "request 1 again, as a client that retries does when the reply \
+         is lost: 5 is added once",
     )?;
     ask(&x, "X", "2 3", "2 8", "request 2")?;
     ask(
