@@ -28,6 +28,7 @@ mod checks {
     pub mod l12_chat;
     pub mod l13_edge;
     pub mod l14_once;
+    pub mod l15_peer;
 }
 
 /// The reader's files.
@@ -46,6 +47,7 @@ pub mod yours {
     pub mod l12_chat;
     pub mod l13_edge;
     pub mod l14_once;
+    pub mod l15_peer;
 }
 
 /// The solutions.
@@ -64,6 +66,7 @@ pub mod solutions {
     pub mod l12_chat;
     pub mod l13_edge;
     pub mod l14_once;
+    pub mod l15_peer;
 }
 
 /// One exercise: where it is, what it asks, and its check run on either
@@ -288,6 +291,18 @@ pub const EXERCISES: &[Exercise] = &[
         hint: "keep a HashMap from the client's address to its last request's number and reply: a request with that number gets the stored reply and adds nothing",
         yours: || checks::l14_once::check(yours::l14_once::serve),
         solution: || checks::l14_once::check(solutions::l14_once::serve),
+    },
+    Exercise {
+        id: "15",
+        lesson: 15,
+        chapter: "book/src/lesson-15.md",
+        title: "a Unix socket server that tells each client its pid and uid",
+        file: "crates/exercises/src/yours/l15_peer.rs",
+        source: include_str!("yours/l15_peer.rs"),
+        start: 0x7d6ad7cf5a4afda8,
+        hint: "the kernel recorded the client's pid and uid when it called connect: getsockopt(conn, sockopt::PeerCredentials), SO_PEERCRED, returns them",
+        yours: || checks::l15_peer::check(yours::l15_peer::serve),
+        solution: || checks::l15_peer::check(solutions::l15_peer::serve),
     },
 ];
 

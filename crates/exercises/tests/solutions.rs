@@ -81,6 +81,11 @@ fn solution_14_passes() {
 }
 
 #[test]
+fn solution_15_passes() {
+    passes("15");
+}
+
+#[test]
 fn every_exercise_has_a_test_here() {
     let here = include_str!("solutions.rs");
     for exercise in exercises::EXERCISES {
