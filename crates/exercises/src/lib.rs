@@ -29,6 +29,7 @@ mod checks {
     pub mod l13_edge;
     pub mod l14_once;
     pub mod l15_peer;
+    pub mod l16_every;
 }
 
 /// The reader's files.
@@ -48,6 +49,7 @@ pub mod yours {
     pub mod l13_edge;
     pub mod l14_once;
     pub mod l15_peer;
+    pub mod l16_every;
 }
 
 /// The solutions.
@@ -67,6 +69,7 @@ pub mod solutions {
     pub mod l13_edge;
     pub mod l14_once;
     pub mod l15_peer;
+    pub mod l16_every;
 }
 
 /// One exercise: where it is, what it asks, and its check run on either
@@ -303,6 +306,18 @@ pub const EXERCISES: &[Exercise] = &[
         hint: "the kernel recorded the client's pid and uid when it called connect: getsockopt(conn, sockopt::PeerCredentials), SO_PEERCRED, returns them",
         yours: || checks::l15_peer::check(yours::l15_peer::serve),
         solution: || checks::l15_peer::check(solutions::l15_peer::serve),
+    },
+    Exercise {
+        id: "16",
+        lesson: 16,
+        chapter: "book/src/lesson-16.md",
+        title: "a client that tries every address, each for a bounded time",
+        file: "crates/exercises/src/yours/l16_every.rs",
+        source: include_str!("yours/l16_every.rs"),
+        start: 0xf1380ff327098070,
+        hint: "TcpStream::connect_timeout(addr, each) bounds one address's connect; keep the last error for when none connects",
+        yours: || checks::l16_every::check(yours::l16_every::connect),
+        solution: || checks::l16_every::check(solutions::l16_every::connect),
     },
 ];
 

@@ -86,6 +86,11 @@ fn solution_15_passes() {
 }
 
 #[test]
+fn solution_16_passes() {
+    passes("16");
+}
+
+#[test]
 fn every_exercise_has_a_test_here() {
     let here = include_str!("solutions.rs");
     for exercise in exercises::EXERCISES {
