@@ -30,6 +30,7 @@ mod checks {
     pub mod l14_once;
     pub mod l15_peer;
     pub mod l16_every;
+    pub mod l17_keep_alive;
 }
 
 /// The reader's files.
@@ -50,6 +51,7 @@ pub mod yours {
     pub mod l14_once;
     pub mod l15_peer;
     pub mod l16_every;
+    pub mod l17_keep_alive;
 }
 
 /// The solutions.
@@ -70,6 +72,7 @@ pub mod solutions {
     pub mod l14_once;
     pub mod l15_peer;
     pub mod l16_every;
+    pub mod l17_keep_alive;
 }
 
 /// One exercise: where it is, what it asks, and its check run on either
@@ -318,6 +321,20 @@ pub const EXERCISES: &[Exercise] = &[
         hint: "TcpStream::connect_timeout(addr, each) bounds one address's connect; keep the last error for when none connects",
         yours: || checks::l16_every::check(yours::l16_every::connect),
         solution: || checks::l16_every::check(solutions::l16_every::connect),
+    },
+    Exercise {
+        id: "17",
+        lesson: 17,
+        chapter: "book/src/lesson-17.md",
+        title: "HTTP/1.1 keep-alive: pipelined requests answered in order",
+        file: "crates/exercises/src/yours/l17_keep_alive.rs",
+        source: include_str!("yours/l17_keep_alive.rs"),
+        start: 0x9d4c0f604835453e,
+        hint: "keep a buffer per connection: append what each read returns, answer every whole head in it, and drain only that head, so the next request's bytes stay for the next turn",
+        yours: || checks::l17_keep_alive::check(yours::l17_keep_alive::serve),
+        solution: || {
+            checks::l17_keep_alive::check(solutions::l17_keep_alive::serve)
+        },
     },
 ];
 

@@ -91,6 +91,11 @@ fn solution_16_passes() {
 }
 
 #[test]
+fn solution_17_passes() {
+    passes("17");
+}
+
+#[test]
 fn every_exercise_has_a_test_here() {
     let here = include_str!("solutions.rs");
     for exercise in exercises::EXERCISES {
