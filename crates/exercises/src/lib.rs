@@ -31,6 +31,7 @@ mod checks {
     pub mod l15_peer;
     pub mod l16_every;
     pub mod l17_keep_alive;
+    pub mod l18_count;
 }
 
 /// The reader's files.
@@ -52,6 +53,7 @@ pub mod yours {
     pub mod l15_peer;
     pub mod l16_every;
     pub mod l17_keep_alive;
+    pub mod l18_count;
 }
 
 /// The solutions.
@@ -73,6 +75,7 @@ pub mod solutions {
     pub mod l15_peer;
     pub mod l16_every;
     pub mod l17_keep_alive;
+    pub mod l18_count;
 }
 
 /// One exercise: where it is, what it asks, and its check run on either
@@ -335,6 +338,18 @@ pub const EXERCISES: &[Exercise] = &[
         solution: || {
             checks::l17_keep_alive::check(solutions::l17_keep_alive::serve)
         },
+    },
+    Exercise {
+        id: "18",
+        lesson: 18,
+        chapter: "book/src/lesson-18.md",
+        title: "count the segments of a conversation, each once",
+        file: "crates/exercises/src/yours/l18_count.rs",
+        source: include_str!("yours/l18_count.rs"),
+        start: 0xe6f8c3d1dfdb68be,
+        hint: "on lo every segment passes twice: recvfrom (nix's recvfrom::<LinkAddr>) says which way in the address's pkttype; count only PACKET_OUTGOING",
+        yours: || checks::l18_count::check(yours::l18_count::count),
+        solution: || checks::l18_count::check(solutions::l18_count::count),
     },
 ];
 
