@@ -7,9 +7,10 @@
 //!   real peer on 127.0.0.1, port 0, bounded in time, and says in a
 //!   sentence what it expected and what happened.
 //!
-//! `just check N` runs lesson N's checks on the reader's files, `just
-//! check` shows the progress over the course, `just hint N` prints a hint;
-//! `cargo test` checks the solutions (tests/solutions.rs).
+//! `just check N` runs lesson N's checks on the reader's files, each in a
+//! process of its own, `just check` shows the progress over the course,
+//! `just hint N` prints a hint; `cargo test` checks the solutions
+//! (tests/solutions.rs).
 
 pub mod harness;
 
@@ -364,40 +365,6 @@ pub fn find(id: &str) -> Option<&'static Exercise> {
 /// Lesson `n`'s exercises, what `just check N` runs.
 pub fn of_lesson(n: u8) -> Vec<&'static Exercise> {
     EXERCISES.iter().filter(|e| e.lesson == n).collect()
-}
-
-/// Where the reader stands on one exercise.
-#[derive(Debug)]
-pub enum Status {
-    /// Its check passes.
-    Pass,
-    /// Its check fails, for this reason.
-    Fail(String),
-    /// The reader's file is still the one the course ships (which fails
-    /// its check: CI proves it).
-    NotStarted,
-}
-
-impl Exercise {
-    /// The reader's state: not started while the file is untouched, else
-    /// what the check says.
-    pub fn status(&self) -> Status {
-        if fingerprint(self.source) == self.start {
-            return Status::NotStarted;
-        }
-        match (self.yours)() {
-            Ok(()) => Status::Pass,
-            Err(why) => Status::Fail(why),
-        }
-    }
-
-    /// What the check says of the solution.
-    pub fn run_solution(&self) -> Status {
-        match (self.solution)() {
-            Ok(()) => Status::Pass,
-            Err(why) => Status::Fail(why),
-        }
-    }
 }
 
 /// A fingerprint of a file's text (64-bit FNV-1a): stable across builds

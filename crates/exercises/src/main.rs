@@ -2,10 +2,22 @@
 //! why one fails. `just check`: your progress over the whole course.
 //! `just hint N`: lesson N's hint. `--solutions` checks the solutions
 //! instead of your files.
+//!
+//! Each check runs in a process of its own (this program again, with
+//! `__one ID`): code that crashes, aborts, exits or never returns ends
+//! that process, not the report, and the report says what happened.
 
-use std::process::ExitCode;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitCode, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use exercises::{EXERCISES, Exercise, LESSONS, Status, of_lesson};
+use exercises::{EXERCISES, Exercise, LESSONS, find, fingerprint, of_lesson};
+
+/// The longest a check's process may take; the checks themselves bound
+/// every wait to a second or two.
+const LIMIT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -13,13 +25,15 @@ fn main() -> ExitCode {
     args.retain(|a| a != "--solutions");
     match args.as_slice() {
         [] => progress(solutions),
+        [one, id] if one == "__one" => in_this_process(id, solutions),
         [hint, n] if hint == "hint" => match lesson(n) {
             Some(exercises) => {
                 for e in exercises {
-                    println!("Lesson {}, {}:", e.lesson, e.title);
+                    println!("Lesson {}: {}", e.lesson, e.title);
                     println!("Hint: {}.", e.hint);
                     println!(
-                        "More, and a solution: the section \"Exercise\" of {}.",
+                        "More, and a solution: the section \"Exercise\" of \
+                         {}.",
                         e.chapter
                     );
                 }
@@ -59,6 +73,87 @@ fn lesson(n: &str) -> Option<Vec<&'static Exercise>> {
     }
 }
 
+/// The child's side: runs one check here and says on stdout why it
+/// failed; the exit status says whether it passed.
+fn in_this_process(id: &str, solutions: bool) -> ExitCode {
+    let Some(exercise) = find(id) else {
+        println!("no exercise {id}");
+        return ExitCode::FAILURE;
+    };
+    let result =
+        if solutions { (exercise.solution)() } else { (exercise.yours)() };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            println!("{why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one check in a process of its own, and waits at most `LIMIT`.
+fn isolated(exercise: &Exercise, solutions: bool) -> Result<(), String> {
+    let spawned = std::env::current_exe().and_then(|exe| {
+        let mut command = Command::new(exe);
+        command.args(["__one", exercise.id]);
+        if solutions {
+            command.arg("--solutions");
+        }
+        // What the code under check prints to stderr reaches the terminal.
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).spawn()
+    });
+    let mut child =
+        spawned.map_err(|err| format!("could not start the check: {err}"))?;
+    let began = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if began.elapsed() > LIMIT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "the check had not ended after {} s: something waits \
+                     for ever",
+                    LIMIT.as_secs()
+                ));
+            }
+            // Waiting for a child with a deadline: std has no wait with a
+            // timeout, so look every few milliseconds.
+            Ok(None) => thread::sleep(Duration::from_millis(5)),
+            Err(err) => return Err(format!("waiting for the check: {err}")),
+        }
+    };
+    let mut said = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut said);
+    }
+    let said = said.trim();
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok(()),
+        (Some(1), _) if !said.is_empty() => Err(said.to_string()),
+        (Some(code), _) => Err(format!(
+            "the check's process exited with status {code} before it could \
+             say why: did the code call std::process::exit?"
+        )),
+        (None, Some(signal)) => Err(format!(
+            "the check's process was killed by signal {signal} ({}): a crash \
+             in the code under check",
+            signal_name(signal)
+        )),
+        (None, None) => Err("the check's process ended oddly".into()),
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGABRT => "SIGABRT, an abort",
+        libc::SIGSEGV => "SIGSEGV, a bad memory access",
+        libc::SIGPIPE => "SIGPIPE, a write to a closed connection",
+        libc::SIGKILL => "SIGKILL",
+        _ => "see man 7 signal",
+    }
+}
+
 /// Runs the checks of one lesson: each one's verdict, and why it fails,
 /// with the hint.
 fn check(exercises: &[&Exercise], solutions: bool) -> ExitCode {
@@ -71,9 +166,7 @@ fn check(exercises: &[&Exercise], solutions: bool) -> ExitCode {
             exercise.file.to_string()
         };
         println!("File: {file}");
-        let result =
-            if solutions { (exercise.solution)() } else { (exercise.yours)() };
-        match result {
+        match isolated(exercise, solutions) {
             Ok(()) => println!("pass"),
             Err(why) => {
                 failed += 1;
@@ -90,19 +183,42 @@ fn check(exercises: &[&Exercise], solutions: bool) -> ExitCode {
     if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
-/// Every lesson, with its exercises' state, and the total.
+/// Where the reader stands on one exercise.
+enum Status {
+    Pass,
+    Fail(String),
+    /// The reader's file is still the one the course ships, which fails
+    /// its check (CI proves it): not run.
+    NotStarted,
+}
+
+/// Every lesson, with its exercises' state, and the total. The checks run
+/// at once, each in its own process.
 fn progress(solutions: bool) -> ExitCode {
+    let statuses: Vec<(&Exercise, Status)> = thread::scope(|scope| {
+        let running: Vec<_> = EXERCISES
+            .iter()
+            .map(|e| {
+                let started = solutions || fingerprint(e.source) != e.start;
+                let run = started
+                    .then(|| scope.spawn(move || isolated(e, solutions)));
+                (e, run)
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|(e, run)| match run.map(|r| r.join()) {
+                None => (e, Status::NotStarted),
+                Some(Ok(Ok(()))) => (e, Status::Pass),
+                Some(Ok(Err(why))) => (e, Status::Fail(why)),
+                Some(Err(_)) => (e, Status::Fail("the check panicked".into())),
+            })
+            .collect()
+    });
     let mut passed = 0;
     for n in LESSONS {
-        if of_lesson(n).is_empty() {
-            println!("lesson {n:>2}  no exercise yet");
-        }
-        for exercise in of_lesson(n) {
-            let status = if solutions {
-                exercise.run_solution()
-            } else {
-                exercise.status()
-            };
+        for (exercise, status) in statuses.iter().filter(|(e, _)| e.lesson == n)
+        {
             let mark = match status {
                 Status::Pass => {
                     passed += 1;
@@ -112,6 +228,9 @@ fn progress(solutions: bool) -> ExitCode {
                 Status::NotStarted => "not started",
             };
             println!("lesson {n:>2}  {mark:<11}  {}", exercise.title);
+            if let Status::Fail(why) = status {
+                println!("{:>23}{why}", "");
+            }
         }
     }
     println!(
