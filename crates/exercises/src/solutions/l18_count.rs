@@ -36,7 +36,7 @@ pub fn count(sock: &Socket, idle: Duration) -> io::Result<Counts> {
             },
         };
         let outgoing =
-            from.is_some_and(|a| a.pkttype() == libc::PACKET_OUTGOING as u8);
+            from.is_some_and(|a| a.pkttype() == libc::PACKET_OUTGOING);
         if outgoing && let Some((flags, len)) = parse(&frame[..n]) {
             add(&mut counts, flags, len);
         }
