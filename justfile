@@ -96,15 +96,15 @@ lesson-17 *args:
 lesson-18 *args:
     @cargo run --quiet -p lesson-18 -- "$@"
 
-# The exercises: which of yours pass (your files are in crates/exercises/src/yours/)
+# Run lesson N's exercise checks and say which pass and why not; with no N, your progress over the whole course (your files: crates/exercises/src/yours/)
 [no-exit-message]
-exercises *args:
+check *n:
     @cargo run --quiet -p exercises -- "$@"
 
-# Check exercise N (the lesson's number), and say why it fails
+# Print the hint of lesson N's exercise
 [no-exit-message]
-exercise n *args:
-    @cargo run --quiet -p exercises -- "$@"
+hint n:
+    @cargo run --quiet -p exercises -- hint "$@"
 
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 [no-exit-message]
