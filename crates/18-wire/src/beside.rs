@@ -1,0 +1,284 @@
+//! `lesson-18 beside N`: lesson N's demo, with the segments each of its
+//! calls sent printed just before the line that narrates the call.
+//!
+//! Three things make the view exact rather than roughly right:
+//! - the demo runs in a network namespace of its own (`unshare -n`): a
+//!   loopback interface no other program uses, so every TCP segment on it
+//!   is the demo's, whatever its ports;
+//! - on loopback the kernel hands the packet socket its copy of a segment
+//!   while the call that sent it is still running, so once a call has
+//!   returned, its segments are in the watcher's queue;
+//! - the demo waits after each line it prints until this program has read
+//!   that queue (`TRANSCRIPT_PACED_BY`), so no later call's segment is read
+//!   before the line.
+//!
+//! What stays timing-dependent is what the kernel sends on a timer: a
+//! delayed ACK, a window update, a zero-window probe. `--steady` hides the
+//! pure ACKs among them (the snapshots and the book use it).
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use socket2::{SockFilter, Socket};
+use transcript::{Failure, OrFail};
+
+use crate::watch::{self, ACK, FIN, SYN, Segment, flag_names};
+
+/// The descriptor the demo reads its go-ahead from: high, so that it does
+/// not shift the descriptor numbers the demo's transcript shows.
+const PACER_FD: i32 = 100;
+
+/// How much of each frame the watcher keeps: the Ethernet header and the
+/// largest IPv4 and TCP headers (60 bytes each). The data is not printed.
+const SNAP: u32 = 14 + 60 + 60;
+
+/// Runs lesson `lesson`'s demo beside its segments.
+pub fn run(lesson: u32, steady: bool) -> Result<(), Failure> {
+    let demo = demo_path(lesson)?;
+    isolate()?;
+    let sock = watch::open(&tcp_filter())?;
+    // A bulk transfer (lesson 4) queues thousands of frames between two
+    // lines: room for them all, which root may ask for (SO_RCVBUFFORCE).
+    force_receive_buffer(&sock, 64 << 20)?;
+    let (go_read, go_write) = pipe()?;
+    let mut command = Command::new(&demo);
+    command.env(transcript::PACED_ENV, PACER_FD.to_string());
+    let go_read_fd = go_read.as_raw_fd();
+    // SAFETY: dup2 is async-signal-safe; the child's copy of the pipe
+    // loses its close-on-exec flag at the fixed number, the original
+    // keeps it.
+    unsafe {
+        command.pre_exec(move || match libc::dup2(go_read_fd, PACER_FD) {
+            -1 => Err(io::Error::last_os_error()),
+            _ => Ok(()),
+        });
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .or_fail(format!("run {}", demo.display()))?;
+    drop(go_read);
+    let lines = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut go = std::fs::File::from(go_write);
+    let mut wire = Wire::new(steady);
+    let mut out = io::stdout().lock();
+    for line in lines.lines() {
+        let line = line.or_fail("read the demo's output")?;
+        for shown in wire.read(&sock)? {
+            let _ = writeln!(out, "{shown}");
+        }
+        let _ = writeln!(out, "{line}");
+        // The demo goes on to its next call only now.
+        let _ = go.write_all(b".");
+    }
+    for shown in wire.read(&sock)? {
+        let _ = writeln!(out, "{shown}");
+    }
+    let status = child.wait().or_fail("wait for the demo")?;
+    match status.success() {
+        true => Ok(()),
+        false => Err(Failure::new(format!("lesson {lesson}"), status)),
+    }
+}
+
+/// `target/<profile>/lesson-NN`, beside this program.
+fn demo_path(lesson: u32) -> Result<PathBuf, Failure> {
+    let me = std::env::current_exe().or_fail("find this program")?;
+    let path = me.with_file_name(format!("lesson-{lesson:02}"));
+    match path.exists() {
+        true => Ok(path),
+        false => Err(Failure::new(
+            format!("lesson {lesson}"),
+            format!("no {} (build it first)", path.display()),
+        )),
+    }
+}
+
+/// Moves this process into a new network namespace and brings its
+/// loopback interface up (it starts down, with 127.0.0.1 on it).
+fn isolate() -> Result<(), Failure> {
+    // SAFETY: no pointer; the call fails or moves this process.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        let err = io::Error::last_os_error();
+        return Err(Failure::new(
+            "unshare CLONE_NEWNET",
+            format!("{err}: a network namespace of its own needs root"),
+        ));
+    }
+    // Interface flags are read and set through any socket's ioctl.
+    let sock = Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+        .or_fail("socket AF_INET, SOCK_DGRAM")?;
+    // SAFETY: an all-zero ifreq is valid; the name fits with its NUL.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (to, from) in ifr.ifr_name.iter_mut().zip(b"lo") {
+        *to = *from as libc::c_char;
+    }
+    let fd = sock.as_raw_fd();
+    // SAFETY: SIOCGIFFLAGS and SIOCSIFFLAGS read and write an ifreq.
+    unsafe {
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) != 0 {
+            return Err(io::Error::last_os_error()).or_fail("SIOCGIFFLAGS lo");
+        }
+        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr) != 0 {
+            return Err(io::Error::last_os_error()).or_fail("SIOCSIFFLAGS lo");
+        }
+    }
+    Ok(())
+}
+
+/// "TCP over IPv4", any port: in a namespace of its own, every such
+/// segment is the demo's. Keeps the headers of each frame, not the data.
+fn tcp_filter() -> [SockFilter; 6] {
+    use watch::bpf::{JEQ, LDB, LDH, RET};
+    let (ip, tcp) = (libc::ETH_P_IP as u32, 6);
+    [
+        SockFilter::new(LDH, 0, 0, 12),  // 0: the EtherType
+        SockFilter::new(JEQ, 0, 3, ip),  // 1: not IPv4: to 5
+        SockFilter::new(LDB, 0, 0, 23),  // 2: the IP protocol
+        SockFilter::new(JEQ, 0, 1, tcp), // 3: not TCP: to 5
+        SockFilter::new(RET, 0, 0, SNAP), // 4: keep the headers
+        SockFilter::new(RET, 0, 0, 0),   // 5: drop it
+    ]
+}
+
+fn force_receive_buffer(sock: &Socket, bytes: i32) -> Result<(), Failure> {
+    // SAFETY: the option's value is an int, passed with its size.
+    let got = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&bytes as *const i32).cast(),
+            size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    match got {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()).or_fail("SO_RCVBUFFORCE"),
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), Failure> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills in two descriptors, which we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error()).or_fail("pipe2");
+    }
+    // SAFETY: both were just opened and are owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// One connection, numbered in the order its first SYN was seen.
+struct Connection {
+    number: usize,
+    client_port: u16,
+    isn: [u32; 2],
+    /// Just past each side's FIN, once sent: client, server.
+    fin_end: [Option<u32>; 2],
+}
+
+/// The segments seen so far, connection by connection.
+struct Wire {
+    steady: bool,
+    connections: HashMap<(u16, u16), Connection>,
+    frame: Vec<u8>,
+    /// The last line shown, so that `--steady` shows a repeat once.
+    last: Option<String>,
+}
+
+impl Wire {
+    fn new(steady: bool) -> Wire {
+        Wire {
+            steady,
+            connections: HashMap::new(),
+            frame: vec![0; watch::FRAME],
+            last: None,
+        }
+    }
+
+    /// The lines for every segment queued now, without waiting.
+    fn read(&mut self, sock: &Socket) -> Result<Vec<String>, Failure> {
+        sock.set_nonblocking(true).or_fail("set O_NONBLOCK")?;
+        let mut shown = Vec::new();
+        loop {
+            let (n, pkttype) = match watch::receive(sock, &mut self.frame) {
+                Ok(got) => got,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+                    continue;
+                }
+                Err(err) => return Err(err).or_fail("recvfrom"),
+            };
+            if pkttype != libc::PACKET_OUTGOING {
+                continue; // the same segment, coming in
+            }
+            let n = n.min(self.frame.len());
+            if let Some(segment) = watch::parse(&self.frame[..n])
+                && let Some(line) = self.see(&segment)
+            {
+                if !(self.steady && self.last.as_ref() == Some(&line)) {
+                    shown.push(line.clone());
+                }
+                self.last = Some(line);
+            }
+        }
+        Ok(shown)
+    }
+
+    /// The line for one segment, or None when `--steady` hides it.
+    fn see(&mut self, s: &Segment) -> Option<String> {
+        let key = (s.source.min(s.destination), s.source.max(s.destination));
+        let next = self.connections.len() + 1;
+        if s.flags & (SYN | ACK) == SYN {
+            self.connections.entry(key).or_insert(Connection {
+                number: next,
+                client_port: s.source,
+                isn: [s.seq, 0],
+                fin_end: [None, None],
+            });
+        }
+        let conn = self.connections.get_mut(&key)?;
+        let from_client = s.source == conn.client_port;
+        let (me, other) = if from_client { (0, 1) } else { (1, 0) };
+        if s.flags & SYN != 0 {
+            conn.isn[me] = s.seq;
+        }
+        let seq = s.seq.wrapping_sub(conn.isn[me]);
+        let ack = s.ack.wrapping_sub(conn.isn[other]);
+        if s.flags & FIN != 0 {
+            conn.fin_end[me] = Some(seq + s.len as u32 + 1);
+        }
+        let pure_ack = s.flags == ACK && s.len == 0 && s.window != 0;
+        // Kept by --steady: the handshake's ACK, and the last ACK of a
+        // close (of the FIN that came second: no timer delays it).
+        let handshake = seq == 1 && ack == 1 && from_client;
+        let last = conn.fin_end[me].is_some() && Some(ack) == conn.fin_end[other];
+        if self.steady && pure_ack && !handshake && !last {
+            return None;
+        }
+        let way = match from_client {
+            true => "client > server",
+            false => "server > client",
+        };
+        let mut line = format!(
+            "      wire #{} {way}  {:<8} seq {seq}",
+            conn.number,
+            flag_names(s.flags)
+        );
+        if s.flags & ACK != 0 {
+            line += &format!("  ack {ack}");
+        }
+        if s.len > 0 {
+            line += &format!("  len {}", s.len);
+        }
+        if s.window == 0 && s.flags & ACK != 0 {
+            line += "  win 0";
+        }
+        Some(line)
+    }
+}
