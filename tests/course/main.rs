@@ -37,3 +37,4 @@ mod rendered;
 mod sysctls;
 mod trace;
 mod try_it;
+mod wire;

@@ -1,0 +1,128 @@
+//! The packets beside the calls: lessons 2, 4, 6 and 8 run by `lesson-18
+//! beside N --steady`, their segments checked where the chapters cite
+//! them, and snapshotted where they are deterministic.
+//!
+//! Needs root: `beside` moves into a network namespace of its own
+//! (`unshare(CLONE_NEWNET)`, CAP_SYS_ADMIN) and opens a packet socket
+//! (CAP_NET_RAW). CI runs as root. Without root these tests fail with the
+//! program's one-line reason; they never pass without having looked.
+//! Cost: about 2.5 s of wall time in all, most of it lesson 8's
+//! retransmitted SYN (1 s, the kernel's initial retransmission timeout).
+
+use crate::snapshot;
+use crate::support::{normalize, run, stdout_of};
+
+/// Lesson `n`'s demo with its segments, ports normalised.
+pub fn beside(n: u32) -> String {
+    let out = run(18, &["beside", &n.to_string(), "--steady"], b"");
+    normalize(&stdout_of(&out))
+}
+
+/// The index of the first line containing `needle`, after line `from`.
+fn find(lines: &[&str], from: usize, needle: &str) -> usize {
+    lines[from..]
+        .iter()
+        .position(|line| line.contains(needle))
+        .map(|at| from + at)
+        .unwrap_or_else(|| {
+            panic!("no {needle:?} after line {from} in\n{}", lines.join("\n"))
+        })
+}
+
+/// Asserts that `first` appears before `then` (each searched after the
+/// line `from`), and returns where `then` is.
+fn before(lines: &[&str], from: usize, first: &str, then: &str) -> usize {
+    let (a, b) = (find(lines, from, first), find(lines, from, then));
+    assert!(
+        a < b,
+        "{first:?} (line {a}) should come before {then:?} (line {b}) in\n{}",
+        lines.join("\n")
+    );
+    b
+}
+
+/// The lines from the section titled `from` up to the next section.
+fn section<'a>(text: &'a str, from: &str) -> Vec<&'a str> {
+    let mut lines = text.lines().skip_while(|line| !line.contains(from));
+    let first = lines.next().into_iter();
+    first
+        .chain(lines.take_while(|line| !line.starts_with("-- ")))
+        .collect()
+}
+
+#[test]
+fn lesson_02_wire_handshake_before_accept_and_fin_before_the_0_byte_recv() {
+    let text = beside(2);
+    let lines: Vec<&str> = text.lines().collect();
+    // The handshake is over when connect returns, before accept.
+    let syn_ack = "wire #1 server > client  SYN+ACK";
+    before(&lines, 0, syn_ack, "connect(fd 4");
+    before(&lines, 0, syn_ack, "accept(fd 3)");
+    // The client's close sends its FIN; the server's recv then says 0.
+    let at = before(&lines, 0, "close(fd 4) = 0", "recv(fd 5, 4096) = 0");
+    before(&lines, 0, "wire #1 client > server  FIN+ACK", "close(fd 4)");
+    assert!(!lines[at - 1].contains("wire"), "no segment between them");
+    snapshot!("lesson_02__wire", text);
+}
+
+#[test]
+fn lesson_04_wire_a_zero_window_when_the_reader_stops() {
+    let text = beside(4);
+    let part = section(&text, "std's write_all");
+    // The server reads nothing: its buffer fills, and its ACK says so.
+    let zero = before(&part, 0, "win 0", "= -1 EAGAIN");
+    let zero = find(&part, 0, "win 0").min(zero);
+    assert!(part[zero].contains("server > client  ACK"), "{part:#?}");
+    // Closing with the data unread: RST (lesson 6).
+    before(&part, 0, "close(fd 4) = 0", "server > client  RST+ACK");
+    // The client's data segments: how many, and how long each, depends
+    // on the buffer sizes; the first stands for them all.
+    let mut shown = Vec::new();
+    for line in part {
+        let data = line.contains("client > server") && line.contains("len ");
+        if !(data && shown.last().is_some_and(|l: &&str| l.contains("len "))) {
+            shown.push(line);
+        }
+    }
+    snapshot!("lesson_04__wire", shown.join("\n") + "\n");
+}
+
+#[test]
+fn lesson_06_wire_half_close_rst_and_time_wait_last_ack() {
+    let text = beside(6);
+    let lines: Vec<&str> = text.lines().collect();
+    // shutdown(Write) sends a FIN; the server still sends its reply.
+    let at = before(&lines, 0, "client > server  FIN+ACK", "SHUT_WR");
+    before(&lines, at, "server > client  PSH+ACK  seq 1  ack 23", "= 13");
+    // The client closed first: its last ACK ends the conversation and
+    // leaves it in TIME_WAIT.
+    before(&lines, at, "client > server  ACK      seq 23  ack 15", "TIME_WAIT");
+    // SO_LINGER 0: close sends RST, and the client's recv fails.
+    let at = find(&lines, 0, "SO_LINGER, {on, 0 s}");
+    before(&lines, at, "wire #2 server > client  RST+ACK", "close(fd 5)");
+    before(&lines, at, "RST+ACK", "ECONNRESET");
+    // Unread data: RST even after a full reply.
+    let at = find(&lines, 0, "close with unread data");
+    before(&lines, at, "wire #3 server > client  RST+ACK", "close(fd 5)");
+    // Writing to a closed peer: its kernel answers the data with RST.
+    let at = find(&lines, 0, "writing to a peer that has closed");
+    before(&lines, at, "wire #5 client > server  RST", "EPIPE");
+    snapshot!("lesson_06__wire", text);
+}
+
+#[test]
+fn lesson_08_wire_the_full_queue_drops_a_syn_and_it_is_resent() {
+    let text = beside(8);
+    let mut part = section(&text, "listen(1), 4 clients");
+    part.extend(section(&text, "accept() makes room"));
+    // The third client's SYN gets no SYN+ACK: the queue is full.
+    let at = find(&part, 0, "wire #3 client > server  SYN ");
+    let next = find(&part, at + 1, "wire #");
+    assert!(part[next].contains("#4 client > server  SYN "), "{part:#?}");
+    // After accept makes room, the same SYN, resent, is answered.
+    let at = find(&part, 0, "accept(fd 3)");
+    before(&part, at, "wire #3 client > server  SYN ", "SO_ERROR");
+    let again = find(&part, at, "wire #3 client > server  SYN ");
+    assert!(part[again + 1].contains("#3 server > client  SYN+ACK"));
+    snapshot!("lesson_08__wire", part.join("\n") + "\n");
+}
