@@ -9,6 +9,7 @@ mod many_clients;
 mod support;
 
 mod book;
+mod diagrams;
 mod diffs;
 mod hostile;
 mod kernel;

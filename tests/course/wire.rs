@@ -45,9 +45,7 @@ fn before(lines: &[&str], from: usize, first: &str, then: &str) -> usize {
 fn section<'a>(text: &'a str, from: &str) -> Vec<&'a str> {
     let mut lines = text.lines().skip_while(|line| !line.contains(from));
     let first = lines.next().into_iter();
-    first
-        .chain(lines.take_while(|line| !line.starts_with("-- ")))
-        .collect()
+    first.chain(lines.take_while(|line| !line.starts_with("-- "))).collect()
 }
 
 #[test]

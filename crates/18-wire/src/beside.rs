@@ -137,12 +137,12 @@ fn tcp_filter() -> [SockFilter; 6] {
     use watch::bpf::{JEQ, LDB, LDH, RET};
     let (ip, tcp) = (libc::ETH_P_IP as u32, 6);
     [
-        SockFilter::new(LDH, 0, 0, 12),  // 0: the EtherType
-        SockFilter::new(JEQ, 0, 3, ip),  // 1: not IPv4: to 5
-        SockFilter::new(LDB, 0, 0, 23),  // 2: the IP protocol
+        SockFilter::new(LDH, 0, 0, 12), // 0: the EtherType
+        SockFilter::new(JEQ, 0, 3, ip), // 1: not IPv4: to 5
+        SockFilter::new(LDB, 0, 0, 23), // 2: the IP protocol
         SockFilter::new(JEQ, 0, 1, tcp), // 3: not TCP: to 5
         SockFilter::new(RET, 0, 0, SNAP), // 4: keep the headers
-        SockFilter::new(RET, 0, 0, 0),   // 5: drop it
+        SockFilter::new(RET, 0, 0, 0),  // 5: drop it
     ]
 }
 
@@ -257,7 +257,8 @@ impl Wire {
         // Kept by --steady: the handshake's ACK, and the last ACK of a
         // close (of the FIN that came second: no timer delays it).
         let handshake = seq == 1 && ack == 1 && from_client;
-        let last = conn.fin_end[me].is_some() && Some(ack) == conn.fin_end[other];
+        let last =
+            conn.fin_end[me].is_some() && Some(ack) == conn.fin_end[other];
         if self.steady && pure_ack && !handshake && !last {
             return None;
         }
