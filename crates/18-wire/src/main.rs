@@ -53,8 +53,7 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         idle: f64,
     },
-    /// Run lesson N's demo in a network namespace of its own, each call
-    /// beside the segments it sent (needs root)
+    /// Run lesson N's demo, each call beside the segments it sent (root)
     Beside {
         /// The lesson whose demo to run (2 to 17)
         #[arg(value_parser = clap::value_parser!(u32).range(2..=17))]
