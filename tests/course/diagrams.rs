@@ -12,7 +12,7 @@ use std::fs;
 use crate::support::root;
 
 /// The lessons whose conversation has a diagram.
-const LESSONS: [u32; 4] = [2, 4, 6, 8];
+const LESSONS: [u32; 5] = [2, 4, 6, 8, 9];
 
 const WIDTH: usize = 1000;
 const SERVER_X: usize = 350;
@@ -86,7 +86,12 @@ fn shorten(text: &str, most: usize) -> String {
 /// lane, each segment an arrow from the lane of the side that sent it.
 pub fn svg(title: &str, snapshot: &str) -> String {
     let rows = rows(snapshot);
-    let height = TOP + rows.len() * ROW + 30;
+    // An arrow and its label need more room than a line of text.
+    let tall = |row: &Row| match row {
+        Row::Segment { .. } => ROW + 6,
+        _ => ROW,
+    };
+    let height = TOP + rows.iter().map(tall).sum::<usize>() + 30;
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(
@@ -110,8 +115,9 @@ pub fn svg(title: &str, snapshot: &str) -> String {
             height - 10
         );
     }
-    for (i, row) in rows.iter().enumerate() {
-        let y = TOP + i * ROW;
+    let mut y = TOP - ROW;
+    for row in &rows {
+        y += tall(row);
         match row {
             Row::Section(title) => {
                 let _ = writeln!(
@@ -153,10 +159,10 @@ pub fn svg(title: &str, snapshot: &str) -> String {
                 let _ = writeln!(
                     w,
                     r##"<line x1="{x1}" y1="{}" x2="{x2}" y2="{}" stroke="#1f5fa8" stroke-width="1.5" marker-end="url(#head)"/><text x="{}" y="{}" text-anchor="middle" fill="#1f5fa8">{}</text>"##,
-                    y - 1,
-                    y + 7,
+                    y - 2,
+                    y + 8,
                     (SERVER_X + CLIENT_X) / 2,
-                    y - 4,
+                    y - 6,
                     escape(label)
                 );
             }

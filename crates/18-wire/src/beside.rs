@@ -13,8 +13,9 @@
 //!   before the line.
 //!
 //! What stays timing-dependent is what the kernel sends on a timer: a
-//! delayed ACK, a window update, a zero-window probe. `--steady` hides the
-//! pure ACKs among them (the snapshots and the book use it).
+//! delayed ACK, a window update. `--steady` hides those pure ACKs (the
+//! snapshots and the book use it), but keeps the handshake's ACK, the last
+//! ACK of a close, and probes (keepalive, zero window).
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Write};
@@ -180,6 +181,8 @@ struct Connection {
     isn: [u32; 2],
     /// Just past each side's FIN, once sent: client, server.
     fin_end: [Option<u32>; 2],
+    /// The sequence number each side will send next (relative).
+    next: [u32; 2],
 }
 
 /// The segments seen so far, connection by connection.
@@ -240,6 +243,7 @@ impl Wire {
                 client_port: s.source,
                 isn: [s.seq, 0],
                 fin_end: [None, None],
+                next: [0, 0],
             });
         }
         let conn = self.connections.get_mut(&key)?;
@@ -253,9 +257,17 @@ impl Wire {
         if s.flags & FIN != 0 {
             conn.fin_end[me] = Some(seq + s.len as u32 + 1);
         }
-        let pure_ack = s.flags == ACK && s.len == 0 && s.window != 0;
+        // A probe (keepalive, or of a zero window) repeats the last byte
+        // already acknowledged: its sequence number is one behind.
+        let probe = s.flags == ACK
+            && s.len == 0
+            && seq.wrapping_add(1) == conn.next[me];
+        let end = seq + s.len as u32 + u32::from(s.flags & (SYN | FIN) != 0);
+        conn.next[me] = conn.next[me].max(end);
+        let pure_ack = s.flags == ACK && s.len == 0 && s.window != 0 && !probe;
         // Kept by --steady: the handshake's ACK, and the last ACK of a
-        // close (of the FIN that came second: no timer delays it).
+        // close (of the FIN that came second: no timer delays it); probes
+        // are not counted as pure ACKs.
         let handshake = seq == 1 && ack == 1 && from_client;
         let last =
             conn.fin_end[me].is_some() && Some(ack) == conn.fin_end[other];
@@ -279,6 +291,9 @@ impl Wire {
         }
         if s.window == 0 && s.flags & ACK != 0 {
             line += "  win 0";
+        }
+        if probe {
+            line += "  (a probe: seq one behind)";
         }
         Some(line)
     }
