@@ -12,7 +12,7 @@ use std::fs;
 use crate::support::root;
 
 /// The lessons whose conversation has a diagram.
-const LESSONS: [u32; 5] = [2, 4, 6, 8, 9];
+const LESSONS: [u32; 8] = [2, 3, 4, 5, 6, 7, 8, 9];
 
 const WIDTH: usize = 1000;
 const SERVER_X: usize = 350;

@@ -141,3 +141,46 @@ fn lesson_09_wire_a_keepalive_probe_then_the_reset() {
     assert!(part[probe + 2].contains("ETIMEDOUT"), "{part:#?}");
     snapshot!("lesson_09__wire", part.join("\n") + "\n");
 }
+
+#[test]
+fn lesson_03_wire_accepting_without_answering_is_a_reset() {
+    let text = beside(3);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = find(&lines, 0, "accepting is not answering");
+    // The request arrived; the server closes with it unread: RST.
+    before(&lines, at, "wire #2 client > server  PSH+ACK", "accept(fd 3");
+    before(&lines, at, "wire #2 server > client  RST+ACK", "close(fd 5)");
+    before(&lines, at, "RST+ACK", "ECONNRESET");
+    snapshot!("lesson_03__wire", text);
+}
+
+#[test]
+fn lesson_05_wire_one_send_one_segment_two_sends_two_segments() {
+    let text = beside(5);
+    let lines: Vec<&str> = text.lines().collect();
+    // One send of 20 bytes is one segment, which three recvs read.
+    let one = find(&lines, 0, "client > server  PSH+ACK  seq 1  ack 1  len 20");
+    assert!(lines[one + 1].contains("send(fd 4, \"one send, many recvs\")"));
+    // Two sends are two segments, and one recv reads both.
+    let two = before(&lines, one, "len 4", "recv(fd 5, 4096) = 8");
+    let segments = lines[one..two].iter().filter(|l| l.contains("len 4"));
+    assert_eq!(segments.count(), 2, "{text}");
+    snapshot!("lesson_05__wire", text);
+}
+
+#[test]
+fn lesson_07_wire_refused_is_a_rst_and_the_4_tuple() {
+    let text = beside(7);
+    let mut part = section(&text, "the 4-tuple");
+    part.extend(section(&text, "nobody listening"));
+    part.extend(section(&text, "TIME_WAIT and a restart"));
+    // Nobody listens: the SYN is answered by RST, connect fails.
+    let at = find(&part, 0, "nobody listening");
+    let syn = find(&part, at, "client > server  SYN ");
+    assert!(part[syn + 1].contains("server > client  RST+ACK"), "{part:#?}");
+    assert!(part[syn + 2].contains("ECONNREFUSED"), "{part:#?}");
+    // The old server closed first: it holds the TIME_WAIT.
+    let at = find(&part, 0, "TIME_WAIT and a restart");
+    before(&part, at, "server > client  FIN+ACK", "client > server  FIN+ACK");
+    snapshot!("lesson_07__wire", part.join("\n") + "\n");
+}
