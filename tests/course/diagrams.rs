@@ -12,7 +12,7 @@ use std::fs;
 use crate::support::root;
 
 /// The lessons whose conversation has a diagram.
-const LESSONS: [u32; 8] = [2, 3, 4, 5, 6, 7, 8, 9];
+const LESSONS: [u32; 11] = [2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 17];
 
 const WIDTH: usize = 1000;
 const SERVER_X: usize = 350;
@@ -29,6 +29,18 @@ enum Row {
     Call { step: String, client: bool, text: String },
     Note { client: bool, text: String },
     Segment { from_client: bool, label: String },
+}
+
+/// The names of the two lanes, from the transcript's header line
+/// (`step  server  client`); a snapshot that starts mid-way has none.
+fn lanes(snapshot: &str) -> (String, String) {
+    let header = snapshot.lines().skip(3).find(|l| l.starts_with("step "));
+    let names: Vec<&str> =
+        header.map_or(vec![], |h| h.split_whitespace().skip(1).collect());
+    match names[..] {
+        [server, client] => (server.to_string(), client.to_string()),
+        _ => ("server".to_string(), "client".to_string()),
+    }
 }
 
 fn rows(snapshot: &str) -> Vec<Row> {
@@ -104,7 +116,8 @@ pub fn svg(title: &str, snapshot: &str) -> String {
         r##"<defs><marker id="head" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#1f5fa8"/></marker></defs>"##
     );
     let _ = writeln!(w, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    for (x, name) in [(SERVER_X, "server"), (CLIENT_X, "client")] {
+    let (server, client) = lanes(snapshot);
+    for (x, name) in [(SERVER_X, server), (CLIENT_X, client)] {
         let _ = writeln!(
             w,
             r#"<text x="{x}" y="20" text-anchor="middle" font-size="14" font-weight="bold">{name}</text>"#

@@ -184,3 +184,34 @@ fn lesson_07_wire_refused_is_a_rst_and_the_4_tuple() {
     before(&part, at, "server > client  FIN+ACK", "client > server  FIN+ACK");
     snapshot!("lesson_07__wire", part.join("\n") + "\n");
 }
+
+#[test]
+fn lesson_12_wire_a_reset_client_and_a_half_closing_one() {
+    let text = beside(12);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = find(&lines, 0, "SO_LINGER, 0 s");
+    before(&lines, at, "client > server  RST+ACK", "close(fd 6)");
+    before(&lines, at, "RST+ACK", "ECONNRESET");
+    // Client D's shutdown(Write) is a FIN; the server still answers.
+    let at = find(&lines, at, "send(fd 6, \"bye\\n\"");
+    before(&lines, at, "client > server  FIN+ACK", "SHUT_WR");
+    before(&lines, at, "server > client  PSH+ACK", "send(fd 7, \"bye\\n\"");
+    snapshot!("lesson_12__wire", text);
+}
+
+#[test]
+fn lesson_13_wire_every_client_served_by_one_epoll_loop() {
+    snapshot!("lesson_13__wire", beside(13));
+}
+
+#[test]
+fn lesson_17_wire_connection_close_is_the_server_s_fin() {
+    let text = beside(17);
+    let part = section(&text, "Connection: close");
+    // The reply, then at once the server's FIN, before the client has
+    // read either.
+    let reply = find(&part, 0, "server > client  PSH+ACK");
+    assert!(part[reply + 2].contains("server > client  FIN+ACK"));
+    before(&part, reply, "FIN+ACK", "recv(fd 6, 4096) = 0");
+    snapshot!("lesson_17__wire", text);
+}
