@@ -12,7 +12,7 @@ use std::fs;
 use crate::support::root;
 
 /// The lessons whose conversation has a diagram.
-const LESSONS: [u32; 11] = [2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 17];
+const LESSONS: [u32; 12] = [2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 17];
 
 const WIDTH: usize = 1000;
 const SERVER_X: usize = 350;
@@ -57,11 +57,13 @@ fn rows(snapshot: &str) -> Vec<Row> {
         {
             rows.push(Row::Section(title.to_string()));
         } else if let Some(wire) = text.strip_prefix("wire #") {
-            // "1 client > server  SYN+ACK  seq 0  ack 1"
-            let (_, rest) = wire.split_once(' ').unwrap_or_default();
+            // "1 client > server  SYN+ACK  seq 0  ack 1": the connection's
+            // number stays, for the lessons with several at once.
+            let (number, rest) = wire.split_once(' ').unwrap_or_default();
             let from_client = rest.starts_with("client");
             let label = rest.get(17..).unwrap_or_default();
-            let label = label.split_whitespace().collect::<Vec<_>>().join(" ");
+            let words = label.split_whitespace().collect::<Vec<_>>();
+            let label = format!("#{number} {}", words.join(" "));
             rows.push(Row::Segment { from_client, label });
         } else if let Some(note) = text.strip_prefix("# ") {
             let client = indent >= CLIENT_COLUMN;

@@ -215,3 +215,17 @@ fn lesson_17_wire_connection_close_is_the_server_s_fin() {
     before(&part, reply, "FIN+ACK", "recv(fd 6, 4096) = 0");
     snapshot!("lesson_17__wire", text);
 }
+
+#[test]
+fn lesson_16_wire_localhost_refused_on_ipv6_then_ipv4() {
+    let text = beside(16);
+    let lines: Vec<&str> = text.lines().collect();
+    // The first address, [::1]: nobody listens, the SYN gets RST.
+    let at = find(&lines, 0, "connect(fd 4, [::1]:[PORT]) = -1 ECONNREFUSED");
+    assert!(lines[at - 1].contains("server > client  RST+ACK"), "{text}");
+    assert!(lines[at - 2].contains("client > server  SYN "), "{text}");
+    // The second, 127.0.0.1: a handshake.
+    let at = find(&lines, at, "connect(fd 4, 127.0.0.1:[PORT]) = 0");
+    assert!(lines[at - 2].contains("server > client  SYN+ACK"), "{text}");
+    snapshot!("lesson_16__wire", text);
+}

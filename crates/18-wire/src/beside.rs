@@ -27,7 +27,7 @@ use std::process::{Command, Stdio};
 use socket2::{SockFilter, Socket};
 use transcript::{Failure, OrFail};
 
-use crate::watch::{self, ACK, FIN, SYN, Segment, flag_names};
+use crate::watch::{self, ACK, FIN, RST, SYN, Segment, flag_names};
 
 /// The descriptor the demo reads its go-ahead from: high, so that it does
 /// not shift the descriptor numbers the demo's transcript shows.
@@ -132,19 +132,52 @@ fn isolate() -> Result<(), Failure> {
     Ok(())
 }
 
-/// "TCP over IPv4", any port: in a namespace of its own, every such
-/// segment is the demo's. Keeps the headers of each frame, not the data.
-fn tcp_filter() -> [SockFilter; 6] {
+/// "TCP over IPv4 or IPv6", any port: in a namespace of its own, every
+/// such segment is the demo's (lesson 16 speaks IPv6). Keeps the headers
+/// of each frame, not the data.
+fn tcp_filter() -> [SockFilter; 9] {
     use watch::bpf::{JEQ, LDB, LDH, RET};
-    let (ip, tcp) = (libc::ETH_P_IP as u32, 6);
+    let (ip, ipv6, tcp) = (libc::ETH_P_IP as u32, libc::ETH_P_IPV6 as u32, 6);
     [
         SockFilter::new(LDH, 0, 0, 12), // 0: the EtherType
-        SockFilter::new(JEQ, 0, 3, ip), // 1: not IPv4: to 5
-        SockFilter::new(LDB, 0, 0, 23), // 2: the IP protocol
-        SockFilter::new(JEQ, 0, 1, tcp), // 3: not TCP: to 5
-        SockFilter::new(RET, 0, 0, SNAP), // 4: keep the headers
-        SockFilter::new(RET, 0, 0, 0),  // 5: drop it
+        SockFilter::new(JEQ, 0, 2, ip), // 1: not IPv4: to 4
+        SockFilter::new(LDB, 0, 0, 23), // 2: the IPv4 protocol
+        SockFilter::new(JEQ, 3, 4, tcp), // 3: TCP: to 7, else 8
+        SockFilter::new(JEQ, 0, 3, ipv6), // 4: not IPv6 either: to 8
+        SockFilter::new(LDB, 0, 0, 20), // 5: the IPv6 next header
+        SockFilter::new(JEQ, 0, 1, tcp), // 6: not TCP: to 8
+        SockFilter::new(RET, 0, 0, SNAP), // 7: keep the headers
+        SockFilter::new(RET, 0, 0, 0),  // 8: drop it
     ]
+}
+
+/// The TCP segment in a frame of IPv4 ([`watch::parse`]) or of IPv6,
+/// whose header is 40 bytes (loopback adds no extension headers) and
+/// gives the length of what follows it.
+fn parse(frame: &[u8]) -> Option<Segment> {
+    let u16_at = |i: usize| {
+        Some(u16::from_be_bytes([*frame.get(i)?, *frame.get(i + 1)?]))
+    };
+    if u16_at(12)? != libc::ETH_P_IPV6 as u16 {
+        return watch::parse(frame);
+    }
+    let (ip, tcp) = (14, 14 + 40);
+    if *frame.get(ip + 6)? != 6 {
+        return None;
+    }
+    let tcp_header = usize::from(*frame.get(tcp + 12)? >> 4) * 4;
+    let u32_at = |i: usize| {
+        Some(u32::from(u16_at(i)?) << 16 | u32::from(u16_at(i + 2)?))
+    };
+    Some(Segment {
+        source: u16_at(tcp)?,
+        destination: u16_at(tcp + 2)?,
+        seq: u32_at(tcp + 4)?,
+        ack: u32_at(tcp + 8)?,
+        flags: *frame.get(tcp + 13)?,
+        window: u16_at(tcp + 14)?,
+        len: usize::from(u16_at(ip + 4)?).checked_sub(tcp_header)?,
+    })
 }
 
 fn force_receive_buffer(sock: &Socket, bytes: i32) -> Result<(), Failure> {
@@ -221,7 +254,7 @@ impl Wire {
                 continue; // the same segment, coming in
             }
             let n = n.min(self.frame.len());
-            if let Some(segment) = watch::parse(&self.frame[..n])
+            if let Some(segment) = parse(&self.frame[..n])
                 && let Some(line) = self.see(&segment)
             {
                 if !(self.steady && self.last.as_ref() == Some(&line)) {
@@ -289,7 +322,8 @@ impl Wire {
         if s.len > 0 {
             line += &format!("  len {}", s.len);
         }
-        if s.window == 0 && s.flags & ACK != 0 {
+        // A zero window says "stop sending"; on a RST it means nothing.
+        if s.window == 0 && s.flags & (ACK | RST) == ACK {
             line += "  win 0";
         }
         if probe {
