@@ -12,7 +12,7 @@ use std::fs;
 use crate::support::root;
 
 /// The lessons whose conversation has a diagram.
-const LESSONS: [u32; 12] = [2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 17];
+const LESSONS: [u32; 13] = [2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 16, 17];
 
 const WIDTH: usize = 1000;
 const SERVER_X: usize = 350;

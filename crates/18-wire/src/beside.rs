@@ -1,5 +1,6 @@
 //! `lesson-18 beside N`: lesson N's demo, with the segments each of its
-//! calls sent printed just before the line that narrates the call.
+//! calls sent printed just before the line that narrates the call (TCP
+//! over IPv4 and IPv6; UDP datagrams and ICMP errors over IPv4).
 //!
 //! Three things make the view exact rather than roughly right:
 //! - the demo runs in a network namespace of its own (`unshare -n`): a
@@ -132,23 +133,62 @@ fn isolate() -> Result<(), Failure> {
     Ok(())
 }
 
-/// "TCP over IPv4 or IPv6", any port: in a namespace of its own, every
-/// such segment is the demo's (lesson 16 speaks IPv6). Keeps the headers
-/// of each frame, not the data.
-fn tcp_filter() -> [SockFilter; 9] {
+/// TCP over IPv4 or IPv6, and UDP and ICMP over IPv4 (lesson 14), any
+/// port: in a namespace of its own, every such packet is the demo's.
+/// Keeps the headers of each frame, not the data.
+fn tcp_filter() -> [SockFilter; 11] {
     use watch::bpf::{JEQ, LDB, LDH, RET};
-    let (ip, ipv6, tcp) = (libc::ETH_P_IP as u32, libc::ETH_P_IPV6 as u32, 6);
+    let (ip, ipv6) = (libc::ETH_P_IP as u32, libc::ETH_P_IPV6 as u32);
+    let (tcp, udp, icmp) = (6, 17, 1);
     [
         SockFilter::new(LDH, 0, 0, 12), // 0: the EtherType
-        SockFilter::new(JEQ, 0, 2, ip), // 1: not IPv4: to 4
+        SockFilter::new(JEQ, 0, 4, ip), // 1: not IPv4: to 6
         SockFilter::new(LDB, 0, 0, 23), // 2: the IPv4 protocol
-        SockFilter::new(JEQ, 3, 4, tcp), // 3: TCP: to 7, else 8
-        SockFilter::new(JEQ, 0, 3, ipv6), // 4: not IPv6 either: to 8
-        SockFilter::new(LDB, 0, 0, 20), // 5: the IPv6 next header
-        SockFilter::new(JEQ, 0, 1, tcp), // 6: not TCP: to 8
-        SockFilter::new(RET, 0, 0, SNAP), // 7: keep the headers
-        SockFilter::new(RET, 0, 0, 0),  // 8: drop it
+        SockFilter::new(JEQ, 5, 0, tcp), // 3: TCP: to 9
+        SockFilter::new(JEQ, 4, 0, udp), // 4: UDP: to 9
+        SockFilter::new(JEQ, 3, 4, icmp), // 5: ICMP: to 9, else 10
+        SockFilter::new(JEQ, 0, 3, ipv6), // 6: not IPv6 either: to 10
+        SockFilter::new(LDB, 0, 0, 20), // 7: the IPv6 next header
+        SockFilter::new(JEQ, 0, 1, tcp), // 8: not TCP: to 10
+        SockFilter::new(RET, 0, 0, SNAP), // 9: keep the headers
+        SockFilter::new(RET, 0, 0, 0),  // 10: drop it
     ]
+}
+
+/// A UDP datagram, or the ICMP "port unreachable" that answers one (and
+/// quotes its ports).
+enum Datagram {
+    Udp { source: u16, destination: u16, len: usize },
+    Unreachable { source: u16, destination: u16 },
+}
+
+/// The UDP datagram or ICMP port unreachable in an IPv4 frame.
+fn parse_datagram(frame: &[u8]) -> Option<Datagram> {
+    let u16_at = |i: usize| {
+        Some(u16::from_be_bytes([*frame.get(i)?, *frame.get(i + 1)?]))
+    };
+    let header = |at: usize| Some(usize::from(*frame.get(at)? & 0x0f) * 4);
+    if u16_at(12)? != libc::ETH_P_IP as u16 {
+        return None;
+    }
+    let next = 14 + header(14)?;
+    match *frame.get(14 + 9)? {
+        17 => Some(Datagram::Udp {
+            source: u16_at(next)?,
+            destination: u16_at(next + 2)?,
+            len: usize::from(u16_at(next + 4)?).checked_sub(8)?,
+        }),
+        // Type 3, code 3; then the IP header and first 8 bytes (the UDP
+        // header) of the datagram that found no socket.
+        1 if u16_at(next)? == 0x0303 => {
+            let udp = next + 8 + header(next + 8)?;
+            Some(Datagram::Unreachable {
+                source: u16_at(udp)?,
+                destination: u16_at(udp + 2)?,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The TCP segment in a frame of IPv4 ([`watch::parse`]) or of IPv6,
@@ -221,9 +261,15 @@ struct Connection {
 /// The segments seen so far, connection by connection.
 struct Wire {
     steady: bool,
+    /// Connections and UDP flows so far: the next one's number less 1.
+    count: usize,
     connections: HashMap<(u16, u16), Connection>,
+    /// Each UDP flow's number and the port of its first sender.
+    flows: HashMap<(u16, u16), (usize, u16)>,
     frame: Vec<u8>,
-    /// The last line shown, so that `--steady` shows a repeat once.
+    /// The last line of this read, so that `--steady` shows a run of
+    /// equal lines between two lines of the demo once (500 datagrams,
+    /// probes repeated on a timer).
     last: Option<String>,
 }
 
@@ -231,7 +277,9 @@ impl Wire {
     fn new(steady: bool) -> Wire {
         Wire {
             steady,
+            count: 0,
             connections: HashMap::new(),
+            flows: HashMap::new(),
             frame: vec![0; watch::FRAME],
             last: None,
         }
@@ -241,6 +289,7 @@ impl Wire {
     fn read(&mut self, sock: &Socket) -> Result<Vec<String>, Failure> {
         sock.set_nonblocking(true).or_fail("set O_NONBLOCK")?;
         let mut shown = Vec::new();
+        self.last = None;
         loop {
             let (n, pkttype) = match watch::receive(sock, &mut self.frame) {
                 Ok(got) => got,
@@ -254,9 +303,13 @@ impl Wire {
                 continue; // the same segment, coming in
             }
             let n = n.min(self.frame.len());
-            if let Some(segment) = parse(&self.frame[..n])
-                && let Some(line) = self.see(&segment)
-            {
+            let frame = &self.frame[..n];
+            let line = match (parse(frame), parse_datagram(frame)) {
+                (Some(segment), _) => self.see(&segment),
+                (None, Some(datagram)) => Some(self.see_datagram(&datagram)),
+                (None, None) => None,
+            };
+            if let Some(line) = line {
                 if !(self.steady && self.last.as_ref() == Some(&line)) {
                     shown.push(line.clone());
                 }
@@ -266,13 +319,39 @@ impl Wire {
         Ok(shown)
     }
 
+    /// The line for a UDP datagram or the ICMP error that answers one. The
+    /// first to send in a flow is its client.
+    fn see_datagram(&mut self, d: &Datagram) -> String {
+        let (source, destination, what) = match d {
+            Datagram::Udp { source, destination, len } => {
+                (*source, *destination, format!("UDP      len {len}"))
+            }
+            Datagram::Unreachable { source, destination } => {
+                // It goes back to the datagram's sender.
+                (*destination, *source, "ICMP     port unreachable".into())
+            }
+        };
+        let key = (source.min(destination), source.max(destination));
+        let count = &mut self.count;
+        let (number, client) = *self.flows.entry(key).or_insert_with(|| {
+            *count += 1;
+            (*count, source)
+        });
+        let way = match source == client {
+            true => "client > server",
+            false => "server > client",
+        };
+        format!("      wire #{number} {way}  {what}")
+    }
+
     /// The line for one segment, or None when `--steady` hides it.
     fn see(&mut self, s: &Segment) -> Option<String> {
         let key = (s.source.min(s.destination), s.source.max(s.destination));
-        let next = self.connections.len() + 1;
-        if s.flags & (SYN | ACK) == SYN {
+        if s.flags & (SYN | ACK) == SYN && !self.connections.contains_key(&key)
+        {
+            self.count += 1;
             self.connections.entry(key).or_insert(Connection {
-                number: next,
+                number: self.count,
                 client_port: s.source,
                 isn: [s.seq, 0],
                 fin_end: [None, None],

@@ -17,6 +17,8 @@
 //!   away);
 //! - `demo.rs`: a watcher and two TCP conversations (one closed by FINs,
 //!   one by a RST), then their diagrams;
+//! - `beside.rs`: `beside N`, lesson N's demo in a network namespace of
+//!   its own, each line after the packets sent before it (`just wire N`);
 //! - `main.rs`: this file, the command line.
 
 mod beside;
