@@ -257,3 +257,21 @@ fn lesson_14_wire_datagrams_keep_their_boundaries_and_icmp_refuses() {
     before(&lines, icmp, "sendto(fd 4, \"anyone?\"", "EAGAIN");
     snapshot!("lesson_14__wire", text);
 }
+
+#[test]
+fn lesson_18_beside_without_root_says_so_in_one_line() {
+    // setpriv (util-linux) runs it as nobody, with no capability.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["--inh-caps=-all", "--bounding-set=-all"])
+        .arg(crate::support::bin(18))
+        .args(["beside", "2"])
+        .output()
+        .expect("setpriv (util-linux) runs beside as nobody");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "lesson-18: unshare CLONE_NEWNET: Operation not permitted \
+         (os error 1): a network namespace of its own needs root\n"
+    );
+}
