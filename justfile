@@ -230,3 +230,13 @@ book:
 # Serve the book on http://127.0.0.1:3000 and rebuild it on change
 serve:
     mdbook serve book --hostname 127.0.0.1
+
+# Lesson N's demo with the TCP segments each call sent, in a network namespace of its own (needs root; lesson 18)
+[no-exit-message]
+wire n *args:
+    @cargo build --quiet -p lesson-18 -p lesson-$(printf '%02d' "{{n}}")
+    @target/debug/lesson-18 beside "$@"
+
+# Redraw the book's sequence diagrams (book/src/wire/) from the wire snapshots
+diagrams:
+    UPDATE_DIAGRAMS=1 cargo test --quiet --test course -- diagrams

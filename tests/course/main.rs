@@ -9,6 +9,7 @@ mod many_clients;
 mod support;
 
 mod book;
+mod diagrams;
 mod diffs;
 mod hostile;
 mod kernel;
@@ -37,3 +38,4 @@ mod rendered;
 mod sysctls;
 mod trace;
 mod try_it;
+mod wire;
