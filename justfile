@@ -96,15 +96,15 @@ lesson-17 *args:
 lesson-18 *args:
     @cargo run --quiet -p lesson-18 -- "$@"
 
-# The exercises: which of yours pass (your files are in crates/exercises/src/yours/)
+# Run lesson N's exercise checks and say which pass and why not; with no N, your progress over the whole course (your files: crates/exercises/src/yours/)
 [no-exit-message]
-exercises *args:
+check *n:
     @cargo run --quiet -p exercises -- "$@"
 
-# Check exercise N (the lesson's number), and say why it fails
+# Print the hint of lesson N's exercise
 [no-exit-message]
-exercise n *args:
-    @cargo run --quiet -p exercises -- "$@"
+hint n:
+    @cargo run --quiet -p exercises -- hint "$@"
 
 # Run lesson N's demo under strace: each narrated line follows the kernel's own record of the call
 [no-exit-message]
@@ -214,7 +214,7 @@ test n="":
     LESSON={{n}} cargo test --quiet --test course -- \
         "lesson_$nn" "lessons_$nn" "lesson_{{n}}_" kernel:: leaks:: book:: listings::
 
-# Measure lessons 10-13 against a tokio echo server; writes the benchmark appendix's table and plot (book/src/bench/)
+# Measure lessons 10-13 against a tokio echo server and lesson 17 against a hyper file server; writes the benchmark appendix's tables and plot (book/src/bench/)
 bench *args:
     cargo run --quiet --release -p bench -- "$@"
 
@@ -292,3 +292,13 @@ po-give chapter:
     msgcat --use-first "$tmp/done.po" po/zh-CN.po -o "$tmp/all.po"
     msgmerge --quiet "$tmp/all.po" po/messages.pot -o po/zh-CN.po
     msgfmt --statistics --check -o /dev/null po/zh-CN.po
+
+# Lesson N's demo with the TCP segments each call sent, in a network namespace of its own (needs root; lesson 18)
+[no-exit-message]
+wire n *args:
+    @cargo build --quiet -p lesson-18 -p lesson-$(printf '%02d' "{{n}}")
+    @target/debug/lesson-18 beside "$@"
+
+# Redraw the book's sequence diagrams (book/src/wire/) from the wire snapshots
+diagrams:
+    UPDATE_DIAGRAMS=1 cargo test --quiet --test course -- diagrams

@@ -3790,3 +3790,32 @@ fn hostile_lesson_17_endless_heads_and_unread_pipelines_stay_bounded() {
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     drop(greedy);
 }
+
+/// Forged `If-Modified-Since` dates: a year past any integer, a negative
+/// one, a month that is not one, a time past midnight, bytes that are not
+/// text. The server's date parser must neither overflow nor panic (the
+/// tests run a debug build, where an overflow panics): each gets the
+/// whole file, as a date it cannot read should, and the server goes on.
+#[test]
+fn hostile_lesson_17_forged_if_modified_since_dates_get_the_whole_file() {
+    use crate::lesson_17::{INDEX, Site, ask};
+    let site = Site::new("forged-dates", 10);
+    let server = site.serve(&[]);
+    let dates = [
+        "Sun, 06 Nov 99999999999999999999 08:49:37 GMT",
+        "Sun, 06 Nov 9223372036854775807 08:49:37 GMT",
+        "Sun, 06 Nov -9223372036854775808 08:49:37 GMT",
+        "Sun, 99 Foo 2026 08:49:37 GMT",
+        "Sun, 06 Nov 2026 99:99:99 GMT",
+        "Sun, 06 Nov 2026 18446744073709551615:0:0 GMT",
+        "\u{ff}\u{fe}, , , ,",
+        "",
+    ];
+    for date in dates {
+        let request =
+            format!("GET / HTTP/1.1\r\nIf-Modified-Since: {date}\r\n\r\n");
+        let (head, body) = ask(&server.addr, &request);
+        assert!(head.starts_with("HTTP/1.1 200 "), "{date:?}: {head}");
+        assert_eq!(body, INDEX.as_bytes(), "{date:?}");
+    }
+}

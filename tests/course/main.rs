@@ -9,6 +9,7 @@ mod many_clients;
 mod support;
 
 mod book;
+mod diagrams;
 mod diffs;
 mod hostile;
 mod kernel;
@@ -38,3 +39,4 @@ mod sysctls;
 mod trace;
 mod try_it;
 mod zh;
+mod wire;

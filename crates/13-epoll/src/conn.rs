@@ -1,7 +1,8 @@
-//! One client's connection, as an event loop keeps it: its socket, the
-//! unfinished line, the replies the kernel has not taken yet, and where it
-//! is in its life (one [`State`]). It never waits: every call here is made
-//! on a non-blocking socket the loop was told is ready.
+//! One client's connection, as an event loop keeps it: its socket, where
+//! it is in its life (one [`State`]) and, only while there are any, the
+//! bytes that must wait: an unfinished line, replies the kernel has not
+//! taken yet. It never waits: every call here is made on a non-blocking
+//! socket the loop was told is ready.
 
 use std::fmt::{self, Display};
 use std::io::{self, Read, Write};
@@ -24,15 +25,23 @@ pub const HIGH_WATER: usize = 64 * 1024;
 pub struct Conn {
     pub stream: TcpStream,
     pub peer: SocketAddr,
-    /// Bytes of a line not finished yet (lesson 5).
-    lines: Lines,
-    /// Replies the kernel has not taken yet. A short `send` leaves the
-    /// rest here, to go when the socket is writable; nothing is dropped.
-    pub out: Vec<u8>,
     /// Where it is in its life.
     pub state: State,
     /// When it last read or wrote anything, for the idle limit.
     pub last_progress: Instant,
+    /// Its bytes in flight, boxed, and only while there are any: an idle
+    /// connection holds no buffer, not even an empty one. `None` takes 8
+    /// bytes here; the two empty buffers it stands for would take 72.
+    pending: Option<Box<Pending>>,
+}
+
+/// What a connection has in flight, both ways.
+struct Pending {
+    /// Bytes of a line not finished yet (lesson 5).
+    lines: Lines,
+    /// Replies the kernel has not taken yet. A short `send` leaves the
+    /// rest here, to go when the socket is writable; nothing is dropped.
+    out: Vec<u8>,
 }
 // ANCHOR_END: conn
 
@@ -87,17 +96,21 @@ impl Conn {
         Conn {
             stream,
             peer,
-            lines: Lines::new(MAX_LINE),
-            out: Vec::new(),
             state: State::Open,
             last_progress: Instant::now(),
+            pending: None,
         }
+    }
+
+    /// How many bytes of replies wait for the kernel to take them.
+    pub fn waiting(&self) -> usize {
+        self.pending.as_ref().map_or(0, |pending| pending.out.len())
     }
 
     /// Whether it takes requests now: open, and not too far behind with
     /// its replies (`HIGH_WATER`).
     pub fn reads(&self) -> bool {
-        matches!(self.state, State::Open) && self.out.len() < HIGH_WATER
+        matches!(self.state, State::Open) && self.waiting() < HIGH_WATER
     }
 
     /// Whether it is done: to close now, or to close (or linger) once its
@@ -105,7 +118,7 @@ impl Conn {
     pub fn finished(&self) -> bool {
         match self.state {
             State::Dead(_) => true,
-            State::Ending { .. } => self.out.is_empty(),
+            State::Ending { .. } => self.waiting() == 0,
             State::Open | State::Lingering(_) => false,
         }
     }
@@ -113,13 +126,17 @@ impl Conn {
 
 // ANCHOR: receive
 impl Conn {
-    /// One `recv`, and the replies to the lines it completes. Returns
-    /// whether bytes came (so more may be waiting); a `shutdown` line sets
-    /// `shutdown_asked`.
-    pub fn receive(&mut self, shutdown_asked: &mut bool) -> bool {
-        let mut buf = [0u8; RECV_SIZE];
-        let got = (&self.stream).read(&mut buf).traced(|| {
-            server("recv").on(&self.stream).args(RECV_SIZE).data(&buf)
+    /// One `recv`, and the replies to the lines it completes. `buf` is the
+    /// server's one receive buffer, shared by every connection: what must
+    /// outlive this call is copied out of it. Returns whether bytes came
+    /// (so more may be waiting); a `shutdown` line sets `shutdown_asked`.
+    pub fn receive(
+        &mut self,
+        buf: &mut [u8],
+        shutdown_asked: &mut bool,
+    ) -> bool {
+        let got = (&self.stream).read(buf).traced(|| {
+            server("recv").on(&self.stream).args(buf.len()).data(buf)
         });
         let n = match got {
             Ok(0) => {
@@ -138,53 +155,113 @@ impl Conn {
             }
         };
         self.last_progress = Instant::now();
-        self.lines.feed(&buf[..n]);
-        let queued = self.out.len();
-        while let Some(line) = self.lines.next_line() {
-            match line {
-                Ok(line) => {
-                    *shutdown_asked |= is_shutdown(&line);
-                    self.out.extend_from_slice(&line);
-                    self.out.push(b'\n');
-                }
-                Err(TooLong) => {
-                    self.out.extend_from_slice(TOO_LONG);
-                    let why = Why::LineTooLong;
-                    self.state = State::Ending { why, linger: true };
-                    break;
-                }
-            }
+        let mut rest = &buf[..n];
+        if self.pending.is_none() {
+            // Nothing kept from before: the whole lines that came are
+            // their own replies, sent straight from `buf`. No copy, and
+            // no allocation, for the common request.
+            let whole = whole_lines(rest);
+            let lines = rest[..whole].split(|&byte| byte == b'\n');
+            *shutdown_asked |= lines.clone().any(is_shutdown);
+            self.reply(&rest[..whole]);
+            rest = &rest[whole..];
         }
-        if self.out.len() == queued {
-            let partial = self.lines.partial();
-            server_note(format_args!(
-                "{partial} bytes of an unfinished line: kept for the next recv"
-            ));
+        if !rest.is_empty() {
+            self.keep(rest, shutdown_asked);
         }
         true
     }
 }
 // ANCHOR_END: receive
 
+// ANCHOR: keep
+impl Conn {
+    /// Bytes that must wait for more (an unfinished line), or that come
+    /// while replies wait: they go into the connection's own buffer, the
+    /// box made for them, and are answered line by line from there.
+    fn keep(&mut self, bytes: &[u8], shutdown_asked: &mut bool) {
+        let pending = self.pending.get_or_insert_with(|| {
+            Box::new(Pending { lines: Lines::new(MAX_LINE), out: Vec::new() })
+        });
+        pending.lines.feed(bytes);
+        let queued = pending.out.len();
+        while let Some(line) = pending.lines.next_line() {
+            match line {
+                Ok(line) => {
+                    *shutdown_asked |= is_shutdown(&line);
+                    pending.out.extend_from_slice(&line);
+                    pending.out.push(b'\n');
+                }
+                Err(TooLong) => {
+                    pending.out.extend_from_slice(TOO_LONG);
+                    let why = Why::LineTooLong;
+                    self.state = State::Ending { why, linger: true };
+                    break;
+                }
+            }
+        }
+        if pending.out.len() == queued {
+            let partial = pending.lines.partial();
+            server_note(format_args!(
+                "{partial} bytes of an unfinished line: kept for the next recv"
+            ));
+        }
+    }
+}
+
+/// How many leading bytes of `bytes` are whole lines, none longer than
+/// `MAX_LINE`: the echo's reply to them is those same bytes.
+fn whole_lines(bytes: &[u8]) -> usize {
+    let mut whole = 0;
+    for (i, _) in bytes.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+        if i - whole > MAX_LINE {
+            break;
+        }
+        whole = i + 1;
+    }
+    whole
+}
+// ANCHOR_END: keep
+
 // ANCHOR: flush
 impl Conn {
+    /// Sends `replies` from the caller's buffer; what the kernel does not
+    /// take is copied into the connection's own, to go when the socket is
+    /// writable (`flush`).
+    fn reply(&mut self, replies: &[u8]) {
+        if replies.is_empty() {
+            return;
+        }
+        let taken = match send(&self.stream, replies) {
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(err) => {
+                self.state = State::Dead(Why::Failed("send", err));
+                return;
+            }
+        };
+        if taken < replies.len() {
+            let pending = self.pending.get_or_insert_with(|| {
+                Box::new(Pending {
+                    lines: Lines::new(MAX_LINE),
+                    out: Vec::new(),
+                })
+            });
+            pending.out.extend_from_slice(&replies[taken..]);
+        }
+    }
+
     /// Sends waiting replies until they are all out or the kernel's
     /// buffer is full (`EAGAIN`): what is left waits for the socket to be
     /// writable.
     pub fn flush(&mut self) {
-        while !self.out.is_empty() && !matches!(self.state, State::Dead(_)) {
-            let sent = (&self.stream).write(&self.out).traced(|| {
-                server("send")
-                    .on(&self.stream)
-                    .args(bytes(&self.out))
-                    .args("MSG_NOSIGNAL")
-            });
-            match sent {
-                // All out: give the buffer back, so an idle connection
-                // holds no memory but its own bookkeeping.
-                Ok(n) if n == self.out.len() => self.out = Vec::new(),
+        while let Some(pending) = &mut self.pending
+            && !pending.out.is_empty()
+            && !matches!(self.state, State::Dead(_))
+        {
+            match send(&self.stream, &pending.out) {
                 // Only what the kernel took leaves the buffer.
-                Ok(n) => drop(self.out.drain(..n)),
+                Ok(n) => drop(pending.out.drain(..n)),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) => {
                     self.state = State::Dead(Why::Failed("send", err));
@@ -192,8 +269,20 @@ impl Conn {
                 }
             }
             self.last_progress = Instant::now();
+            // All out, and no unfinished line: give the box back.
+            if pending.out.is_empty() && pending.lines.partial() == 0 {
+                self.pending = None;
+            }
         }
     }
+}
+
+/// One `send`: how many bytes the kernel took.
+fn send(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
+    let mut writer = stream;
+    writer.write(data).traced(|| {
+        server("send").on(stream).args(bytes(data)).args("MSG_NOSIGNAL")
+    })
 }
 // ANCHOR_END: flush
 
@@ -268,11 +357,10 @@ impl Conn {
     /// One `recv` while lingering; what it brings is dropped. The end of
     /// the stream (or an error) finishes the close. Returns whether bytes
     /// came (so more may be waiting).
-    pub fn discard(&mut self) -> bool {
-        let mut buf = [0u8; RECV_SIZE];
+    pub fn discard(&mut self, buf: &mut [u8]) -> bool {
         let got = (&self.stream)
-            .read(&mut buf)
-            .traced(|| server("recv").on(&self.stream).args(RECV_SIZE));
+            .read(buf)
+            .traced(|| server("recv").on(&self.stream).args(buf.len()));
         match got {
             Ok(n) if n > 0 => return true,
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}

@@ -51,7 +51,7 @@ fn interest(conn: &Conn) -> EpollFlags {
     if conn.reads() || matches!(conn.state, State::Lingering(_)) {
         events |= EpollFlags::EPOLLIN;
     }
-    if !conn.out.is_empty() {
+    if conn.waiting() > 0 {
         events |= EpollFlags::EPOLLOUT;
     }
     events

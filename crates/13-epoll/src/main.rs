@@ -20,7 +20,8 @@
 //! The files, in reading order:
 //! - `plain.rs`: the loop a reader would write first;
 //! - `server.rs`: the server (what you take away): the same loop, hardened;
-//! - `conn.rs`: one connection: its replies, and its state (one enum);
+//! - `conn.rs`: one connection: its state (one enum), and its bytes in
+//!   flight, kept only while they wait;
 //! - `interests.rs`: what each connection's `epoll` entry asks for;
 //! - `idle.rs`: the idle limit, without looking at every connection;
 //! - `spare.rs`: the spare descriptor, for `EMFILE`;

@@ -17,7 +17,7 @@ use transcript::lines::BUSY;
 use transcript::process::open_descriptors;
 use transcript::{Failure, OrFail, Told, bytes, event, log, server, tell};
 
-use crate::conn::{Conn, State};
+use crate::conn::{Conn, RECV_SIZE, State};
 use crate::conns::Conns;
 use crate::demo::waited;
 use crate::interests::{register, trigger};
@@ -57,6 +57,9 @@ pub struct Server {
     pub spare: Spare,
     /// Every open connection, by descriptor number.
     pub conns: Conns,
+    /// The one buffer every `recv` reads into: a connection keeps only
+    /// the bytes that must outlive the call (`conn.rs`).
+    pub recv_buf: Box<[u8]>,
     pub limits: Limits,
     /// What each connection's `epoll` entry asks for, by descriptor.
     pub registered: Vec<EpollFlags>,
@@ -151,6 +154,7 @@ impl Server {
             signals,
             spare,
             conns: Conns::default(),
+            recv_buf: vec![0; RECV_SIZE].into_boxed_slice(),
             limits,
             registered: Vec::new(),
             touched: Vec::new(),
@@ -326,9 +330,10 @@ impl Server {
         self.touched.push(fd);
         let edge = self.limits.edge;
         let Some(conn) = self.conns.get_mut(fd) else { return };
+        let buf = &mut self.recv_buf;
         if edge {
             // Nothing will report again what this event announced.
-            return drain(conn, asked);
+            return drain(conn, buf, asked);
         }
         // A reset or a hang-up shows as EPOLLERR/EPOLLHUP: recv says which.
         // Level-triggered: one recv is enough; if more is waiting, the
@@ -338,8 +343,8 @@ impl Server {
             EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
         if events.intersects(readable) {
             match conn.state {
-                State::Open if conn.reads() => drop(conn.receive(asked)),
-                State::Lingering(_) => drop(conn.discard()),
+                State::Open if conn.reads() => drop(conn.receive(buf, asked)),
+                State::Lingering(_) => drop(conn.discard(buf)),
                 _ => {}
             }
         }
@@ -353,15 +358,15 @@ impl Server {
 /// nothing will report again what the event announced. Reading stops
 /// early while `HIGH_WATER` bytes of replies wait; once they have gone
 /// out it reads on, since no event will come for bytes already here.
-fn drain(conn: &mut Conn, asked: &mut bool) {
+fn drain(conn: &mut Conn, buf: &mut [u8], asked: &mut bool) {
     if let State::Lingering(_) = conn.state {
-        while conn.discard() {}
+        while conn.discard(buf) {}
         return;
     }
     loop {
         let mut more = true;
         while more && conn.reads() {
-            more = conn.receive(asked);
+            more = conn.receive(buf, asked);
         }
         conn.flush();
         // Stopped at EAGAIN or the end, or still too far behind: done.
@@ -385,7 +390,7 @@ impl Server {
             if let State::Ending { linger: true, .. } = conn.state {
                 conn.start_lingering();
                 // Edge-triggered, what came before announces nothing.
-                while self.limits.edge && conn.discard() {}
+                while self.limits.edge && conn.discard(&mut self.recv_buf) {}
                 if !conn.finished() {
                     continue;
                 }

@@ -117,7 +117,8 @@ impl Server {
             // further than HIGH_WATER of replies, as in every turn: a
             // client that sends without end would keep this loop reading,
             // and its replies growing, for ever.
-            while conn.reads() && conn.receive(&mut false) {}
+            let buf = &mut self.recv_buf;
+            while conn.reads() && conn.receive(buf, &mut false) {}
             conn.end_input();
             conn.flush();
         }

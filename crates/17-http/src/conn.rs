@@ -202,8 +202,15 @@ impl Conn {
         let body = method == "GET";
         let (status, reply) = match method {
             "GET" | "HEAD" => match resolve(root, &request.target) {
-                Found::File(kind, file) => {
-                    let mut reply = http::head(200, kind, file.len(), close);
+                // The client's copy is as new as the file: no body.
+                Found::File(_, _, Some(modified))
+                    if request.if_modified_since >= Some(modified) =>
+                {
+                    (304, http::not_modified(Some(modified), close))
+                }
+                Found::File(kind, file, modified) => {
+                    let mut reply =
+                        http::head(200, kind, file.len(), modified, close);
                     if body {
                         reply.extend_from_slice(&file);
                     }

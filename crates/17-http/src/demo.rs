@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::epoll::{EpollEvent, EpollFlags, EpollTimeout};
@@ -39,6 +39,11 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 const INDEX: &str = "<!doctype html>\n<title>Lesson 17</title>\n\
     <link rel=stylesheet href=style.css>\n<h1>It works</h1>\n";
 const STYLE: &str = "h1 { color: teal }\n";
+
+/// The demo's files were last modified on 1 November 2026 at midnight
+/// UTC (seconds since 1970): set, not taken from the clock, so that their
+/// `Last-Modified` reads the same in every run of the transcript.
+const MODIFIED: u64 = 1_793_491_200;
 const SECRET: &str = "not for the web\n";
 
 /// The timeline: a keep-alive connection, pipelining, a 404, three ways
@@ -168,6 +173,17 @@ impl Fixture {
         fs::create_dir_all(&site).or_fail("mkdir")?;
         fs::write(site.join("index.html"), INDEX).or_fail("write")?;
         fs::write(site.join("style.css"), STYLE).or_fail("write")?;
+        for name in ["index.html", "style.css"] {
+            fs::File::options()
+                .write(true)
+                .open(site.join(name))
+                .and_then(|file| {
+                    file.set_modified(
+                        UNIX_EPOCH + Duration::from_secs(MODIFIED),
+                    )
+                })
+                .or_fail("set the modification time")?;
+        }
         fs::write(dir.0.join("secret.txt"), SECRET).or_fail("write")?;
         std::os::unix::fs::symlink("../secret.txt", site.join("escape.txt"))
             .or_fail("symlink")?;

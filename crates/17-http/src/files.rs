@@ -2,12 +2,15 @@
 //! the file's `Content-Type`. No socket call here.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
 
 /// What a target leads to.
 pub enum Found {
-    /// A file inside the directory: its `Content-Type` and its bytes.
-    File(&'static str, Vec<u8>),
+    /// A file inside the directory: its `Content-Type`, its bytes, and
+    /// when it was last modified (seconds since 1970, UTC), if known.
+    File(&'static str, Vec<u8>, Option<u64>),
     /// Not there (404), or outside the directory (403), or a target that
     /// does not decode (400).
     Status(u16),
@@ -59,8 +62,17 @@ pub fn resolve(root: &Path, target: &str) -> Found {
     if !real.starts_with(root) {
         return Found::Status(403);
     }
-    match fs::read(&real) {
-        Ok(bytes) => Found::File(content_type(&real), bytes),
+    let Ok(mut file) = fs::File::open(&real) else {
+        return Found::Status(404);
+    };
+    // Its modification time, for `Last-Modified` and `If-Modified-Since`.
+    let modified = file.metadata().and_then(|m| m.modified()).ok();
+    let modified = modified
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs());
+    let mut bytes = Vec::new();
+    match file.read_to_end(&mut bytes) {
+        Ok(_) => Found::File(content_type(&real), bytes, modified),
         Err(_) => Found::Status(404),
     }
 }

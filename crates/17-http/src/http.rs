@@ -19,6 +19,9 @@ pub struct Request {
     pub target: String,
     /// Whether the client keeps the connection for another request.
     pub keep_alive: bool,
+    /// `If-Modified-Since`, as seconds since 1970, when it is a date this
+    /// server reads (RFC 9110 13.1.3: any other value is ignored).
+    pub if_modified_since: Option<u64>,
 }
 
 // ANCHOR: parsed
@@ -103,6 +106,7 @@ fn request(lines: &[&[u8]]) -> Result<Request, u16> {
     if method.is_empty() || !target.starts_with('/') {
         return Err(400);
     }
+    let mut if_modified_since = None;
     for line in &lines[1..] {
         let text = std::str::from_utf8(line).map_err(|_| 400u16)?;
         let (name, value) = text.split_once(':').ok_or(400u16)?;
@@ -114,11 +118,12 @@ fn request(lines: &[&[u8]]) -> Result<Request, u16> {
             // the next request (request smuggling).
             "transfer-encoding" => return Err(400),
             "content-length" if value != "0" => return Err(400),
+            "if-modified-since" => if_modified_since = parse_date(&value),
             _ => {}
         }
     }
     let (method, target) = (method.to_string(), target.to_string());
-    Ok(Request { method, target, keep_alive })
+    Ok(Request { method, target, keep_alive, if_modified_since })
 }
 // ANCHOR_END: request
 
@@ -126,6 +131,7 @@ fn request(lines: &[&[u8]]) -> Result<Request, u16> {
 pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        304 => "Not Modified",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
@@ -141,11 +147,19 @@ pub fn reason(status: u16) -> &'static str {
 // ANCHOR: head
 /// A response's head. `Content-Length` says where the body ends, so the
 /// connection can carry the next response; `Connection: close` says it
-/// will not.
-pub fn head(status: u16, kind: &str, length: usize, close: bool) -> Vec<u8> {
+/// will not. A file's head says when it was last `modified` (seconds
+/// since 1970), which a client may send back in `If-Modified-Since`.
+pub fn head(
+    status: u16,
+    kind: &str,
+    length: usize,
+    modified: Option<u64>,
+    close: bool,
+) -> Vec<u8> {
     let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
     let _ = write!(head, "Content-Type: {kind}\r\n");
     let _ = write!(head, "Content-Length: {length}\r\n");
+    last_modified(&mut head, modified);
     if status == 405 {
         head.push_str("Allow: GET, HEAD\r\n");
     }
@@ -157,10 +171,105 @@ pub fn head(status: u16, kind: &str, length: usize, close: bool) -> Vec<u8> {
 }
 // ANCHOR_END: head
 
+/// `Last-Modified`'s line, for a file modified at `secs` (since 1970).
+fn last_modified(head: &mut String, modified: Option<u64>) {
+    if let Some(secs) = modified {
+        let _ = write!(head, "Last-Modified: {}\r\n", http_date(secs));
+    }
+}
+
+// ANCHOR: not_modified
+/// `304 Not Modified`: the client's copy is current. No body, and so no
+/// `Content-Length` either (RFC 9110 15.4.5): the head is all there is.
+pub fn not_modified(modified: Option<u64>, close: bool) -> Vec<u8> {
+    let mut head = String::from("HTTP/1.1 304 Not Modified\r\n");
+    last_modified(&mut head, modified);
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+// ANCHOR_END: not_modified
+
+const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+    "Nov", "Dec",
+];
+
+/// The date of a day counted from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`): (year, month 1-12, day 1-31).
+fn civil(days: i64) -> (i64, usize, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month as usize, day)
+}
+
+/// An HTTP date, IMF-fixdate (RFC 9110 5.6.7): `Sun, 06 Dec 2026
+/// 04:41:04 GMT`, always 29 bytes.
+pub fn http_date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (year, month, day) = civil(days);
+    let time = secs % 86_400;
+    format!(
+        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[month - 1],
+        time / 3600,
+        time / 60 % 60,
+        time % 60
+    )
+}
+
+/// Seconds since 1970 of an IMF-fixdate, in any case (headers reach
+/// `request` lowercased); `None` for anything else, including the two
+/// obsolete formats, which only ancient clients send.
+pub fn parse_date(text: &str) -> Option<u64> {
+    let (_, rest) = text.split_once(", ")?;
+    let mut parts = rest.split(' ');
+    let day: i64 = parts.next()?.parse().ok()?;
+    let month = parts.next()?;
+    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))?;
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut clock = parts.next()?.split(':').map(|n| n.parse::<u64>().ok());
+    let (Some(Some(h)), Some(Some(m)), Some(Some(s)), None) =
+        (clock.next(), clock.next(), clock.next(), clock.next())
+    else {
+        return None;
+    };
+    if !parts.next()?.eq_ignore_ascii_case("gmt") || parts.next().is_some() {
+        return None;
+    }
+    // The year bounded too: the arithmetic below must not overflow.
+    let in_range = (1..=31).contains(&day) && (1970..=9999).contains(&year);
+    if !in_range || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    // Days from 1970 to the first of the month, by the inverse of `civil`.
+    let (y, mo) =
+        if month < 2 { (year - 1, month + 10) } else { (year, month - 2) };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let doy = (153 * mo as i64 + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + (h * 3600 + m * 60 + s) as i64;
+    u64::try_from(secs).ok()
+}
+
 /// A short page for an error status, and its head.
 pub fn error(status: u16, close: bool, with_body: bool) -> Vec<u8> {
     let body = format!("{status} {}\n", reason(status));
-    let mut out = head(status, "text/plain; charset=utf-8", body.len(), close);
+    let kind = "text/plain; charset=utf-8";
+    let mut out = head(status, kind, body.len(), None, close);
     if with_body {
         out.extend_from_slice(body.as_bytes());
     }
@@ -186,6 +295,45 @@ mod tests {
         assert!(r.keep_alive);
         assert_eq!(used, buf.len() - 6);
         assert!(matches!(parse(&buf[used..]), Parsed::Partial));
+    }
+
+    #[test]
+    fn http_dates_are_imf_fixdates_and_read_back() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        // RFC 9110's own example.
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        for secs in [0, 784_111_777, 951_782_400, 1_796_531_264, 4_102_444_799]
+        {
+            let date = http_date(secs);
+            assert_eq!(parse_date(&date), Some(secs), "{date}");
+            assert_eq!(parse_date(&date.to_ascii_lowercase()), Some(secs));
+        }
+        assert_eq!(parse_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        assert_eq!(parse_date("Sun Nov  6 08:49:37 1994"), None);
+        assert_eq!(parse_date("Sun, 06 Nov 1994 08:49:37 UTC"), None);
+        assert_eq!(parse_date("yesterday"), None);
+        // A hostile date overflows nothing.
+        let huge = "Sun, 06 Nov 99999999999999999 08:49:37 GMT";
+        assert_eq!(parse_date(huge), None);
+        assert_eq!(
+            parse_date("Sun, 06 Nov -9223372036854775808 0:0:0 GMT"),
+            None
+        );
+    }
+
+    #[test]
+    fn if_modified_since_is_read_and_a_bad_date_ignored() {
+        let with = |value: &str| {
+            let head =
+                format!("GET / HTTP/1.1\r\nIf-Modified-Since: {value}\r\n\r\n");
+            match parse(head.as_bytes()) {
+                Parsed::Request(r, _) => r.if_modified_since,
+                _ => panic!("{head}"),
+            }
+        };
+        assert_eq!(with("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(with("not a date"), None);
     }
 
     #[test]

@@ -32,7 +32,7 @@ fn peer(name: &'static str) -> Call {
 pub fn run() -> Result<(), Failure> {
     let timeline = Transcript::new(&["watcher", "server and client"]);
     let (listener, addr) = listen()?;
-    let sock = watch::open(addr.port())?;
+    let sock = watch::open(&watch::port_filter(addr.port()))?;
     sock.set_read_timeout(Some(WAIT))
         .told(|| watcher("setsockopt").on(&sock).args("SO_RCVTIMEO, 2 s"))?;
 

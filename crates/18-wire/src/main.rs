@@ -17,8 +17,11 @@
 //!   away);
 //! - `demo.rs`: a watcher and two TCP conversations (one closed by FINs,
 //!   one by a RST), then their diagrams;
+//! - `beside.rs`: `beside N`, lesson N's demo in a network namespace of
+//!   its own, each line after the packets sent before it (`just wire N`);
 //! - `main.rs`: this file, the command line.
 
+mod beside;
 mod demo;
 mod watch;
 
@@ -52,6 +55,15 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         idle: f64,
     },
+    /// Run lesson N's demo, each call beside the segments it sent (root)
+    Beside {
+        /// The lesson whose demo to run (2 to 17)
+        #[arg(value_parser = clap::value_parser!(u32).range(2..=17))]
+        lesson: u32,
+        /// Hide the pure ACKs a timer may send sooner or later
+        #[arg(long)]
+        steady: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,5 +73,6 @@ fn main() -> ExitCode {
         Some(Command::Watch { port, idle }) => {
             watch::run(port, seconds("--idle", idle)?)
         }
+        Some(Command::Beside { lesson, steady }) => beside::run(lesson, steady),
     })
 }

@@ -21,10 +21,10 @@ pub fn watcher(name: &'static str) -> Call {
 }
 
 // ANCHOR: open
-/// A packet socket on `lo` that sees the TCP segments to or from `port`,
-/// and nothing else. Needs root or CAP_NET_RAW: it sees every process's
-/// traffic, so an ordinary user may not open one.
-pub fn open(port: u16) -> Result<Socket, Failure> {
+/// A packet socket on `lo` that sees the frames `filter` keeps (the TCP
+/// segments of one port: [`port_filter`]), and nothing else. Needs root or
+/// CAP_NET_RAW: it sees every process's traffic.
+pub fn open(filter: &[SockFilter]) -> Result<Socket, Failure> {
     let lo = loopback_index()?;
     // Whole frames (SOCK_RAW), Ethernet header included. Protocol 0: the
     // socket receives nothing yet, so no other port's packet is queued
@@ -41,8 +41,7 @@ pub fn open(port: u16) -> Result<Socket, Failure> {
         other => other.or_fail("socket AF_PACKET")?,
     };
     // The kernel runs the filter on every frame, before queueing it.
-    let filter = port_filter(port);
-    sock.attach_filter(&filter).told(|| {
+    sock.attach_filter(filter).told(|| {
         watcher("setsockopt").on(&sock).args(format_args!(
             "SO_ATTACH_FILTER, {} instructions",
             filter.len()
@@ -81,19 +80,22 @@ fn link_address(ifindex: u32) -> SockAddr {
 }
 
 /// Classic BPF opcodes, as `tcpdump -d` names them.
-const LDH: u16 = 0x28; // ldh [k]: A = the 16 bits at offset k
-const LDB: u16 = 0x30; // ldb [k]: A = the byte at offset k
-const LDXB_MSH: u16 = 0xb1; // ldxb 4*([k]&0xf): X = an IP header's length
-const LDH_X: u16 = 0x48; // ldh [x + k]
-const JEQ: u16 = 0x15; // jeq #k, jt, jf: if A == k skip jt, else jf
-const RET: u16 = 0x06; // ret #k: keep k bytes of the frame (0: drop it)
+pub mod bpf {
+    pub const LDH: u16 = 0x28; // ldh [k]: A = the 16 bits at offset k
+    pub const LDB: u16 = 0x30; // ldb [k]: A = the byte at offset k
+    pub const LDXB_MSH: u16 = 0xb1; // ldxb 4*([k]&0xf): X = IP header length
+    pub const LDH_X: u16 = 0x48; // ldh [x + k]
+    pub const JEQ: u16 = 0x15; // jeq #k, jt, jf: if A == k skip jt, else jf
+    pub const RET: u16 = 0x06; // ret #k: keep k bytes (0: drop the frame)
+}
+use bpf::{JEQ, LDB, LDH, LDH_X, LDXB_MSH, RET};
 
 // ANCHOR: port_filter
 /// "TCP over IPv4, to or from `port`" in classic BPF: what `tcpdump -dd
 /// 'ip and tcp port 8018'` prints, less fragments (loopback has none). A
 /// jump's two numbers say how many instructions to skip if A equals k, and
 /// if not.
-fn port_filter(port: u16) -> [SockFilter; 11] {
+pub fn port_filter(port: u16) -> [SockFilter; 11] {
     let (port, ip, tcp) = (u32::from(port), libc::ETH_P_IP as u32, 6);
     [
         SockFilter::new(LDH, 0, 0, 12), // 0: the EtherType
@@ -269,7 +271,7 @@ impl Seen {
 /// one line per segment (the outgoing copy), until `idle` passes with
 /// none.
 pub fn run(port: u16, idle: Duration) -> Result<(), Failure> {
-    let sock = open(port)?;
+    let sock = open(&port_filter(port))?;
     sock.set_read_timeout(Some(idle)).or_fail("setsockopt SO_RCVTIMEO")?;
     log!("Watching TCP port {port} on lo");
     let mut conversation = Conversation::new(port);

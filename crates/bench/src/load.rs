@@ -7,10 +7,16 @@
 //!
 //! Every reply is checked: it must be one line ending with the request's
 //! content (a server may put a prefix before it).
+//!
+//! For lesson 17 and its reference the same generator speaks HTTP/1.1
+//! instead ([`Protocol::Get`]): each connection sends keep-alive `GET`s of
+//! one file, one at a time, and reads each response to the end its
+//! `Content-Length` gives, checking the status and the length.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -37,6 +43,98 @@ const TAIL_LIMIT: Duration = Duration::from_secs(2);
 
 /// How many errors are kept word for word (the rest are only counted).
 const KEPT_ERRORS: usize = 3;
+
+/// What the connections speak.
+#[derive(Clone, Debug)]
+pub enum Protocol {
+    /// The course's line protocol: a 64-byte line, echoed.
+    Line,
+    /// HTTP/1.1: keep-alive `GET`s of one file.
+    Get(Arc<Get>),
+}
+
+/// A `GET` that every request of a run repeats, and what its response
+/// must carry.
+#[derive(Debug)]
+pub struct Get {
+    /// The whole request, head and blank line.
+    pub request: Vec<u8>,
+    /// The file's size: the response's `Content-Length` and body.
+    pub body_len: usize,
+}
+
+impl Get {
+    pub fn new(path: &str, body_len: usize) -> Get {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\n\r\n"
+        );
+        Get { request: request.into_bytes(), body_len }
+    }
+}
+
+/// A response head longer than this is an error.
+const MAX_HEAD: usize = 8192;
+
+/// Whether `reply` is one whole `200` response to a `GET` of a file of
+/// `body_len` bytes: `None` while more bytes are due, an error for a wrong
+/// status or length or bytes past the response's end.
+pub fn check_response(
+    reply: &[u8],
+    body_len: usize,
+) -> Option<Result<(), String>> {
+    let Some(end) = reply.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (reply.len() > MAX_HEAD).then(|| {
+            Err(format!("a response head longer than {MAX_HEAD} bytes"))
+        });
+    };
+    let head = String::from_utf8_lossy(&reply[..end]);
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default();
+    if !status.starts_with("HTTP/1.1 200 ") {
+        return Some(Err(format!("status line {status:?}, not 200")));
+    }
+    let length = lines.find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    });
+    if length != Some(body_len) {
+        return Some(Err(format!(
+            "Content-Length {length:?}, expected {body_len}"
+        )));
+    }
+    let whole = end + 4 + body_len;
+    match reply.len() {
+        n if n < whole => None,
+        n if n == whole => Some(Ok(())),
+        n => Some(Err(format!(
+            "{} bytes after the response, before the next request",
+            n - whole
+        ))),
+    }
+}
+
+/// Whether `reply` completes the answer to `request`: `None` while more
+/// bytes are due.
+fn check_complete(
+    protocol: &Protocol,
+    reply: &[u8],
+    request: &[u8],
+) -> Option<Result<(), String>> {
+    match protocol {
+        Protocol::Line => match reply.iter().position(|&b| b == b'\n') {
+            Some(newline) if newline + 1 != reply.len() => Some(Err(
+                "more than one line in reply to one request".to_string(),
+            )),
+            Some(_) => Some(check_reply(reply, request)),
+            None if reply.len() > MAX_REPLY => {
+                Some(Err(format!("a reply longer than {MAX_REPLY} bytes")))
+            }
+            None => None,
+        },
+        Protocol::Get(get) => check_response(reply, get.body_len),
+    }
+}
 
 /// The request a connection sends as its `seq`-th: its id, the sequence
 /// number and a filler that shifts with both, so that a reply meant for
@@ -72,11 +170,8 @@ fn put_digits(out: &mut [u8], mut value: u64) {
 }
 
 /// Checks one reply line (newline included) against the request it answers.
-pub fn check_reply(
-    reply: &[u8],
-    request: &[u8; LINE_LEN],
-) -> Result<(), String> {
-    let content = &request[..LINE_LEN - 1];
+pub fn check_reply(reply: &[u8], request: &[u8]) -> Result<(), String> {
+    let content = request.strip_suffix(b"\n").unwrap_or(request);
     let Some(line) = reply.strip_suffix(b"\n") else {
         return Err("a reply without its newline".to_string());
     };
@@ -98,14 +193,16 @@ pub struct Conn {
     /// Its index among its generator thread's connections: epoll's tag.
     slot: u64,
     seq: u64,
-    request: [u8; LINE_LEN],
-    /// Bytes of `request` written so far; `LINE_LEN` once it is all out.
+    protocol: Protocol,
+    /// The request in flight: a line, or the run's `GET`.
+    request: Vec<u8>,
+    /// Bytes of `request` written so far.
     written: usize,
     /// Waiting for EPOLLOUT because the kernel took only part of a request.
     wants_out: bool,
     outstanding: bool,
     sent_at: Instant,
-    /// Reply bytes received so far, until a newline completes the line.
+    /// Reply bytes received so far, until they complete the reply.
     reply: Vec<u8>,
     answered: u64,
     alive: bool,
@@ -118,6 +215,7 @@ impl Conn {
         addr: SocketAddr,
         id: u32,
         timeout: Duration,
+        protocol: &Protocol,
     ) -> Result<Conn, String> {
         let stream = TcpStream::connect_timeout(&addr, timeout)
             .map_err(|e| format!("connect: {e}"))?;
@@ -132,8 +230,9 @@ impl Conn {
             id,
             slot: 0,
             seq: 0,
-            request: request_line(id, 0),
-            written: LINE_LEN,
+            protocol: protocol.clone(),
+            request: Vec::new(),
+            written: 0,
             wants_out: false,
             outstanding: false,
             sent_at: Instant::now(),
@@ -141,11 +240,18 @@ impl Conn {
             answered: 0,
             alive: true,
         };
+        conn.set_request();
         (&conn.stream)
             .write_all(&conn.request)
             .map_err(|e| format!("send: {e}"))?;
-        let mut buf = [0u8; 1024];
-        while !conn.reply.contains(&b'\n') {
+        conn.written = conn.request.len();
+        let mut buf = [0u8; 16 * 1024];
+        let checked = loop {
+            if let Some(checked) =
+                check_complete(&conn.protocol, &conn.reply, &conn.request)
+            {
+                break checked;
+            }
             match (&conn.stream).read(&mut buf) {
                 Ok(0) => {
                     return Err("the server closed the connection".to_string());
@@ -161,17 +267,26 @@ impl Conn {
                 }
                 Err(e) => return Err(format!("recv: {e}")),
             }
-            if conn.reply.len() > MAX_REPLY {
-                return Err(format!("a reply longer than {MAX_REPLY} bytes"));
-            }
-        }
-        check_reply(&conn.reply, &conn.request)?;
+        };
+        checked?;
         conn.reply.clear();
         conn.answered = 1;
         conn.stream
             .set_nonblocking(true)
             .map_err(|e| format!("O_NONBLOCK: {e}"))?;
         Ok(conn)
+    }
+
+    /// Puts the request numbered `seq` in `request`, unsent.
+    fn set_request(&mut self) {
+        self.request.clear();
+        match &self.protocol {
+            Protocol::Line => {
+                self.request.extend_from_slice(&request_line(self.id, self.seq))
+            }
+            Protocol::Get(get) => self.request.extend_from_slice(&get.request),
+        }
+        self.written = 0;
     }
 
     /// Requests answered on this connection, the first round trip included.
@@ -188,6 +303,7 @@ pub fn connect_all(
     addr: SocketAddr,
     count: usize,
     timeout: Duration,
+    protocol: &Protocol,
 ) -> Result<Vec<Conn>, String> {
     let started = Instant::now();
     let mut conns = Vec::with_capacity(count);
@@ -198,7 +314,7 @@ pub fn connect_all(
                 "opening {count} connections took over {SETUP_LIMIT:?} ({i} were open)"
             ));
         }
-        let conn = Conn::open(addr, i as u32, timeout).map_err(|err| {
+        let conn = Conn::open(addr, i as u32, timeout, protocol).map_err(|err| {
             format!("connection {} of {count}: {err} ({} connections were open and answered)", i + 1, i)
         })?;
         conns.push(conn);
@@ -295,11 +411,14 @@ impl Run {
 
 /// Where the CPU figures of a run are read, at both edges of its window.
 pub struct Probe {
-    /// The server's /proc/pid/stat.
-    pub server_stat: String,
     /// The server's process id: its threads' context switches are read
     /// from /proc/pid/task.
     pub server_pid: u32,
+    /// The server runs a process per connection. Its CPU time is not
+    /// read: /proc counts each process's time in whole clock ticks,
+    /// rounded down per process, and each child runs for less than a tick
+    /// in a window, so their sum would be far too low. Its figure is "–".
+    pub forks: bool,
     /// The CPU the server is pinned to, if it is.
     pub server_cpu: Option<usize>,
     /// The CPUs the generator's threads are pinned to.
@@ -373,7 +492,14 @@ pub fn ping_pong(
     let sample = || -> Result<Sample, String> {
         Ok(Sample {
             at: Instant::now(),
-            server: crate::server::cpu_ticks(&probe.server_stat)?,
+            // A process per connection: not read (see `Probe::forks`).
+            server: match probe.forks {
+                true => crate::server::CpuTicks::default(),
+                false => crate::server::cpu_ticks(&format!(
+                    "/proc/{}/stat",
+                    probe.server_pid
+                ))?,
+            },
             own: crate::server::cpu_ticks("/proc/self/stat")?.total(),
             server_core_idle: match probe.server_cpu {
                 Some(cpu) => Some(crate::server::cpu_times(cpu)?.idle),
@@ -575,7 +701,8 @@ fn drive(
     }
 
     let mut events = vec![EpollEvent::empty(); conns.len().clamp(1, 1024)];
-    let mut scratch = [0u8; 4096];
+    // Room for a whole book page in one read.
+    let mut scratch = vec![0u8; 64 * 1024];
     loop {
         let now = Instant::now();
         let sending_over = plan.per_connection.is_some()
@@ -639,17 +766,14 @@ fn drive(
             if !conn.alive {
                 continue;
             }
-            if let Some(newline) = conn.reply.iter().position(|&b| b == b'\n') {
+            let checked =
+                check_complete(&conn.protocol, &conn.reply, &conn.request);
+            if let Some(checked) = checked {
                 let answered_at = Instant::now();
                 let problem = if !conn.outstanding {
                     Some("a reply to no request".to_string())
-                } else if newline + 1 != conn.reply.len() {
-                    Some(
-                        "more than one line in reply to one request"
-                            .to_string(),
-                    )
                 } else {
-                    check_reply(&conn.reply, &conn.request).err()
+                    checked.err()
                 };
                 if let Some(problem) = problem {
                     in_flight -= usize::from(conn.outstanding);
@@ -671,14 +795,6 @@ fn drive(
                 if goes_on(conn, answered_at) {
                     send_next(conn, &epoll, &mut run, &mut in_flight);
                 }
-            } else if conn.reply.len() > MAX_REPLY {
-                in_flight -= usize::from(conn.outstanding);
-                run.fail(
-                    conn,
-                    &epoll,
-                    format!("a reply longer than {MAX_REPLY} bytes"),
-                );
-                continue;
             }
             if got_eof {
                 in_flight -= usize::from(conn.outstanding);
@@ -711,8 +827,7 @@ fn send_next(
     in_flight: &mut usize,
 ) {
     conn.seq += 1;
-    conn.request = request_line(conn.id, conn.seq);
-    conn.written = 0;
+    conn.set_request();
     conn.outstanding = true;
     *in_flight += 1;
     conn.sent_at = Instant::now();
@@ -727,7 +842,7 @@ fn write_rest(
     run: &mut Run,
     in_flight: &mut usize,
 ) {
-    while conn.written < LINE_LEN {
+    while conn.written < conn.request.len() {
         match (&conn.stream).write(&conn.request[conn.written..]) {
             Ok(n) => conn.written += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -739,7 +854,7 @@ fn write_rest(
             }
         }
     }
-    let wants_out = conn.written < LINE_LEN;
+    let wants_out = conn.written < conn.request.len();
     if wants_out != conn.wants_out {
         let flags =
             if wants_out { INTEREST | EpollFlags::EPOLLOUT } else { INTEREST };
@@ -796,6 +911,25 @@ mod tests {
         assert!(check_reply(&request_line(1, 4), &request).is_err());
         assert!(check_reply(&request[..63], &request).is_err(), "no newline");
         assert!(check_reply(&request[1..], &request).is_err(), "cut short");
+    }
+
+    #[test]
+    fn an_http_response_is_whole_at_its_content_length_and_checked() {
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+        assert_eq!(check_response(ok, 5), Some(Ok(())));
+        // Cut anywhere before its end: more bytes are due.
+        for cut in [0, 10, ok.len() - 6, ok.len() - 1] {
+            assert_eq!(check_response(&ok[..cut], 5), None, "cut at {cut}");
+        }
+        let mut two = ok.to_vec();
+        two.extend_from_slice(b"H");
+        assert!(matches!(check_response(&two, 5), Some(Err(_))));
+        let wrong_length = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nhell";
+        assert!(matches!(check_response(wrong_length, 5), Some(Err(_))));
+        let not_found = b"HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\n";
+        assert!(matches!(check_response(not_found, 5), Some(Err(_))));
+        let endless = vec![b'x'; MAX_HEAD + 1];
+        assert!(matches!(check_response(&endless, 5), Some(Err(_))));
     }
 
     #[test]

@@ -20,9 +20,18 @@
 //! core, and the generator's CPU use and the server's core's idle time show
 //! whether the generator, rather than the server, set the pace.
 //!
+//! Then the HTTP row (`http.rs`): lesson 17's static file server against a
+//! hyper static file server (`src/bin/hyper-files.rs`) on the same runtime,
+//! both serving the same two pages of the book to the same generator
+//! speaking HTTP/1.1 keep-alive `GET`s, at the same connection counts, by
+//! the same method: fresh server per measurement, interleaved rounds,
+//! medians, ratios to hyper within a round, the rounds' spread. Its table
+//! is results-http.md.
+//!
 //! `--smoke` checks instead that every server answers a few hundred requests
 //! correctly, and measures nothing.
 
+mod http;
 mod load;
 mod plot;
 mod report;
@@ -37,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use load::Stop;
+use load::{Protocol, Stop};
 use report::{IdleRow, LoadRow, Report};
 use server::{Server, ServerCmd};
 
@@ -64,7 +73,7 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
 #[command(
     name = "bench",
     bin_name = "bench",
-    about = "Measure lessons 10-13's servers against a tokio current_thread echo server"
+    about = "Measure lessons 10-13's servers against a tokio current_thread echo server, and lesson 17 against a hyper static file server"
 )]
 struct Cli {
     /// Only check that every server answers a few hundred requests correctly: no timing, nothing written to the book
@@ -88,7 +97,7 @@ struct Cli {
     /// Idle connections for the memory figure; 0 skips it
     #[arg(long, default_value_t = 10_000)]
     idle: usize,
-    /// Only these lessons (lesson-02, lesson-10, ...); the tokio reference always runs, the ratios need it
+    /// Only these lessons (lesson-02, lesson-10, ..., lesson-17 for the HTTP row alone); the references always run, the ratios need them
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also measure this server: NAME=BINARY [ARG...], run as `BINARY server --addr 127.0.0.1:0 ARG...` ({conns} in an ARG stands for the connection count); any server of the line protocol will do
@@ -124,6 +133,10 @@ pub struct Subject {
     pub extra: Vec<String>,
     /// Lesson 2 serves one client at a time: more connections would wait.
     pub one_client_only: bool,
+    /// A process per connection: its memory per idle connection would
+    /// take 10,000 processes and is not measured (its CPU time is not read
+    /// either, see `load::Probe::forks`; its processes' switches are summed).
+    pub forks: bool,
 }
 
 impl Subject {
@@ -142,27 +155,68 @@ impl Subject {
 /// A lesson the bench knows.
 pub struct Lesson {
     pub number: u32,
+    /// The lesson's command that runs this server: `server`, or `fork`
+    /// for lesson 10's process per connection.
+    pub command: &'static str,
     pub what: &'static str,
     /// See [`Subject::extra`].
     pub extra: &'static [&'static str],
 }
 
+impl Lesson {
+    /// `lesson-NN`, or `lesson-NN-fork` for a command other than `server`.
+    pub fn key(&self) -> String {
+        match self.command {
+            "server" => format!("lesson-{:02}", self.number),
+            other => format!("lesson-{:02}-{other}", self.number),
+        }
+    }
+}
+
 /// Lesson 2 as the single-client baseline, then the multi-client servers.
 pub const LESSONS: &[Lesson] = &[
-    Lesson { number: 2, what: "one client at a time", extra: &[] },
-    Lesson { number: 10, what: "thread per connection", extra: &[] },
+    Lesson {
+        number: 2,
+        command: "server",
+        what: "one client at a time",
+        extra: &[],
+    },
+    Lesson {
+        number: 10,
+        command: "server",
+        what: "thread per connection",
+        extra: &[],
+    },
+    // Beside lesson 10: the classic design, a process per connection.
+    Lesson {
+        number: 10,
+        command: "fork",
+        what: "process per connection (fork)",
+        extra: &[],
+    },
     // A worker serves one connection until the client leaves, and a
     // ping-pong client stays for the whole run: each needs a worker of its
     // own, or it waits for one that never comes free.
     Lesson {
         number: 11,
+        command: "server",
         what: "bounded thread pool",
         extra: &["--workers", "{conns}", "--max-conns", "{conns}"],
     },
     // Lessons 12 and 13 limit open connections to 1024 by default, below
     // the idle test's 10,000; the limit is lesson 11's idea, not measured.
-    Lesson { number: 12, what: "poll", extra: &["--max-conns", "{conns}"] },
-    Lesson { number: 13, what: "epoll", extra: &["--max-conns", "{conns}"] },
+    Lesson {
+        number: 12,
+        command: "server",
+        what: "poll",
+        extra: &["--max-conns", "{conns}"],
+    },
+    Lesson {
+        number: 13,
+        command: "server",
+        what: "epoll",
+        extra: &["--max-conns", "{conns}"],
+    },
 ];
 
 fn workspace_root() -> PathBuf {
@@ -195,6 +249,7 @@ fn run(cli: &Cli) -> Result<bool, String> {
         );
     }
     let subjects = subjects(cli)?;
+    let http_subjects = http_subjects(cli)?;
     // After building the lessons, so that the build is not what it sees.
     let machine = report::Machine::read(!cli.smoke);
     // After building, like the pinning below: the servers inherit both.
@@ -222,10 +277,81 @@ fn run(cli: &Cli) -> Result<bool, String> {
         },
     };
     if cli.smoke {
-        smoke(&subjects, &placement, idle, &machine)
-    } else {
-        measure_all(cli, &subjects, &placement, idle, &machine)
+        let lines_ok = smoke(&subjects, &placement, idle, &machine)?;
+        let Some((files, http_subjects)) = http_subjects else {
+            return Ok(lines_ok);
+        };
+        let (report, http_ok) = http::smoke(&http_subjects, &files, &placement);
+        let path =
+            report.write(&workspace_root().join("target/bench-smoke"))?;
+        println!(
+            "smoke: HTTP row {}; report drawn to {}",
+            if http_ok { "every response correct" } else { "FAILED" },
+            path.display()
+        );
+        return Ok(lines_ok && http_ok);
     }
+    // `--only lesson-17` measures the HTTP row alone.
+    let lines_wanted = cli.only.is_empty()
+        || cli.only.iter().any(|k| k != "lesson-17")
+        || !cli.servers.is_empty();
+    let lines_ok = !lines_wanted
+        || measure_all(cli, &subjects, &placement, idle, &machine)?;
+    if let Some((files, http_subjects)) = http_subjects {
+        let stop = Stop::Window {
+            warmup: Duration::from_secs_f64(cli.warmup),
+            measure: Duration::from_secs_f64(cli.seconds),
+        };
+        let report = http::measure_all(
+            &http_subjects,
+            &files,
+            &cli.connections,
+            usize::from(cli.rounds),
+            stop,
+            &placement,
+            cli.seconds,
+            cli.warmup,
+            cli.disturbed_above / 100.0,
+        );
+        println!();
+        print!("{}", report.terminal());
+        let path = report.write(&cli.out)?;
+        println!("\nwrote {}", path.display());
+    }
+    Ok(lines_ok)
+}
+
+/// The HTTP row's files and its servers.
+type HttpRow = (Vec<http::File>, Vec<Subject>);
+
+/// The HTTP row's files and servers (built), unless `--only` leaves
+/// lesson 17 out or its crate does not exist yet.
+fn http_subjects(cli: &Cli) -> Result<Option<HttpRow>, String> {
+    let wanted =
+        cli.only.is_empty() || cli.only.iter().any(|k| k == "lesson-17");
+    if !wanted || !lesson_crate_exists("lesson-17") {
+        return Ok(None);
+    }
+    let root = workspace_root();
+    let status =
+        Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(&root)
+            .args(["build", "--release", "--quiet", "-p", "lesson-17"])
+            .status()
+            .map_err(|e| format!("cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("building lesson 17 failed ({status})"));
+    }
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from);
+    let served = root.join("book/src");
+    let files = http::files(&served)?;
+    let exe = env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let bench_dir = exe.parent().ok_or("current_exe has no folder")?;
+    Ok(Some((
+        files,
+        http::subjects(bench_dir, &target.join("release"), &served),
+    )))
 }
 
 /// Pins this thread (and so the threads it starts) to the generator's first
@@ -277,6 +403,8 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
                 "bench",
                 "--bin",
                 "tokio-echo",
+                "--bin",
+                "hyper-files",
             ])
             .status()
             .map_err(|e| format!("cargo build: {e}"))?;
@@ -294,6 +422,7 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
         cmd: ServerCmd { binary: tokio_echo, args: server_args() },
         extra: Vec::new(),
         one_client_only: false,
+        forks: false,
     }];
 
     let root = workspace_root();
@@ -307,12 +436,17 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
                 .ok()
                 .filter(|_| name.get(2..3) == Some("-"))
         })
-        .filter(|n| LESSONS.iter().any(|lesson| lesson.number == *n))
         .collect();
     present.sort_unstable();
     let wanted =
         |key: &str| cli.only.is_empty() || cli.only.iter().any(|k| k == key);
-    present.retain(|n| wanted(&format!("lesson-{n:02}")));
+    let lessons: Vec<&Lesson> = LESSONS
+        .iter()
+        .filter(|lesson| present.contains(&lesson.number))
+        .filter(|lesson| wanted(&lesson.key()))
+        .collect();
+    present = lessons.iter().map(|lesson| lesson.number).collect();
+    present.dedup();
 
     if !present.is_empty() {
         // The lessons are measured as a user would run them: optimised.
@@ -330,21 +464,20 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     }
     let target = env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), PathBuf::from);
-    for n in present {
-        let lesson = LESSONS
-            .iter()
-            .find(|lesson| lesson.number == n)
-            .expect("known lesson");
-        let key = format!("lesson-{n:02}");
+    for lesson in lessons {
+        let mut args = server_args();
+        args[0] = lesson.command.into();
+        let crate_name = format!("lesson-{:02}", lesson.number);
         subjects.push(Subject {
             cmd: ServerCmd {
-                binary: target.join("release").join(&key),
-                args: server_args(),
+                binary: target.join("release").join(crate_name),
+                args,
             },
-            key,
+            key: lesson.key(),
             what: lesson.what.into(),
             extra: lesson.extra.iter().map(|a| a.to_string()).collect(),
-            one_client_only: n == 2,
+            one_client_only: lesson.number == 2,
+            forks: lesson.command == "fork",
         });
     }
     for spec in &cli.servers {
@@ -353,12 +486,9 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     let missing: Vec<String> = LESSONS
         .iter()
         .filter(|l| {
-            l.number >= 10
-                && !subjects
-                    .iter()
-                    .any(|s| s.key == format!("lesson-{:02}", l.number))
+            l.number >= 10 && !subjects.iter().any(|s| s.key == l.key())
         })
-        .map(|l| format!("lesson-{:02} ({})", l.number, l.what))
+        .map(|l| format!("{} ({})", l.key(), l.what))
         .collect();
     if !missing.is_empty() && cli.only.is_empty() {
         println!("not measured, no crate yet: {}", missing.join(", "));
@@ -386,12 +516,14 @@ fn command_line_server(spec: &str) -> Result<Subject, String> {
         },
         extra: words.map(String::from).collect(),
         one_client_only: false,
+        forks: false,
     })
 }
 
 /// Whether the crate of lesson `key` (`lesson-NN`) is in the workspace.
 pub fn lesson_crate_exists(key: &str) -> bool {
     let Some(number) = key.strip_prefix("lesson-") else { return false };
+    let number = number.get(..2).unwrap_or(number);
     fs::read_dir(workspace_root().join("crates")).is_ok_and(|entries| {
         entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -481,7 +613,9 @@ fn measure_all(
     }
     let mut idle_rows = Vec::new();
     if let Some(count) = idle {
-        for subject in subjects.iter().filter(|s| !s.one_client_only) {
+        for subject in
+            subjects.iter().filter(|s| !s.one_client_only && !s.forks)
+        {
             let row = idle_memory(subject, count, placement);
             match &row.result {
                 Ok(_) => println!(
@@ -528,10 +662,14 @@ fn measure_all(
 
 /// Where a run reads the server's CPU time, its core's idle time and its
 /// threads' context switches.
-fn probe(server: &Server, placement: &Placement) -> load::Probe {
+fn probe(
+    server: &Server,
+    subject: &Subject,
+    placement: &Placement,
+) -> load::Probe {
     load::Probe {
-        server_stat: server.stat_path(),
         server_pid: server.pid,
+        forks: subject.forks,
         server_cpu: placement.server_cpu,
         generator_cpus: placement.generator_cpus.clone(),
     }
@@ -546,12 +684,13 @@ fn measure(
 ) -> Result<LoadRow, String> {
     let mut server =
         Server::start(&subject.command(conns), placement.server_cpu)?;
-    let mut clients = load::connect_all(server.addr, conns, SETUP_TIMEOUT)
-        .map_err(|err| format!("{err}{}", server.exit_note()))?;
+    let mut clients =
+        load::connect_all(server.addr, conns, SETUP_TIMEOUT, &Protocol::Line)
+            .map_err(|err| format!("{err}{}", server.exit_note()))?;
     let run = load::ping_pong(
         &mut clients,
         stop,
-        &probe(&server, placement),
+        &probe(&server, subject, placement),
         &placement.generator_cpus,
     )?;
     let note = server.exit_note();
@@ -573,8 +712,13 @@ fn idle_memory(
         let mut server =
             Server::start(&subject.command(count), placement.server_cpu)?;
         let before = server.rss_bytes()?;
-        let clients = load::connect_all(server.addr, count, SETUP_TIMEOUT)
-            .map_err(|err| format!("{err}{}", server.exit_note()))?;
+        let clients = load::connect_all(
+            server.addr,
+            count,
+            SETUP_TIMEOUT,
+            &Protocol::Line,
+        )
+        .map_err(|err| format!("{err}{}", server.exit_note()))?;
         let after = server.rss_bytes()?;
         drop(clients);
         Ok((before, after))
@@ -606,15 +750,17 @@ fn smoke(
                     &subject.command(conns),
                     placement.server_cpu,
                 )?;
-                let mut clients =
-                    load::connect_all(server.addr, conns, SETUP_TIMEOUT)
-                        .map_err(|err| {
-                            format!("{err}{}", server.exit_note())
-                        })?;
+                let mut clients = load::connect_all(
+                    server.addr,
+                    conns,
+                    SETUP_TIMEOUT,
+                    &Protocol::Line,
+                )
+                .map_err(|err| format!("{err}{}", server.exit_note()))?;
                 let run = load::ping_pong(
                     &mut clients,
                     stop,
-                    &probe(&server, placement),
+                    &probe(&server, subject, placement),
                     &placement.generator_cpus,
                 )?;
                 let answered: u64 =
@@ -657,7 +803,9 @@ fn smoke(
                 }
             }
         }
-        if let (Some(count), false) = (idle, subject.one_client_only) {
+        if let (Some(count), false) =
+            (idle, subject.one_client_only || subject.forks)
+        {
             let row = idle_memory(subject, count, placement);
             if let Err(err) = &row.result {
                 println!(
@@ -719,6 +867,7 @@ mod tests {
             },
             extra: pool.extra.iter().map(|a| a.to_string()).collect(),
             one_client_only: false,
+            forks: false,
         };
         assert_eq!(
             subject.command(100).args,

@@ -102,11 +102,6 @@ impl Server {
         }
     }
 
-    /// Where the server's CPU time is read (see [`cpu_ticks`]).
-    pub fn stat_path(&self) -> String {
-        format!("/proc/{}/stat", self.pid)
-    }
-
     /// The server's resident set size, in bytes.
     pub fn rss_bytes(&self) -> Result<u64, String> {
         rss_bytes(self.pid)
@@ -188,6 +183,27 @@ pub fn cpu_ticks(stat_path: &str) -> Result<CpuTicks, String> {
         .ok_or_else(|| format!("{stat_path}: unexpected format"))
 }
 
+/// `pid` and its descendants, from /proc/pid/task/tid/children of each of
+/// their threads.
+pub fn process_tree(pid: u32) -> Result<Vec<u32>, String> {
+    let mut tree = vec![pid];
+    let mut next = 0;
+    while let Some(&parent) = tree.get(next) {
+        next += 1;
+        let Ok(tasks) = fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for task in tasks.filter_map(Result::ok) {
+            let children = task.path().join("children");
+            let Ok(list) = fs::read_to_string(&children) else { continue };
+            tree.extend(
+                list.split_whitespace().filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    Ok(tree)
+}
+
 fn parse_cpu_ticks(stat: &str) -> Option<CpuTicks> {
     // The command name (field 2) may contain spaces and parentheses: the
     // fields after it start after the last ')'. Field 3 is index 0 here.
@@ -241,10 +257,23 @@ fn parse_cpu_times(stat: &str, cpu: usize) -> Option<CpuTimes> {
 /// read. A thread that ends between listing the folder and reading its file
 /// is left out: its counters end with it.
 pub fn context_switches(pid: u32) -> Result<HashMap<u32, u64>, String> {
-    let dir = format!("/proc/{pid}/task");
-    let entries =
-        fs::read_dir(&dir).map_err(|err| format!("read {dir}: {err}"))?;
     let mut switches = HashMap::new();
+    // A process-per-connection server's children are read too.
+    for pid in process_tree(pid)? {
+        threads_switches(pid, &mut switches)?;
+    }
+    Ok(switches)
+}
+
+fn threads_switches(
+    pid: u32,
+    switches: &mut HashMap<u32, u64>,
+) -> Result<(), String> {
+    let dir = format!("/proc/{pid}/task");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        // A child that ended after it was listed.
+        return Ok(());
+    };
     // One buffer for every file: a thread server has a file per connection.
     let mut status = String::with_capacity(2048);
     for entry in entries {
@@ -276,7 +305,7 @@ pub fn context_switches(pid: u32) -> Result<HashMap<u32, u64>, String> {
         })?;
         switches.insert(tid, count);
     }
-    Ok(switches)
+    Ok(())
 }
 
 fn parse_context_switches(status: &str) -> Option<u64> {

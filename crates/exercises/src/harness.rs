@@ -122,3 +122,18 @@ pub fn shown(bytes: &[u8]) -> String {
 /// How long a check waits for the reader's code to do what it should: far
 /// more than loopback needs, short enough that a failing check ends soon.
 pub const PATIENCE: Duration = Duration::from_secs(1);
+
+/// What exercise 18's `count` finds in a conversation: a struct of its
+/// own here, so that the reader's file and the solution return the same
+/// type.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Every TCP segment, each counted once.
+    pub segments: usize,
+    /// Those with the SYN flag.
+    pub syns: usize,
+    /// Those with the FIN flag.
+    pub fins: usize,
+    /// The bytes of data they carried, both ways.
+    pub bytes: usize,
+}

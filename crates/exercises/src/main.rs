@@ -1,86 +1,253 @@
-//! `just exercises`: which of your exercises pass. `just exercise N`: check
-//! one, and say why it fails. `--solutions` checks the solutions instead.
+//! `just check N`: run lesson N's exercise checks and say which pass, and
+//! why one fails. `just check`: your progress over the whole course.
+//! `just hint N`: lesson N's hint. `--solutions` checks the solutions
+//! instead of your files.
+//!
+//! Each check runs in a process of its own (this program again, with
+//! `__one ID`): code that crashes, aborts, exits or never returns ends
+//! that process, not the report, and the report says what happened.
 
-use std::process::ExitCode;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitCode, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use exercises::{EXERCISES, Exercise, find};
+use exercises::{EXERCISES, Exercise, LESSONS, find, fingerprint, of_lesson};
+
+/// The longest a check's process may take; the checks themselves bound
+/// every wait to a second or two.
+const LIMIT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let solutions = args.iter().any(|a| a == "--solutions");
     args.retain(|a| a != "--solutions");
-    let run =
-        |e: &Exercise| if solutions { (e.solution)() } else { (e.yours)() };
+    if args.first().is_none_or(|a| a != "__one") {
+        // `just check | head` ends quietly, as a Unix tool does. Not in a
+        // check's process: the code under check expects Rust's EPIPE.
+        // SAFETY: no other thread runs yet; SIG_DFL is a valid handler.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match args.as_slice() {
-        [] => list(run),
-        [id] => match find(id) {
-            Some(exercise) => one(exercise, solutions, run(exercise)),
-            None => {
-                let ids: Vec<&str> = EXERCISES.iter().map(|e| e.id).collect();
-                eprintln!(
-                    "exercises: no exercise {id}; there are {}",
-                    ids.join(", ")
-                );
-                ExitCode::FAILURE
+        [] => progress(solutions),
+        [one, id] if one == "__one" => in_this_process(id, solutions),
+        [hint, n] if hint == "hint" => match lesson(n) {
+            Some(exercises) => {
+                for e in exercises {
+                    println!("Lesson {}: {}", e.lesson, e.title);
+                    println!("Hint: {}.", e.hint);
+                    println!(
+                        "More, and a solution: the section \"Exercise\" of \
+                         {}.",
+                        e.chapter
+                    );
+                }
+                ExitCode::SUCCESS
             }
+            None => ExitCode::FAILURE,
+        },
+        [n] => match lesson(n) {
+            Some(exercises) => check(&exercises, solutions),
+            None => ExitCode::FAILURE,
         },
         _ => {
-            eprintln!("usage: exercises [--solutions] [N]");
+            eprintln!("usage: exercises [--solutions] [N | hint N]");
             ExitCode::FAILURE
         }
     }
 }
 
-/// Every exercise, pass or fail, and the count.
-fn list(run: impl Fn(&Exercise) -> Result<(), String>) -> ExitCode {
+/// Lesson `n`'s exercises, or a line saying there is no such lesson.
+fn lesson(n: &str) -> Option<Vec<&'static Exercise>> {
+    match n.parse::<u8>() {
+        Ok(n) if LESSONS.contains(&n) && !of_lesson(n).is_empty() => {
+            Some(of_lesson(n))
+        }
+        Ok(n) if LESSONS.contains(&n) => {
+            eprintln!("check: lesson {n} has no exercise yet");
+            None
+        }
+        _ => {
+            eprintln!(
+                "check: no lesson {n}: the lessons are {} to {}",
+                LESSONS.start(),
+                LESSONS.end()
+            );
+            None
+        }
+    }
+}
+
+/// The child's side: runs one check here and says on stdout why it
+/// failed; the exit status says whether it passed.
+fn in_this_process(id: &str, solutions: bool) -> ExitCode {
+    let Some(exercise) = find(id) else {
+        println!("no exercise {id}");
+        return ExitCode::FAILURE;
+    };
+    let result =
+        if solutions { (exercise.solution)() } else { (exercise.yours)() };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            println!("{why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one check in a process of its own, and waits at most `LIMIT`.
+fn isolated(exercise: &Exercise, solutions: bool) -> Result<(), String> {
+    let spawned = std::env::current_exe().and_then(|exe| {
+        let mut command = Command::new(exe);
+        command.args(["__one", exercise.id]);
+        if solutions {
+            command.arg("--solutions");
+        }
+        // What the code under check prints to stderr reaches the terminal.
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).spawn()
+    });
+    let mut child =
+        spawned.map_err(|err| format!("could not start the check: {err}"))?;
+    let began = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if began.elapsed() > LIMIT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "the check had not ended after {} s: something waits \
+                     for ever",
+                    LIMIT.as_secs()
+                ));
+            }
+            // Waiting for a child with a deadline: std has no wait with a
+            // timeout, so look every few milliseconds.
+            Ok(None) => thread::sleep(Duration::from_millis(5)),
+            Err(err) => return Err(format!("waiting for the check: {err}")),
+        }
+    };
+    let mut said = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut said);
+    }
+    let said = said.trim();
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok(()),
+        (Some(1), _) if !said.is_empty() => Err(said.to_string()),
+        (Some(code), _) => Err(format!(
+            "the check's process exited with status {code} before it could \
+             say why: did the code call std::process::exit?"
+        )),
+        (None, Some(signal)) => Err(format!(
+            "the check's process was killed by signal {signal} ({}): a crash \
+             in the code under check",
+            signal_name(signal)
+        )),
+        (None, None) => Err("the check's process ended oddly".into()),
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGABRT => "SIGABRT, an abort",
+        libc::SIGSEGV => "SIGSEGV, a bad memory access",
+        libc::SIGPIPE => "SIGPIPE, a write to a closed connection",
+        libc::SIGKILL => "SIGKILL",
+        _ => "see man 7 signal",
+    }
+}
+
+/// Runs the checks of one lesson: each one's verdict, and why it fails,
+/// with the hint.
+fn check(exercises: &[&Exercise], solutions: bool) -> ExitCode {
+    let mut failed = 0;
+    for exercise in exercises {
+        println!("Lesson {}: {}", exercise.lesson, exercise.title);
+        let file = if solutions {
+            exercise.file.replace("/yours/", "/solutions/")
+        } else {
+            exercise.file.to_string()
+        };
+        println!("File: {file}");
+        match isolated(exercise, solutions) {
+            Ok(()) => println!("pass"),
+            Err(why) => {
+                failed += 1;
+                println!("FAIL: {why}");
+                println!("Hint: {}.", exercise.hint);
+                println!(
+                    "The statement and a solution: the section \"Exercise\" \
+                     of {}.",
+                    exercise.chapter
+                );
+            }
+        }
+    }
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Where the reader stands on one exercise.
+enum Status {
+    Pass,
+    Fail(String),
+    /// The reader's file is still the one the course ships, which fails
+    /// its check (CI proves it): not run.
+    NotStarted,
+}
+
+/// Every lesson, with its exercises' state, and the total. The checks run
+/// at once, each in its own process.
+fn progress(solutions: bool) -> ExitCode {
+    let statuses: Vec<(&Exercise, Status)> = thread::scope(|scope| {
+        let running: Vec<_> = EXERCISES
+            .iter()
+            .map(|e| {
+                let started = solutions || fingerprint(e.source) != e.start;
+                let run = started
+                    .then(|| scope.spawn(move || isolated(e, solutions)));
+                (e, run)
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|(e, run)| match run.map(|r| r.join()) {
+                None => (e, Status::NotStarted),
+                Some(Ok(Ok(()))) => (e, Status::Pass),
+                Some(Ok(Err(why))) => (e, Status::Fail(why)),
+                Some(Err(_)) => (e, Status::Fail("the check panicked".into())),
+            })
+            .collect()
+    });
     let mut passed = 0;
-    for exercise in EXERCISES {
-        let result = run(exercise);
-        let mark = if result.is_ok() { "pass" } else { "FAIL" };
-        println!("{mark}  {:>2}  {}", exercise.id, exercise.title);
-        match result {
-            Ok(()) => passed += 1,
-            Err(why) => println!("          {why}"),
+    for n in LESSONS {
+        for (exercise, status) in statuses.iter().filter(|(e, _)| e.lesson == n)
+        {
+            let mark = match status {
+                Status::Pass => {
+                    passed += 1;
+                    "pass"
+                }
+                Status::Fail(_) => "FAIL",
+                Status::NotStarted => "not started",
+            };
+            println!("lesson {n:>2}  {mark:<11}  {}", exercise.title);
+            if let Status::Fail(why) = status {
+                println!("{:>23}{why}", "");
+            }
         }
     }
     println!(
-        "\n{passed} of {} pass. Your files: crates/exercises/src/yours/; \
-         `just exercise N` checks one.",
+        "\n{passed} of {} exercises pass. Your files: \
+         crates/exercises/src/yours/; `just check N` checks lesson N's and \
+         says why it fails, `just hint N` gives a hint.",
         EXERCISES.len()
     );
     if passed == EXERCISES.len() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-/// One exercise: what it asks, and why it fails, with the hint.
-fn one(
-    exercise: &Exercise,
-    solutions: bool,
-    result: Result<(), String>,
-) -> ExitCode {
-    println!("Exercise {}: {}", exercise.id, exercise.title);
-    if solutions {
-        let solution = exercise.file.replace("/yours/", "/solutions/");
-        println!("The solution: {solution}");
-    } else {
-        println!("Your file: {}", exercise.file);
-    }
-    match result {
-        Ok(()) => {
-            println!("pass");
-            ExitCode::SUCCESS
-        }
-        Err(why) => {
-            println!("FAIL: {why}");
-            println!("Hint: {}.", exercise.hint);
-            println!(
-                "The statement and a solution: the section \"Exercise\" of {}.",
-                exercise.chapter
-            );
-            ExitCode::FAILURE
-        }
     }
 }

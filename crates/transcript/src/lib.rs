@@ -48,6 +48,12 @@ pub use show::{OptionValue, OsError, Outcome, bytes, duration};
 /// Environment variable naming the file that receives the recorded events.
 pub const EVENTS_ENV: &str = "TRANSCRIPT_EVENTS";
 
+/// Environment variable naming a descriptor the demo reads one byte from
+/// after each line it prints (lesson 18's `beside`): the reader of the
+/// transcript decides when the demo goes on, so it can read the packets
+/// each call sent before the next call sends more.
+pub const PACED_ENV: &str = "TRANSCRIPT_PACED_BY";
+
 /// Width of a column: the client column starts this far right of the server's.
 const COLUMN: usize = 46;
 
@@ -467,6 +473,27 @@ fn emit(line: &str) {
     // (for example when piped into `head`).
     if writeln!(io::stdout(), "{line}").is_err() {
         std::process::exit(0);
+    }
+    paced();
+}
+
+/// Waits for the go-ahead byte when [`PACED_ENV`] names a descriptor; does
+/// nothing otherwise (one look at a cached value).
+fn paced() {
+    use std::io::Read as _;
+    use std::os::fd::FromRawFd as _;
+    static PACER: std::sync::OnceLock<Option<std::fs::File>> =
+        std::sync::OnceLock::new();
+    let pacer = PACER.get_or_init(|| {
+        let fd: RawFd = std::env::var(PACED_ENV).ok()?.parse().ok()?;
+        // SAFETY: the parent that set the variable handed down this
+        // descriptor for this use only; nothing else here owns it.
+        Some(unsafe { std::fs::File::from_raw_fd(fd) })
+    });
+    if let Some(mut pacer) = pacer.as_ref() {
+        let _ = io::stdout().flush();
+        // End of file (the reader gone) means: go on unpaced.
+        let _ = pacer.read(&mut [0u8]);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Exercise 2 (lesson 2): the article's server, answering in upper case and
-//! telling each client its own address. Edit this file; `just exercise 2`
+//! telling each client its own address. Edit this file; `just check 2`
 //! says whether it works. As it stands it is lesson 2's echo server.
 
 use std::io::{self, Read, Write};

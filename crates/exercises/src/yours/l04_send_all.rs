@@ -1,5 +1,5 @@
 //! Exercise 4 (lesson 4): a `send_all` that sends every byte through a tiny
-//! send buffer. Edit this file; `just exercise 4` says whether it works.
+//! send buffer. Edit this file; `just check 4` says whether it works.
 
 use std::io::{self, Write};
 use std::net::TcpStream;

@@ -1,5 +1,5 @@
 //! Exercise 5 (lesson 5): a reader of length-prefixed frames that refuses a
-//! frame over the limit. Edit this file; `just exercise 5` says whether it
+//! frame over the limit. Edit this file; `just check 5` says whether it
 //! works.
 
 use std::io::{self, Read};

@@ -1,5 +1,5 @@
 //! Exercise 6 (lesson 6): a client that says it is done sending, and still
-//! reads the whole answer. Edit this file; `just exercise 6` says whether
+//! reads the whole answer. Edit this file; `just check 6` says whether
 //! it works.
 
 use std::io::{self, Read, Write};

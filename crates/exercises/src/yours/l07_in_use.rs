@@ -1,5 +1,5 @@
 //! Exercise 7 (lesson 7): a listener for a server that restarts, and that
-//! says clearly when its address is taken. Edit this file; `just exercise
+//! says clearly when its address is taken. Edit this file; `just check
 //! 7` says whether it works.
 
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 //! Exercise 9 (lesson 9): a client with a deadline for the whole exchange.
-//! Edit this file; `just exercise 9` says whether it works.
+//! Edit this file; `just check 9` says whether it works.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
