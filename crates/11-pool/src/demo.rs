@@ -34,9 +34,8 @@ use transcript::demo::{
     next_thread, recv_or_timeout, send, show, socket,
 };
 
-use crate::server::{
-    Job, Limits, Pool, close, serve_until_stopped, shutdown_signals, worker,
-};
+use crate::pool::{Job, Pool, worker};
+use crate::server::{Limits, close, serve_until_stopped, shutdown_signals};
 
 /// The demo's idle limit: long enough that no step comes near it.
 const DEMO_IDLE: Duration = Duration::from_secs(10);
