@@ -16,13 +16,12 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use socket2::{Domain, SockRef, Socket, Type};
+use transcript::demo::{
+    SETTLE_LIMIT, close_client, connect, peek, recv, send, settle, socket,
+};
 use transcript::{
     Call, Failure, OrFail, Told, Transcript, bytes, client, client_note,
     hushed, section, server, server_note, tell,
-};
-
-use transcript::demo::{
-    SETTLE_LIMIT, close_client, connect, peek, recv, send, settle, socket,
 };
 
 use crate::conn::RECV_SIZE;

@@ -17,14 +17,13 @@ use nix::sys::epoll::{
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use transcript::{
-    Call, Failure, OrFail, Told, Transcript, client, client_note, section,
-    server, server_note,
-};
-
 use transcript::demo::{
     SETTLE_LIMIT, close_client, connect, lowest_free_descriptor, recv, send,
     settle, socket, wait_line,
+};
+use transcript::{
+    Call, Failure, OrFail, Told, Transcript, client, client_note, section,
+    server, server_note,
 };
 
 use crate::conn::RECV_SIZE;

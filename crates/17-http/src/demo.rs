@@ -14,14 +14,13 @@ use nix::poll::PollFlags;
 use nix::sys::epoll::{EpollEvent, EpollTimeout};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use transcript::{
-    Call, Failure, OrFail, Told, Transcript, client, client_note, section,
-    server_note,
-};
-
 use transcript::demo::{
     close_client, connect, lowest_free_descriptor, recv, send, settle, socket,
     wait_line,
+};
+use transcript::{
+    Call, Failure, OrFail, Told, Transcript, client, client_note, section,
+    server_note,
 };
 
 use crate::server::{Limits, Server};
