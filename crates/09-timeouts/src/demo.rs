@@ -432,9 +432,9 @@ fn slow_client(listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
 // ANCHOR: deadline
 /// A deadline per request: from its first byte, the request has DEADLINE
 /// to be complete, and each `recv` waits at most the time left. The client
-/// sends G, E and T, a byte every PACE, and is in its next pause when the
+/// sends G, E and T, a byte every PACE, and has not finished when the
 /// deadline comes; as in `slow_client`, the server reads each byte once it
-/// is sent, so only the last `recv` waits, and it ends at the deadline.
+/// has arrived, so only the last `recv` waits, and it ends at the deadline.
 fn deadline(listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
     section(format!(
         "a deadline does: {} from a request's first byte",
