@@ -100,10 +100,11 @@ const CROWD_OVERFLOW_WAIT: Duration = Duration::from_secs(5);
 /// happening on any of its sockets: a wait for progress, not a total. The
 /// kernel's retransmissions after an overflow take seconds (SYNs again at
 /// 1, 3, 7, 15 and 31 s), and a server may first be busy with connections
-/// nobody uses (see [`CROWD_SETTLE`]). A total of 30 s was once not
-/// enough for lesson 10 on a machine at load 15, whose thousand threads
-/// drain the accept queue slowly; a server that answers nobody for this
-/// long still fails the case.
+/// nobody uses (see [`CROWD_SETTLE`]). A total of 30 s can run out on a
+/// busy machine: lesson 10's thousand threads drain its accept queue
+/// slowly, and a client whose SYN is dropped four times is answered after
+/// its retry at 31 s (the case failed once at load 15; at load 24 it took
+/// 44 s in all). A server that answers nobody for this long still fails.
 const CROWD_PATIENCE: Duration = Duration::from_secs(30);
 
 /// A crowd overflowing an accept queue makes the kernel drop segments and
