@@ -38,5 +38,5 @@ mod rendered;
 mod sysctls;
 mod trace;
 mod try_it;
-mod zh;
 mod wire;
+mod zh;
