@@ -300,6 +300,22 @@ impl Program {
         }
     }
 
+    /// Waits at most `limit` for the program to end, and returns what it
+    /// wrote to stdout; fails, saying how, unless it exited with status 0.
+    pub fn output(&mut self, limit: Duration) -> Result<String, String> {
+        let status = self.wait(limit)?;
+        if !status.success() {
+            return Err(self.ended_how(status));
+        }
+        let mut text = String::new();
+        // Its stdout's reader thread ends at the end of the pipe.
+        while let Ok(line) = self.out.recv_timeout(LAUNCH) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        Ok(text)
+    }
+
     /// The last line it wrote to stderr, for a message: its error, or
     /// its panic.
     pub fn said(&self) -> String {

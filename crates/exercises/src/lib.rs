@@ -256,8 +256,8 @@ pub const EXERCISES: &[Exercise] = &[
         source: include_str!("yours/l08_queue.rs"),
         start: 0x8c387a1b7ae8bdc7,
         hint: "in /proc/net/tcp, the local address is IP:PORT in hex, state 0A is LISTEN, and the fifth field is tx_queue:rx_queue in hex; rx_queue is the queue",
-        yours: || checks::l08_queue::check(yours::l08_queue::waiting),
-        solution: || checks::l08_queue::check(solutions::l08_queue::waiting),
+        yours: || checks::l08_queue::check(Which::Yours),
+        solution: || checks::l08_queue::check(Which::Solution),
     },
     Exercise {
         id: "11",
@@ -416,6 +416,10 @@ pub fn run(
         }
         ("17", true) => {
             checks::l17_keep_alive::run(solutions::l17_keep_alive::serve)
+        }
+        ("8", false) => checks::l08_queue::run(yours::l08_queue::waiting, args),
+        ("8", true) => {
+            checks::l08_queue::run(solutions::l08_queue::waiting, args)
         }
         _ => return None,
     })

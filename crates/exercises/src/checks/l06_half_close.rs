@@ -1,5 +1,10 @@
 //! The check of exercise 6: a server that reads a request to its end, then
 //! answers with more bytes than one read returns, then closes.
+//!
+//! In the check's process, in a thread: `ask` is a client function whose
+//! result the check compares byte for byte with what its own server
+//! answered, and whose server must see how the request ended (a 0-byte
+//! read or silence), which the check's server reports directly.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};

@@ -1,5 +1,10 @@
 //! The check of exercise 9: a server that answers at once, then one that
 //! sends a byte every 20 ms for ever.
+//!
+//! In the check's process, in a thread: `fetch` returns an error whose kind
+//! (`TimedOut`) the check judges, and its time is measured against its
+//! limit to tens of milliseconds, which a process's start on a loaded
+//! machine would blur.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};

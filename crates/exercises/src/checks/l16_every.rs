@@ -1,6 +1,11 @@
 //! The check of exercise 16: three addresses, the first never answers
 //! (a listener whose accept queue is full drops SYNs, lesson 8), the
 //! second refuses, the third listens; and then two that refuse.
+//!
+//! In the check's process, in a thread: `connect` returns a stream whose
+//! peer the check looks at, or the last error's kind, and its time is
+//! measured against 200 ms per address, which a process's start on a
+//! loaded machine would blur.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
