@@ -355,6 +355,15 @@ impl Program {
         }
     }
 
+    /// What went wrong: if the program has ended, that (its panic, its
+    /// error), rather than what its clients saw of it.
+    pub fn blame<T>(&mut self, result: Result<T, String>) -> Result<T, String> {
+        match (result, self.child.try_wait()) {
+            (Err(_), Ok(Some(status))) => Err(self.ended_how(status)),
+            (result, _) => result,
+        }
+    }
+
     /// A server must run for ever: fails if it ended.
     pub fn still_serving(&mut self) -> Result<(), String> {
         self.alive()

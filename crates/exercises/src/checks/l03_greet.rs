@@ -22,9 +22,15 @@ pub fn run(serve: fn(TcpListener) -> io::Result<()>) -> io::Result<()> {
 pub fn check(which: Which) -> Result<(), String> {
     let mut server = Program::start("3", which, &[], "your server")?;
     let addr = server.listening()?;
-    let mut peers = Peers::start()?;
-    talk(&mut peers, "A", &addr, "Ad", "a\n")?;
-    talk(&mut peers, "B", &addr, "Grace Hop", "per\n")?;
+    // A client that finds the server gone says only that it is gone:
+    // how the server ended says more.
+    let talked = (|| {
+        let mut peers = Peers::start()?;
+        talk(&mut peers, "A", &addr, "Ad", "a\n")?;
+        talk(&mut peers, "B", &addr, "Grace Hop", "per\n")?;
+        Ok(())
+    })();
+    server.blame(talked)?;
     server.still_serving()
 }
 

@@ -28,65 +28,72 @@ pub fn run(serve: fn(Socket, usize) -> io::Result<()>) -> io::Result<()> {
 pub fn check(which: Which) -> Result<(), String> {
     let mut server = Program::start("10", which, &[], "your server")?;
     let addr = server.listening()?;
-    let mut peers = Peers::start()?;
-    served(&mut peers, &addr, "A")?;
-    served(&mut peers, &addr, "B")?;
-    peers.tcp("C", &addr)?;
-    let (got, end) = peers.recv("C", 64, PATIENCE, b"")?;
-    if got != b"busy\n" || end != End::Eof {
-        let what = match (got.is_empty(), end) {
-            (true, End::Quiet) => format!(
-                "got nothing, and no close, in {} ms",
-                PATIENCE.as_millis()
-            ),
-            (_, End::Quiet) => format!(
-                "got {}, and no close in {} ms",
-                shown(&got),
-                PATIENCE.as_millis()
-            ),
-            (_, End::Reset) => format!("got {}, then a reset", shown(&got)),
-            _ => format!("got {}", shown(&got)),
-        };
-        return Err(format!(
-            "with a limit of {MAX} and {MAX} clients served, the third must \
-             get \"busy\\n\" and then the end of the stream; it {what}"
-        ));
-    }
-    // A leaves. The server's thread sees its read return 0, and only then
-    // takes 1 off the counter: a client that comes in between is refused,
-    // a race the server cannot avoid. So a client refused here tries
-    // again, a new connection each time, for a while.
-    peers.close("A")?;
-    let began = Instant::now();
-    for attempt in 0.. {
-        let name = format!("N{attempt}");
-        peers.tcp(&name, &addr)?;
-        let text = b"after A left\n";
-        let echo = match peers.send(&name, text) {
-            Ok(()) => {
-                match peers.recv(&name, text.len(), PATIENCE, b"busy\n")? {
-                    // Refused while the line was on its way: closing a socket
-                    // with unread bytes sends a reset (lesson 6), the same
-                    // "busy".
-                    (_, End::Reset) => b"busy\n".to_vec(),
-                    (echo, _) => echo,
-                }
-            }
-            // The reset came before the line left.
-            Err(_) => b"busy\n".to_vec(),
-        };
-        peers.close(&name)?;
-        if echo == text {
-            break;
-        }
-        if echo != b"busy\n" || began.elapsed() > 3 * PATIENCE {
+    // A client that finds the server gone says only that it is gone:
+    // how the server ended says more.
+    let talked = (|| {
+        let mut peers = Peers::start()?;
+        served(&mut peers, &addr, "A")?;
+        served(&mut peers, &addr, "B")?;
+        peers.tcp("C", &addr)?;
+        let (got, end) = peers.recv("C", 64, PATIENCE, b"")?;
+        if got != b"busy\n" || end != End::Eof {
+            let what = match (got.is_empty(), end) {
+                (true, End::Quiet) => format!(
+                    "got nothing, and no close, in {} ms",
+                    PATIENCE.as_millis()
+                ),
+                (_, End::Quiet) => format!(
+                    "got {}, and no close in {} ms",
+                    shown(&got),
+                    PATIENCE.as_millis()
+                ),
+                (_, End::Reset) => format!("got {}, then a reset", shown(&got)),
+                _ => format!("got {}", shown(&got)),
+            };
             return Err(format!(
-                "client A left, so a new client must be served: it sent \
-                 \"after A left\\n\" and got {} back",
-                shown(&echo)
+                "with a limit of {MAX} and {MAX} clients served, the third \
+                 must get \"busy\\n\" and then the end of the stream; it \
+                 {what}"
             ));
         }
-    }
+        // A leaves. The server's thread sees its read return 0, and only then
+        // takes 1 off the counter: a client that comes in between is refused,
+        // a race the server cannot avoid. So a client refused here tries
+        // again, a new connection each time, for a while.
+        peers.close("A")?;
+        let began = Instant::now();
+        for attempt in 0.. {
+            let name = format!("N{attempt}");
+            peers.tcp(&name, &addr)?;
+            let text = b"after A left\n";
+            let echo = match peers.send(&name, text) {
+                Ok(()) => {
+                    match peers.recv(&name, text.len(), PATIENCE, b"busy\n")? {
+                        // Refused while the line was on its way: closing a
+                        // socket with unread bytes sends a reset (lesson 6),
+                        // the same "busy".
+                        (_, End::Reset) => b"busy\n".to_vec(),
+                        (echo, _) => echo,
+                    }
+                }
+                // The reset came before the line left.
+                Err(_) => b"busy\n".to_vec(),
+            };
+            peers.close(&name)?;
+            if echo == text {
+                break;
+            }
+            if echo != b"busy\n" || began.elapsed() > 3 * PATIENCE {
+                return Err(format!(
+                    "client A left, so a new client must be served: it sent \
+                     \"after A left\\n\" and got {} back",
+                    shown(&echo)
+                ));
+            }
+        }
+        Ok(())
+    })();
+    server.blame(talked)?;
     server.still_serving()
 }
 

@@ -22,28 +22,34 @@ pub fn run(serve: fn(TcpListener) -> io::Result<()>) -> io::Result<()> {
 pub fn check(which: Which) -> Result<(), String> {
     let mut server = Program::start("12", which, &[], "your server")?;
     let addr = server.listening()?;
-    let mut peers = Peers::start()?;
-    // A connected first, so the server has it by the time it reads B's
-    // line: a client is only sure to hear lines read after it was
-    // accepted, and C's own line being heard says it was.
-    peers.tcp("A", &addr)?;
-    peers.tcp("B", &addr)?;
-    peers.send("B", b"hello from B\n")?;
-    hears(&mut peers, "A", "B", "hello from B\n")?;
-    peers.tcp("C", &addr)?;
-    peers.send("C", b"C joins\n")?;
-    hears(&mut peers, "A", "C", "C joins\n")?;
-    hears(&mut peers, "B", "C", "C joins\n")?;
-    peers.send("A", b"A here\n")?;
-    hears(&mut peers, "B", "A", "A here\n")?;
-    hears(&mut peers, "C", "A", "A here\n")?;
-    let (own, _) = peers.recv("A", 64, QUIET, b"")?;
-    if !own.is_empty() {
-        return Err(format!(
-            "client A must not get its own line back; it got {}",
-            shown(&own)
-        ));
-    }
+    // A client that finds the server gone says only that it is gone:
+    // how the server ended says more.
+    let talked = (|| {
+        let mut peers = Peers::start()?;
+        // A connected first, so the server has it by the time it reads B's
+        // line: a client is only sure to hear lines read after it was
+        // accepted, and C's own line being heard says it was.
+        peers.tcp("A", &addr)?;
+        peers.tcp("B", &addr)?;
+        peers.send("B", b"hello from B\n")?;
+        hears(&mut peers, "A", "B", "hello from B\n")?;
+        peers.tcp("C", &addr)?;
+        peers.send("C", b"C joins\n")?;
+        hears(&mut peers, "A", "C", "C joins\n")?;
+        hears(&mut peers, "B", "C", "C joins\n")?;
+        peers.send("A", b"A here\n")?;
+        hears(&mut peers, "B", "A", "A here\n")?;
+        hears(&mut peers, "C", "A", "A here\n")?;
+        let (own, _) = peers.recv("A", 64, QUIET, b"")?;
+        if !own.is_empty() {
+            return Err(format!(
+                "client A must not get its own line back; it got {}",
+                shown(&own)
+            ));
+        }
+        Ok(())
+    })();
+    server.blame(talked)?;
     server.still_serving()
 }
 

@@ -24,24 +24,32 @@ pub fn run(serve: fn(TcpListener) -> io::Result<()>) -> io::Result<()> {
 pub fn check(which: Which) -> Result<(), String> {
     let mut server = Program::start("13", which, &[], "your server")?;
     let addr = server.listening()?;
-    let mut peers = Peers::start()?;
-    peers.tcp("A", &addr)?;
-    peers.tcp("B", &addr)?;
-    for who in ["A", "B"] {
-        let sent: Vec<u8> = (0..SIZE).map(|i| b'a' + (i % 26) as u8).collect();
-        peers.send(who, &sent)?;
-        let (got, _) = peers.recv(who, SIZE, PATIENCE, b"")?;
-        if got != sent {
-            return Err(format!(
-                "client {who} sent {SIZE} bytes in one write; it must get \
-                 them all back, and got {} in {} ms: with EPOLLET, a socket \
-                 is reported once per arrival, not while bytes are unread",
-                got.len(),
-                PATIENCE.as_millis()
-            ));
+    // A client that finds the server gone says only that it is gone:
+    // how the server ended says more.
+    let talked = (|| {
+        let mut peers = Peers::start()?;
+        peers.tcp("A", &addr)?;
+        peers.tcp("B", &addr)?;
+        for who in ["A", "B"] {
+            let sent: Vec<u8> =
+                (0..SIZE).map(|i| b'a' + (i % 26) as u8).collect();
+            peers.send(who, &sent)?;
+            let (got, _) = peers.recv(who, SIZE, PATIENCE, b"")?;
+            if got != sent {
+                return Err(format!(
+                    "client {who} sent {SIZE} bytes in one write; it must \
+                     get them all back, and got {} in {} ms: with EPOLLET, a \
+                     socket is reported once per arrival, not while bytes \
+                     are unread",
+                    got.len(),
+                    PATIENCE.as_millis()
+                ));
+            }
         }
-    }
-    edge_triggered(server.pid())?;
+        edge_triggered(server.pid())?;
+        Ok(())
+    })();
+    server.blame(talked)?;
     server.still_serving()
 }
 
