@@ -12,14 +12,32 @@
 #                              -> got HEX (full|eof|quiet|stop|reset)
 #   shut NAME                  shutdown(SHUT_WR)  -> ok | err WHY
 #   close NAME                 close              -> ok
+#
+# And servers, whose connections are used as above:
+#
+#   listen NAME [BACKLOG]      listen on 127.0.0.1, port 0 -> ok ADDR
+#   accept NAME CONN MS        accept one, within MS ms    -> ok PEER | err
+#   dribble CONN MS            send a byte every MS ms from a thread, until
+#                              the client goes             -> ok
 import socket
 import sys
+import threading
+import time
 
 conns = {}
 
 
 def why(err):
     return type(err).__name__ + " " + str(err).replace("\n", " ")
+
+
+def dribble(conn, ms):
+    try:
+        while True:
+            conn.sendall(b".")
+            time.sleep(ms / 1000)
+    except OSError:
+        pass
 
 
 def recv(conn, most, ms, stop):
@@ -56,6 +74,26 @@ for line in sys.stdin:
             conns[name] = conn
             host, port = conn.getsockname()
             answer = f"ok {host}:{port}"
+        elif command == "listen":
+            server = socket.socket()
+            server.bind(("127.0.0.1", 0))
+            server.listen(int(rest[0]) if rest else 8)
+            conns[name] = server
+            host, port = server.getsockname()
+            answer = f"ok {host}:{port}"
+        elif command == "accept":
+            conns[name].settimeout(int(rest[1]) / 1000)
+            conn, (host, port) = conns[name].accept()
+            conns[rest[0]] = conn
+            answer = f"ok {host}:{port}"
+        elif command == "dribble":
+            conn = conns[name]
+            conn.settimeout(None)
+            gap = int(rest[0])
+            thread = threading.Thread(target=dribble, args=(conn, gap))
+            thread.daemon = True
+            thread.start()
+            answer = "ok"
         elif command == "send":
             conns[name].sendall(bytes.fromhex(rest[0]) if rest else b"")
             answer = "ok"

@@ -247,12 +247,19 @@ impl Program {
     /// Waits for the `Listening on ADDR` line and returns ADDR; fails with
     /// how the program ended if it ended first.
     pub fn listening(&mut self) -> Result<String, String> {
+        self.line_starting(LISTENING)
+    }
+
+    /// Waits for a line starting with `prefix`, which a program the checks
+    /// start prints before it calls the reader's code, and returns the
+    /// rest; fails with how the program ended if it ended first.
+    pub fn line_starting(&mut self, prefix: &str) -> Result<String, String> {
         let began = std::time::Instant::now();
         while began.elapsed() < LAUNCH {
             match self.out.recv_timeout(Duration::from_millis(20)) {
                 Ok(line) => {
-                    if let Some(addr) = line.strip_prefix(LISTENING) {
-                        return Ok(addr.trim().to_string());
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        return Ok(rest.trim().to_string());
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -261,7 +268,7 @@ impl Program {
         }
         self.alive()?;
         Err(format!(
-            "{} did not say where it listens in {} s",
+            "{} did not print {prefix:?} in {} s",
             self.name,
             LAUNCH.as_secs()
         ))
@@ -468,6 +475,44 @@ impl Peers {
     pub fn tcp(&mut self, name: &str, addr: &str) -> Result<String, String> {
         self.connect(name, addr, false)?
             .map_err(|why| format!("client {name} could not connect: {why}"))
+    }
+
+    /// A server `name` listening on 127.0.0.1, port 0: its address.
+    pub fn listen(&mut self, name: &str) -> Result<String, String> {
+        self.listen_with(name, 8)
+    }
+
+    /// A server `name` listening with that backlog: its address.
+    pub fn listen_with(
+        &mut self,
+        name: &str,
+        backlog: u32,
+    ) -> Result<String, String> {
+        let answer = self.ask(&format!("listen {name} {backlog}"), LAUNCH)?;
+        parse_ok(&answer)
+            .map(Option::unwrap_or_default)
+            .map_err(|why| format!("the check's Python server: {why}"))
+    }
+
+    /// The server `name` accepts a connection, named `conn`, within
+    /// `within`; `Err` says why not (a timeout: nobody connected).
+    pub fn accept(
+        &mut self,
+        name: &str,
+        conn: &str,
+        within: Duration,
+    ) -> Result<Result<(), String>, String> {
+        let command = format!("accept {name} {conn} {}", within.as_millis());
+        let answer = self.ask(&command, within)?;
+        Ok(parse_ok(&answer).map(|_| ()))
+    }
+
+    /// `conn` sends a byte every `gap`, from a thread, until its peer
+    /// goes: a server that is slow on purpose.
+    pub fn dribble(&mut self, conn: &str, gap: Duration) -> Result<(), String> {
+        let command = format!("dribble {conn} {}", gap.as_millis());
+        let answer = self.ask(&command, LAUNCH)?;
+        parse_ok(&answer).map(|_| ()).map_err(|why| format!("dribble: {why}"))
     }
 
     /// `name` sends all of `bytes`.

@@ -174,10 +174,8 @@ pub const EXERCISES: &[Exercise] = &[
         start: 0xba23a019af5ddd12,
         hint: "after the last write, shutdown(Shutdown::Write): the server \
                reads 0 bytes, and your socket can still receive",
-        yours: || checks::l06_half_close::check(yours::l06_half_close::ask),
-        solution: || {
-            checks::l06_half_close::check(solutions::l06_half_close::ask)
-        },
+        yours: || checks::l06_half_close::check(Which::Yours),
+        solution: || checks::l06_half_close::check(Which::Solution),
     },
     Exercise {
         id: "7",
@@ -204,10 +202,8 @@ pub const EXERCISES: &[Exercise] = &[
         hint: "compute the deadline once; before each read, set the read \
                timeout to the time left, and fail with TimedOut when none \
                is",
-        yours: || checks::l09_deadline::check(yours::l09_deadline::fetch),
-        solution: || {
-            checks::l09_deadline::check(solutions::l09_deadline::fetch)
-        },
+        yours: || checks::l09_deadline::check(Which::Yours),
+        solution: || checks::l09_deadline::check(Which::Solution),
     },
     Exercise {
         id: "10",
@@ -328,8 +324,8 @@ pub const EXERCISES: &[Exercise] = &[
         source: include_str!("yours/l16_every.rs"),
         start: 0xf1380ff327098070,
         hint: "TcpStream::connect_timeout(addr, each) bounds one address's connect; keep the last error for when none connects",
-        yours: || checks::l16_every::check(yours::l16_every::connect),
-        solution: || checks::l16_every::check(solutions::l16_every::connect),
+        yours: || checks::l16_every::check(Which::Yours),
+        solution: || checks::l16_every::check(Which::Solution),
     },
     Exercise {
         id: "17",
@@ -420,6 +416,24 @@ pub fn run(
         ("8", false) => checks::l08_queue::run(yours::l08_queue::waiting, args),
         ("8", true) => {
             checks::l08_queue::run(solutions::l08_queue::waiting, args)
+        }
+        ("9", false) => {
+            checks::l09_deadline::run(yours::l09_deadline::fetch, args)
+        }
+        ("9", true) => {
+            checks::l09_deadline::run(solutions::l09_deadline::fetch, args)
+        }
+        ("6", false) => {
+            checks::l06_half_close::run(yours::l06_half_close::ask, args)
+        }
+        ("6", true) => {
+            checks::l06_half_close::run(solutions::l06_half_close::ask, args)
+        }
+        ("16", false) => {
+            checks::l16_every::run(yours::l16_every::connect, args)
+        }
+        ("16", true) => {
+            checks::l16_every::run(solutions::l16_every::connect, args)
         }
         _ => return None,
     })
