@@ -105,7 +105,7 @@ pub struct Exercise {
     /// The fingerprint of that file as the course ships it: the same
     /// fingerprint now means the reader has not started.
     pub start: u64,
-    /// A first pointer, printed when the check fails.
+    /// A first pointer, which `just hint N` prints.
     pub hint: &'static str,
     /// The check, run on the reader's file.
     pub yours: fn() -> Result<(), String>,

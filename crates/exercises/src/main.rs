@@ -5,7 +5,9 @@
 //!
 //! Each check runs in a process of its own (this program again, with
 //! `__one ID`): code that crashes, aborts, exits or never returns ends
-//! that process, not the report, and the report says what happened.
+//! that process, not the report, and the report says what happened. The
+//! check in turn starts the reader's program, this program again with
+//! `run ID ARGS`, and talks to it from outside.
 
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
