@@ -1,12 +1,11 @@
 //! What every check needs: run the reader's program as a process of its
 //! own (`Program`), or, for a function that cannot be one, the reader's
-//! code in a thread (`start`), and wait for it a bounded time; clients in
-//! another process, Python's (`Peers`); read a bounded amount with a
-//! timeout, show bytes. No exercise's socket code lives here.
+//! code in a thread (`start`), and wait for it a bounded time; clients and
+//! servers in another process, Python's (`Peers`); show bytes. No
+//! exercise's socket code lives here.
 
 use std::any::Any;
 use std::io::{self, Read};
-use std::net::TcpStream;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
@@ -34,16 +33,6 @@ where
 }
 
 impl<T> Running<T> {
-    /// `None` while the reader's code runs; what it returned, or that it
-    /// panicked, once it has ended.
-    pub fn ended(&self) -> Option<Result<T, String>> {
-        match self.done.try_recv() {
-            Ok(Ok(value)) => Some(Ok(value)),
-            Ok(Err(panic)) => Some(Err(self.panicked(&*panic))),
-            Err(_) => None,
-        }
-    }
-
     fn panicked(&self, panic: &(dyn Any + Send)) -> String {
         format!("{} panicked: {}", self.what, panic_text(panic))
     }
@@ -74,39 +63,6 @@ fn panic_text(panic: &(dyn Any + Send)) -> String {
     } else {
         "(no message)".to_string()
     }
-}
-
-/// Reads from `stream` until `enough` says the bytes so far are enough,
-/// the peer closes, `limit` bytes have come, or nothing comes for
-/// `timeout`: a check never waits for ever, whatever the reader's code
-/// does. Returns what came.
-pub fn read_until(
-    stream: &TcpStream,
-    limit: usize,
-    timeout: Duration,
-    enough: impl Fn(&[u8]) -> bool,
-) -> io::Result<Vec<u8>> {
-    stream.set_read_timeout(Some(timeout))?;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while got.len() < limit && !enough(&got) {
-        let room = (limit - got.len()).min(buf.len());
-        match (&*stream).read(&mut buf[..room]) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                break;
-            }
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(got)
 }
 
 /// Bytes as a reader would write them in Rust: `"HELLO\n"`, `""`; long
