@@ -120,6 +120,10 @@ pub fn use_program(path: impl Into<std::path::PathBuf>) {
 /// not the reader's part, and a loaded machine may be slow at it.
 pub const LAUNCH: Duration = Duration::from_secs(5);
 
+/// How long a check gives a program that seems to have gone to end: it
+/// closes its sockets a moment before its exit status is there.
+const ENDING: Duration = Duration::from_millis(200);
+
 /// The line a server the checks start prints once it listens.
 const LISTENING: &str = "Listening on ";
 
@@ -141,6 +145,8 @@ pub struct Program {
     out: Receiver<String>,
     /// Its stderr, all of it so far.
     err: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// The thread that copies it, which ends at the end of the pipe.
+    err_copier: Option<thread::JoinHandle<()>>,
     /// What the messages call it: "your server".
     pub name: String,
 }
@@ -181,7 +187,7 @@ impl Program {
         })?;
         let out = lines_of(child.stdout.take());
         let err = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        if let Some(mut stderr) = child.stderr.take() {
+        let err_copier = child.stderr.take().map(|mut stderr| {
             let err = std::sync::Arc::clone(&err);
             thread::spawn(move || {
                 let mut buf = [0u8; 4096];
@@ -190,9 +196,9 @@ impl Program {
                         all.extend_from_slice(&buf[..n]);
                     }
                 }
-            });
-        }
-        Ok(Program { child, out, err, name: name.to_string() })
+            })
+        });
+        Ok(Program { child, out, err, err_copier, name: name.to_string() })
     }
 
     /// The process's id, to look at its `/proc` entries or signal it.
@@ -219,7 +225,11 @@ impl Program {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                // Its stdout is closed: it is ending, if not yet ended.
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.wait(PATIENCE)?;
+                    return Err(self.ended_how(status));
+                }
             }
         }
         self.alive()?;
@@ -281,9 +291,14 @@ impl Program {
 
     /// The last line it wrote to stderr, for a message: its error, or
     /// its panic.
-    pub fn said(&self) -> String {
-        // Its stderr's reader thread may still be copying the last bytes.
-        thread::sleep(Duration::from_millis(20));
+    pub fn said(&mut self) -> String {
+        // Once it has ended, all it wrote is in the pipe: the copier ends
+        // after the last byte.
+        if matches!(self.child.try_wait(), Ok(Some(_)))
+            && let Some(copier) = self.err_copier.take()
+        {
+            let _ = copier.join();
+        }
         let all = self.err.lock().map(|all| all.clone()).unwrap_or_default();
         let text = String::from_utf8_lossy(&all);
         let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
@@ -298,7 +313,7 @@ impl Program {
         }
     }
 
-    fn ended_how(&self, status: std::process::ExitStatus) -> String {
+    fn ended_how(&mut self, status: std::process::ExitStatus) -> String {
         use std::os::unix::process::ExitStatusExt;
         let said = self.said();
         let said = if said.is_empty() {
@@ -321,9 +336,13 @@ impl Program {
     /// What went wrong: if the program has ended, that (its panic, its
     /// error), rather than what its clients saw of it.
     pub fn blame<T>(&mut self, result: Result<T, String>) -> Result<T, String> {
-        match (result, self.child.try_wait()) {
-            (Err(_), Ok(Some(status))) => Err(self.ended_how(status)),
-            (result, _) => result,
+        let Err(why) = result else { return result };
+        // A process that is ending closes its sockets first, and only then
+        // becomes a zombie: its clients may see the close a moment before
+        // it can be waited for.
+        match self.wait(ENDING) {
+            Ok(status) => Err(self.ended_how(status)),
+            Err(_) => Err(why),
         }
     }
 
