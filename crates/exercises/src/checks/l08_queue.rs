@@ -55,11 +55,10 @@ fn expect(
     let began = Instant::now();
     let wanted = format!("{wanted:?}");
     loop {
+        let name = format!("waiting({port})");
         let mut program =
-            Program::start("8", which, &[port.to_string()], "your program")?;
-        let got = program
-            .output(PATIENCE)
-            .map_err(|why| format!("waiting({port}): {why}"))?;
+            Program::start("8", which, &[port.to_string()], &name)?;
+        let got = program.output(PATIENCE)?;
         let got = got.trim();
         if got == wanted {
             return Ok(());
