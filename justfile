@@ -2,6 +2,9 @@
 
 set positional-arguments
 
+# The Chinese edition's title (book.toml has the English one)
+zh_title := "一步一步学套接字"
+
 # Show the recipes, in course order
 default:
     @just --list --unsorted
@@ -226,7 +229,7 @@ bench-smoke:
 # Build the book: English into book/book, Chinese into book/book/zh-CN (one server serves both)
 book:
     mdbook build book
-    MDBOOK_BOOK__LANGUAGE=zh-CN mdbook build book -d book/book/zh-CN
+    MDBOOK_BOOK__LANGUAGE=zh-CN MDBOOK_BOOK__TITLE="{{zh_title}}" mdbook build book -d book/book/zh-CN
 
 # Serve the book on http://127.0.0.1:3000 and rebuild it on change
 serve:
@@ -234,7 +237,7 @@ serve:
 
 # Serve the Chinese edition on http://127.0.0.1:3001 and rebuild it when the text or po/zh-CN.po changes
 serve-zh:
-    MDBOOK_BOOK__LANGUAGE=zh-CN mdbook serve book -d book/book/zh-CN --hostname 127.0.0.1 --port 3001
+    MDBOOK_BOOK__LANGUAGE=zh-CN MDBOOK_BOOK__TITLE="{{zh_title}}" mdbook serve book -d book/book/zh-CN --hostname 127.0.0.1 --port 3001
 
 # After English text changes: extract po/messages.pot and merge it into po/zh-CN.po (TRANSLATING.md)
 po:

@@ -11,6 +11,10 @@ It prepares a chapter, after its includes are expanded, for translation:
   would derive from its English text, so a translated heading keeps the
   English anchor and `lesson-07.md#the-4-tuple-...` works in both editions.
 
+- A fold's label, `<summary>A solution</summary>`, is raw HTML, which
+  mdbook-xgettext does not extract: it is rewritten with its text as a
+  Markdown paragraph of its own, so it is a message and gets translated.
+
 - A Markdown file included as prose (`{{#include bench/results.md}}`, which
   `just bench` writes) is generated, not written: the extraction leaves it
   out, so a new bench run does not change the messages, and the Chinese
@@ -30,6 +34,7 @@ FENCE = re.compile(r"^( {0,3}(?:> ?)*\s*)(`{3,}|~{3,})")
 HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
 HAS_ID = re.compile(r"\{[^}]*#[^}]*\}\s*$")
 MD_INCLUDE = re.compile(r"^\{\{#include [^}]*\.md\}\}\s*$")
+SUMMARY = re.compile(r"^<summary>(.+)</summary>\s*$")
 BEGIN = "<!-- i18n-prep: generated -->"
 END = "<!-- i18n-prep: end of generated -->"
 
@@ -90,6 +95,14 @@ def prepare(content, renderer):
             if m and m.group(2).startswith(fence) and not line[m.end():].strip():
                 fence = None
             out.append(line)
+            continue
+        summary = SUMMARY.match(line)
+        if summary:
+            # The label of a fold (`<details>`) is HTML, which no message
+            # holds: set apart by blank lines it becomes a paragraph, a
+            # message like any other (course.css keeps it on the arrow's
+            # line).
+            out += ["<summary>", "", summary.group(1), "", "</summary>"]
             continue
         h = HEADING.match(line)
         if h and not HAS_ID.search(line):

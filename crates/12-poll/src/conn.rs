@@ -179,8 +179,8 @@ impl Conn {
                     .args("MSG_NOSIGNAL")
             });
             match sent {
-                // All out. The buffer stays for the next reply, so a
-                // request costs no allocation; what a burst grew it to
+                // All out. The buffer stays for the next reply, so the
+                // reply costs no allocation; what a burst grew it to
                 // beyond RECV_SIZE goes back.
                 Ok(n) if n == self.out.len() => {
                     self.out.clear();

@@ -43,6 +43,15 @@ struct Pending {
     /// rest here, to go when the socket is writable; nothing is dropped.
     out: Vec<u8>,
 }
+
+impl Pending {
+    /// The box in `slot`, made now if the connection has none.
+    fn made(slot: &mut Option<Box<Pending>>) -> &mut Pending {
+        slot.get_or_insert_with(|| {
+            Box::new(Pending { lines: Lines::new(MAX_LINE), out: Vec::new() })
+        })
+    }
+}
 // ANCHOR_END: conn
 
 // ANCHOR: state
@@ -180,9 +189,7 @@ impl Conn {
     /// while replies wait: they go into the connection's own buffer, the
     /// box made for them, and are answered line by line from there.
     fn keep(&mut self, bytes: &[u8], shutdown_asked: &mut bool) {
-        let pending = self.pending.get_or_insert_with(|| {
-            Box::new(Pending { lines: Lines::new(MAX_LINE), out: Vec::new() })
-        });
+        let pending = Pending::made(&mut self.pending);
         pending.lines.feed(bytes);
         let queued = pending.out.len();
         while let Some(line) = pending.lines.next_line() {
@@ -241,13 +248,8 @@ impl Conn {
             }
         };
         if taken < replies.len() {
-            let pending = self.pending.get_or_insert_with(|| {
-                Box::new(Pending {
-                    lines: Lines::new(MAX_LINE),
-                    out: Vec::new(),
-                })
-            });
-            pending.out.extend_from_slice(&replies[taken..]);
+            let out = &mut Pending::made(&mut self.pending).out;
+            out.extend_from_slice(&replies[taken..]);
         }
     }
 

@@ -62,7 +62,7 @@ enum Command {
         /// Address to listen on; port 0 lets the kernel choose a free port
         #[arg(long, default_value = DEFAULT_ADDR)]
         addr: SocketAddr,
-        /// The directory served; the default is the built book (`mdbook build book`)
+        /// The directory served; the default is the built book (`just book`)
         #[arg(long, default_value = "book/book")]
         root: PathBuf,
         /// Open connections at most; the next client is answered 503

@@ -100,7 +100,7 @@ impl Server {
         // Canonical once: a file is inside if its canonical path starts
         // with this one (files.rs).
         let root = root.canonicalize().map_err(|err| {
-            let hint = "build the book first (mdbook build book)";
+            let hint = "build the book first (just book)";
             Failure::new(
                 format!("--root {}", root.display()),
                 format!("{err}; {hint}"),
