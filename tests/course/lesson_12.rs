@@ -58,6 +58,9 @@ fn a_shutdown_line_ends_the_server_cleanly() {
     let mut rest = Vec::new();
     (&client).read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
+    // The server's close lingers until its client closes too (lesson 10):
+    // a client that kept its socket open would hold it to the idle limit.
+    drop(client);
     let status = server.wait_exit();
     assert!(status.success(), "{status:?}");
     snapshot!("lesson_12__server", normalize(&server.transcript()));
