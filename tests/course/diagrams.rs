@@ -163,6 +163,57 @@ fn flows(rows: &[Row]) -> Vec<Flow> {
     flows
 }
 
+/// Lesson 18's own demo as a transcript [`rows`] reads: its two
+/// conversations, each call on the lane of its descriptor (the client's is
+/// fd 5; the listener and the accepted socket are the server's), each
+/// followed by the segments its watcher then read, from the drawings at
+/// the end of the demo. The demo has one column for server and client, and
+/// reads its packet socket only after each conversation.
+fn watched(snapshot: &str) -> String {
+    let lines: Vec<&str> = snapshot.lines().collect();
+    let mut out = format!("---\n---\n---\nstep  {:<46}client\n", "server");
+    // The drawings, one per conversation: "|--- SYN seq 0 ---->|".
+    let mut drawings = Vec::new();
+    for line in &lines {
+        if line.contains("as the watcher saw it") {
+            drawings.push(Vec::new());
+        }
+        let number = drawings.len();
+        let Some(drawing) = drawings.last_mut() else { continue };
+        let arrow = line.trim().trim_start_matches('|').trim_end_matches('|');
+        let (way, rest) = match arrow.get(..4) {
+            Some("--- ") => ("client > server", &arrow[4..]),
+            Some("<-- ") => ("server > client", &arrow[4..]),
+            _ => continue,
+        };
+        let what = rest.trim_end_matches(['-', '>']).trim_end();
+        drawing.push(format!("      wire #{number} {way}  {what}"));
+    }
+    let mut drawings = drawings.into_iter();
+    let mut conversation = false;
+    for line in &lines {
+        if line.starts_with("-- ") {
+            conversation = true;
+            out += &format!("{line}\n");
+        } else if conversation && line.contains("recvfrom(fd 4") {
+            // The watcher's reads: the segments they returned, drawn.
+            out += "-- what the watcher read --\n";
+            for segment in drawings.next().unwrap_or_default() {
+                out += &format!("{segment}\n");
+            }
+            conversation = false;
+        } else if conversation && line.trim_start().starts_with('#') {
+            out += &format!("{line}\n"); // a note stays in its column
+        } else if conversation && line.len() > 6 {
+            let call = line[6..].trim_start();
+            let client = call.contains("fd 5");
+            let column = if client { CLIENT_COLUMN - 6 } else { 0 };
+            out += &format!("{}  {}{call}\n", &line[..4], " ".repeat(column));
+        }
+    }
+    out
+}
+
 /// Draws the rows of `snapshot`, then the `flows` found in them between
 /// the rows of their calls.
 fn draw(
@@ -317,6 +368,17 @@ fn diagrams_are_drawn_from_the_wire_snapshots() {
     let title = format!("Lesson {NO_WIRE}: the calls and the bytes");
     let drawn = draw(&title, &snapshot, flows);
     let path = root().join(format!("book/src/wire/lesson-{NO_WIRE:02}.svg"));
+    if fs::read_to_string(&path).ok().as_deref() != Some(drawn.as_str()) {
+        match update {
+            true => fs::write(&path, drawn).expect("write the diagram"),
+            false => stale.push(path.display().to_string()),
+        }
+    }
+    let snap = root().join("tests/snapshots/lesson_18__demo.snap");
+    let snapshot = fs::read_to_string(&snap).expect("read the snapshot");
+    let title = "Lesson 18: the calls, then the segments the watcher read";
+    let drawn = svg(title, &watched(&snapshot));
+    let path = root().join("book/src/wire/lesson-18.svg");
     if fs::read_to_string(&path).ok().as_deref() != Some(drawn.as_str()) {
         match update {
             true => fs::write(&path, drawn).expect("write the diagram"),
