@@ -8,7 +8,8 @@
 //! program's one-line reason; they never pass without having looked.
 //! Cost: each test takes its demo's own time (lesson 2 0.1 s, 4 0.6 s, 6
 //! 0.3 s, 8 1.2 s: the SYN resent after 1 s, 9 3.6 s: keepalive's 1 s
-//! waits); they run in parallel, about 4 s of wall time in all.
+//! waits, 10 and 11 about 1.5 s each); they run in parallel, about 4 s of
+//! wall time in all.
 
 use crate::snapshot;
 use crate::support::{normalize, run, stdout_of};
