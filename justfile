@@ -223,13 +223,75 @@ bench-smoke:
     cargo test --quiet --release -p bench
     cargo run --quiet --release -p bench -- --smoke
 
-# Build the book into book/book
+# Build the book: English into book/book, Chinese into book/book/zh-CN (one server serves both)
 book:
     mdbook build book
+    MDBOOK_BOOK__LANGUAGE=zh-CN mdbook build book -d book/book/zh-CN
 
 # Serve the book on http://127.0.0.1:3000 and rebuild it on change
 serve:
     mdbook serve book --hostname 127.0.0.1
+
+# Serve the Chinese edition on http://127.0.0.1:3001 and rebuild it when the text or po/zh-CN.po changes
+serve-zh:
+    MDBOOK_BOOK__LANGUAGE=zh-CN mdbook serve book -d book/book/zh-CN --hostname 127.0.0.1 --port 3001
+
+# After English text changes: extract po/messages.pot and merge it into po/zh-CN.po (TRANSLATING.md)
+po:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+    MDBOOK_OUTPUT='{"xgettext": {"pot-file": "messages.pot", "granularity": 0}}' \
+        mdbook build book -d "$tmp" 2>&1 | { grep -v INFO || true; }
+    # Only a change in the messages counts: the creation date alone does not.
+    if ! diff -q <(grep -v '^"POT-Creation-Date' "$tmp/messages.pot") \
+        <(grep -v '^"POT-Creation-Date' po/messages.pot 2>/dev/null) >/dev/null; then
+        cp "$tmp/messages.pot" po/messages.pot
+    fi
+    msgmerge --quiet --update --backup=none po/zh-CN.po po/messages.pot
+    msgfmt --statistics --check -o /dev/null po/zh-CN.po
+
+# How much of each chapter is translated into Chinese (untranslated and fuzzy messages, by first chapter)
+po-stats:
+    #!/usr/bin/env python3
+    import re, collections
+    text = open("po/zh-CN.po", encoding="utf-8").read()
+    stats = collections.OrderedDict()
+    for entry in text.split("\n\n"):
+        if "\nmsgid" not in "\n" + entry or entry.lstrip().startswith("#~"):
+            continue
+        where = re.search(r"^#: (\S+)", entry, re.M)
+        if not where:
+            continue  # the header
+        msgstr = "".join(re.findall(r'"(.*)"', entry.split("\nmsgstr", 1)[1]))
+        fuzzy = re.search(r"^#,.*fuzzy", entry, re.M) is not None
+        s = stats.setdefault(where.group(1), [0, 0, 0])
+        s[0] += 1
+        s[1] += bool(msgstr) and not fuzzy
+        s[2] += fuzzy
+    total = [0, 0, 0]
+    for chapter, (n, done, fuzzy) in stats.items():
+        print(f"{chapter:28} {done:4}/{n:<4} translated  {fuzzy:3} fuzzy")
+        total = [t + x for t, x in zip(total, (n, done, fuzzy))]
+    print(f"{'all':28} {total[1]:4}/{total[0]:<4} translated  {total[2]:3} fuzzy")
+
+# Copy one chapter's messages (book/src/CHAPTER.md) into po/work/CHAPTER.po, for a PO editor (TRANSLATING.md)
+po-take chapter:
+    mkdir -p po/work
+    msggrep --location='src/{{chapter}}.md' po/zh-CN.po -o po/work/{{chapter}}.po
+    @echo "po/work/{{chapter}}.po: translate it, then run just po-give {{chapter}}"
+
+# Put po/work/CHAPTER.po's finished (translated, not fuzzy) messages back into po/zh-CN.po, in its own order
+po-give chapter:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+    msgattrib --translated --no-fuzzy po/work/{{chapter}}.po -o "$tmp/done.po"
+    # The chapter's translations first, then everything else as it was;
+    # msgmerge puts the messages back in the book's order.
+    msgcat --use-first "$tmp/done.po" po/zh-CN.po -o "$tmp/all.po"
+    msgmerge --quiet "$tmp/all.po" po/messages.pot -o po/zh-CN.po
+    msgfmt --statistics --check -o /dev/null po/zh-CN.po
 
 # Lesson N's demo with the TCP segments each call sent, in a network namespace of its own (needs root; lesson 18)
 [no-exit-message]

@@ -39,3 +39,4 @@ mod sysctls;
 mod trace;
 mod try_it;
 mod wire;
+mod zh;

@@ -11,7 +11,7 @@
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -31,9 +31,10 @@ use crate::server::{SHORTEST, is_timeout};
 const SHORT: Duration = Duration::from_millis(50);
 
 /// The slow client's pace, the server's idle timeout and its per-request
-/// deadline in the demo. Every event the transcript depends on is at least
-/// 100 ms away from the one it must come before or after, so a busy machine
-/// cannot swap them.
+/// deadline in the demo. No step's outcome depends on how soon a thread
+/// wakes: the server reads each byte once the client has sent it, and the
+/// pauses only ever add time (a request the pauses make longer than IDLE
+/// stays longer, on a busy machine too).
 const PACE: Duration = Duration::from_millis(200);
 const IDLE: Duration = Duration::from_millis(300);
 const DEADLINE: Duration = Duration::from_millis(500);
@@ -384,7 +385,9 @@ fn blocking_connect(addr: SocketAddr) -> Result<(), Failure> {
 
 // ANCHOR: slow_client
 /// One byte every PACE: each `recv` returns well inside the read timeout,
-/// so the timeout never fires, however long the request takes.
+/// so the timeout never fires, however long the request takes. The server
+/// reads once the byte has arrived (`delivered`), so a client woken late
+/// by a busy machine cannot make a read time out.
 fn slow_client(listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
     section(format!(
         "a read timeout does not bound a request: one byte every {}",
@@ -402,13 +405,11 @@ fn slow_client(listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
         let pacer = Pacer::start(scope, &slow);
         for (i, &byte) in SLOW_REQUEST.iter().enumerate() {
             pacer.send_after(byte, if i == 0 { Duration::ZERO } else { PACE });
+            pacer.delivered(&conn)?;
             let got = (&conn).read(&mut buf);
             first_byte.get_or_insert_with(Instant::now);
-            // The client's send happened before this recv returned.
-            pacer.narrate();
             got.told(|| server("recv").on(&conn).args(RECV_SIZE).data(&buf))?;
         }
-        pacer.stop();
         Ok(())
     })?;
     let took = first_byte.map_or(Duration::ZERO, |at| at.elapsed());
@@ -430,7 +431,10 @@ fn slow_client(listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
 
 // ANCHOR: deadline
 /// A deadline per request: from its first byte, the request has DEADLINE
-/// to be complete, and each `recv` waits at most the time left.
+/// to be complete, and each `recv` waits at most the time left. The client
+/// sends G, E and T, a byte every PACE, and has not finished when the
+/// deadline comes; as in `slow_client`, the server reads each byte once it
+/// has arrived, so only the last `recv` waits, and it ends at the deadline.
 fn deadline(listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
     section(format!(
         "a deadline does: {} from a request's first byte",
@@ -441,9 +445,15 @@ fn deadline(listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
         let pacer = Pacer::start(scope, &slow);
         let mut due: Option<Instant> = None;
         // This client never finishes: its request has no end.
-        let mut next = SLOW_REQUEST.iter().cycle();
+        let mut next = SLOW_REQUEST.iter();
         let mut buf = [0u8; RECV_SIZE];
         loop {
+            let byte = next.next();
+            if let Some(&byte) = byte {
+                let pause = if due.is_none() { Duration::ZERO } else { PACE };
+                pacer.send_after(byte, pause);
+                pacer.delivered(&conn)?;
+            }
             // Wait at most the idle timeout, and never past the deadline.
             let left = due.map(|d| d.saturating_duration_since(Instant::now()));
             let wait = left.map_or(IDLE, |left| left.min(IDLE));
@@ -451,25 +461,17 @@ fn deadline(listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
             let wait = wait.max(SHORTEST);
             conn.set_read_timeout(Some(wait))
                 .told(|| server("setsockopt").on(&conn).args(shown(due)))?;
-            if let Some(&byte) = next.next() {
-                let pause = if due.is_none() { Duration::ZERO } else { PACE };
-                pacer.send_after(byte, pause);
-            }
             let got = (&conn).read(&mut buf);
             due.get_or_insert_with(|| Instant::now() + DEADLINE);
             let recv = || server("recv").on(&conn).args(RECV_SIZE);
-            if matches!(&got, Err(err) if is_timeout(err)) {
-                // Stop the client before its next byte: nothing in flight.
-                pacer.stop_now();
+            if byte.is_none() && matches!(&got, Err(err) if is_timeout(err)) {
                 let _ = got.traced(recv);
                 break;
             }
-            pacer.narrate();
             if got.told(|| recv().data(&buf))? == 0 {
                 break;
             }
         }
-        pacer.stop();
         Ok(())
     })?;
     server_note(format!(
@@ -614,16 +616,13 @@ fn heartbeat(listener: &Socket, addr: SocketAddr) -> Result<(), Failure> {
 
 // ANCHOR: pacer
 /// The slow client's thread: it sends one byte when told, after a pause.
-/// Its narration comes back here; the main thread prints it right after
-/// its own `recv` returns, which is the order in which the calls happened.
+/// Its narration comes back here. The main thread waits until the byte
+/// has arrived, prints the `send`, and only then reads: so the printed
+/// order is the order of the calls, and a thread woken late by a busy
+/// machine changes when things happen, never what.
 struct Pacer {
-    orders: Sender<Order>,
+    orders: Sender<(u8, Duration)>,
     said: Receiver<Said>,
-}
-
-enum Order {
-    Send { byte: u8, after: Duration },
-    Stop,
 }
 
 impl Pacer {
@@ -631,17 +630,13 @@ impl Pacer {
         scope: &'scope thread::Scope<'scope, '_>,
         socket: &'scope Socket,
     ) -> Pacer {
-        let (orders, inbox) = mpsc::channel();
+        let (orders, inbox) = mpsc::channel::<(u8, Duration)>();
         let (outlet, said) = mpsc::channel();
         scope.spawn(move || {
             redirect(outlet);
-            while let Ok(Order::Send { byte, after }) = inbox.recv() {
-                // The pause is a wait for a Stop order: a client told to
-                // stop during its pause sends nothing more.
-                match inbox.recv_timeout(after) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Ok(_) | Err(RecvTimeoutError::Disconnected) => return,
-                }
+            // Ends when the Pacer is dropped: no order can come any more.
+            for (byte, after) in inbox {
+                thread::sleep(after);
                 let sent = socket.send(&[byte]);
                 let _ = sent
                     .traced(|| client("send").on(socket).args(bytes(&[byte])));
@@ -651,24 +646,22 @@ impl Pacer {
     }
 
     fn send_after(&self, byte: u8, after: Duration) {
-        let _ = self.orders.send(Order::Send { byte, after });
+        let _ = self.orders.send((byte, after));
     }
 
-    /// Prints the `send` the thread made (it has made it: the server's
-    /// `recv` returned its byte).
-    fn narrate(&self) {
-        if let Ok(said) = self.said.recv_timeout(GUARD) {
-            said.show();
+    /// Waits until the thread has sent its byte and `to` can read it, then
+    /// prints the `send`.
+    fn delivered(&self, to: &Socket) -> Result<(), Failure> {
+        let never = |what| Failure::new("demo", what);
+        let said = (self.said.recv_timeout(GUARD))
+            .map_err(|_| never("the slow client never sent"))?;
+        let mut asked = [PollFd::new(to.as_fd(), PollFlags::POLLIN)];
+        let guard = PollTimeout::try_from(GUARD).unwrap_or(PollTimeout::MAX);
+        if poll(&mut asked, guard) != Ok(1) {
+            return Err(never("the byte never arrived"));
         }
-    }
-
-    /// Stops the thread during its current pause, if it is in one.
-    fn stop_now(&self) {
-        let _ = self.orders.send(Order::Stop);
-    }
-
-    fn stop(self) {
-        self.stop_now();
+        said.show();
+        Ok(())
     }
 }
 // ANCHOR_END: pacer

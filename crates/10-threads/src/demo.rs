@@ -12,25 +12,28 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Barrier};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use socket2::{Domain, SockRef, Socket, Type};
 use transcript::child::{self, ChildSaid};
 use transcript::{
-    Call, Failure, OrFail, Said, Told, Transcript, bytes, client, client_note,
-    duration, hushed, narrated, section, server, server_note, tell,
+    Call, Failure, OrFail, Told, Transcript, client, client_note, hushed,
+    narrated, section, server, server_note, tell,
 };
 
-use crate::RECV_SIZE;
-use crate::fork;
-use crate::server::{accept_one, is_timeout, serve};
+// The demo clients' sockets are made before any server thread can be
+// waiting in `accept`: a thread blocked in accept has already taken the
+// lowest free descriptor number for the connection it waits for, so
+// sockets made while it waits would be numbered by luck.
+use transcript::demo::{
+    REPORT_WAIT, Threads, answered_within, connect, joined, next_thread,
+    recv_or_timeout, send, show, socket,
+};
 
-/// How long the demo waits for a server thread to report before it gives
-/// up: far longer than any step takes, so it only ends a hang.
-const REPORT_WAIT: Duration = Duration::from_secs(10);
+use crate::fork;
+use crate::server::{accept_one, serve};
 
 /// The demo's idle limit for its connections: long enough that no step of
 /// the demo comes near it, so it never fires.
@@ -42,9 +45,6 @@ const CLIENT_PATIENCE: Duration = Duration::from_millis(200);
 
 /// How many threads the demo starts to measure what one costs.
 const MEASURED_THREADS: usize = 100;
-
-/// The narration of each thread the demo or the server starts, in order.
-type Threads = Receiver<Receiver<Said>>;
 
 /// The timeline: one thread for both clients, then a thread each, then
 /// what threads cost.
@@ -107,7 +107,7 @@ fn one_thread(
     b_is_not_answered(&b, addr)?;
     send(&a, b"client\n")?;
     show(&said, 2)?; // recv, send
-    recv(&a)?;
+    recv_or_timeout(&a)?;
     // A is done: shutdown(SHUT_WR) ends its stream like close would, but
     // A keeps its descriptor number until the end of this part, so the
     // server's next accept cannot be given it (which would make the
@@ -117,7 +117,7 @@ fn one_thread(
     show(&said, 3)?; // recv 0, "closed by the client", close
     server_note("only now does the server get back to accept");
     show(&said, 5)?; // accept, SO_RCVTIMEO, SO_SNDTIMEO, recv, send
-    recv(&b)?;
+    recv_or_timeout(&b)?;
     close(b, client);
     show(&said, 3)?; // recv 0, "closed by the client", close
     close(a, client);
@@ -132,11 +132,7 @@ fn b_is_not_answered(b: &TcpStream, addr: SocketAddr) -> Result<(), Failure> {
         "connected: the kernel completed the handshake, nobody accepted",
     );
     send(b, b"hello from B\n")?;
-    let patience = duration(CLIENT_PATIENCE);
-    b.set_read_timeout(Some(CLIENT_PATIENCE)).told(|| {
-        client("setsockopt").on(b).args(format_args!("SO_RCVTIMEO, {patience}"))
-    })?;
-    if recv(b)?.is_some() {
+    if answered_within(b, CLIENT_PATIENCE)? {
         return Err(Failure::new("demo", "B was answered by a busy server"));
     }
     client_note("no reply for B: the server's only thread waits in recv for A");
@@ -169,12 +165,12 @@ fn thread_each(
     show(&for_b, 2)?; // SO_RCVTIMEO, SO_SNDTIMEO
     send(&b, b"hello from B\n")?;
     show(&for_b, 2)?; // recv, send
-    recv(&b)?;
+    recv_or_timeout(&b)?;
     client_note("B is answered while A is still in the middle of its line");
 
     send(&a, b"client\n")?;
     show(&for_a, 2)?; // recv, send
-    recv(&a)?;
+    recv_or_timeout(&a)?;
     close(a, client);
     show(&for_a, 3)?; // recv 0, "closed by the client", close
     close(b, client);
@@ -267,68 +263,6 @@ impl Status {
     }
 }
 
-/// Prints the next `n` pieces of a server thread's narration.
-fn show(said: &Receiver<Said>, n: usize) -> Result<(), Failure> {
-    for _ in 0..n {
-        said.recv_timeout(REPORT_WAIT)
-            .map_err(|_| Failure::new("demo", "a server thread fell silent"))?
-            .show();
-    }
-    Ok(())
-}
-
-/// The narration of the next thread started.
-fn next_thread(threads: &Threads) -> Result<Receiver<Said>, Failure> {
-    threads
-        .recv_timeout(REPORT_WAIT)
-        .map_err(|_| Failure::new("demo", "no thread was started"))
-}
-
-/// Waits for a thread of the demo's and takes what it returned.
-fn joined<T>(thread: JoinHandle<T>) -> Result<T, Failure> {
-    thread.join().map_err(|_| Failure::new("demo", "a thread panicked"))
-}
-
-/// A demo client's socket, made before any server thread can be waiting in
-/// `accept`: a thread blocked in accept has already taken the lowest free
-/// descriptor number for the connection it waits for, so sockets made
-/// while it waits would be numbered by luck.
-fn socket(name: &str) -> Result<TcpStream, Failure> {
-    client_note(format_args!("client {name}"));
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
-        .told(|| client("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC"))?;
-    Ok(TcpStream::from(socket))
-}
-
-fn connect(stream: &TcpStream, addr: SocketAddr) -> Result<(), Failure> {
-    SockRef::from(stream)
-        .connect(&addr.into())
-        .told(|| client("connect").on(stream).args(addr))
-}
-
-fn send(stream: &TcpStream, data: &[u8]) -> Result<(), Failure> {
-    let sent = (&*stream).write(data).told(|| {
-        client("send").on(stream).args(bytes(data)).args("MSG_NOSIGNAL")
-    })?;
-    if sent < data.len() {
-        return Err(Failure::new("send", format!("only {sent} bytes sent")));
-    }
-    Ok(())
-}
-
-/// One `recv`; `None` when it timed out.
-fn recv(stream: &TcpStream) -> Result<Option<Vec<u8>>, Failure> {
-    let mut buf = [0u8; RECV_SIZE];
-    match (&*stream)
-        .read(&mut buf)
-        .traced(|| client("recv").on(stream).args(RECV_SIZE).data(&buf))
-    {
-        Ok(n) => Ok(Some(buf[..n].to_vec())),
-        Err(err) if is_timeout(&err) => Ok(None),
-        Err(err) => Err(Failure::new("recv", err)),
-    }
-}
-
 /// Closes a socket of `side`'s: dropping it is `close(2)`.
 fn close(socket: impl AsRawFd, side: fn(&'static str) -> Call) {
     let fd = socket.as_raw_fd();
@@ -388,14 +322,14 @@ fn served_by_a_child(
     show_child(&mut said, 4)?;
     send(&c, format!("hello from {name}\n").as_bytes())?;
     show_child(&mut said, 2)?; // recv, send
-    recv(&c)?;
+    recv_or_timeout(&c)?;
     // The child also holds a copy of this client's socket (the demo plays
     // both sides in one process): close would not end the connection
     // while that copy lives, shutdown does.
     c.shutdown(Shutdown::Write)
         .told(|| client("shutdown").on(&c).args("SHUT_WR"))?;
     show_child(&mut said, 3)?; // recv 0, "closed by the client", close
-    recv(&c)?;
+    recv_or_timeout(&c)?;
     client_note("0: the end of the stream, as the last copy was closed");
     close(c, client);
     Ok(pid)

@@ -11,7 +11,6 @@
 //! `accept` has already taken the lowest free descriptor number, and
 //! sockets made meanwhile would be numbered by scheduler luck.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,21 +21,21 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::{Domain, Socket, Type};
 use transcript::{
-    Failure, OrFail, Said, Told, Transcript, bytes, client, client_note,
-    duration, narrated, section, server, server_note, tell,
+    Failure, OrFail, Said, Told, Transcript, client_note, narrated, section,
+    server, server_note,
 };
 
-use crate::RECV_SIZE;
-use crate::connection::is_timeout;
-use crate::server::{
-    Job, Limits, Pool, close, serve_until_stopped, shutdown_signals, worker,
+// The demo clients' sockets are made while the accept loop is not in
+// `accept` (lesson 10 says why).
+use transcript::demo::{
+    REPORT_WAIT, Threads, answered_within, close_client, connect, joined,
+    next_thread, recv_or_timeout, send, show, socket,
 };
 
-/// How long the demo waits for a server thread to report before it gives
-/// up: far longer than any step takes, so it only ends a hang.
-const REPORT_WAIT: Duration = Duration::from_secs(10);
+use crate::pool::{Job, Pool, worker};
+use crate::server::{Limits, close, serve_until_stopped, shutdown_signals};
 
 /// The demo's idle limit: long enough that no step comes near it.
 const DEMO_IDLE: Duration = Duration::from_secs(10);
@@ -54,9 +53,6 @@ const OVERLAP_JOBS: usize = 4;
 /// alongside it before it gives up: they all start at once when they can,
 /// so only a pool that cannot run them together ever waits this long.
 const OVERLAP_LIMIT: Duration = Duration::from_secs(1);
-
-/// The narration of each thread or job started, in order.
-type Threads = Receiver<Receiver<Said>>;
 
 /// The server as the demo runs it, and what the demo holds of it.
 struct Running {
@@ -149,11 +145,7 @@ fn full_house(
     client_note("A and B say nothing, like a browser's spare connections");
     let for_c = connected(server, c, threads)?;
     send(c, b"hello from C\n")?;
-    let patience = duration(CLIENT_PATIENCE);
-    c.set_read_timeout(Some(CLIENT_PATIENCE)).told(|| {
-        client("setsockopt").on(c).args(format_args!("SO_RCVTIMEO, {patience}"))
-    })?;
-    if recv(c)?.is_some() {
+    if answered_within(c, CLIENT_PATIENCE)? {
         return Err(Failure::new("demo", "C was answered with no worker free"));
     }
     client_note("no reply: both workers wait in recv for A and B");
@@ -161,8 +153,8 @@ fn full_house(
     connect(d, server.addr)?;
     permit(&server.go)?;
     show(&server.said, 4)?; // accept, "the limit: refused", send, close
-    recv(d)?;
-    recv(d)?;
+    recv_or_timeout(d)?;
+    recv_or_timeout(d)?;
     Ok([for_a, for_b, for_c])
 }
 
@@ -188,13 +180,13 @@ fn ctrl_c(
     show(&server.said, 5)?; // close listener, "to finish", 3 x shutdown
     show(&for_a, 5)?; // recv 0, SIOCOUTQ, SHUT_WR, "input ended", close
     show(&for_b, 5)?;
-    recv(a)?;
-    recv(b)?;
+    recv_or_timeout(a)?;
+    recv_or_timeout(b)?;
     // "takes", 2 x setsockopt, recv, send, recv 0, SIOCOUTQ, SHUT_WR,
     // "input ended", close
     show(&for_c, 10)?;
-    recv(c)?;
-    recv(c)?;
+    recv_or_timeout(c)?;
+    recv_or_timeout(c)?;
     client_note("C's request, sent before the shutdown, was answered");
     show(&server.said, 1)?; // "every worker has finished"
     joined(server.thread)?
@@ -364,42 +356,6 @@ fn permit(go: &Sender<()>) -> Result<(), Failure> {
     go.send(()).map_err(|_| Failure::new("demo", "the accept loop has stopped"))
 }
 
-/// Prints the next `n` pieces of a server thread's narration.
-fn show(said: &Receiver<Said>, n: usize) -> Result<(), Failure> {
-    for _ in 0..n {
-        said.recv_timeout(REPORT_WAIT)
-            .map_err(|_| Failure::new("demo", "a server thread fell silent"))?
-            .show();
-    }
-    Ok(())
-}
-
-/// The narration of the next thread or job started.
-fn next_thread(threads: &Threads) -> Result<Receiver<Said>, Failure> {
-    threads
-        .recv_timeout(REPORT_WAIT)
-        .map_err(|_| Failure::new("demo", "no thread or job was started"))
-}
-
-/// Waits for a thread of the demo's and takes what it returned.
-fn joined<T>(thread: JoinHandle<T>) -> Result<T, Failure> {
-    thread.join().map_err(|_| Failure::new("demo", "a thread panicked"))
-}
-
-/// A demo client's socket, made while the accept loop is not in `accept`.
-fn socket(name: &str) -> Result<TcpStream, Failure> {
-    client_note(format_args!("client {name}"));
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
-        .told(|| client("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC"))?;
-    Ok(TcpStream::from(socket))
-}
-
-fn connect(stream: &TcpStream, addr: SocketAddr) -> Result<(), Failure> {
-    SockRef::from(stream)
-        .connect(&addr.into())
-        .told(|| client("connect").on(stream).args(addr))
-}
-
 /// Connects, lets the accept loop take the connection and queue it, and
 /// returns the narration of the job that will serve it.
 fn connected(
@@ -411,34 +367,4 @@ fn connected(
     permit(&server.go)?;
     show(&server.said, 2)?; // accept, "queued for the pool"
     next_thread(threads)
-}
-
-fn send(stream: &TcpStream, data: &[u8]) -> Result<(), Failure> {
-    let sent = (&*stream).write(data).told(|| {
-        client("send").on(stream).args(bytes(data)).args("MSG_NOSIGNAL")
-    })?;
-    if sent < data.len() {
-        return Err(Failure::new("send", format!("only {sent} bytes sent")));
-    }
-    Ok(())
-}
-
-/// One `recv`; `None` when it timed out.
-fn recv(stream: &TcpStream) -> Result<Option<Vec<u8>>, Failure> {
-    let mut buf = [0u8; RECV_SIZE];
-    match (&*stream)
-        .read(&mut buf)
-        .traced(|| client("recv").on(stream).args(RECV_SIZE).data(&buf))
-    {
-        Ok(n) => Ok(Some(buf[..n].to_vec())),
-        Err(err) if is_timeout(&err) => Ok(None),
-        Err(err) => Err(Failure::new("recv", err)),
-    }
-}
-
-/// Closes a demo client's socket.
-fn close_client(stream: TcpStream) {
-    let fd = stream.as_raw_fd();
-    drop(stream);
-    tell(|| client("close").on_fd(fd).gave(&()));
 }

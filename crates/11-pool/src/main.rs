@@ -20,8 +20,10 @@
 //! The files, in reading order:
 //! - `plain.rs`: a pool of N workers taking connections from a channel,
 //!   the idea and no more;
-//! - `server.rs`: the server hardened (what you take away): the pool, the
-//!   limit, the graceful shutdown;
+//! - `pool.rs`: the pool: worker threads that run any job from one
+//!   channel, and a `finish` that waits for them;
+//! - `server.rs`: the server hardened (what you take away): the limit,
+//!   the graceful shutdown, connections queued for the pool;
 //! - `connection.rs`: one connection, as a worker serves it: lesson 10's
 //!   loop, a deadline per line, replies handed over at shutdown;
 //! - `demo.rs`: a full house, the two traps measured, then Ctrl-C,
@@ -31,6 +33,7 @@
 mod connection;
 mod demo;
 mod plain;
+mod pool;
 mod server;
 
 use std::net::SocketAddr;

@@ -79,6 +79,7 @@ impl Display for Why {
     }
 }
 
+// ANCHOR: reads
 impl Conn {
     pub fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
         Conn {
@@ -107,6 +108,7 @@ impl Conn {
         }
     }
 }
+// ANCHOR_END: reads
 
 // ANCHOR: receive
 impl Conn {

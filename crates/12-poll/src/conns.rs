@@ -4,6 +4,7 @@ use std::os::fd::RawFd;
 
 use crate::conn::Conn;
 
+// ANCHOR: conns
 /// The kernel gives each new descriptor the lowest number free (`man 2
 /// open`), so the numbers stay dense, and a `Vec` indexed by them costs one
 /// slot per connection: no tree node or hash bucket around each one.
@@ -12,6 +13,7 @@ pub struct Conns {
     slots: Vec<Option<Conn>>,
     open: usize,
 }
+// ANCHOR_END: conns
 
 impl Conns {
     pub fn get(&self, fd: RawFd) -> Option<&Conn> {

@@ -5,8 +5,8 @@
 //! returns does not depend on how fast loopback is.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, fcntl};
@@ -16,6 +16,9 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use socket2::{Domain, SockRef, Socket, Type};
+use transcript::demo::{
+    SETTLE_LIMIT, close_client, connect, peek, recv, send, settle, socket,
+};
 use transcript::{
     Call, Failure, OrFail, Told, Transcript, bytes, client, client_note,
     hushed, section, server, server_note, tell,
@@ -28,9 +31,6 @@ use crate::shutdown;
 
 /// The demo's idle limit: long enough that no step comes near it.
 const DEMO_IDLE: Duration = Duration::from_secs(10);
-
-/// The longest the demo waits for an event it is about to show.
-const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 
 const IN: PollFlags = PollFlags::POLLIN;
 
@@ -72,8 +72,8 @@ fn two_clients(server: &mut Server) -> Result<(), Failure> {
     send(&a, b"client\n")?;
     turn(server, &[(a_fd, IN)])?;
     recv(&a)?;
-    close(a);
-    close(b);
+    close_client(a);
+    close_client(b);
     turn(server, &[(a_fd, IN), (b_fd, IN)])
 }
 
@@ -88,7 +88,7 @@ fn reset_and_half_close(server: &mut Server) -> Result<(), Failure> {
     SockRef::from(&c)
         .set_linger(Some(Duration::ZERO))
         .told(|| client("setsockopt").on(&c).args("SO_LINGER, 0 s"))?;
-    close(c);
+    close_client(c);
     turn(server, &[(c_fd, PollFlags::POLLHUP)])?;
 
     let d = socket("D")?;
@@ -101,7 +101,7 @@ fn reset_and_half_close(server: &mut Server) -> Result<(), Failure> {
     turn(server, &[(d_fd, IN)])?;
     recv(&d)?;
     recv(&d)?;
-    close(d);
+    close_client(d);
     Ok(())
 }
 
@@ -161,7 +161,7 @@ fn full_buffer(server: &mut Server) -> Result<(), Failure> {
     server_note(format_args!(
         "fd {e_fd}: each POLLOUT let the server send more, until nothing waited"
     ));
-    close(e);
+    close_client(e);
     turn(server, &[(e_fd, IN)])
 }
 
@@ -208,8 +208,10 @@ fn read_replies(
                 let waiting =
                     server.conns.get(e_fd).is_some_and(|c| !c.out.is_empty());
                 if waiting
-                    && peek(server, e_fd, PollFlags::POLLOUT)
-                        .contains(PollFlags::POLLOUT)
+                    && server_fd(server, e_fd).is_some_and(|fd| {
+                        peek(fd, PollFlags::POLLOUT)
+                            .contains(PollFlags::POLLOUT)
+                    })
                 {
                     server.turn()?;
                 } else if Instant::now() > deadline {
@@ -305,7 +307,7 @@ fn more_than_a_flag() -> Result<(), Failure> {
         "resume. A non-blocking server keeps its own buffer \
          and resumes on POLLOUT.",
     );
-    close(client);
+    close_client(client);
     Ok(())
 }
 
@@ -362,7 +364,7 @@ fn read_exact_loses() -> Result<(), Failure> {
         "NOT what this part shows: the first bytes are still there"
     });
     shutdown::close(near);
-    close(client);
+    close_client(client);
     Ok(())
 }
 
@@ -385,7 +387,7 @@ fn ctrl_c(mut server: Server) -> Result<(), Failure> {
     recv(&f)?;
     recv(&f)?;
     client_note("F's request, sent before the signal, was answered");
-    close(f);
+    close_client(f);
     while !server.finished() {
         turn(&mut server, &[(f_fd, IN)])?;
     }
@@ -400,7 +402,7 @@ fn turn(
     server: &mut Server,
     expected: &[(RawFd, PollFlags)],
 ) -> Result<(), Failure> {
-    settle(server, expected)?;
+    settle(expected, |fd| server_fd(server, fd))?;
     server.turn()
 }
 
@@ -414,43 +416,15 @@ fn accept_turn(server: &mut Server) -> Result<RawFd, Failure> {
         .ok_or(Failure::new("demo", "no connection was accepted"))
 }
 
-/// Waits (bounded) until each descriptor in `expected` reports its
-/// events, looking with `poll` and a timeout of 0: pacing for the demo,
-/// not part of the server.
-fn settle(
-    server: &Server,
-    expected: &[(RawFd, PollFlags)],
-) -> Result<(), Failure> {
-    let deadline = Instant::now() + SETTLE_LIMIT;
-    for &(fd, events) in expected {
-        while !peek(server, fd, events).contains(events) {
-            if Instant::now() > deadline {
-                return Err(Failure::new(
-                    "demo",
-                    format!("fd {fd} never reported {}", flags(events)),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    Ok(())
-}
-
-/// What `poll` would report now for `fd`, one of the server's.
-fn peek(server: &Server, fd: RawFd, events: PollFlags) -> PollFlags {
+/// The server's descriptor numbered `fd`, lent for a look.
+fn server_fd(server: &Server, fd: RawFd) -> Option<BorrowedFd<'_>> {
     let listener = server.listener.as_ref().filter(|l| l.as_raw_fd() == fd);
-    let borrowed = if let Some(listener) = listener {
+    if let Some(listener) = listener {
         Some(listener.as_fd())
     } else if server.signals.as_fd().as_raw_fd() == fd {
         Some(server.signals.as_fd())
     } else {
         server.conns.get(fd).map(|c| c.stream.as_fd())
-    };
-    let Some(borrowed) = borrowed else { return PollFlags::empty() };
-    let mut asked = [PollFd::new(borrowed, events)];
-    match poll(&mut asked, PollTimeout::ZERO) {
-        Ok(1) => asked[0].revents().unwrap_or(PollFlags::empty()),
-        _ => PollFlags::empty(),
     }
 }
 
@@ -553,45 +527,6 @@ fn wait_readable(stream: &TcpStream, limit: Duration) -> Result<(), Failure> {
     }
 }
 
-/// A demo client's socket (blocking: the clients are ordinary programs).
-fn socket(name: &str) -> Result<TcpStream, Failure> {
-    client_note(format_args!("client {name}"));
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
-        .told(|| client("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC"))?;
-    Ok(TcpStream::from(socket))
-}
-
-fn connect(stream: &TcpStream, addr: SocketAddr) -> Result<(), Failure> {
-    SockRef::from(stream)
-        .connect(&addr.into())
-        .told(|| client("connect").on(stream).args(addr))
-}
-
-fn send(stream: &TcpStream, data: &[u8]) -> Result<(), Failure> {
-    let sent = (&*stream).write(data).told(|| {
-        client("send").on(stream).args(bytes(data)).args("MSG_NOSIGNAL")
-    })?;
-    if sent == data.len() {
-        Ok(())
-    } else {
-        Err(Failure::new("send", format!("only {sent} bytes sent")))
-    }
-}
-
-fn recv(stream: &TcpStream) -> Result<Vec<u8>, Failure> {
-    let mut buf = [0u8; RECV_SIZE];
-    let n = (&*stream)
-        .read(&mut buf)
-        .told(|| client("recv").on(stream).args(RECV_SIZE).data(&buf))?;
-    Ok(buf[..n].to_vec())
-}
-
-fn close(stream: TcpStream) {
-    let fd = stream.as_raw_fd();
-    drop(stream);
-    tell(|| client("close").on_fd(fd).gave(&()));
-}
-
 /// The descriptor number the demo gives `select` to watch: the first one
 /// an `fd_set` has no bit for.
 const ABOVE_THE_WALL: RawFd = 1024;
@@ -615,7 +550,7 @@ fn select_wall() -> Result<(), Failure> {
     }
     server_note("select left fd 3's bit set: a connection is queued");
     accept_and_close(&listener)?;
-    close(a);
+    close_client(a);
 
     let high = renumbered(&listener)?;
     let b = socket("B")?;
@@ -632,7 +567,7 @@ fn select_wall() -> Result<(), Failure> {
     })?;
     server_note("poll takes an array of descriptors: any number, any count");
     accept_and_close(&high)?;
-    close(b);
+    close_client(b);
     let fd = high.as_raw_fd();
     drop(high);
     tell(|| server("close").on_fd(fd).gave(&()));

@@ -4,9 +4,9 @@
 //! (one read per event under both triggers; `EMFILE` without a spare), then
 //! the server itself, edge-triggered.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::libc;
@@ -17,11 +17,13 @@ use nix::sys::epoll::{
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use socket2::{Domain, SockRef, Socket, Type};
-use transcript::process::open_fds;
+use transcript::demo::{
+    SETTLE_LIMIT, close_client, connect, lowest_free_descriptor, recv, send,
+    settle, socket, wait_line,
+};
 use transcript::{
-    Call, Failure, OrFail, Told, Transcript, bytes, client, client_note,
-    section, server, server_note,
+    Call, Failure, OrFail, Told, Transcript, client, client_note, section,
+    server, server_note,
 };
 
 use crate::conn::RECV_SIZE;
@@ -29,11 +31,11 @@ use crate::interests::register;
 use crate::server::{Limits, Server};
 use crate::shutdown::close;
 
+/// How `interests.rs` prints interests, as strace does.
+pub use transcript::demo::epoll_flags;
+
 /// The demo's idle limit: long enough that no step comes near it.
 const DEMO_IDLE: Duration = Duration::from_secs(10);
-
-/// The longest the demo waits for an event it is about to show.
-const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 
 /// How many more turns the naive loop of `spin_without_a_spare` is watched.
 const SPIN_TURNS: usize = 1000;
@@ -336,13 +338,6 @@ fn restore_the_limit(soft: u64, hard: u64) -> Result<(), Failure> {
         .told(|| server("setrlimit").args("RLIMIT_NOFILE, as before"))
 }
 
-/// The number the next descriptor would get: the lowest one not open
-/// (`man 2 open`).
-fn lowest_free_descriptor() -> Result<RawFd, Failure> {
-    let open = open_fds().or_fail("read /proc/self/fd")?;
-    Ok((0..).find(|n| open.binary_search(n).is_err()).unwrap_or(0))
-}
-
 fn new_epoll() -> Result<Epoll, Failure> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
         .map(|epoll| epoll.0)
@@ -444,84 +439,19 @@ fn turn(
     server: &mut Server,
     expected: &[(RawFd, PollFlags)],
 ) -> Result<(), Failure> {
-    settle(server, expected)?;
+    settle(expected, |fd| server_fd(server, fd))?;
     server.turn()
 }
 
-/// Waits (bounded) until each descriptor in `expected` reports its events
-/// to a `poll` with a timeout of 0, which leaves epoll's state alone:
-/// pacing for the demo, not part of the server.
-fn settle(
-    server: &Server,
-    expected: &[(RawFd, PollFlags)],
-) -> Result<(), Failure> {
-    let deadline = Instant::now() + SETTLE_LIMIT;
-    for &(fd, events) in expected {
-        loop {
-            let borrowed = if listener_fd(server) == fd {
-                server.listener.as_ref().map(|l| l.as_fd())
-            } else if server.signals.as_raw_fd() == fd {
-                Some(server.signals.as_fd())
-            } else {
-                server.conns.get(fd).map(|c| c.stream.as_fd())
-            };
-            let Some(borrowed) = borrowed else {
-                let why = format!("fd {fd} is not the server's");
-                return Err(Failure::new("demo", why));
-            };
-            let mut asked = [PollFd::new(borrowed, events)];
-            let ready = poll(&mut asked, PollTimeout::ZERO);
-            if ready == Ok(1)
-                && asked[0].revents().is_some_and(|r| r.contains(events))
-            {
-                break;
-            }
-            if Instant::now() > deadline {
-                let why = format!("fd {fd} never became ready");
-                return Err(Failure::new("demo", why));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+/// The server's descriptor numbered `fd`, lent for a look.
+fn server_fd(server: &Server, fd: RawFd) -> Option<BorrowedFd<'_>> {
+    if listener_fd(server) == fd {
+        server.listener.as_ref().map(|l| l.as_fd())
+    } else if server.signals.as_raw_fd() == fd {
+        Some(server.signals.as_fd())
+    } else {
+        server.conns.get(fd).map(|c| c.stream.as_fd())
     }
-    Ok(())
-}
-
-/// A demo client's socket (blocking: the clients are ordinary programs).
-fn socket(name: &str) -> Result<TcpStream, Failure> {
-    client_note(format!("client {name}"));
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
-        .told(|| client("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC"))?;
-    Ok(TcpStream::from(socket))
-}
-
-fn connect(stream: &TcpStream, addr: SocketAddr) -> Result<(), Failure> {
-    SockRef::from(stream)
-        .connect(&addr.into())
-        .told(|| client("connect").on(stream).args(addr))
-}
-
-fn send(stream: &TcpStream, data: &[u8]) -> Result<(), Failure> {
-    let sent = (&*stream).write(data).told(|| {
-        client("send").on(stream).args(bytes(data)).args("MSG_NOSIGNAL")
-    })?;
-    match sent {
-        n if n == data.len() => Ok(()),
-        n => Err(Failure::new("send", format!("only {n} bytes sent"))),
-    }
-}
-
-fn recv(stream: &TcpStream) -> Result<Vec<u8>, Failure> {
-    let mut buf = [0u8; RECV_SIZE];
-    let n = (&*stream)
-        .read(&mut buf)
-        .told(|| client("recv").on(stream).args(RECV_SIZE).data(&buf))?;
-    Ok(buf[..n].to_vec())
-}
-
-fn close_client(stream: TcpStream) {
-    let fd = stream.as_raw_fd();
-    drop(stream);
-    transcript::tell(|| client("close").on_fd(fd).gave(&()));
 }
 
 /// The server's `epoll_wait` line: its timeout is shown as `-1` (for ever)
@@ -538,44 +468,4 @@ pub fn waited(
     };
     let epfd = server.epoll.0.as_raw_fd();
     wait_line(epfd, events.len(), &shown, events, got)
-}
-
-/// An `epoll_wait` line and what it returned:
-/// `epoll_wait(fd 6, 64, -1) = 1  (fd 4: EPOLLIN)`.
-fn wait_line(
-    epfd: RawFd,
-    max: usize,
-    timeout: &str,
-    events: &[EpollEvent],
-    got: &nix::Result<usize>,
-) -> Call {
-    let ready = &events[..*got.as_ref().unwrap_or(&0)];
-    let call = server("epoll_wait").on_fd(epfd).args(max).args(timeout);
-    let call = call.returned(got);
-    if ready.is_empty() {
-        return call;
-    }
-    let shown: Vec<String> = ready
-        .iter()
-        .map(|e| format!("fd {}: {}", e.data(), epoll_flags(e.events())))
-        .collect();
-    call.detail(shown.join("; "))
-}
-
-/// `EPOLLIN|EPOLLET`, as strace prints them.
-pub fn epoll_flags(flags: EpollFlags) -> String {
-    let names = [
-        (EpollFlags::EPOLLIN, "EPOLLIN"),
-        (EpollFlags::EPOLLOUT, "EPOLLOUT"),
-        (EpollFlags::EPOLLRDHUP, "EPOLLRDHUP"),
-        (EpollFlags::EPOLLERR, "EPOLLERR"),
-        (EpollFlags::EPOLLHUP, "EPOLLHUP"),
-        (EpollFlags::EPOLLET, "EPOLLET"),
-    ];
-    let set: Vec<&str> = names
-        .iter()
-        .filter(|(f, _)| flags.contains(*f))
-        .map(|(_, n)| *n)
-        .collect();
-    if set.is_empty() { "0".to_string() } else { set.join("|") }
 }

@@ -42,6 +42,7 @@ fn loopback() -> SocketAddr {
 /// and a retry.
 pub fn run() -> Result<(), Failure> {
     let _timeline = Transcript::new(&["server", "client"]);
+    section("boundaries kept: two datagrams, two receives");
     let echo = udp(server)?;
     let to = bind(&echo, server, loopback())?;
     let a = udp(client)?;

@@ -5,6 +5,7 @@
 use std::fmt::{self, Display};
 use std::fs::{self, Permissions};
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::thread;
@@ -13,7 +14,9 @@ use nix::sys::socket::{UnixCredentials, getsockopt, sockopt};
 use nix::sys::stat::{FileStat, SFlag, lstat};
 use nix::unistd::{getgid, getpid, getuid, unlink};
 use socket2::{Domain, SockAddr, Socket, Type};
-use transcript::{Failure, OrFail, Outcome, Ret, Told, bytes, log, server};
+use transcript::{
+    Failure, OrFail, Outcome, Ret, Told, bytes, log, server, tell,
+};
 
 use crate::MAX_LINE;
 
@@ -59,7 +62,10 @@ pub fn claim(path: &Path, mode: u32) -> Result<Socket, Failure> {
         .traced(|| server("bind").on(&listener).args(&name));
     match bound {
         Err(err) if err.kind() == io::ErrorKind::AddrInUse => {
-            remove_if_stale(path, &addr)?;
+            if let Err(refused) = remove_if_stale(path, &addr) {
+                close(listener);
+                return Err(refused);
+            }
             listener
                 .bind(&addr)
                 .told(|| server("bind").on(&listener).args(&name))?;
@@ -84,10 +90,11 @@ fn remove_if_stale(path: &Path, addr: &SockAddr) -> Result<(), Failure> {
     let name = bytes(path.as_os_str().as_encoded_bytes());
     let probe = Socket::new(Domain::UNIX, Type::STREAM, None)
         .told(|| server("socket").args("AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC"))?;
-    match probe
-        .connect(addr)
-        .traced(|| server("connect").on(&probe).args(&name))
-    {
+    let answer =
+        probe.connect(addr).traced(|| server("connect").on(&probe).args(&name));
+    // The answer is all a probe is for.
+    close(probe);
+    match answer {
         Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {}
         Ok(()) => {
             let why = "another server answers on it: leaving it alone";
@@ -97,7 +104,6 @@ fn remove_if_stale(path: &Path, addr: &SockAddr) -> Result<(), Failure> {
             return Err(Failure::new(format!("{}", path.display()), err));
         }
     }
-    drop(probe);
     let kind = lstat(path).map(Kind).told(|| server("lstat").args(&name))?;
     if !kind.is_socket() {
         let why = "not a socket: leaving it alone";
@@ -107,6 +113,13 @@ fn remove_if_stale(path: &Path, addr: &SockAddr) -> Result<(), Failure> {
     Ok(())
 }
 // ANCHOR_END: remove_if_stale
+
+/// Closes a socket the server is done with: dropping it is `close(2)`.
+fn close(sock: Socket) {
+    let fd = sock.as_raw_fd();
+    drop(sock);
+    tell(|| server("close").on_fd(fd).gave(&()));
+}
 
 // ANCHOR: who
 /// Who is on the other end of `conn`: the pid, uid and gid the kernel

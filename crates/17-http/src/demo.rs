@@ -5,25 +5,28 @@
 //! need the built book.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::net::TcpStream;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::epoll::{EpollEvent, EpollFlags, EpollTimeout};
+use nix::poll::PollFlags;
+use nix::sys::epoll::{EpollEvent, EpollTimeout};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use socket2::{Domain, SockRef, Socket, Type};
-use transcript::process::open_fds;
+use transcript::demo::{
+    close_client, connect, lowest_free_descriptor, recv, send, settle, socket,
+    wait_line,
+};
 use transcript::{
-    Call, Failure, OrFail, Told, Transcript, bytes, client, client_note,
-    section, server, server_note,
+    Call, Failure, OrFail, Told, Transcript, client, client_note, section,
+    server_note,
 };
 
-use crate::conn::RECV_SIZE;
 use crate::server::{Limits, Server};
+
+/// How the server prints interests, as strace does.
+pub use transcript::demo::epoll_flags;
 
 /// The demo's limits: long enough that no step comes near them.
 const LIMITS: Limits = Limits {
@@ -31,9 +34,6 @@ const LIMITS: Limits = Limits {
     header_timeout: Duration::from_secs(10),
     idle: Duration::from_secs(10),
 };
-
-/// The longest the demo waits for an event it is about to show.
-const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 
 /// The served directory's files, and one outside it.
 const INDEX: &str = "<!doctype html>\n<title>Lesson 17</title>\n\
@@ -201,13 +201,6 @@ impl Drop for Fixture {
     }
 }
 
-/// The number the next descriptor would get: the lowest one not open
-/// (`man 2 open`).
-fn lowest_free_descriptor() -> Result<RawFd, Failure> {
-    let open = open_fds().or_fail("read /proc/self/fd")?;
-    Ok((0..).find(|n| open.binary_search(n).is_err()).unwrap_or(0))
-}
-
 fn listener_fd(server: &Server) -> RawFd {
     server.listener.as_ref().map_or(-1, |l| l.as_raw_fd())
 }
@@ -225,84 +218,19 @@ fn turn(
     server: &mut Server,
     expected: &[(RawFd, PollFlags)],
 ) -> Result<(), Failure> {
-    settle(server, expected)?;
+    settle(expected, |fd| server_fd(server, fd))?;
     server.turn()
 }
 
-/// Waits (bounded) until each descriptor in `expected` reports its events
-/// to a `poll` with a timeout of 0, which leaves epoll's state alone:
-/// pacing for the demo, not part of the server.
-fn settle(
-    server: &Server,
-    expected: &[(RawFd, PollFlags)],
-) -> Result<(), Failure> {
-    let deadline = Instant::now() + SETTLE_LIMIT;
-    for &(fd, events) in expected {
-        loop {
-            let borrowed = if listener_fd(server) == fd {
-                server.listener.as_ref().map(|l| l.as_fd())
-            } else if server.signals.as_raw_fd() == fd {
-                Some(server.signals.as_fd())
-            } else {
-                server.conns.get(&fd).map(|c| c.stream.as_fd())
-            };
-            let Some(borrowed) = borrowed else {
-                let why = format!("fd {fd} is not the server's");
-                return Err(Failure::new("demo", why));
-            };
-            let mut asked = [PollFd::new(borrowed, events)];
-            let ready = poll(&mut asked, PollTimeout::ZERO);
-            if ready == Ok(1)
-                && asked[0].revents().is_some_and(|r| r.contains(events))
-            {
-                break;
-            }
-            if Instant::now() > deadline {
-                let why = format!("fd {fd} never became ready");
-                return Err(Failure::new("demo", why));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+/// The server's descriptor numbered `fd`, lent for a look.
+fn server_fd(server: &Server, fd: RawFd) -> Option<BorrowedFd<'_>> {
+    if listener_fd(server) == fd {
+        server.listener.as_ref().map(|l| l.as_fd())
+    } else if server.signals.as_raw_fd() == fd {
+        Some(server.signals.as_fd())
+    } else {
+        server.conns.get(&fd).map(|c| c.stream.as_fd())
     }
-    Ok(())
-}
-
-/// A demo client's socket (blocking: the clients are ordinary programs).
-fn socket(name: &str) -> Result<TcpStream, Failure> {
-    client_note(format!("client {name}"));
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
-        .told(|| client("socket").args("AF_INET, SOCK_STREAM|SOCK_CLOEXEC"))?;
-    Ok(TcpStream::from(socket))
-}
-
-fn connect(stream: &TcpStream, addr: SocketAddr) -> Result<(), Failure> {
-    SockRef::from(stream)
-        .connect(&addr.into())
-        .told(|| client("connect").on(stream).args(addr))
-}
-
-fn send(stream: &TcpStream, data: &[u8]) -> Result<(), Failure> {
-    let sent = (&*stream).write(data).told(|| {
-        client("send").on(stream).args(bytes(data)).args("MSG_NOSIGNAL")
-    })?;
-    match sent {
-        n if n == data.len() => Ok(()),
-        n => Err(Failure::new("send", format!("only {n} bytes sent"))),
-    }
-}
-
-fn recv(stream: &TcpStream) -> Result<Vec<u8>, Failure> {
-    let mut buf = [0u8; RECV_SIZE];
-    let n = (&*stream)
-        .read(&mut buf)
-        .told(|| client("recv").on(stream).args(RECV_SIZE).data(&buf))?;
-    Ok(buf[..n].to_vec())
-}
-
-fn close_client(stream: TcpStream) {
-    let fd = stream.as_raw_fd();
-    drop(stream);
-    transcript::tell(|| client("close").on_fd(fd).gave(&()));
 }
 
 /// The server's `epoll_wait` line: its timeout is shown as `-1` (for ever)
@@ -319,44 +247,4 @@ pub fn waited(
     };
     let epfd = server.epoll.0.as_raw_fd();
     wait_line(epfd, events.len(), &shown, events, got)
-}
-
-/// An `epoll_wait` line and what it returned:
-/// `epoll_wait(fd 6, 64, -1) = 1  (fd 4: EPOLLIN)`.
-fn wait_line(
-    epfd: RawFd,
-    max: usize,
-    timeout: &str,
-    events: &[EpollEvent],
-    got: &nix::Result<usize>,
-) -> Call {
-    let ready = &events[..*got.as_ref().unwrap_or(&0)];
-    let call = server("epoll_wait").on_fd(epfd).args(max).args(timeout);
-    let call = call.returned(got);
-    if ready.is_empty() {
-        return call;
-    }
-    let shown: Vec<String> = ready
-        .iter()
-        .map(|e| format!("fd {}: {}", e.data(), epoll_flags(e.events())))
-        .collect();
-    call.detail(shown.join("; "))
-}
-
-/// `EPOLLIN|EPOLLET`, as strace prints them.
-pub fn epoll_flags(flags: EpollFlags) -> String {
-    let names = [
-        (EpollFlags::EPOLLIN, "EPOLLIN"),
-        (EpollFlags::EPOLLOUT, "EPOLLOUT"),
-        (EpollFlags::EPOLLRDHUP, "EPOLLRDHUP"),
-        (EpollFlags::EPOLLERR, "EPOLLERR"),
-        (EpollFlags::EPOLLHUP, "EPOLLHUP"),
-        (EpollFlags::EPOLLET, "EPOLLET"),
-    ];
-    let set: Vec<&str> = names
-        .iter()
-        .filter(|(f, _)| flags.contains(*f))
-        .map(|(_, n)| *n)
-        .collect();
-    if set.is_empty() { "0".to_string() } else { set.join("|") }
 }

@@ -3,9 +3,14 @@
 //! - `src/yours/NAME.rs`: the reader's file. It compiles, and its check
 //!   fails until the reader writes the socket code it asks for;
 //! - `src/solutions/NAME.rs`: a solution, which the book shows by anchor;
-//! - `src/checks/NAME.rs`: the check, which runs either version against a
-//!   real peer on 127.0.0.1, port 0, bounded in time, and says in a
-//!   sentence what it expected and what happened.
+//! - `src/checks/NAME.rs`: the check, which runs either version against
+//!   real peers on 127.0.0.1, port 0, bounded in time, and says in a
+//!   sentence what it expected and what happened. Where the exercise is a
+//!   program (a server, mostly), the check starts it as a process of its
+//!   own (this binary with `run ID`, which calls the reader's function and
+//!   prints `Listening on ADDR`), and talks to it from outside with Python
+//!   clients (`peers/peers.py`) or `nc`; where it is a function over a
+//!   socket the check owns, the check calls it in a thread.
 //!
 //! `just check N` runs lesson N's checks on the reader's files, each in a
 //! process of its own, `just check` shows the progress over the course,
@@ -13,6 +18,8 @@
 //! (tests/solutions.rs).
 
 pub mod harness;
+
+use harness::Which;
 
 mod checks {
     pub mod l01_sockets;
@@ -98,7 +105,7 @@ pub struct Exercise {
     /// The fingerprint of that file as the course ships it: the same
     /// fingerprint now means the reader has not started.
     pub start: u64,
-    /// A first pointer, printed when the check fails.
+    /// A first pointer, which `just hint N` prints.
     pub hint: &'static str,
     /// The check, run on the reader's file.
     pub yours: fn() -> Result<(), String>,
@@ -119,8 +126,8 @@ pub const EXERCISES: &[Exercise] = &[
         start: 0x98ef2be288ada8a4,
         hint: "accept returns the client's address with its socket; send \
                it before the loop, and make_ascii_uppercase each chunk",
-        yours: || checks::l02_upper::check(yours::l02_upper::serve),
-        solution: || checks::l02_upper::check(solutions::l02_upper::serve),
+        yours: || checks::l02_upper::check(Which::Yours),
+        solution: || checks::l02_upper::check(Which::Solution),
     },
     Exercise {
         id: "4",
@@ -167,10 +174,8 @@ pub const EXERCISES: &[Exercise] = &[
         start: 0xba23a019af5ddd12,
         hint: "after the last write, shutdown(Shutdown::Write): the server \
                reads 0 bytes, and your socket can still receive",
-        yours: || checks::l06_half_close::check(yours::l06_half_close::ask),
-        solution: || {
-            checks::l06_half_close::check(solutions::l06_half_close::ask)
-        },
+        yours: || checks::l06_half_close::check(Which::Yours),
+        solution: || checks::l06_half_close::check(Which::Solution),
     },
     Exercise {
         id: "7",
@@ -183,8 +188,8 @@ pub const EXERCISES: &[Exercise] = &[
         start: 0xa4ac185dfc67da47,
         hint: "set_reuse_address(true) before bind lets it past TIME_WAIT; \
                match the bind error's kind, AddrInUse, to write the line",
-        yours: || checks::l07_in_use::check(yours::l07_in_use::listen),
-        solution: || checks::l07_in_use::check(solutions::l07_in_use::listen),
+        yours: || checks::l07_in_use::check(Which::Yours),
+        solution: || checks::l07_in_use::check(Which::Solution),
     },
     Exercise {
         id: "9",
@@ -197,10 +202,8 @@ pub const EXERCISES: &[Exercise] = &[
         hint: "compute the deadline once; before each read, set the read \
                timeout to the time left, and fail with TimedOut when none \
                is",
-        yours: || checks::l09_deadline::check(yours::l09_deadline::fetch),
-        solution: || {
-            checks::l09_deadline::check(solutions::l09_deadline::fetch)
-        },
+        yours: || checks::l09_deadline::check(Which::Yours),
+        solution: || checks::l09_deadline::check(Which::Solution),
     },
     Exercise {
         id: "10",
@@ -211,8 +214,8 @@ pub const EXERCISES: &[Exercise] = &[
         source: include_str!("yours/l10_limit.rs"),
         start: 0xd8a11709c8e872ee,
         hint: "share a counter, Arc<AtomicUsize>, between the accept loop and the threads: compare it with max before spawning, add 1 when a thread starts, and take 1 off when its client has gone; over the limit, write busy and drop the connection",
-        yours: || checks::l10_limit::check(yours::l10_limit::serve),
-        solution: || checks::l10_limit::check(solutions::l10_limit::serve),
+        yours: || checks::l10_limit::check(Which::Yours),
+        solution: || checks::l10_limit::check(Which::Solution),
     },
     Exercise {
         id: "1",
@@ -237,8 +240,8 @@ pub const EXERCISES: &[Exercise] = &[
         source: include_str!("yours/l03_greet.rs"),
         start: 0x145c0d0f529f608f,
         hint: "BufReader::new(&conn).read_line reads until the newline has come, however many reads that takes; bound it with take",
-        yours: || checks::l03_greet::check(yours::l03_greet::serve),
-        solution: || checks::l03_greet::check(solutions::l03_greet::serve),
+        yours: || checks::l03_greet::check(Which::Yours),
+        solution: || checks::l03_greet::check(Which::Solution),
     },
     Exercise {
         id: "8",
@@ -249,8 +252,8 @@ pub const EXERCISES: &[Exercise] = &[
         source: include_str!("yours/l08_queue.rs"),
         start: 0x8c387a1b7ae8bdc7,
         hint: "in /proc/net/tcp, the local address is IP:PORT in hex, state 0A is LISTEN, and the fifth field is tx_queue:rx_queue in hex; rx_queue is the queue",
-        yours: || checks::l08_queue::check(yours::l08_queue::waiting),
-        solution: || checks::l08_queue::check(solutions::l08_queue::waiting),
+        yours: || checks::l08_queue::check(Which::Yours),
+        solution: || checks::l08_queue::check(Which::Solution),
     },
     Exercise {
         id: "11",
@@ -261,10 +264,8 @@ pub const EXERCISES: &[Exercise] = &[
         source: include_str!("yours/l11_shutdown.rs"),
         start: 0xe33b389c40bd10be,
         hint: "nothing wakes a blocking accept but a connection: make the listener nonblocking and look at the flag between tries (sleep a little on WouldBlock); then drop the listener and join the threads",
-        yours: || checks::l11_shutdown::check(yours::l11_shutdown::serve),
-        solution: || {
-            checks::l11_shutdown::check(solutions::l11_shutdown::serve)
-        },
+        yours: || checks::l11_shutdown::check(Which::Yours),
+        solution: || checks::l11_shutdown::check(Which::Solution),
     },
     Exercise {
         id: "12",
@@ -275,8 +276,8 @@ pub const EXERCISES: &[Exercise] = &[
         source: include_str!("yours/l12_chat.rs"),
         start: 0xd7aaef7c3150ec62,
         hint: "make every socket nonblocking, and each turn poll the listener and every client for POLLIN; accept until WouldBlock, read once from each ready client, and write each complete line to the others",
-        yours: || checks::l12_chat::check(yours::l12_chat::serve),
-        solution: || checks::l12_chat::check(solutions::l12_chat::serve),
+        yours: || checks::l12_chat::check(Which::Yours),
+        solution: || checks::l12_chat::check(Which::Solution),
     },
     Exercise {
         id: "13",
@@ -287,8 +288,8 @@ pub const EXERCISES: &[Exercise] = &[
         source: include_str!("yours/l13_edge.rs"),
         start: 0x65078fe50af1639b,
         hint: "with EPOLLET, read until the read fails with WouldBlock: a socket is reported again only when new bytes arrive, not while old ones are unread",
-        yours: || checks::l13_edge::check(yours::l13_edge::serve),
-        solution: || checks::l13_edge::check(solutions::l13_edge::serve),
+        yours: || checks::l13_edge::check(Which::Yours),
+        solution: || checks::l13_edge::check(Which::Solution),
     },
     Exercise {
         id: "14",
@@ -299,8 +300,8 @@ pub const EXERCISES: &[Exercise] = &[
         source: include_str!("yours/l14_once.rs"),
         start: 0xeb463c1e90404306,
         hint: "keep a HashMap from the client's address to its last request's number and reply: a request with that number gets the stored reply and adds nothing",
-        yours: || checks::l14_once::check(yours::l14_once::serve),
-        solution: || checks::l14_once::check(solutions::l14_once::serve),
+        yours: || checks::l14_once::check(Which::Yours),
+        solution: || checks::l14_once::check(Which::Solution),
     },
     Exercise {
         id: "15",
@@ -311,8 +312,8 @@ pub const EXERCISES: &[Exercise] = &[
         source: include_str!("yours/l15_peer.rs"),
         start: 0x7d6ad7cf5a4afda8,
         hint: "the kernel recorded the client's pid and uid when it called connect: getsockopt(conn, sockopt::PeerCredentials), SO_PEERCRED, returns them",
-        yours: || checks::l15_peer::check(yours::l15_peer::serve),
-        solution: || checks::l15_peer::check(solutions::l15_peer::serve),
+        yours: || checks::l15_peer::check(Which::Yours),
+        solution: || checks::l15_peer::check(Which::Solution),
     },
     Exercise {
         id: "16",
@@ -323,8 +324,8 @@ pub const EXERCISES: &[Exercise] = &[
         source: include_str!("yours/l16_every.rs"),
         start: 0xf1380ff327098070,
         hint: "TcpStream::connect_timeout(addr, each) bounds one address's connect; keep the last error for when none connects",
-        yours: || checks::l16_every::check(yours::l16_every::connect),
-        solution: || checks::l16_every::check(solutions::l16_every::connect),
+        yours: || checks::l16_every::check(Which::Yours),
+        solution: || checks::l16_every::check(Which::Solution),
     },
     Exercise {
         id: "17",
@@ -335,10 +336,8 @@ pub const EXERCISES: &[Exercise] = &[
         source: include_str!("yours/l17_keep_alive.rs"),
         start: 0x9d4c0f604835453e,
         hint: "keep a buffer per connection: append what each read returns, answer every whole head in it, and drain only that head, so the next request's bytes stay for the next turn",
-        yours: || checks::l17_keep_alive::check(yours::l17_keep_alive::serve),
-        solution: || {
-            checks::l17_keep_alive::check(solutions::l17_keep_alive::serve)
-        },
+        yours: || checks::l17_keep_alive::check(Which::Yours),
+        solution: || checks::l17_keep_alive::check(Which::Solution),
     },
     Exercise {
         id: "18",
@@ -372,5 +371,70 @@ pub fn of_lesson(n: u8) -> Vec<&'static Exercise> {
 pub fn fingerprint(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The reader's program for exercise `id` (or its solution's): what `run
+/// ID ARGS` does in the process a check starts. `None` for an exercise
+/// whose check calls a function in its own process.
+pub fn run(
+    id: &str,
+    solution: bool,
+    args: &[String],
+) -> Option<std::io::Result<()>> {
+    Some(match (id, solution) {
+        ("2", false) => checks::l02_upper::run(yours::l02_upper::serve),
+        ("2", true) => checks::l02_upper::run(solutions::l02_upper::serve),
+        ("3", false) => checks::l03_greet::run(yours::l03_greet::serve),
+        ("3", true) => checks::l03_greet::run(solutions::l03_greet::serve),
+        ("7", false) => {
+            checks::l07_in_use::run(yours::l07_in_use::listen, args)
+        }
+        ("7", true) => {
+            checks::l07_in_use::run(solutions::l07_in_use::listen, args)
+        }
+        ("10", false) => checks::l10_limit::run(yours::l10_limit::serve),
+        ("10", true) => checks::l10_limit::run(solutions::l10_limit::serve),
+        ("11", false) => checks::l11_shutdown::run(yours::l11_shutdown::serve),
+        ("11", true) => {
+            checks::l11_shutdown::run(solutions::l11_shutdown::serve)
+        }
+        ("12", false) => checks::l12_chat::run(yours::l12_chat::serve),
+        ("12", true) => checks::l12_chat::run(solutions::l12_chat::serve),
+        ("13", false) => checks::l13_edge::run(yours::l13_edge::serve),
+        ("13", true) => checks::l13_edge::run(solutions::l13_edge::serve),
+        ("14", false) => checks::l14_once::run(yours::l14_once::serve),
+        ("14", true) => checks::l14_once::run(solutions::l14_once::serve),
+        ("15", false) => checks::l15_peer::run(yours::l15_peer::serve, args),
+        ("15", true) => checks::l15_peer::run(solutions::l15_peer::serve, args),
+        ("17", false) => {
+            checks::l17_keep_alive::run(yours::l17_keep_alive::serve)
+        }
+        ("17", true) => {
+            checks::l17_keep_alive::run(solutions::l17_keep_alive::serve)
+        }
+        ("8", false) => checks::l08_queue::run(yours::l08_queue::waiting, args),
+        ("8", true) => {
+            checks::l08_queue::run(solutions::l08_queue::waiting, args)
+        }
+        ("9", false) => {
+            checks::l09_deadline::run(yours::l09_deadline::fetch, args)
+        }
+        ("9", true) => {
+            checks::l09_deadline::run(solutions::l09_deadline::fetch, args)
+        }
+        ("6", false) => {
+            checks::l06_half_close::run(yours::l06_half_close::ask, args)
+        }
+        ("6", true) => {
+            checks::l06_half_close::run(solutions::l06_half_close::ask, args)
+        }
+        ("16", false) => {
+            checks::l16_every::run(yours::l16_every::connect, args)
+        }
+        ("16", true) => {
+            checks::l16_every::run(solutions::l16_every::connect, args)
+        }
+        _ => return None,
     })
 }

@@ -5,7 +5,9 @@
 //!
 //! Each check runs in a process of its own (this program again, with
 //! `__one ID`): code that crashes, aborts, exits or never returns ends
-//! that process, not the report, and the report says what happened.
+//! that process, not the report, and the report says what happened. The
+//! check in turn starts the reader's program, this program again with
+//! `run ID ARGS`, and talks to it from outside.
 
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
@@ -23,25 +25,23 @@ fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let solutions = args.iter().any(|a| a == "--solutions");
     args.retain(|a| a != "--solutions");
-    if args.first().is_none_or(|a| a != "__one") {
+    if args.first().is_none_or(|a| a != "__one" && a != "run") {
         // `just check | head` ends quietly, as a Unix tool does. Not in a
-        // check's process: the code under check expects Rust's EPIPE.
+        // check's process nor the reader's program: the code under check
+        // expects Rust's EPIPE.
         // SAFETY: no other thread runs yet; SIG_DFL is a valid handler.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     match args.as_slice() {
         [] => progress(solutions),
         [one, id] if one == "__one" => in_this_process(id, solutions),
+        [run, id, rest @ ..] if run == "run" => program(id, solutions, rest),
         [hint, n] if hint == "hint" => match lesson(n) {
             Some(exercises) => {
                 for e in exercises {
-                    println!("Lesson {}: {}", e.lesson, e.title);
-                    println!("Hint: {}.", e.hint);
-                    println!(
-                        "More, and a solution: the section \"Exercise\" of \
-                         {}.",
-                        e.chapter
-                    );
+                    say(&format!("Lesson {}: {}", e.lesson, e.title));
+                    say(&format!("Hint: {}.", e.hint));
+                    say(&format!("More, and a solution: {}", where_to_read(e)));
                 }
                 ExitCode::SUCCESS
             }
@@ -95,6 +95,74 @@ fn in_this_process(id: &str, solutions: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `run ID [ARGS]`: the reader's program, which a check starts as a
+/// process of its own and talks to from outside. An error is one line on
+/// stderr and exit status 1.
+fn program(id: &str, solutions: bool, args: &[String]) -> ExitCode {
+    match exercises::run(id, solutions, args) {
+        None => {
+            eprintln!("exercise {id} has no program to run");
+            ExitCode::FAILURE
+        }
+        Some(Ok(())) => ExitCode::SUCCESS,
+        Some(Err(err)) => {
+            eprintln!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `text` in lines of at most 80 columns, cut between words: the first
+/// line starts at column `first`, the others are indented by `indent`.
+fn wrapped(text: &str, first: usize, indent: usize) -> String {
+    let mut lines: Vec<String> = vec![String::new()];
+    for word in text.split_whitespace() {
+        let width = if lines.len() == 1 { first } else { indent };
+        let line = lines.last_mut().expect("never empty");
+        let line_len = line.chars().count();
+        if line_len > 0 && width + line_len + 1 + word.chars().count() > 80 {
+            lines.push(word.to_string());
+        } else {
+            if line_len > 0 {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    let pad = " ".repeat(indent);
+    lines.join(&format!("\n{pad}"))
+}
+
+fn say(text: &str) {
+    println!("{}", wrapped(text, 0, 0));
+}
+
+/// Where the statement and a solution are: the built book's page and
+/// section, and the chapter's title, read from its first line.
+fn where_to_read(exercise: &Exercise) -> String {
+    let page = exercise
+        .chapter
+        .trim_start_matches("book/src/")
+        .replace(".md", ".html");
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/../../");
+    let title =
+        std::fs::read_to_string(format!("{source}{}", exercise.chapter))
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .next()
+                    .map(|l| l.trim_start_matches("# ").to_string())
+            });
+    let title = match title {
+        Some(title) => format!(", in the chapter \"{title}\""),
+        None => String::new(),
+    };
+    format!(
+        "the section \"Exercise\" of the book, book/book/{page}#exercise \
+         (`just book` builds it){title}."
+    )
 }
 
 /// Runs one check in a process of its own, and waits at most `LIMIT`.
@@ -165,24 +233,24 @@ fn signal_name(signal: i32) -> &'static str {
 fn check(exercises: &[&Exercise], solutions: bool) -> ExitCode {
     let mut failed = 0;
     for exercise in exercises {
-        println!("Lesson {}: {}", exercise.lesson, exercise.title);
+        say(&format!("Lesson {}: {}", exercise.lesson, exercise.title));
         let file = if solutions {
             exercise.file.replace("/yours/", "/solutions/")
         } else {
             exercise.file.to_string()
         };
-        println!("File: {file}");
+        say(&format!("File: {file}"));
         match isolated(exercise, solutions) {
             Ok(()) => println!("pass"),
             Err(why) => {
                 failed += 1;
-                println!("FAIL: {why}");
-                println!("Hint: {}.", exercise.hint);
-                println!(
-                    "The statement and a solution: the section \"Exercise\" \
-                     of {}.",
-                    exercise.chapter
-                );
+                say(&format!("FAIL: {why}"));
+                say(&format!(
+                    "`just hint {}` gives a hint. The statement and a \
+                     solution: {}",
+                    exercise.lesson,
+                    where_to_read(exercise)
+                ));
             }
         }
     }
@@ -233,18 +301,20 @@ fn progress(solutions: bool) -> ExitCode {
                 Status::Fail(_) => "FAIL",
                 Status::NotStarted => "not started",
             };
-            println!("lesson {n:>2}  {mark:<11}  {}", exercise.title);
+            let title = wrapped(exercise.title, 24, 24);
+            println!("lesson {n:>2}  {mark:<11}  {title}");
             if let Status::Fail(why) = status {
-                println!("{:>23}{why}", "");
+                println!("{:>24}{}", "", wrapped(why, 24, 24));
             }
         }
     }
-    println!(
-        "\n{passed} of {} exercises pass. Your files: \
+    println!();
+    say(&format!(
+        "{passed} of {} exercises pass. Your files: \
          crates/exercises/src/yours/; `just check N` checks lesson N's and \
          says why it fails, `just hint N` gives a hint.",
         EXERCISES.len()
-    );
+    ));
     if passed == EXERCISES.len() {
         ExitCode::SUCCESS
     } else {

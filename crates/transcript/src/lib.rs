@@ -28,6 +28,7 @@ pub mod args;
 pub mod check;
 pub mod child;
 pub mod cli;
+pub mod demo;
 mod fail;
 pub mod lines;
 pub mod process;

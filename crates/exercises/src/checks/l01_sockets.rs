@@ -1,5 +1,9 @@
 //! The check of exercise 1: a TCP listener, a UDP socket and a file are
 //! open; the two sockets must be listed with their inodes, the file not.
+//!
+//! In the check's process, in a thread: `sockets` lists the descriptors of
+//! the process that calls it, so the sockets it must find are opened in
+//! that process.
 
 use std::fs::File;
 use std::io;

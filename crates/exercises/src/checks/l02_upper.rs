@@ -1,53 +1,55 @@
-//! The check of exercise 2: two clients in turn; each must first get its
-//! own address, then its bytes back in upper case.
+//! The check of exercise 2: the reader's server runs as a process of its
+//! own; two Python clients in turn must each first get their own address,
+//! then their bytes back in upper case.
 
-use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use socket2::{Domain, Socket, Type};
 
-use crate::harness::{PATIENCE, read_until, shown, start};
+use crate::harness::{PATIENCE, Peers, Program, Which, announce, shown};
 
-/// Runs `serve` on a listener at 127.0.0.1, port 0, and talks to it.
-pub fn check(serve: fn(Socket) -> io::Result<()>) -> Result<(), String> {
-    let listener = Socket::new(Domain::IPV4, Type::STREAM, None)
-        .and_then(|s| {
-            s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
-            s.listen(8)?;
-            Ok(s)
-        })
-        .map_err(|err| format!("the check could not listen: {err}"))?;
-    let addr = listener
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .ok_or("the check's listener has no address")?;
-    // The server runs for ever; its thread is left when the check ends.
-    let server = start("serve", move || serve(listener));
-    // A second client shows the address is each client's own, and that
-    // the server went back to accept.
-    for text in ["hello, server\n", "Second Client: 42\n"] {
-        talk(addr, text)?;
-    }
-    // A server that returned (or panicked) would not serve the next one.
-    match server.ended() {
-        None => Ok(()),
-        Some(Ok(Ok(()))) => {
-            Err("serve returned: it must serve for ever".into())
+/// The reader's program: `serve` on a listener at 127.0.0.1, port 0.
+pub fn run(serve: fn(Socket) -> io::Result<()>) -> io::Result<()> {
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    listener.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
+    listener.listen(8)?;
+    let addr = listener.local_addr()?.as_socket();
+    announce(addr.ok_or_else(|| io::Error::other("no address"))?)?;
+    serve(listener)
+}
+
+/// Starts the server and talks to it.
+pub fn check(which: Which) -> Result<(), String> {
+    let mut server = Program::start("2", which, &[], "your server")?;
+    let addr = server.listening()?;
+    // A client that finds the server gone says only that it is gone:
+    // how the server ended says more.
+    let talked = (|| {
+        let mut peers = Peers::start()?;
+        // A second client shows the address is each client's own, and that
+        // the server went back to accept.
+        for (name, text) in
+            [("A", "hello, server\n"), ("B", "Second Client: 42\n")]
+        {
+            talk(&mut peers, name, &addr, text)?;
         }
-        Some(Ok(Err(err))) => Err(format!("serve failed: {err}")),
-        Some(Err(panicked)) => Err(panicked),
-    }
+        Ok(())
+    })();
+    server.blame(talked)?;
+    server.still_serving()
 }
 
 /// One client: reads its greeting, sends `text`, reads the answer.
-fn talk(addr: SocketAddr, text: &str) -> Result<(), String> {
-    let failed = |err: io::Error| format!("a client of the server: {err}");
-    let mut client = TcpStream::connect(addr).map_err(failed)?;
-    let mine = client.local_addr().map_err(failed)?;
+fn talk(
+    peers: &mut Peers,
+    name: &str,
+    addr: &str,
+    text: &str,
+) -> Result<(), String> {
+    let mine = peers.tcp(name, addr)?;
     let wanted = format!("{mine}\n");
-    let line = read_until(&client, 64, PATIENCE, |got| got.contains(&b'\n'))
-        .map_err(failed)?;
+    let (line, _) = peers.recv(name, 64, PATIENCE, b"\n")?;
     if line != wanted.as_bytes() {
         let sent = if line.is_empty() {
             format!("it sent nothing in {} ms", PATIENCE.as_millis())
@@ -59,10 +61,9 @@ fn talk(addr: SocketAddr, text: &str) -> Result<(), String> {
             shown(wanted.as_bytes()),
         ));
     }
-    client.write_all(text.as_bytes()).map_err(failed)?;
+    peers.send(name, text.as_bytes())?;
     let upper = text.to_ascii_uppercase();
-    let answer = read_until(&client, upper.len(), PATIENCE, |_| false)
-        .map_err(failed)?;
+    let (answer, _) = peers.recv(name, upper.len(), PATIENCE, b"")?;
     if answer != upper.as_bytes() {
         return Err(format!(
             "the server must answer {} to {}; it answered {}",
@@ -71,5 +72,5 @@ fn talk(addr: SocketAddr, text: &str) -> Result<(), String> {
             shown(&answer)
         ));
     }
-    Ok(())
+    peers.close(name)
 }

@@ -1,42 +1,51 @@
-//! The check of exercise 3: a client sends its name in two parts; the
-//! server must wait for the whole line, answer it, and close cleanly.
+//! The check of exercise 3: the reader's server runs as a process of its
+//! own; a Python client sends its name in two parts, and the server must
+//! wait for the whole line, answer it, and close cleanly.
 
-use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
-use crate::harness::{PATIENCE, read_until, shown, start};
+use crate::harness::{End, PATIENCE, Peers, Program, Which, announce, shown};
 
 /// How long the check waits to see that nothing comes back yet.
 const QUIET: Duration = Duration::from_millis(200);
 
-/// Runs `serve` on a listener at 127.0.0.1, port 0, and talks to it.
-pub fn check(serve: fn(TcpListener) -> io::Result<()>) -> Result<(), String> {
-    let failed = |err: io::Error| format!("the check could not listen: {err}");
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(failed)?;
-    let addr = listener.local_addr().map_err(failed)?;
-    // The server runs for ever; its thread is left when the check ends.
-    let server = start("serve", move || serve(listener));
-    talk(addr, "Ad", "a\n")?;
-    talk(addr, "Grace Hop", "per\n")?;
-    match server.ended() {
-        None => Ok(()),
-        Some(Ok(Ok(()))) => {
-            Err("serve returned: it must serve for ever".into())
-        }
-        Some(Ok(Err(err))) => Err(format!("serve failed: {err}")),
-        Some(Err(panicked)) => Err(panicked),
-    }
+/// The reader's program: `serve` on a listener at 127.0.0.1, port 0.
+pub fn run(serve: fn(TcpListener) -> io::Result<()>) -> io::Result<()> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    announce(listener.local_addr()?)?;
+    serve(listener)
+}
+
+/// Starts the server and talks to it, twice.
+pub fn check(which: Which) -> Result<(), String> {
+    let mut server = Program::start("3", which, &[], "your server")?;
+    let addr = server.listening()?;
+    // A client that finds the server gone says only that it is gone:
+    // how the server ended says more.
+    let talked = (|| {
+        let mut peers = Peers::start()?;
+        talk(&mut peers, "A", &addr, "Ad", "a\n")?;
+        talk(&mut peers, "B", &addr, "Grace Hop", "per\n")?;
+        Ok(())
+    })();
+    server.blame(talked)?;
+    server.still_serving()
 }
 
 /// One client: sends `first`, sees that no answer comes, sends `rest`,
 /// and reads the answer to the end of the stream.
-fn talk(addr: SocketAddr, first: &str, rest: &str) -> Result<(), String> {
-    let failed = |err: io::Error| format!("a client of the server: {err}");
-    let mut client = TcpStream::connect(addr).map_err(failed)?;
-    client.write_all(first.as_bytes()).map_err(failed)?;
-    let early = read_until(&client, 64, QUIET, |_| false).map_err(failed)?;
+fn talk(
+    peers: &mut Peers,
+    name: &str,
+    addr: &str,
+    first: &str,
+    rest: &str,
+) -> Result<(), String> {
+    peers.tcp(name, addr)?;
+    peers.send(name, first.as_bytes())?;
+    let (early, _) = peers.recv(name, 64, QUIET, b"")?;
     if !early.is_empty() {
         return Err(format!(
             "the client sent {} and not yet the end of its line, but the \
@@ -46,18 +55,10 @@ fn talk(addr: SocketAddr, first: &str, rest: &str) -> Result<(), String> {
             shown(&early)
         ));
     }
-    client.write_all(rest.as_bytes()).map_err(failed)?;
+    peers.send(name, rest.as_bytes())?;
     let line = format!("{first}{rest}");
     let wanted = format!("hello, {line}");
-    let answer =
-        read_until(&client, 256, PATIENCE, |_| false).map_err(|err| {
-            format!(
-                "the server must answer {} to {} and close; the client's read \
-             failed: {err}",
-                shown(wanted.as_bytes()),
-                shown(line.as_bytes())
-            )
-        })?;
+    let (answer, end) = peers.recv(name, 256, PATIENCE, b"")?;
     if answer != wanted.as_bytes() {
         return Err(format!(
             "the server must answer {} to {} and close; it answered {}",
@@ -66,5 +67,13 @@ fn talk(addr: SocketAddr, first: &str, rest: &str) -> Result<(), String> {
             shown(&answer)
         ));
     }
-    Ok(())
+    if end != End::Eof {
+        return Err(format!(
+            "the server answered {}, but did not close the connection in \
+             {} ms: the client waits for the end of the stream",
+            shown(wanted.as_bytes()),
+            PATIENCE.as_millis()
+        ));
+    }
+    peers.close(name)
 }

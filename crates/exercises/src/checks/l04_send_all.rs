@@ -1,6 +1,10 @@
 //! The check of exercise 4: a megabyte through a send buffer of a few
 //! kilobytes, to a peer that reads everything; every byte must arrive, in
 //! order.
+//!
+//! In the check's process, in a thread: `send_all` is a function over a
+//! socket it is given, nonblocking with a tiny send buffer, which only the
+//! process holding the socket can set up and hand it.
 
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

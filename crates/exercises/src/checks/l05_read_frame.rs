@@ -1,6 +1,11 @@
 //! The check of exercise 5: frames that come two in one write, one in two
 //! writes, a header over the limit with no bytes after it, and the two
 //! ends of a stream, clean and inside a frame.
+//!
+//! In the check's process, in a thread: `read_frame` is a function over a
+//! stream it is given, not a program, and each step judges what one call
+//! returned (a frame, `None`, an error's kind) while the check writes the
+//! other end, pausing between writes where only it knows the call is.
 
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

@@ -1,33 +1,55 @@
-//! The check of exercise 6: a server that reads a request to its end, then
-//! answers with more bytes than one read returns, then closes.
+//! The check of exercise 6: the reader's client runs as a process of its
+//! own (`run 6 ADDR`), against a Python server that reads a request to its
+//! end, then answers with more bytes than one read returns, then closes.
 
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::io;
+use std::net::SocketAddr;
 
-use crate::harness::{PATIENCE, shown, start};
+use crate::harness::{End, PATIENCE, Peers, Program, Which, shown};
 
-/// What the server heard before it answered.
-enum Heard {
-    /// The request and then its end: the server answered.
-    Ended(Vec<u8>),
-    /// Bytes, and no end within `PATIENCE`: the server gave up.
-    NoEnd(Vec<u8>),
+type Ask = fn(SocketAddr, &[u8]) -> io::Result<Vec<u8>>;
+
+/// The line the program prints just before it calls `ask`.
+const ASKING: &str = "Asking ";
+
+/// The request: 24 kB, more than one write of the client may take.
+fn request() -> Vec<u8> {
+    b"how many bytes is this?\n".repeat(1000)
 }
 
-/// Runs `ask` against the server below and compares what each side got.
-pub fn check(
-    ask: fn(SocketAddr, &[u8]) -> io::Result<Vec<u8>>,
-) -> Result<(), String> {
-    let failed = |err: io::Error| format!("the check's server: {err}");
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(failed)?;
-    let addr = listener.local_addr().map_err(failed)?;
-    let server = start("the check's server", move || serve(&listener));
-    let request: Vec<u8> = b"how many bytes is this?\n".repeat(1000);
-    let sent = request.clone();
-    let asked = start("ask", move || ask(addr, &sent)).wait(3 * PATIENCE);
-    match server.wait(3 * PATIENCE)? {
-        Ok(Heard::NoEnd(got)) => {
+/// The reader's program, `run 6 ADDR`: `ask` ADDR the request, print the
+/// answer on stdout and on stderr how many bytes it was; or why it
+/// failed, and status 1.
+pub fn run(ask: Ask, args: &[String]) -> io::Result<()> {
+    use std::io::Write;
+    let addr: SocketAddr = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| io::Error::other("usage: run 6 ADDR"))?;
+    println!("{ASKING}{addr}");
+    let answer = ask(addr, &request())
+        .map_err(|err| io::Error::other(format!("ask failed: {err}")))?;
+    let mut out = io::stdout().lock();
+    out.write_all(&answer)?;
+    out.flush()?;
+    eprintln!("ask returned {} bytes", answer.len());
+    Ok(())
+}
+
+/// Runs the client against the server, and compares what each side got.
+pub fn check(which: Which) -> Result<(), String> {
+    let mut peers = Peers::start()?;
+    let addr = peers.listen("server")?;
+    let mut client = Program::start("6", which, &[addr], "your client")?;
+    client.line_starting(ASKING)?;
+    let served = (|| {
+        peers
+            .accept("server", "conn", PATIENCE)?
+            .map_err(|why| format!("the client did not connect: {why}"))?;
+        let request = request();
+        let (got, end) =
+            peers.recv("conn", 2 * request.len(), PATIENCE, b"")?;
+        if end == End::Quiet {
             return Err(format!(
                 "the server received {} bytes and then, for {} ms, neither \
                  more nor the end of the request (a 0-byte read), so it \
@@ -36,48 +58,30 @@ pub fn check(
                 PATIENCE.as_millis()
             ));
         }
-        Ok(Heard::Ended(got)) if got != request => {
+        if got != request {
             return Err(format!(
                 "the server received {}, not the {} bytes of the request",
                 shown(&got),
                 request.len()
             ));
         }
-        Ok(Heard::Ended(_)) => {}
-        Err(err) => return Err(failed(err)),
-    }
-    let answer = match asked? {
-        Ok(answer) => answer,
-        Err(err) => return Err(format!("ask failed: {err}")),
-    };
-    let wanted = answer_to(&request);
-    if answer != wanted {
+        peers.send("conn", &answer_to(&request))?;
+        peers.close("conn")
+    })();
+    client.blame(served)?;
+    let answer = client.output(PATIENCE)?;
+    let said = client.said();
+    let wanted = answer_to(&request());
+    let count = format!("ask returned {} bytes", wanted.len());
+    if answer.as_bytes() != wanted || said != count {
         return Err(format!(
-            "the server answered {} bytes; ask returned {} of them, {}: \
-             it must read until the server closes",
+            "the server answered {} bytes; ask returned {}: it must read \
+             until the server closes",
             wanted.len(),
-            answer.len(),
-            shown(&answer)
+            said.strip_prefix("ask returned ").unwrap_or(&said)
         ));
     }
     Ok(())
-}
-
-/// The server: one client; reads until the end of the request, answers,
-/// closes. Gives up on a client that says nothing for `PATIENCE`.
-fn serve(listener: &TcpListener) -> io::Result<Heard> {
-    let (mut conn, _) = listener.accept()?;
-    conn.set_read_timeout(Some(PATIENCE))?;
-    let mut got = Vec::new();
-    match conn.read_to_end(&mut got) {
-        Ok(_) => {}
-        Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-            return Ok(Heard::NoEnd(got));
-        }
-        Err(err) => return Err(err),
-    }
-    conn.write_all(&answer_to(&got))?;
-    Ok(Heard::Ended(got))
 }
 
 /// The answer: a line with the size of the request, then the request in

@@ -1,41 +1,70 @@
-//! The check of exercise 11: a client is served, the stop flag is set;
-//! new clients must then be refused, the connected one still served, and
-//! `serve` must return once it has gone.
+//! The check of exercise 11: the reader's server runs as a process of its
+//! own, whose stop flag SIGINT sets (Ctrl-C, as in lesson 11). A Python
+//! client is served, then the server gets SIGINT; new clients must then
+//! be refused, the connected one still served, and the process must exit
+//! with status 0 once it has gone.
 
-use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::harness::{PATIENCE, Running, read_until, shown, start};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::unistd::Pid;
+
+use crate::harness::{PATIENCE, Peers, Program, Which, announce, shown};
 
 type Serve = fn(TcpListener, Arc<AtomicBool>) -> io::Result<()>;
 
-/// Runs `serve` on a listener at 127.0.0.1, port 0, and stops it.
-pub fn check(serve: Serve) -> Result<(), String> {
-    let failed = |err: io::Error| format!("the check: {err}");
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(failed)?;
-    let addr = listener.local_addr().map_err(failed)?;
+/// The reader's program: `serve` on a listener at 127.0.0.1, port 0, with
+/// a flag that SIGINT or SIGTERM sets.
+pub fn run(serve: Serve) -> io::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
+    // Blocked here, before any thread starts, so blocked in every thread;
+    // one thread waits for them and sets the flag.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals.thread_block().map_err(io::Error::from)?;
     let flag = Arc::clone(&stop);
-    let server = start("serve", move || serve(listener, flag));
-    let client = TcpStream::connect(addr).map_err(failed)?;
-    echoed(&client, "before the stop\n")?;
-    stop.store(true, Ordering::SeqCst);
-    refused(addr, &server)?;
-    echoed(&client, "after the stop\n")?;
-    if server.ended().is_some() {
-        return Err("serve returned while a client was still connected: \
-                    the clients connected must be served until they close"
-            .into());
+    thread::spawn(move || {
+        if signals.wait().is_ok() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    announce(listener.local_addr()?)?;
+    serve(listener, stop)
+}
+
+/// Starts the server, and stops it with SIGINT while a client is
+/// connected.
+pub fn check(which: Which) -> Result<(), String> {
+    let mut server = Program::start("11", which, &[], "your server")?;
+    let addr = server.listening()?;
+    let mut peers = Peers::start()?;
+    peers.tcp("A", &addr)?;
+    echoed(&mut peers, "before the stop\n")?;
+    let pid = Pid::from_raw(server.pid() as i32);
+    kill(pid, Signal::SIGINT)
+        .map_err(|err| format!("the check: kill -INT {pid}: {err}"))?;
+    refused(&mut peers, &addr, &mut server)?;
+    echoed(&mut peers, "after the stop\n")?;
+    if let Err(how) = server.alive() {
+        return Err(format!(
+            "{how} while a client was still connected: the clients \
+             connected must be served until they close"
+        ));
     }
-    drop(client);
+    peers.close("A")?;
     match server.wait(PATIENCE) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => Err(format!("serve must return Ok; it failed: {err}")),
+        Ok(status) if status.success() => Ok(()),
+        Ok(_) => Err(format!(
+            "serve must return Ok, and the program exit with status 0; {}",
+            server.alive().err().unwrap_or_default()
+        )),
         Err(_) => Err(format!(
             "the stop flag is set and the last client has closed: serve \
              must return; it had not after {} ms",
@@ -45,11 +74,9 @@ pub fn check(serve: Serve) -> Result<(), String> {
 }
 
 /// The client's line must come back.
-fn echoed(client: &TcpStream, line: &str) -> Result<(), String> {
-    let failed = |err: io::Error| format!("the client: {err}");
-    (&*client).write_all(line.as_bytes()).map_err(failed)?;
-    let got =
-        read_until(client, line.len(), PATIENCE, |_| false).map_err(failed)?;
+fn echoed(peers: &mut Peers, line: &str) -> Result<(), String> {
+    peers.send("A", line.as_bytes())?;
+    let (got, _) = peers.recv("A", line.len(), PATIENCE, b"")?;
     if got != line.as_bytes() {
         return Err(format!(
             "a connected client sent {} and got {} back: it must be served \
@@ -64,32 +91,26 @@ fn echoed(client: &TcpStream, line: &str) -> Result<(), String> {
 /// After the stop, a new client must soon be refused: the listener is
 /// closed. A client let in meanwhile is closed at once.
 fn refused(
-    addr: SocketAddr,
-    server: &Running<io::Result<()>>,
+    peers: &mut Peers,
+    addr: &str,
+    server: &mut Program,
 ) -> Result<(), String> {
     let began = Instant::now();
     loop {
-        match TcpStream::connect(addr) {
-            Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
-                return Ok(());
-            }
-            Err(err) => return Err(format!("a new client: {err}")),
-            Ok(_let_in) => {}
+        match peers.connect("late", addr, false)? {
+            Err(why) if why.starts_with("ConnectionRefused") => return Ok(()),
+            Err(why) => return Err(format!("a new client: {why}")),
+            Ok(_) => peers.close("late")?,
         }
-        if let Some(ended) = server.ended() {
+        if let Err(how) = server.alive() {
             return Err(format!(
-                "serve returned while a client was still connected ({}): \
-                 the clients connected must be served until they close",
-                match ended {
-                    Ok(Ok(())) => "Ok".to_string(),
-                    Ok(Err(err)) => err.to_string(),
-                    Err(panicked) => panicked,
-                }
+                "{how} while a client was still connected: the clients \
+                 connected must be served until they close"
             ));
         }
         if began.elapsed() > PATIENCE {
             return Err(format!(
-                "{} ms after the stop flag was set, a new client was still \
+                "{} ms after SIGINT set the stop flag, a new client was still \
                  let in: the server must stop accepting and close its \
                  listener",
                 PATIENCE.as_millis()

@@ -1,6 +1,6 @@
-//! The check of exercise 15: a Python client, another process, connects
-//! to the server's socket file and prints its own pid, uid and the line it
-//! got; they must agree.
+//! The check of exercise 15: the reader's server runs as a process of its
+//! own; a Python client, another process, connects to the server's socket
+//! file and prints its own pid, uid and the line it got; they must agree.
 
 use std::fs;
 use std::io;
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::harness::{PATIENCE, shown, start};
+use crate::harness::{PATIENCE, Program, Which, announce, shown};
 
 /// The Python client: connects, prints `pid PID uid UID`, then what the
 /// server sent, then nothing once the server closed. Bounded by a timeout.
@@ -28,9 +28,21 @@ while True:
 sys.stdout.write(got.decode(errors='replace'))
 ";
 
-/// Runs `serve` on a socket file in the temporary directory, and two
+/// The reader's program, `run 15 PATH`: `serve` on a socket file at PATH.
+pub fn run(
+    serve: fn(UnixListener) -> io::Result<()>,
+    args: &[String],
+) -> io::Result<()> {
+    let path =
+        args.first().ok_or_else(|| io::Error::other("usage: run 15 PATH"))?;
+    let listener = UnixListener::bind(path)?;
+    announce(path)?;
+    serve(listener)
+}
+
+/// Starts the server on a socket file in the temporary directory, and two
 /// Python clients in turn.
-pub fn check(serve: fn(UnixListener) -> io::Result<()>) -> Result<(), String> {
+pub fn check(which: Which) -> Result<(), String> {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let path: PathBuf = std::env::temp_dir().join(format!(
         "exercise-15-{}-{}.sock",
@@ -38,21 +50,16 @@ pub fn check(serve: fn(UnixListener) -> io::Result<()>) -> Result<(), String> {
         RUNS.fetch_add(1, Ordering::SeqCst)
     ));
     let _ = fs::remove_file(&path);
-    let listener = UnixListener::bind(&path)
-        .map_err(|err| format!("the check: bind {}: {err}", path.display()))?;
-    // The server runs for ever; its thread is left when the check ends.
-    let server = start("serve", move || serve(listener));
-    let result = (0..2).try_for_each(|_| client(&path));
+    let args = [path.to_string_lossy().into_owned()];
+    let result = Program::start("15", which, &args, "your server").and_then(
+        |mut server| {
+            server.listening()?;
+            (0..2).try_for_each(|_| client(&path))?;
+            server.still_serving()
+        },
+    );
     let _ = fs::remove_file(&path);
-    result?;
-    match server.ended() {
-        None => Ok(()),
-        Some(Ok(Ok(()))) => {
-            Err("serve returned: it must serve for ever".into())
-        }
-        Some(Ok(Err(err))) => Err(format!("serve failed: {err}")),
-        Some(Err(panicked)) => Err(panicked),
-    }
+    result
 }
 
 /// One Python client; its line and the server's must be the same.

@@ -1,94 +1,117 @@
-//! The check of exercise 16: three addresses, the first never answers
-//! (a listener whose accept queue is full drops SYNs, lesson 8), the
-//! second refuses, the third listens; and then two that refuse.
+//! The check of exercise 16: the reader's client runs as a process of its
+//! own (`run 16 EACH_MS ADDR...`), given three addresses of Python
+//! servers: the first never answers (a listener whose accept queue is
+//! full drops SYNs, lesson 8), the second refuses, the third listens; and
+//! then two that refuse. The client's own process times `connect`, so a
+//! slow start on a loaded machine does not count against it.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Socket, Type};
+use crate::harness::{PATIENCE, Peers, Program, Which};
 
-use crate::harness::{PATIENCE, start};
-
-type Connect = fn(&[SocketAddr], Duration) -> io::Result<TcpStream>;
+type Connect = fn(&[SocketAddr], Duration) -> io::Result<std::net::TcpStream>;
 
 /// What `connect` is given for each address.
 const EACH: Duration = Duration::from_millis(200);
+/// The line the program prints just before it calls `connect`.
+const CONNECTING: &str = "Connecting";
 
-/// Runs `connect` on the two lists.
-pub fn check(connect: Connect) -> Result<(), String> {
-    let failed = |err: io::Error| format!("the check: {err}");
-    let (silent, _filled) = silent().map_err(failed)?;
-    let refusing = refusing().map_err(failed)?;
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(failed)?;
-    let good = listener.local_addr().map_err(failed)?;
-    let addrs = vec![silent, refusing, good];
+/// The reader's program, `run 16 EACH_MS ADDR...`: `connect` to the
+/// addresses, and print to whom and in how long; or why not, in how
+/// long, and status 1.
+pub fn run(connect: Connect, args: &[String]) -> io::Result<()> {
+    let usage = || io::Error::other("usage: run 16 EACH_MS ADDR...");
+    let each: u64 =
+        args.first().and_then(|a| a.parse().ok()).ok_or_else(usage)?;
+    let addrs = args[1..]
+        .iter()
+        .map(|a| a.parse().map_err(|_| usage()))
+        .collect::<io::Result<Vec<SocketAddr>>>()?;
+    println!("{CONNECTING}");
     let began = Instant::now();
-    let got = start("connect", move || connect(&addrs, EACH))
-        .wait(PATIENCE)
-        .map_err(|_| {
+    let got = connect(&addrs, Duration::from_millis(each));
+    let took = began.elapsed().as_millis();
+    match got {
+        Ok(stream) => {
+            println!("connected to {} in {took} ms", stream.peer_addr()?);
+            Ok(())
+        }
+        Err(err) => Err(io::Error::other(format!(
+            "connect failed in {took} ms: {:?}: {err}",
+            err.kind()
+        ))),
+    }
+}
+
+/// Runs the client on the two lists.
+pub fn check(which: Which) -> Result<(), String> {
+    let mut peers = Peers::start()?;
+    // Backlog 0 holds one connection that nobody accepts: then it is full.
+    let silent = peers.listen_with("silent", 0)?;
+    peers.tcp("filler", &silent)?;
+    let refusing = peers.listen("gone")?;
+    peers.close("gone")?;
+    let good = peers.listen("good")?;
+    let each = EACH.as_millis().to_string();
+    let args = [each.clone(), silent, refusing.clone(), good.clone()];
+    let mut client = Program::start("16", which, &args, "your client")?;
+    client.line_starting(CONNECTING)?;
+    let out = client.output(PATIENCE).map_err(|why| {
+        if why.contains("had not ended") {
             format!(
                 "connect had not returned after {} ms: the first address \
                  never answers, and each may take at most {} ms",
                 PATIENCE.as_millis(),
                 EACH.as_millis()
             )
-        })?;
-    let stream = got.map_err(|err| {
-        format!(
-            "the third address, {good}, listens: connect must reach it; it \
-             failed: {err}"
-        )
+        } else {
+            format!(
+                "the third address, {good}, listens: connect must reach it; \
+                 {why}"
+            )
+        }
     })?;
-    let peer = stream.peer_addr().map_err(failed)?;
+    let out = out.trim();
+    let Some((peer, took)) = out
+        .strip_prefix("connected to ")
+        .and_then(|rest| rest.strip_suffix(" ms"))
+        .and_then(|rest| rest.split_once(" in "))
+    else {
+        return Err(format!("your client printed {out:?}"));
+    };
     if peer != good {
         return Err(format!(
             "connect must return the connection to {good}, the one that \
              listens; it returned one to {peer}"
         ));
     }
-    let took = began.elapsed();
-    if took < EACH - Duration::from_millis(20) {
+    let took: u128 = took.parse().unwrap_or(0);
+    if took + 20 < EACH.as_millis() {
         return Err(format!(
-            "connect gave the first address {} ms, less than the {} ms it \
-             may take",
-            took.as_millis(),
+            "connect gave the first address {took} ms, less than the {} ms \
+             it may take",
             EACH.as_millis()
         ));
     }
     // None listens: the last address's error.
-    let addrs = vec![refusing, refusing];
-    match start("connect", move || connect(&addrs, EACH)).wait(PATIENCE)? {
-        Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
-        Err(err) => Err(format!(
-            "with two addresses that refuse, connect must fail with the \
-             last one's error, ConnectionRefused; it failed with {:?} ({err})",
-            err.kind()
-        )),
-        Ok(_) => Err("with two addresses that refuse, connect returned a \
-                      connection"
-            .into()),
+    let args = [each, refusing.clone(), refusing];
+    let mut client = Program::start("16", which, &args, "your client")?;
+    client.line_starting(CONNECTING)?;
+    let ended = client.wait(PATIENCE)?;
+    let said = client.said();
+    if ended.success() {
+        return Err("with two addresses that refuse, connect returned a \
+                    connection"
+            .into());
     }
-}
-
-/// An address whose SYNs get no answer: a listener with a backlog of 0 and
-/// one connection it never accepts, so its queue is full and Linux drops
-/// the next SYN. Returns it with what keeps it so.
-fn silent() -> io::Result<(SocketAddr, (Socket, TcpStream))> {
-    let listener = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    listener.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
-    listener.listen(0)?;
-    let addr = listener
-        .local_addr()?
-        .as_socket()
-        .ok_or_else(|| io::Error::other("no address"))?;
-    let filler = TcpStream::connect(addr)?;
-    Ok((addr, (listener, filler)))
-}
-
-/// An address nothing listens on: a port bound a moment ago, now closed.
-fn refusing() -> io::Result<SocketAddr> {
-    let gone = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    gone.local_addr()
+    match said.split_once(" ms: ") {
+        Some((_, why)) if why.starts_with("ConnectionRefused") => Ok(()),
+        Some((_, why)) => Err(format!(
+            "with two addresses that refuse, connect must fail with the \
+             last one's error, ConnectionRefused; it failed with {why}"
+        )),
+        None => client.blame(Err(format!("your client said {said:?}"))),
+    }
 }

@@ -1,6 +1,10 @@
 //! The check of exercise 18: a packet socket on `lo` filtered to one port,
 //! one conversation on that port (6 bytes each way, then both close), and
 //! `count` on what the socket received. Needs root or CAP_NET_RAW.
+//!
+//! In the check's process, in a thread: `count` is a function over a
+//! packet socket it is given, which must be open before the conversation
+//! starts, so the process that converses opens it.
 
 use std::io::{self, Read, Write};
 use std::mem::size_of;
