@@ -4,7 +4,9 @@
 //! the transcript and the segments the packet socket saw, lesson 18's
 //! `beside`). `UPDATE_DIAGRAMS=1 cargo test diagrams` (or `just diagrams`)
 //! rewrites them after a snapshot changes. No root needed: this reads
-//! files.
+//! files. Two are drawn from a demo's transcript instead: lesson 15's
+//! (Unix domain sockets have no wire: the bytes go from each send to the
+//! recv that reads them) and lesson 18's (its own watcher's capture).
 
 use std::fmt::Write as _;
 use std::fs;

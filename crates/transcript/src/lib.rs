@@ -805,4 +805,17 @@ mod tests {
             .gave(&OptionValue(8192));
         assert_eq!(got.text(), "getsockopt(fd 4, SO_SNDBUF) = 0  (value 8192)");
     }
+
+    #[test]
+    fn a_paced_thread_goes_on_once_its_narration_is_shown_or_dropped() {
+        let (done, shown) = std::sync::mpsc::channel();
+        let paced = |done: Sender<&'static str>, what| {
+            let said = Box::new(Said::Note(0, "x".into()));
+            Said::Paced(said, Shown::new(move || done.send(what).unwrap()))
+        };
+        // No transcript is alive here: showing prints nothing.
+        paced(done.clone(), "shown").show();
+        drop(paced(done, "dropped"));
+        assert_eq!(shown.try_iter().collect::<Vec<_>>(), ["shown", "dropped"]);
+    }
 }
