@@ -4,7 +4,9 @@
 //! the transcript and the segments the packet socket saw, lesson 18's
 //! `beside`). `UPDATE_DIAGRAMS=1 cargo test diagrams` (or `just diagrams`)
 //! rewrites them after a snapshot changes. No root needed: this reads
-//! files.
+//! files. Two are drawn from a demo's transcript instead: lesson 15's
+//! (Unix domain sockets have no wire: the bytes go from each send to the
+//! recv that reads them) and lesson 18's (its own watcher's capture).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -12,7 +14,12 @@ use std::fs;
 use crate::support::root;
 
 /// The lessons whose conversation has a diagram.
-const LESSONS: [u32; 13] = [2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 16, 17];
+const LESSONS: [u32; 15] = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17];
+
+/// Lesson 15's Unix domain sockets have no wire: its diagram is drawn from
+/// the demo's transcript alone, the bytes as arrows from each send to the
+/// recv they reach ([`flows`]).
+const NO_WIRE: u32 = 15;
 
 const WIDTH: usize = 1000;
 const SERVER_X: usize = 350;
@@ -99,6 +106,123 @@ fn shorten(text: &str, most: usize) -> String {
 /// the client's on the right (as in the transcript), each call on its
 /// lane, each segment an arrow from the lane of the side that sent it.
 pub fn svg(title: &str, snapshot: &str) -> String {
+    draw(title, snapshot, |_| Vec::new())
+}
+
+/// Bytes handed from one socket to another: from the call row `from` to
+/// the call row `to`.
+struct Flow {
+    from: usize,
+    to: usize,
+    label: String,
+}
+
+/// A call's descriptor and what it returned: `recv(fd 5, 4096) = 18`.
+fn fd_and_count(text: &str) -> Option<(&str, usize)> {
+    let fd = text.split_once("(fd ")?.1.split([',', ')']).next()?;
+    let count = text.rsplit_once(" = ")?.1.parse().ok()?;
+    Some((fd, count))
+}
+
+/// Which send each recv read from, section by section: a recv of n bytes
+/// takes them from the oldest sends on another descriptor, in order (a
+/// stream may hand two sends to one recv).
+fn flows(rows: &[Row]) -> Vec<Flow> {
+    let mut flows = Vec::new();
+    // Each unread send: its row, descriptor, bytes left, label.
+    let mut unread: Vec<(usize, String, usize, String)> = Vec::new();
+    for (at, row) in rows.iter().enumerate() {
+        let Row::Call { text, .. } = row else {
+            if let Row::Section(_) = row {
+                unread.clear();
+            }
+            continue;
+        };
+        let Some((fd, n)) = fd_and_count(text) else { continue };
+        if text.starts_with("send") && n > 0 {
+            let label = match (n, text.contains("SCM_RIGHTS")) {
+                (1, true) => "1 byte and a descriptor".to_string(),
+                (1, false) => "1 byte".to_string(),
+                (n, _) => format!("{n} bytes"),
+            };
+            unread.push((at, fd.to_string(), n, label));
+        } else if text.starts_with("recv") {
+            let mut wanted = n;
+            while wanted > 0 {
+                let Some(i) = unread.iter().position(|u| u.1 != fd) else {
+                    break;
+                };
+                let took = wanted.min(unread[i].2);
+                (unread[i].2, wanted) = (unread[i].2 - took, wanted - took);
+                let label = unread[i].3.clone();
+                flows.push(Flow { from: unread[i].0, to: at, label });
+                if unread[i].2 == 0 {
+                    unread.remove(i);
+                }
+            }
+        }
+    }
+    flows
+}
+
+/// Lesson 18's own demo as a transcript [`rows`] reads: its two
+/// conversations, each call on the lane of its descriptor (the client's is
+/// fd 5; the listener and the accepted socket are the server's), each
+/// followed by the segments its watcher then read, from the drawings at
+/// the end of the demo. The demo has one column for server and client, and
+/// reads its packet socket only after each conversation.
+fn watched(snapshot: &str) -> String {
+    let lines: Vec<&str> = snapshot.lines().collect();
+    let mut out = format!("---\n---\n---\nstep  {:<46}client\n", "server");
+    // The drawings, one per conversation: "|--- SYN seq 0 ---->|".
+    let mut drawings = Vec::new();
+    for line in &lines {
+        if line.contains("as the watcher saw it") {
+            drawings.push(Vec::new());
+        }
+        let number = drawings.len();
+        let Some(drawing) = drawings.last_mut() else { continue };
+        let arrow = line.trim().trim_start_matches('|').trim_end_matches('|');
+        let (way, rest) = match arrow.get(..4) {
+            Some("--- ") => ("client > server", &arrow[4..]),
+            Some("<-- ") => ("server > client", &arrow[4..]),
+            _ => continue,
+        };
+        let what = rest.trim_end_matches(['-', '>']).trim_end();
+        drawing.push(format!("      wire #{number} {way}  {what}"));
+    }
+    let mut drawings = drawings.into_iter();
+    let mut conversation = false;
+    for line in &lines {
+        if line.starts_with("-- ") {
+            conversation = true;
+            out += &format!("{line}\n");
+        } else if conversation && line.contains("recvfrom(fd 4") {
+            // The watcher's reads: the segments they returned, drawn.
+            out += "-- what the watcher read --\n";
+            for segment in drawings.next().unwrap_or_default() {
+                out += &format!("{segment}\n");
+            }
+            conversation = false;
+        } else if conversation && line.trim_start().starts_with('#') {
+            out += &format!("{line}\n"); // a note stays in its column
+        } else if conversation && line.len() > 6 {
+            let call = line[6..].trim_start();
+            let client = call.contains("fd 5");
+            let column = if client { CLIENT_COLUMN - 6 } else { 0 };
+            out += &format!("{}  {}{call}\n", &line[..4], " ".repeat(column));
+        }
+    }
+    out
+}
+
+/// Draws the rows of `snapshot`, then the `flows` found in them between
+/// the rows of their calls.
+fn draw(
+    title: &str,
+    snapshot: &str,
+    flows: impl Fn(&[Row]) -> Vec<Flow>,
+) -> String {
     let rows = rows(snapshot);
     // An arrow and its label need more room than a line of text.
     let tall = |row: &Row| match row {
@@ -131,8 +255,12 @@ pub fn svg(title: &str, snapshot: &str) -> String {
         );
     }
     let mut y = TOP - ROW;
+    // Where each row was drawn, and on which lane, for the flows.
+    let mut at = Vec::new();
     for row in &rows {
         y += tall(row);
+        let client = matches!(row, Row::Call { client: true, .. });
+        at.push((y, if client { CLIENT_X } else { SERVER_X }));
         match row {
             Row::Section(title) => {
                 let _ = writeln!(
@@ -183,6 +311,34 @@ pub fn svg(title: &str, snapshot: &str) -> String {
             }
         }
     }
+    let flows = flows(&rows);
+    if !flows.is_empty() {
+        let _ = writeln!(
+            w,
+            r##"<defs><marker id="bytes" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#2e7d32"/></marker></defs>"##
+        );
+    }
+    for flow in flows {
+        let ((y1, x1), (y2, x2)) = (at[flow.from], at[flow.to]);
+        let (y1, y2) = (y1 - 4, y2 - 4);
+        // Between the lanes; or, within one lane (a socketpair's two ends
+        // in one column), a bow out towards the middle.
+        let path = match x1 == x2 {
+            false => format!("M{x1},{y1} L{x2},{y2}"),
+            true => format!("M{x1},{y1} C{0},{y1} {0},{y2} {x2},{y2}", x1 + 60),
+        };
+        // The label a third of the way from the send, so that two sends
+        // read by one recv keep their labels apart.
+        let (lx, ly) = match x1 == x2 {
+            true => (x1 + 50, (y1 + y2) / 2),
+            false => ((2 * x1 + x2) / 3, (2 * y1 + y2) / 3 - 4),
+        };
+        let _ = writeln!(
+            w,
+            r##"<path d="{path}" fill="none" stroke="#2e7d32" stroke-width="1.5" marker-end="url(#bytes)"/><text x="{lx}" y="{ly}" text-anchor="middle" fill="#2e7d32">{}</text>"##,
+            escape(&flow.label)
+        );
+    }
     out.push_str("</svg>\n");
     out
 }
@@ -207,6 +363,28 @@ fn diagrams_are_drawn_from_the_wire_snapshots() {
             fs::write(&path, drawn).expect("write the diagram");
         } else {
             stale.push(path.display().to_string());
+        }
+    }
+    let snap = root().join("tests/snapshots/lesson_15__demo.snap");
+    let snapshot = fs::read_to_string(&snap).expect("read the snapshot");
+    let title = format!("Lesson {NO_WIRE}: the calls and the bytes");
+    let drawn = draw(&title, &snapshot, flows);
+    let path = root().join(format!("book/src/wire/lesson-{NO_WIRE:02}.svg"));
+    if fs::read_to_string(&path).ok().as_deref() != Some(drawn.as_str()) {
+        match update {
+            true => fs::write(&path, drawn).expect("write the diagram"),
+            false => stale.push(path.display().to_string()),
+        }
+    }
+    let snap = root().join("tests/snapshots/lesson_18__demo.snap");
+    let snapshot = fs::read_to_string(&snap).expect("read the snapshot");
+    let title = "Lesson 18: the calls, then the segments the watcher read";
+    let drawn = svg(title, &watched(&snapshot));
+    let path = root().join("book/src/wire/lesson-18.svg");
+    if fs::read_to_string(&path).ok().as_deref() != Some(drawn.as_str()) {
+        match update {
+            true => fs::write(&path, drawn).expect("write the diagram"),
+            false => stale.push(path.display().to_string()),
         }
     }
     assert!(

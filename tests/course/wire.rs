@@ -8,7 +8,8 @@
 //! program's one-line reason; they never pass without having looked.
 //! Cost: each test takes its demo's own time (lesson 2 0.1 s, 4 0.6 s, 6
 //! 0.3 s, 8 1.2 s: the SYN resent after 1 s, 9 3.6 s: keepalive's 1 s
-//! waits); they run in parallel, about 4 s of wall time in all.
+//! waits, 10 and 11 about 1.5 s each); they run in parallel, about 4 s of
+//! wall time in all.
 
 use crate::snapshot;
 use crate::support::{normalize, run, stdout_of};
@@ -274,4 +275,54 @@ fn lesson_18_beside_without_root_says_so_in_one_line() {
         "lesson-18: unshare CLONE_NEWNET: Operation not permitted \
          (os error 1): a network namespace of its own needs root\n"
     );
+}
+
+#[test]
+fn lesson_10_wire_b_waits_for_a_thread_then_is_answered_at_once() {
+    // The server's threads (and forked children) run paced under beside:
+    // each waits until its line is shown before its next call, so every
+    // segment lands before the line of the call that sent it.
+    let text = beside(10);
+    let mut part: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.contains("waiting threads cost"))
+        .collect();
+    let fork = section(&text, "one process per client");
+    // The timing's 200 short connections, which the transcript sums up in
+    // a note, are left out: only their segments come between these two.
+    let reaped = find(&fork, 0, "ECHILD: with SIG_IGN");
+    let timing = find(&fork, reaped, "short connections a process each");
+    assert!(fork[reaped + 1..timing].iter().all(|l| l.contains("wire #")));
+    part.extend(&fork[..=reaped]);
+    part.extend(&fork[timing..]);
+    // One thread: B's line is in the server's buffer at once, but its
+    // reply goes only once A's connection is closed.
+    let at = find(&part, 0, "wire #2 client > server  PSH+ACK");
+    assert!(part[at + 1].contains("send(fd 5, \"hello from B\\n\""));
+    before(&part, at, "close(fd 6) = 0", "wire #2 server > client  PSH+ACK");
+    // A thread each: B's reply goes before A has sent the rest of its line.
+    let at = find(&part, 0, "one thread per client");
+    let b = "#4 server > client  PSH+ACK";
+    before(&part, at, b, "#3 client > server  PSH+ACK  seq 6");
+    snapshot!("lesson_10__wire", part.join("\n") + "\n");
+}
+
+#[test]
+fn lesson_11_wire_d_refused_and_c_answered_after_ctrl_c() {
+    let text = beside(11);
+    let lines: Vec<&str> = text.lines().collect();
+    // D is over the limit: the server's one line, then its FIN.
+    let at = find(&lines, 0, "3 connections open, the limit: refused");
+    let reply = find(&lines, at, "wire #4 server > client  PSH+ACK");
+    assert!(lines[reply + 1].contains("\"error: server busy\\n\", MSG_"));
+    assert!(lines[reply + 2].contains("wire #4 server > client  FIN+ACK"));
+    // After Ctrl-C, A and B get a FIN; C, queued, is answered first.
+    let at = find(&lines, 0, "Ctrl-C: stop accepting");
+    before(
+        &lines,
+        at,
+        "wire #2 server > client  FIN",
+        "#3 server > client  PSH",
+    );
+    snapshot!("lesson_11__wire", text);
 }

@@ -11,7 +11,9 @@
 //!   returned, its segments are in the watcher's queue;
 //! - the demo waits after each line it prints until this program has read
 //!   that queue (`TRANSCRIPT_PACED_BY`), so no later call's segment is read
-//!   before the line.
+//!   before the line; and a server thread or forked child whose lines the
+//!   demo prints for it (lessons 10 and 11) waits after each call until
+//!   its line has been printed, so it cannot run ahead of its lines.
 //!
 //! What stays timing-dependent is what the kernel sends on a timer: a
 //! delayed ACK, a window update. `--steady` hides those pure ACKs (the

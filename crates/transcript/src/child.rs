@@ -23,6 +23,9 @@ thread_local! {
     /// In a child, where its narration goes (see [`crate::redirected`]).
     pub(crate) static PIPE: RefCell<Option<PipeWriter>> =
         const { RefCell::new(None) };
+    /// In a paced child (lesson 18's `beside`): where the parent says that
+    /// a piece of its narration has been shown.
+    static SHOWN: RefCell<Option<PipeReader>> = const { RefCell::new(None) };
 }
 
 /// Where [`Home::in_parent`] hands each child's narration: the demo's end
@@ -61,6 +64,10 @@ impl Home {
         // One byte, or the end of the pipe if the parent has gone.
         let _ = (&go).read(&mut [0u8]);
         PIPE.with(|p| *p.borrow_mut() = Some(writer));
+        if crate::pacing() {
+            // The same pipe then says when each line has been shown.
+            SHOWN.with(|s| *s.borrow_mut() = Some(go));
+        }
     }
 
     /// In the parent, once it has narrated its side of the `fork`: the
@@ -74,12 +81,13 @@ impl Home {
             return;
         };
         drop((writer, go));
+        let _ = told.write_all(b"!");
+        let shown = crate::pacing().then_some(told);
         if let Ok(children) = CHILDREN.lock()
             && let Some(children) = children.as_ref()
         {
-            let _ = children.send(ChildSaid(BufReader::new(reader)));
+            let _ = children.send(ChildSaid(BufReader::new(reader), shown));
         }
-        let _ = told.write_all(b"!");
     }
 }
 
@@ -93,17 +101,27 @@ pub fn children() -> Receiver<ChildSaid> {
     rx
 }
 
-/// One child's narration, as the parent reads it.
-pub struct ChildSaid(BufReader<PipeReader>);
+/// One child's narration, as the parent reads it, and, when paced, the
+/// pipe on which the parent says it has shown a piece.
+pub struct ChildSaid(BufReader<PipeReader>, Option<PipeWriter>);
 
 impl ChildSaid {
     /// The next piece of the child's narration; `None` once the child has
     /// exited (or closed the pipe) with nothing more to say.
     pub fn next_said(&mut self) -> Option<Said> {
         let mut line = String::new();
-        match self.0.read_line(&mut line) {
-            Ok(n) if n > 0 => from_line(line.trim_end_matches('\n')),
-            _ => None,
+        let said = match self.0.read_line(&mut line) {
+            Ok(n) if n > 0 => from_line(line.trim_end_matches('\n'))?,
+            _ => return None,
+        };
+        match self.1.as_ref().and_then(|shown| shown.try_clone().ok()) {
+            Some(mut shown) => Some(Said::Paced(
+                Box::new(said),
+                crate::Shown::new(move || {
+                    let _ = shown.write_all(b".");
+                }),
+            )),
+            None => Some(said),
         }
     }
 }
@@ -114,6 +132,12 @@ pub(crate) fn sent_home(said: Said) -> Option<Said> {
         Some(pipe) => {
             // The parent gone means nobody is listening: drop it.
             let _ = pipe.write_all((to_line(&said) + "\n").as_bytes());
+            // Paced: one byte once shown, or the end of the pipe.
+            SHOWN.with(|s| {
+                if let Some(shown) = s.borrow_mut().as_mut() {
+                    let _ = shown.read(&mut [0u8]);
+                }
+            });
             None
         }
         None => Some(said),
@@ -124,6 +148,7 @@ fn to_line(said: &Said) -> String {
     let f = FIELD;
     match said {
         Said::Note(column, text) => format!("N{f}{column}{f}{text}"),
+        Said::Paced(said, _) => to_line(said),
         Said::Call(c) => {
             let fd = c.fd.map_or("-".to_string(), |fd| fd.to_string());
             let ret = match &c.ret {

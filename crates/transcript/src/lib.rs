@@ -337,7 +337,17 @@ static TIMELINE: Mutex<Option<Timeline>> = Mutex::new(None);
 thread_local! {
     /// Where this thread's narration goes instead of the timeline.
     static OUTLET: RefCell<Option<Sender<Said>>> = const { RefCell::new(None) };
+    /// Whether this thread waits until each piece of its narration has
+    /// been shown: a [`narrated`] body, under `beside`.
+    static PACED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Whether this thread runs [`hushed`]: the bodies it starts are not
+    /// paced, as nobody shows what they say.
+    static HUSHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
+
+/// How long a paced thread waits for its narration to be shown at most: a
+/// demo that never shows a piece slows down, but does not hang.
+const PACED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One piece of narration a thread handed over instead of printing it (see
 /// [`redirect`]): the receiving thread prints it with [`Said::show`] when
@@ -348,6 +358,40 @@ pub enum Said {
     Call(Call),
     /// A line of commentary, in column `.0`.
     Note(usize, String),
+    /// Under lesson 18's `beside` ([`PACED_ENV`]): narration whose thread
+    /// (or forked child) waits until it has been shown, or dropped, before
+    /// its next call, so the segments that call sends come after this line.
+    Paced(Box<Said>, Shown),
+}
+
+/// Tells a paced thread or child that its narration has been shown (or
+/// will never be: dropped), so it may make its next call.
+pub struct Shown(Option<Box<dyn FnOnce() + Send>>);
+
+impl Shown {
+    pub(crate) fn new(then: impl FnOnce() + Send + 'static) -> Shown {
+        Shown(Some(Box::new(then)))
+    }
+}
+
+impl fmt::Debug for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Shown")
+    }
+}
+
+impl Drop for Shown {
+    fn drop(&mut self) {
+        if let Some(then) = self.0.take() {
+            then();
+        }
+    }
+}
+
+/// Whether the demo runs paced ([`PACED_ENV`]), beside a packet socket.
+pub(crate) fn pacing() -> bool {
+    static PACING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PACING.get_or_init(|| std::env::var_os(PACED_ENV).is_some())
 }
 
 impl Said {
@@ -356,6 +400,11 @@ impl Said {
         match self {
             Said::Call(call) => print_call(call),
             Said::Note(column, text) => print_note(column, &text),
+            // Shown, then the thread that said it goes on.
+            Said::Paced(said, shown) => {
+                said.show();
+                drop(shown);
+            }
         }
     }
 }
@@ -377,7 +426,9 @@ pub fn hushed<R>(f: impl FnOnce() -> R) -> R {
     // An outlet whose receiver is gone: what is sent to it is dropped.
     let (outlet, _) = std::sync::mpsc::channel();
     let before = OUTLET.with(|o| o.replace(Some(outlet)));
+    let was = HUSHED.with(|h| h.replace(true));
     let result = f();
+    HUSHED.with(|h| h.set(was));
     OUTLET.with(|o| *o.borrow_mut() = before);
     result
 }
@@ -395,6 +446,7 @@ static THREADS: Mutex<Option<Sender<Receiver<Said>>>> = Mutex::new(None);
 pub fn narrated<T>(
     body: impl FnOnce() -> T + Send,
 ) -> impl FnOnce() -> T + Send {
+    let paced = pacing() && !HUSHED.with(|h| h.get());
     let outlet = THREADS.lock().ok().and_then(|threads| {
         let threads = threads.as_ref().filter(|_| narrating())?;
         let (outlet, said) = channel();
@@ -404,6 +456,9 @@ pub fn narrated<T>(
     move || {
         if let Some(outlet) = outlet {
             redirect(outlet);
+            // Under `beside`, one call at a time: the packets of this
+            // thread's next call must not overtake the line of its last.
+            PACED.with(|p| p.set(paced));
         }
         body()
     }
@@ -434,6 +489,20 @@ fn redirected(said: Said) -> Option<Said> {
     // In a forked child (beside lesson 10), narration goes to the parent.
     let said = child::sent_home(said)?;
     OUTLET.with(|o| match &*o.borrow() {
+        Some(outlet) if PACED.with(|p| p.get()) => {
+            let (done, shown) = std::sync::mpsc::sync_channel(1);
+            let said = Said::Paced(
+                Box::new(said),
+                Shown::new(move || {
+                    let _ = done.send(());
+                }),
+            );
+            // Sent back unshown (the demo stopped listening): no wait.
+            if outlet.send(said).is_ok() {
+                let _ = shown.recv_timeout(PACED_WAIT);
+            }
+            None
+        }
         Some(outlet) => {
             // The receiver gone means the demo stopped listening: drop it.
             let _ = outlet.send(said);
@@ -735,5 +804,18 @@ mod tests {
             .args("SO_SNDBUF")
             .gave(&OptionValue(8192));
         assert_eq!(got.text(), "getsockopt(fd 4, SO_SNDBUF) = 0  (value 8192)");
+    }
+
+    #[test]
+    fn a_paced_thread_goes_on_once_its_narration_is_shown_or_dropped() {
+        let (done, shown) = std::sync::mpsc::channel();
+        let paced = |done: Sender<&'static str>, what| {
+            let said = Box::new(Said::Note(0, "x".into()));
+            Said::Paced(said, Shown::new(move || done.send(what).unwrap()))
+        };
+        // No transcript is alive here: showing prints nothing.
+        paced(done.clone(), "shown").show();
+        drop(paced(done, "dropped"));
+        assert_eq!(shown.try_iter().collect::<Vec<_>>(), ["shown", "dropped"]);
     }
 }
