@@ -673,10 +673,30 @@ fn can_use(shim: &std::path::Path, tool: &str) -> bool {
     works
 }
 
-/// A port nobody uses now: the kernel's choice for port 0.
+/// A port nobody uses now, below the ephemeral range. The steps stop and
+/// restart servers on it, leaving it free in between: a port the kernel
+/// hands out for port 0, or to a `connect`, could meanwhile become some
+/// other test's client port, and the restart would fail with
+/// `EADDRINUSE`. Ports below 32768 (`ip_local_port_range`, `man 7 ip`)
+/// are never given out that way; each call in this process takes the next.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Where this process starts, so that two test processes at once
+    // (`cargo test` and `just test N`) are unlikely to meet.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 600) as u16 * 20,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32_768, "no free port left below 32768");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Runs the "Try it yourself" steps of `chapter` (a file of book/src).
