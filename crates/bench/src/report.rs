@@ -1295,7 +1295,10 @@ impl Report {
                 .iter()
                 .filter_map(|s| {
                     let r = self.row(&s.key, most)?;
-                    Some(format!("{} {:.0} %", s.key, r.server_kernel_pct))
+                    // Not measured (a process per connection): left out.
+                    let pct =
+                        Some(r.server_kernel_pct).filter(|p| p.is_finite())?;
+                    Some(format!("{} {pct:.0} %", s.key))
                 })
                 .collect();
             found.push(format!(
