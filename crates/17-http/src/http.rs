@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use transcript::calendar::{civil_from_days, days_from_civil};
+
 /// The longest request line taken; a longer one is answered 414.
 pub const MAX_REQUEST_LINE: usize = 2048;
 
@@ -198,31 +200,16 @@ const MONTHS: [&str; 12] = [
     "Nov", "Dec",
 ];
 
-/// The date of a day counted from 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`): (year, month 1-12, day 1-31).
-fn civil(days: i64) -> (i64, usize, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month as usize, day)
-}
-
 /// An HTTP date, IMF-fixdate (RFC 9110 5.6.7): `Sun, 06 Dec 2026
 /// 04:41:04 GMT`, always 29 bytes.
 pub fn http_date(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
-    let (year, month, day) = civil(days);
+    let (year, month, day) = civil_from_days(days);
     let time = secs % 86_400;
     format!(
         "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
         DAYS[(days % 7) as usize],
-        MONTHS[month - 1],
+        MONTHS[month as usize - 1],
         time / 3600,
         time / 60 % 60,
         time % 60
@@ -253,14 +240,7 @@ pub fn parse_date(text: &str) -> Option<u64> {
     if !in_range || h > 23 || m > 59 || s > 60 {
         return None;
     }
-    // Days from 1970 to the first of the month, by the inverse of `civil`.
-    let (y, mo) =
-        if month < 2 { (year - 1, month + 10) } else { (year, month - 2) };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let doy = (153 * mo as i64 + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = days_from_civil(year, month as u32 + 1, day as u32);
     let secs = days * 86_400 + (h * 3600 + m * 60 + s) as i64;
     u64::try_from(secs).ok()
 }

@@ -418,7 +418,7 @@ impl Machine {
         let days = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() / 86_400) as i64;
-        let (y, m, d) = civil_date(days);
+        let (y, m, d) = transcript::calendar::civil_from_days(days);
         let busy_before = sample_busy.then(busy_share).flatten();
         Machine {
             date: format!("{y:04}-{m:02}-{d:02}"),
@@ -451,20 +451,6 @@ fn busy_share() -> Option<f64> {
     let (idle1, total1) = totals()?;
     let total = total1.checked_sub(total0).filter(|&t| t > 0)?;
     Some(100.0 * (1.0 - idle1.saturating_sub(idle0) as f64 / total as f64))
-}
-
-/// The calendar date `days` after 1970-01-01 (proleptic Gregorian; the
-/// algorithm from Howard Hinnant's `civil_from_days`).
-fn civil_date(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// A target the course sets for a server, checked against ratios to tokio
@@ -2092,13 +2078,6 @@ mod tests {
         assert_eq!(signed_percent(0.152), "+15 %");
         assert_eq!(signed_percent(-0.3), "-30 %");
         assert_eq!(signed_percent(-0.004), "+0 %");
-    }
-
-    #[test]
-    fn dates_are_counted_from_1970() {
-        assert_eq!(civil_date(0), (1970, 1, 1));
-        assert_eq!(civil_date(19_723), (2024, 1, 1));
-        assert_eq!(civil_date(19_782), (2024, 2, 29));
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! printed without a step number and recorded as nothing.
 
 pub mod args;
+pub mod calendar;
 pub mod check;
 pub mod child;
 pub mod cli;
