@@ -169,9 +169,8 @@ impl Conn {
             // Nothing kept from before: the whole lines that came are
             // their own replies, sent straight from `buf`. No copy, and
             // no allocation, for the common request.
-            let whole = whole_lines(rest);
-            let lines = rest[..whole].split(|&byte| byte == b'\n');
-            *shutdown_asked |= lines.clone().any(is_shutdown);
+            let (whole, shutdown) = whole_lines(rest);
+            *shutdown_asked |= shutdown;
             self.reply(&rest[..whole]);
             rest = &rest[whole..];
         }
@@ -217,16 +216,20 @@ impl Conn {
 }
 
 /// How many leading bytes of `bytes` are whole lines, none longer than
-/// `MAX_LINE`: the echo's reply to them is those same bytes.
-fn whole_lines(bytes: &[u8]) -> usize {
-    let mut whole = 0;
-    for (i, _) in bytes.iter().enumerate().filter(|(_, b)| **b == b'\n') {
-        if i - whole > MAX_LINE {
+/// `MAX_LINE` (the echo's reply to them is those same bytes), and whether
+/// one of them is `shutdown`. One pass: it runs for every request.
+fn whole_lines(bytes: &[u8]) -> (usize, bool) {
+    let (mut whole, mut shutdown) = (0, false);
+    for line in bytes.split_inclusive(|&byte| byte == b'\n') {
+        // The last piece may be a line not finished yet.
+        let Some(line) = line.strip_suffix(b"\n") else { break };
+        if line.len() > MAX_LINE {
             break;
         }
-        whole = i + 1;
+        shutdown |= is_shutdown(line);
+        whole += line.len() + 1;
     }
-    whole
+    (whole, shutdown)
 }
 // ANCHOR_END: keep
 

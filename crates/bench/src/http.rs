@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::load::{self, Get, Protocol, Stop};
 use crate::report::{self, LoadRow, Measured, median, range};
 use crate::server::{Server, ServerCmd};
-use crate::{Placement, SETUP_TIMEOUT, Subject};
+use crate::{Placement, SETUP_TIMEOUT, Subject, Timing};
 
 /// The reference every ratio of the HTTP row is taken against.
 pub const REFERENCE: &str = "hyper";
@@ -149,6 +149,8 @@ pub struct HttpReport {
     pub rounds: usize,
     pub seconds: f64,
     pub warmup: f64,
+    /// Turns each window was cut into (see `measure_in_turns`).
+    pub turns: usize,
     pub disturbed_above: f64,
     pub smoke: bool,
 }
@@ -159,16 +161,13 @@ fn row_key(server: &str, file: &str) -> String {
 
 /// Every round and server at every file and connection count, interleaved
 /// as the line servers are.
-#[allow(clippy::too_many_arguments)]
 pub fn measure_all(
     subjects: &[Subject],
     files: &[File],
     counts: &[usize],
     rounds: usize,
-    stop: Stop,
+    timing: Timing,
     placement: &Placement,
-    seconds: f64,
-    warmup: f64,
     disturbed_above: f64,
 ) -> HttpReport {
     // (key, connections, place in the round's order, figures)
@@ -181,9 +180,16 @@ pub fn measure_all(
                 // servers' rounds do.
                 let turn = round % order.len().max(1);
                 order.rotate_left(turn);
-                for (place, subject) in order.into_iter().enumerate() {
-                    let row = run_once(subject, file, conns, stop, placement)
-                        .map(|(row, _)| row);
+                let measured = crate::measure_in_turns(
+                    &order,
+                    conns,
+                    &file.protocol(),
+                    timing,
+                    placement,
+                );
+                for (place, (subject, row)) in
+                    order.into_iter().zip(measured).enumerate()
+                {
                     match &row {
                         Ok(r) => println!(
                             "round {}/{rounds}  {:<10} {:<5} {conns:>5} connections: {:>8.0} requests/s, {:.2} CPU µs/request, server CPU {:>3.0} %, generator CPU {:>3.0} %",
@@ -231,8 +237,9 @@ pub fn measure_all(
         subjects: subjects.to_vec(),
         rows,
         rounds,
-        seconds,
-        warmup,
+        seconds: timing.seconds,
+        warmup: timing.warmup,
+        turns: timing.turns,
         disturbed_above,
         smoke: false,
     }
@@ -291,6 +298,7 @@ pub fn smoke(
         rounds: 1,
         seconds: 0.0,
         warmup: 0.0,
+        turns: 1,
         disturbed_above: 0.15,
         smoke: true,
     };
@@ -457,8 +465,11 @@ impl HttpReport {
                 .to_string();
         }
         let mut text = format!(
-            "{} rounds of {} s (after {} s of warm-up) per point, each on a fresh server.",
-            self.rounds, self.seconds, self.warmup
+            "{} rounds of {} s (after {} s of warm-up) per point, {}, each on a fresh server.",
+            self.rounds,
+            self.seconds,
+            self.warmup,
+            report::in_turns(self.seconds, self.turns)
         );
         if self.rounds < usize::from(crate::DEFAULT_ROUNDS)
             || self.seconds < crate::DEFAULT_SECONDS
@@ -591,6 +602,7 @@ mod tests {
             rounds: 3,
             seconds: 2.0,
             warmup: 0.5,
+            turns: 8,
             disturbed_above: 0.15,
             smoke: false,
         };

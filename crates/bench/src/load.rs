@@ -394,6 +394,34 @@ pub struct Switches {
 }
 
 impl Run {
+    /// Adds a later turn of the same server to this run, as if its window
+    /// were one with the two windows' length: requests, ticks and
+    /// switches add up, latencies join, and any error stays.
+    pub fn absorb(&mut self, turn: Run) {
+        let add = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| a + b);
+        self.requests += turn.requests;
+        self.window += turn.window;
+        self.latencies_ns.extend(turn.latencies_ns);
+        self.server_ticks += turn.server_ticks;
+        self.server_system_ticks += turn.server_system_ticks;
+        self.own_ticks += turn.own_ticks;
+        self.server_core_idle_ticks =
+            add(self.server_core_idle_ticks, turn.server_core_idle_ticks);
+        self.verified += turn.verified;
+        self.errors += turn.errors;
+        let room = KEPT_ERRORS.saturating_sub(self.first_errors.len());
+        self.first_errors.extend(turn.first_errors.into_iter().take(room));
+        self.unanswered += turn.unanswered;
+        self.threads = self.threads.max(turn.threads);
+        self.other_ticks = add(self.other_ticks, turn.other_ticks);
+        let (ours, theirs) = (&mut self.server_switches, turn.server_switches);
+        ours.count += theirs.count;
+        ours.span += theirs.span;
+        ours.threads = theirs.threads;
+        ours.threads_gone += theirs.threads_gone;
+        ours.read_time = ours.read_time.max(theirs.read_time);
+    }
+
     fn fail(&mut self, conn: &mut Conn, epoll: &Epoll, what: String) {
         self.errors += 1;
         if self.first_errors.len() < KEPT_ERRORS {
@@ -880,6 +908,50 @@ pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turns_add_up_to_one_window() {
+        let turn =
+            |requests, ticks, idle: Option<u64>, error: Option<&str>| Run {
+                requests,
+                window: Duration::from_millis(250),
+                latencies_ns: vec![requests * 10],
+                server_ticks: ticks,
+                server_system_ticks: ticks / 2,
+                own_ticks: ticks + 1,
+                server_core_idle_ticks: idle,
+                verified: requests,
+                errors: u64::from(error.is_some()),
+                first_errors: error.into_iter().map(String::from).collect(),
+                threads: 1,
+                other_ticks: Some(1),
+                server_switches: Switches {
+                    count: 3,
+                    span: Duration::from_millis(260),
+                    threads: 2,
+                    threads_gone: 0,
+                    read_time: Duration::from_millis(requests),
+                },
+                ..Run::default()
+            };
+        let mut sum = turn(100, 20, Some(2), None);
+        sum.absorb(turn(300, 24, Some(1), Some("connection 3: no reply")));
+        assert_eq!(sum.requests, 400);
+        assert_eq!(sum.window, Duration::from_millis(500));
+        assert_eq!(sum.latencies_ns, [1000, 3000]);
+        assert_eq!((sum.server_ticks, sum.server_system_ticks), (44, 22));
+        assert_eq!(sum.own_ticks, 46);
+        assert_eq!(sum.server_core_idle_ticks, Some(3));
+        assert_eq!((sum.verified, sum.errors), (400, 1));
+        assert_eq!(sum.first_errors, ["connection 3: no reply"]);
+        assert_eq!(sum.other_ticks, Some(2));
+        assert_eq!(sum.server_switches.count, 6);
+        assert_eq!(sum.server_switches.span, Duration::from_millis(520));
+        assert_eq!(sum.server_switches.read_time, Duration::from_millis(300));
+        // A figure one turn could not read is unknown for the sum.
+        sum.absorb(turn(1, 1, None, None));
+        assert_eq!(sum.server_core_idle_ticks, None);
+    }
 
     #[test]
     fn a_request_is_one_64_byte_line_that_differs_per_connection_and_request() {

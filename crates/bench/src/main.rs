@@ -65,9 +65,14 @@ pub struct Placement {
 pub const DEFAULT_SECONDS: f64 = 2.0;
 pub const DEFAULT_WARMUP: f64 = 0.5;
 pub const DEFAULT_ROUNDS: u16 = 5;
+pub const DEFAULT_TURNS: u16 = 16;
 
 /// How long opening one connection and its first round trip may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
+/// Traffic before each later turn's window: the server has sat idle while
+/// the others took theirs, and the last turn's delayed ACKs (up to 40 ms,
+/// `man 7 tcp`) are still due.
+const TURN_SETTLE: f64 = 0.1;
 
 #[derive(Parser)]
 #[command(
@@ -91,6 +96,9 @@ struct Cli {
     /// A round is disturbed when tokio's requests/s or CPU µs/request in it is more than this many percent from tokio's median; disturbed rounds are marked, never dropped
     #[arg(long, default_value_t = 15.0)]
     disturbed_above: f64,
+    /// Cut each server's window into this many turns, taken in alternation with the other servers at the same connection count (1: one whole window after another)
+    #[arg(long, default_value_t = DEFAULT_TURNS, value_parser = clap::value_parser!(u16).range(1..))]
+    turns: u16,
     /// Connection counts to measure at
     #[arg(long, value_delimiter = ',', default_values_t = [1, 100, 1000])]
     connections: Vec<usize>,
@@ -265,6 +273,8 @@ fn run(cli: &Cli) -> Result<bool, String> {
     } else {
         cli.connections.iter().copied().max().unwrap_or(1)
     };
+    // Measured in turns, every server's connections are open at once.
+    let most = most * subjects.len();
     sys::raise_open_files(most as u64 + 256)?;
     let idle = match if cli.smoke { 100 } else { cli.idle } {
         0 => None,
@@ -298,19 +308,13 @@ fn run(cli: &Cli) -> Result<bool, String> {
     let lines_ok = !lines_wanted
         || measure_all(cli, &subjects, &placement, idle, &machine)?;
     if let Some((files, http_subjects)) = http_subjects {
-        let stop = Stop::Window {
-            warmup: Duration::from_secs_f64(cli.warmup),
-            measure: Duration::from_secs_f64(cli.seconds),
-        };
         let report = http::measure_all(
             &http_subjects,
             &files,
             &cli.connections,
             usize::from(cli.rounds),
-            stop,
+            Timing::of(cli),
             &placement,
-            cli.seconds,
-            cli.warmup,
             cli.disturbed_above / 100.0,
         );
         println!();
@@ -416,14 +420,23 @@ fn subjects(cli: &Cli) -> Result<Vec<Subject>, String> {
     }
     let server_args =
         || vec!["server".to_string(), "--addr".into(), "127.0.0.1:0".into()];
-    let mut subjects = vec![Subject {
-        key: "tokio".into(),
-        what: "tokio current_thread (reference)".into(),
-        cmd: ServerCmd { binary: tokio_echo, args: server_args() },
+    let reference = |key: &str, what: &str| Subject {
+        key: key.into(),
+        what: what.into(),
+        cmd: ServerCmd { binary: tokio_echo.clone(), args: server_args() },
         extra: Vec::new(),
         one_client_only: false,
         forks: false,
-    }];
+    };
+    let mut subjects = vec![
+        reference(report::REFERENCE, "tokio current_thread (reference)"),
+        // The same server measured as if it were another: how far from 1
+        // its ratios stray is how far the bench's noise alone moves one.
+        reference(
+            report::REFERENCE_AGAIN,
+            "the same tokio server again: the reference against itself",
+        ),
+    ];
 
     let root = workspace_root();
     let crates = fs::read_dir(root.join("crates"))
@@ -548,10 +561,6 @@ fn measure_all(
     machine: &report::Machine,
 ) -> Result<bool, String> {
     let started = Instant::now();
-    let stop = Stop::Window {
-        warmup: Duration::from_secs_f64(cli.warmup),
-        measure: Duration::from_secs_f64(cli.seconds),
-    };
     let rounds = usize::from(cli.rounds);
     // (round, key, connections, place in the round's order, figures)
     let mut samples = Vec::new();
@@ -569,8 +578,16 @@ fn measure_all(
             // to the same neighbour, so the order is no server's bias.
             let turn = round % order.len().max(1);
             order.rotate_left(turn);
-            for (place, subject) in order.into_iter().enumerate() {
-                let row = measure(subject, conns, stop, placement);
+            let measured = measure_in_turns(
+                &order,
+                conns,
+                &Protocol::Line,
+                Timing::of(cli),
+                placement,
+            );
+            for (place, (subject, row)) in
+                order.into_iter().zip(measured).enumerate()
+            {
                 match &row {
                     Ok(r) => println!(
                         "round {}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, {:.2} CPU µs/request, {:.2} server switches/request, server CPU {:>3.0} % (its core idle {}), generator CPU {:>3.0} %",
@@ -613,9 +630,9 @@ fn measure_all(
     }
     let mut idle_rows = Vec::new();
     if let Some(count) = idle {
-        for subject in
-            subjects.iter().filter(|s| !s.one_client_only && !s.forks)
-        {
+        for subject in subjects.iter().filter(|s| {
+            !s.one_client_only && !s.forks && s.key != report::REFERENCE_AGAIN
+        }) {
             let row = idle_memory(subject, count, placement);
             match &row.result {
                 Ok(_) => println!(
@@ -639,15 +656,21 @@ fn measure_all(
         idle_count: idle,
         seconds: cli.seconds,
         warmup: cli.warmup,
+        turns: usize::from(cli.turns),
         rounds,
         disturbed_above: cli.disturbed_above / 100.0,
         placement: placement.clone(),
         nice: cli.nice,
         smoke: false,
-        // Only a run with the same rounds and window is the same bench run
+        // Only a run with the same rounds, window and turns is the same bench run
         // twice; a short trial run says nothing about a full one.
-        previous: report::Previous::read(&cli.out.join("results.json"))
-            .filter(|p| p.rounds == rounds && p.seconds == cli.seconds),
+        previous: report::Previous::read(&cli.out.join("results.json")).filter(
+            |p| {
+                p.rounds == rounds
+                    && p.seconds == cli.seconds
+                    && p.turns == usize::from(cli.turns)
+            },
+        ),
     };
     println!();
     print!("{}", report.terminal());
@@ -675,30 +698,99 @@ fn probe(
     }
 }
 
-/// One server at one connection count, on a fresh server process.
-fn measure(
-    subject: &Subject,
-    conns: usize,
-    stop: Stop,
-    placement: &Placement,
-) -> Result<LoadRow, String> {
-    let mut server =
-        Server::start(&subject.command(conns), placement.server_cpu)?;
-    let mut clients =
-        load::connect_all(server.addr, conns, SETUP_TIMEOUT, &Protocol::Line)
-            .map_err(|err| format!("{err}{}", server.exit_note()))?;
-    let run = load::ping_pong(
-        &mut clients,
-        stop,
-        &probe(&server, subject, placement),
-        &placement.generator_cpus,
-    )?;
-    let note = server.exit_note();
-    drop(clients);
-    if !note.is_empty() {
-        return Err(format!("during the run{note}"));
+/// How each point is timed: the warm-up, the window, and the turns the
+/// window is cut into.
+#[derive(Clone, Copy)]
+pub struct Timing {
+    pub warmup: f64,
+    pub seconds: f64,
+    pub turns: usize,
+}
+
+impl Timing {
+    fn of(cli: &Cli) -> Timing {
+        Timing {
+            warmup: cli.warmup,
+            seconds: cli.seconds,
+            turns: usize::from(cli.turns),
+        }
     }
-    Ok(LoadRow::from_run(&run))
+}
+
+/// Every server in `order` at one connection count, each on a fresh
+/// process, all started at once and measured in turns: each server's
+/// window is cut into `timing.turns` short ones, and the servers take
+/// them in alternation. The machine's speed changes from one second to
+/// the next (other virtual machines on the same host); in short turns
+/// every server sees the same mix of fast and slow spells, and the ratios
+/// between them keep only what the servers themselves cost.
+pub fn measure_in_turns(
+    order: &[&Subject],
+    conns: usize,
+    protocol: &Protocol,
+    timing: Timing,
+    placement: &Placement,
+) -> Vec<Result<LoadRow, String>> {
+    let mut live: Vec<Result<(Server, Vec<load::Conn>), String>> = order
+        .iter()
+        .map(|subject| {
+            let mut server =
+                Server::start(&subject.command(conns), placement.server_cpu)?;
+            let clients =
+                load::connect_all(server.addr, conns, SETUP_TIMEOUT, protocol)
+                    .map_err(|err| format!("{err}{}", server.exit_note()))?;
+            Ok((server, clients))
+        })
+        .collect();
+    let mut runs: Vec<Option<Result<load::Run, String>>> =
+        order.iter().map(|_| None).collect();
+    let measure = Duration::from_secs_f64(timing.seconds / timing.turns as f64);
+    for turn in 0..timing.turns {
+        // Forward, then backward: on average every server sits at the same
+        // place in the sequence, and follows each of its neighbours.
+        let mut sequence: Vec<usize> = (0..order.len()).collect();
+        if turn % 2 == 1 {
+            sequence.reverse();
+        }
+        for i in sequence {
+            let Ok((server, clients)) = &mut live[i] else { continue };
+            if let Some(Err(_)) = runs[i] {
+                continue;
+            }
+            let warmup = if turn == 0 { timing.warmup } else { TURN_SETTLE };
+            let stop = Stop::Window {
+                warmup: Duration::from_secs_f64(warmup),
+                measure,
+            };
+            let run = load::ping_pong(
+                clients,
+                stop,
+                &probe(server, order[i], placement),
+                &placement.generator_cpus,
+            );
+            runs[i] = Some(match (runs[i].take(), run) {
+                (_, Err(err)) => Err(err),
+                (Some(Ok(mut sum)), Ok(run)) => {
+                    sum.absorb(run);
+                    Ok(sum)
+                }
+                (_, Ok(run)) => Ok(run),
+            });
+        }
+    }
+    live.into_iter()
+        .zip(runs)
+        .map(|(live, run)| {
+            let (mut server, clients) = live?;
+            let run = run.unwrap_or_else(|| Err("not measured".into()))?;
+            let note = server.exit_note();
+            drop(clients);
+            if !note.is_empty() {
+                return Err(format!("during the run{note}"));
+            }
+            Ok(LoadRow::from_run(&run))
+        })
+        .collect()
 }
 
 /// The server's resident memory before and after `count` connections that
@@ -832,6 +924,7 @@ fn smoke(
         idle_count: idle,
         seconds: 0.0,
         warmup: 0.0,
+        turns: 1,
         rounds: 1,
         disturbed_above: 0.15,
         placement: placement.clone(),

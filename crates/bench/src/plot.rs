@@ -15,6 +15,7 @@ const SIZE: (u32, u32) = (1100, 780);
 fn colour(key: &str) -> RGBColor {
     match key {
         "tokio" => RGBColor(0, 0, 0),
+        "tokio-again" => RGBColor(90, 90, 90),
         "lesson-02" => RGBColor(140, 140, 140),
         "lesson-10" => RGBColor(214, 39, 40),
         "lesson-10-fork" => RGBColor(255, 152, 150),
@@ -254,6 +255,7 @@ fn short_name(key: &str) -> String {
     let what = match key {
         // Short, so that six entries fit across the figure.
         "tokio" => "(reference)",
+        "tokio-again" => "(again)",
         "lesson-02" => "one client",
         "lesson-10" => "threads",
         "lesson-10-fork" => "fork",

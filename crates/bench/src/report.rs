@@ -13,6 +13,8 @@ use crate::sys::ticks_per_second;
 
 /// The reference every ratio is taken against.
 pub const REFERENCE: &str = "tokio";
+/// The reference, started and measured a second time as one more server.
+pub const REFERENCE_AGAIN: &str = "tokio-again";
 
 /// One figure of a round: requests/s, p99 µs...
 type Figure = fn(&LoadRow) -> f64;
@@ -276,6 +278,8 @@ pub struct Previous {
     pub date: String,
     pub rounds: usize,
     pub seconds: f64,
+    /// Turns each window was cut into; 1 for a run written before turns.
+    pub turns: usize,
     /// (server, connections, requests/s × tokio, CPU µs/request × tokio).
     pub ratios: Vec<(String, usize, f64, f64)>,
 }
@@ -307,6 +311,11 @@ impl Previous {
                 previous.rounds = after(line, "\"rounds\": ")?.parse().ok()?;
                 previous.seconds =
                     after(line, "{\"seconds\": ")?.parse().ok()?;
+                // A run written before the bench took turns had one each.
+                previous.turns = match after(line, "\"turns\": ") {
+                    Some(turns) => turns.parse().ok()?,
+                    None => 1,
+                };
             } else if line.contains("{\"server\": ")
                 && line.contains("\"median\": {")
             {
@@ -555,6 +564,14 @@ pub const SERVER_BOUND_CPU_PCT: f64 = 90.0;
 /// generator disturbs a run enough to say so.
 pub const OTHER_WORK_LIMIT_PCT: f64 = 10.0;
 
+/// How a window was cut: "in 8 turns of 0.25 s", or "in one piece".
+pub fn in_turns(seconds: f64, turns: usize) -> String {
+    match turns {
+        0 | 1 => "in one piece".to_string(),
+        n => format!("in {n} turns of {} s", seconds / n as f64),
+    }
+}
+
 pub struct Report {
     pub machine: Machine,
     pub subjects: Vec<Subject>,
@@ -563,6 +580,8 @@ pub struct Report {
     pub idle_count: Option<usize>,
     pub seconds: f64,
     pub warmup: f64,
+    /// Turns each window was cut into (see `measure_in_turns`).
+    pub turns: usize,
     pub rounds: usize,
     /// A round is disturbed when the reference's requests/s or CPU
     /// µs/request in it is further than this share from the reference's
@@ -902,8 +921,11 @@ impl Report {
             "a smoke run: a few hundred requests per server, checked for correctness; its timing means nothing".to_string()
         } else {
             format!(
-                "{} rounds; in each round every server is measured once at each connection count, back to back, each time on a fresh server process, {} s of warm-up then {} s measured, in an order that moves by one server from round to round; each figure is the median of the rounds, each × tokio the median of the rounds' ratios (the server's figure over tokio's in the same round), with the range of those ratios",
-                self.rounds, self.warmup, self.seconds
+                "{} rounds; in each round every server is measured once at each connection count, each time on a fresh server process, {} s of warm-up then {} s measured, {}, taken in alternation with the other servers at that count, in an order that moves by one server from round to round; each figure is the median of the rounds, each × tokio the median of the rounds' ratios (the server's figure over tokio's in the same round), with the range of those ratios",
+                self.rounds,
+                self.warmup,
+                self.seconds,
+                in_turns(self.seconds, self.turns)
             )
         };
         let nice =
@@ -1511,9 +1533,10 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  \"settings\": {{\"seconds\": {}, \"warmup_seconds\": {}, \"rounds\": {}, \"server_cpu\": {}, \"generator_cpus\": [{}], \"nice\": {}, \"request_bytes\": {}, \"smoke\": {}, \"order\": \"rotating\", \"disturbed_above_percent\": {}}},",
+            "  \"settings\": {{\"seconds\": {}, \"warmup_seconds\": {}, \"turns\": {}, \"rounds\": {}, \"server_cpu\": {}, \"generator_cpus\": [{}], \"nice\": {}, \"request_bytes\": {}, \"smoke\": {}, \"order\": \"rotating\", \"disturbed_above_percent\": {}}},",
             num(self.seconds),
             num(self.warmup),
+            self.turns,
             self.rounds,
             self.placement
                 .server_cpu
@@ -1854,6 +1877,7 @@ mod tests {
             idle_count: Some(10),
             seconds: 2.0,
             warmup: 0.5,
+            turns: 8,
             rounds: 1,
             disturbed_above: 0.15,
             placement: crate::Placement {
@@ -2049,6 +2073,10 @@ mod tests {
         let previous = Previous::parse(&before.json()).expect("parsed");
         assert_eq!(previous.rounds, 3);
         assert_eq!(previous.seconds, 2.0);
+        assert_eq!(previous.turns, 8);
+        // Results written before the bench took turns measured in one.
+        let older = before.json().replace("\"turns\": 8, ", "");
+        assert_eq!(Previous::parse(&older).expect("parsed").turns, 1);
         let (rps, cpu) = previous.ratios("lesson-13", 100).unwrap();
         assert_eq!((rps, cpu), (0.98, 1.02));
         assert_eq!(previous.ratios("tokio", 100), Some((1.0, 1.0)));
