@@ -70,8 +70,9 @@ pub const DEFAULT_TURNS: u16 = 16;
 /// How long opening one connection and its first round trip may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Traffic before each later turn's window: the server has sat idle while
-/// the others took theirs, and the last turn's delayed ACKs (up to 40 ms,
-/// `man 7 tcp`) are still due.
+/// the others took theirs, and the ACKs the clients delayed at the end of
+/// the last turn (by 40 ms at the least, Linux's shortest delay) are still
+/// due.
 const TURN_SETTLE: f64 = 0.1;
 
 #[derive(Parser)]
