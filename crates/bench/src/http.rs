@@ -447,10 +447,11 @@ impl HttpReport {
                     }
                     // Below 100 %: the server waited for requests, so the
                     // generator (or other work) set the pace.
-                    row.push(format!(
-                        "{} %",
-                        figure(f.median.server_cpu_pct, 0)
-                    ));
+                    let cpu = f.median.server_cpu_pct;
+                    row.push(match cpu.is_finite() {
+                        true => format!("{} %", figure(cpu, 0)),
+                        false => "–".to_string(),
+                    });
                     cells.push(row);
                 }
             }
@@ -611,7 +612,7 @@ mod tests {
             report.round_ratios("lesson-17", "small", 1, |r| r.requests_per_s);
         assert_eq!(ratios, [2.0, 2.0, 0.5]);
         let md = report.markdown();
-        assert!(md.contains("| /SUMMARY.md (1395 bytes) | 1 | lesson-17 | 100 | 50–200 | 10.00 | 5.00–20.00 | 2.00 | 0.50–2.00 | 0.50 | 0.50–2.00 | 0 % |"), "{md}");
+        assert!(md.contains("| /SUMMARY.md (1395 bytes) | 1 | lesson-17 | 100 | 50–200 | 10.00 | 5.00–20.00 | 2.00 | 0.50–2.00 | 0.50 | 0.50–2.00 | – |"), "{md}");
         assert!(md.contains("**A short run**"), "{md}");
         // hyper's second round is half its median: disturbed, and said so.
         assert!(md.contains("small at 1 connections: 1"), "{md}");

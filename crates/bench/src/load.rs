@@ -638,8 +638,11 @@ pub fn ping_pong(
             (Some(a), Some(b)) => Some(b.saturating_sub(a)),
             _ => None,
         };
-    // What kept those CPUs busy besides the server and the generator.
+    // What kept those CPUs busy besides the server and the generator. A
+    // process-per-connection server's time is not read, so its children's
+    // would count as other work: unknown.
     run.other_ticks = match (t0.bench_cores_busy, t1.bench_cores_busy) {
+        _ if probe.forks => None,
         (Some(a), Some(b)) => Some(
             b.saturating_sub(a)
                 .saturating_sub(run.server_ticks + run.own_ticks),

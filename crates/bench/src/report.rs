@@ -93,8 +93,13 @@ impl LoadRow {
             server_threads: run.server_switches.threads,
             server_threads_gone: run.server_switches.threads_gone,
             switch_read_ms: run.server_switches.read_time.as_secs_f64() * 1e3,
-            server_cpu_pct: run.server_ticks as f64 * tick_us / 1e6 / seconds
-                * 100.0,
+            // No tick at all: not read (a process per connection) or below
+            // what the clock can tell, not an idle server.
+            server_cpu_pct: if run.server_ticks == 0 {
+                f64::NAN
+            } else {
+                run.server_ticks as f64 * tick_us / 1e6 / seconds * 100.0
+            },
             server_kernel_pct: if run.server_ticks == 0 {
                 f64::NAN
             } else {
@@ -359,6 +364,9 @@ struct Change<'a> {
 
 /// A share as a signed whole percentage: `+2 %`, `-15 %`, `+0 %`.
 fn signed_percent(share: f64) -> String {
+    if !share.is_finite() {
+        return "–".to_string();
+    }
     // Adding 0.0 turns a -0 (a small negative share rounded) into +0.
     format!("{:+.0} %", (share * 100.0).round() + 0.0)
 }
@@ -477,6 +485,15 @@ enum Metric {
     RequestsRatio,
     CpuRatio,
     IdleBytes,
+}
+
+/// The course's target for `key`'s bytes per idle connection, if it has
+/// one (the plot draws it as a line).
+pub fn idle_target(key: &str) -> Option<f64> {
+    TARGETS
+        .iter()
+        .find(|t| t.key == key && matches!(t.metric, Metric::IdleBytes))
+        .map(|t| t.bound)
 }
 
 const TARGETS: &[Target] = &[
@@ -949,8 +966,17 @@ impl Report {
             "A round is disturbed when tokio's requests/s or CPU µs/request in it is more than {:.0} % from tokio's median at that connection count",
             self.disturbed_above * 100.0
         );
+        // A round measures tokio once at each connection count.
+        let counts = all / self.rounds.max(1);
+        let of = match counts {
+            1 => format!("{all} measurements of tokio (one a round)"),
+            _ => format!(
+                "{all} measurements of tokio ({} at each of {counts} connection counts)",
+                self.rounds
+            ),
+        };
         if found.is_empty() {
-            return format!("{rule}: none of the {all} rounds was.");
+            return format!("{rule}: none of the {of} was.");
         }
         let which: Vec<String> = found
             .iter()
@@ -963,8 +989,9 @@ impl Report {
             })
             .collect();
         format!(
-            "{rule}: {} of the {all} rounds were: {}. They stay in every median and range, and are marked in the rounds table and the plot.",
+            "{rule}: {} of the {of} {}: {}. Their rounds stay in every median and range, and are marked in the rounds table and the plot.",
             found.len(),
+            if found.len() == 1 { "was" } else { "were" },
             which.join(", ")
         )
     }
@@ -1047,7 +1074,8 @@ impl Report {
     /// The figures that say whether the server set the pace of its run.
     fn limit_cells(&self) -> Vec<Vec<String>> {
         let pct = |p: Option<f64>| {
-            p.map_or("–".to_string(), |p| format!("{p:.0} %"))
+            p.filter(|p| p.is_finite())
+                .map_or("–".to_string(), |p| format!("{p:.0} %"))
         };
         self.rows
             .iter()
@@ -1376,7 +1404,10 @@ impl Report {
         let _ = writeln!(out, "{}\n", self.conditions());
         let _ = writeln!(out, "{}\n", self.disturbed_summary());
         out.push_str(&text_table(&Self::LOAD_HEAD, &self.load_cells()));
-        let _ = writeln!(out, "\nIs the server the limit? (medians)\n");
+        let _ = writeln!(
+            out,
+            "\nWhat held each run back (medians of the rounds)\n"
+        );
         out.push_str(&text_table(&Self::LIMIT_HEAD, &self.limit_cells()));
         let _ = writeln!(
             out,
@@ -2005,7 +2036,11 @@ mod tests {
         assert_eq!((found.len(), all), (1, 5));
         assert_eq!((found[0].0, found[0].1), (2, 100));
         let summary = report.disturbed_summary();
-        assert!(summary.contains("1 of the 5 rounds were"), "{summary}");
+        assert!(
+            summary
+                .contains("1 of the 5 measurements of tokio (one a round) was"),
+            "{summary}"
+        );
         assert!(summary.contains("round 2 at 100 connections"), "{summary}");
         // Still in the median and the ranges, and marked in the table.
         let figures = report.figures("lesson-13", 100).unwrap();
