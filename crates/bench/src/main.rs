@@ -591,13 +591,13 @@ fn measure_all(
             {
                 match &row {
                     Ok(r) => println!(
-                        "round {}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, {:.2} CPU µs/request, {:.2} server switches/request, server CPU {:>3.0} % (its core idle {}), generator CPU {:>3.0} %",
+                        "round {}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, {} CPU µs/request, {:.2} server switches/request, server CPU {} (its core idle {}), generator CPU {:>3.0} %",
                         round + 1,
                         subject.key,
                         r.requests_per_s,
-                        r.cpu_us_per_request,
+                        known(r.cpu_us_per_request, |v| format!("{v:.2}")),
                         r.switches_per_request,
-                        r.server_cpu_pct,
+                        known(r.server_cpu_pct, |p| format!("{p:>3.0} %")),
                         r.server_core_idle_pct
                             .map_or("–".to_string(), |p| format!("{p:.0} %")),
                         r.generator_cpu_pct
@@ -697,6 +697,12 @@ fn probe(
         server_cpu: placement.server_cpu,
         generator_cpus: placement.generator_cpus.clone(),
     }
+}
+
+/// A figure for the terminal, or "–" when it could not be read (the
+/// process-per-connection server's CPU time).
+fn known(value: f64, show: impl Fn(f64) -> String) -> String {
+    if value.is_finite() { show(value) } else { "–".to_string() }
 }
 
 /// How each point is timed: the warm-up, the window, and the turns the
