@@ -536,7 +536,8 @@ impl HttpReport {
                 row[0], row[1], row[2], row[3], row[5], row[7], row[9]
             );
         }
-        out
+        // The Markdown's bold marks mean nothing in a terminal.
+        out.replace("**", "")
     }
 
     pub fn write(&self, dir: &Path) -> Result<PathBuf, String> {

@@ -798,8 +798,12 @@ impl Report {
                         }
                         Metric::IdleBytes => self.idle(t.key),
                     };
-                    value.ok_or_else(|| {
-                        "not measured: see the tables".to_string()
+                    value.ok_or_else(|| match t.metric {
+                        Metric::IdleBytes if self.idle_count.is_none() => {
+                            "not measured: the run skipped the idle connections (--idle 0)"
+                                .to_string()
+                        }
+                        _ => "not measured: see the tables".to_string(),
                     })
                 };
                 let met = measured.as_ref().is_ok_and(|&v| {
@@ -1262,9 +1266,11 @@ impl Report {
         let mut found = Vec::new();
         let counts = self.counts();
         // How far undisturbed rounds of one server strayed from its median:
-        // the noise of this machine, round to round.
+        // the noise of this machine, round to round. A single undisturbed
+        // round at a count is no spread at all, so it says nothing.
         let calm: Vec<f64> = counts
             .iter()
+            .filter(|&&n| self.disturbed(n).iter().filter(|b| !**b).count() > 1)
             .flat_map(|&n| {
                 self.offsets(n)
                     .into_iter()
@@ -1280,6 +1286,11 @@ impl Report {
                 "tokio's undisturbed rounds were within {:.0} % of its medians (requests/s and CPU µs/request, at every connection count): two rounds of one server can differ by that much with nothing changed",
                 most * 100.0
             ));
+        } else if !self.smoke && self.rounds > 1 {
+            found.push(
+                "too few of tokio's rounds were undisturbed to tell how far rounds of one server differ on this machine"
+                    .to_string(),
+            );
         }
         for key in self.others() {
             for (what, value) in [
@@ -1449,7 +1460,8 @@ impl Report {
         for line in self.findings() {
             let _ = writeln!(out, "  - {line}");
         }
-        out
+        // The Markdown's bold marks mean nothing in a terminal.
+        out.replace("**", "")
     }
 
     /// results.md, which the book's benchmark appendix includes.
@@ -2042,6 +2054,10 @@ mod tests {
             "{summary}"
         );
         assert!(summary.contains("round 2 at 100 connections"), "{summary}");
+        // The terminal says it too, without the Markdown's bold marks.
+        let terminal = report.terminal();
+        assert!(terminal.contains("disturbed: "), "{terminal}");
+        assert!(!terminal.contains("**"), "{terminal}");
         // Still in the median and the ranges, and marked in the table.
         let figures = report.figures("lesson-13", 100).unwrap();
         assert_eq!(figures.rounds.len(), 5);
@@ -2099,6 +2115,22 @@ mod tests {
         assert!(cpu.contains("100 connections"), "{cpu}");
         // Requests/s 10 % off, CPU µs/request 1/0.9 - 1 = 11 % off.
         assert!(findings[0].contains("within 11 % of its medians"));
+    }
+
+    #[test]
+    fn one_undisturbed_round_is_no_measure_of_the_noise() {
+        // Four of five rounds of tokio are half or one and a half times
+        // its median: only the median's own round is undisturbed.
+        let report = rounds_report(
+            &[100.0, 50.0, 150.0, 50.0, 150.0],
+            &[100.0, 50.0, 150.0, 50.0, 150.0],
+        );
+        let findings = report.findings();
+        assert!(
+            findings[0].starts_with("too few of tokio's rounds"),
+            "{findings:?}"
+        );
+        assert!(!findings.iter().any(|f| f.contains("within 0 %")));
     }
 
     #[test]
