@@ -348,15 +348,17 @@ fn idle_panel(
         [(-0.5, height(goal)), (n - 0.5, height(goal))],
         target.stroke_width(1),
     ))?;
-    let left = TextStyle::from(("sans-serif", 12))
+    // Named in the top right corner, clear of the bars and their names
+    // (at the line itself the name ran across the first bars).
+    let right = TextStyle::from(("sans-serif", 12))
         .color(&target)
-        .pos(Pos::new(HPos::Left, VPos::Bottom));
+        .pos(Pos::new(HPos::Right, VPos::Top));
     chart.draw_series(std::iter::once(
-        EmptyElement::at((-0.5, height(goal)))
+        EmptyElement::at((n - 0.5, top))
             + Text::new(
-                format!("epoll lesson's target: {goal:.0} B"),
-                (4, -3),
-                left,
+                format!("green line: the epoll lesson's target, {goal:.0} B"),
+                (-4, 4),
+                right,
             ),
     ))?;
     Ok(())
