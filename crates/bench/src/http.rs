@@ -447,11 +447,7 @@ impl HttpReport {
                     }
                     // Below 100 %: the server waited for requests, so the
                     // generator (or other work) set the pace.
-                    let cpu = f.median.server_cpu_pct;
-                    row.push(match cpu.is_finite() {
-                        true => format!("{} %", figure(cpu, 0)),
-                        false => "–".to_string(),
-                    });
+                    row.push(report::percent(f.median.server_cpu_pct));
                     cells.push(row);
                 }
             }

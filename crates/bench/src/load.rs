@@ -610,18 +610,10 @@ pub fn ping_pong(
         (opened, closed, switch_reads, runs)
     });
     let mut run = Run { threads: runs.len(), ..Run::default() };
+    // The threads' requests, latencies and errors add up as turns do;
+    // everything read from /proc is set below, for the whole run.
     for part in runs {
-        let part = part?;
-        run.requests += part.requests;
-        run.latencies_ns.extend(part.latencies_ns);
-        run.verified += part.verified;
-        run.errors += part.errors;
-        run.unanswered += part.unanswered;
-        for error in part.first_errors {
-            if run.first_errors.len() < KEPT_ERRORS {
-                run.first_errors.push(error);
-            }
-        }
+        run.absorb(part?);
     }
     let (t0, t1) = (opened?, closed?);
     // A timed run counts the requests answered in its planned window,

@@ -149,6 +149,16 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// Whether its memory per idle connection is measured: not for a
+    /// server of one client at a time, nor a process per connection (see
+    /// the fields), nor tokio's second run, which would only repeat the
+    /// reference's figure.
+    pub fn measures_idle(&self) -> bool {
+        !self.one_client_only
+            && !self.forks
+            && self.key != report::REFERENCE_AGAIN
+    }
+
     /// The command for a run with `conns` connections.
     pub fn command(&self, conns: usize) -> ServerCmd {
         let mut cmd = self.cmd.clone();
@@ -591,13 +601,13 @@ fn measure_all(
             {
                 match &row {
                     Ok(r) => println!(
-                        "round {}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, {} CPU µs/request, {:.2} server switches/request, server CPU {} (its core idle {}), generator CPU {:>3.0} %",
+                        "round {}/{rounds}  {:<10} {conns:>5} connections: {:>8.0} requests/s, {} CPU µs/request, {:.2} server switches/request, server CPU {:>5} (its core idle {}), generator CPU {:>3.0} %",
                         round + 1,
                         subject.key,
                         r.requests_per_s,
-                        known(r.cpu_us_per_request, |v| format!("{v:.2}")),
+                        report::figure(r.cpu_us_per_request),
                         r.switches_per_request,
-                        known(r.server_cpu_pct, |p| format!("{p:>3.0} %")),
+                        report::percent(r.server_cpu_pct),
                         r.server_core_idle_pct
                             .map_or("–".to_string(), |p| format!("{p:.0} %")),
                         r.generator_cpu_pct
@@ -631,9 +641,7 @@ fn measure_all(
     }
     let mut idle_rows = Vec::new();
     if let Some(count) = idle {
-        for subject in subjects.iter().filter(|s| {
-            !s.one_client_only && !s.forks && s.key != report::REFERENCE_AGAIN
-        }) {
+        for subject in subjects.iter().filter(|s| s.measures_idle()) {
             let row = idle_memory(subject, count, placement);
             match &row.result {
                 Ok(_) => println!(
@@ -697,12 +705,6 @@ fn probe(
         server_cpu: placement.server_cpu,
         generator_cpus: placement.generator_cpus.clone(),
     }
-}
-
-/// A figure for the terminal, or "–" when it could not be read (the
-/// process-per-connection server's CPU time).
-fn known(value: f64, show: impl Fn(f64) -> String) -> String {
-    if value.is_finite() { show(value) } else { "–".to_string() }
 }
 
 /// How each point is timed: the warm-up, the window, and the turns the
@@ -902,9 +904,7 @@ fn smoke(
                 }
             }
         }
-        if let (Some(count), false) =
-            (idle, subject.one_client_only || subject.forks)
-        {
+        if let (Some(count), true) = (idle, subject.measures_idle()) {
             let row = idle_memory(subject, count, placement);
             if let Err(err) = &row.result {
                 println!(

@@ -556,8 +556,14 @@ const TARGETS: &[Target] = &[
 ];
 
 /// A figure with two decimals, or "–" where it was not measured.
-fn figure(value: f64) -> String {
+pub fn figure(value: f64) -> String {
     if value.is_finite() { format!("{value:.2}") } else { "–".to_string() }
+}
+
+/// A share in whole per cent, or "–" when it could not be read (the
+/// process-per-connection server's CPU time).
+pub fn percent(value: f64) -> String {
+    if value.is_finite() { format!("{value:.0} %") } else { "–".to_string() }
 }
 
 /// One target and how it came out.
@@ -1077,10 +1083,7 @@ impl Report {
 
     /// The figures that say whether the server set the pace of its run.
     fn limit_cells(&self) -> Vec<Vec<String>> {
-        let pct = |p: Option<f64>| {
-            p.filter(|p| p.is_finite())
-                .map_or("–".to_string(), |p| format!("{p:.0} %"))
-        };
+        let pct = |p: Option<f64>| percent(p.unwrap_or(f64::NAN));
         self.rows
             .iter()
             .filter_map(|row| {
